@@ -1,0 +1,151 @@
+//! Command-line flags (clap derive). The only place argv is defined.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// seal: a content-addressed build engine for Kubernetes cluster images.
+///
+/// `seal build` turns a Kubefile into an OCI cluster image, caching every step by the hash of its
+/// content: a rebuild with nothing changed executes nothing, and a rebuild after one edit redoes
+/// only what the edit reaches.
+#[derive(Debug, Parser)]
+#[command(name = "seal", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Store directory [default: $SEAL_ROOT, else /var/lib/seal for root, else $XDG_DATA_HOME/seal]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a cluster image from a Kubefile and a build context
+    Build(BuildArgs),
+    /// List the images in the store
+    Images(ImagesArgs),
+    /// Show an image's manifest digest, config, layers and history as JSON
+    Inspect(InspectArgs),
+    /// Write an image to an OCI archive (oci-layout, index.json, blobs/)
+    Save(SaveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Kubefile [default: PATH/Kubefile]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Name of the image, e.g. `kubernetes:v1.19.8` (stored as docker.io/sealerio/kubernetes:v1.19.8)
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tag: String,
+
+    /// Set a build-time variable declared with ARG; `NAME` alone takes the value from the environment
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+
+    /// Do not use cached results: re-run every step (results are still stored for later builds)
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Progress output: a live view on terminals, plain lines, or one JSON event per line
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+
+    /// Run at most N steps at once [default: number of CPU cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallelism: Option<u16>,
+
+    /// Print the LLB Definition the Kubefile lowers to, as JSON, and exit without building
+    #[arg(long)]
+    pub print_llb: bool,
+
+    /// Layer compression
+    #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
+    pub compression: CompressionArg,
+
+    /// Who executes RUN: host tools (lite), an isolated container, or remote hosts (cloud)
+    #[arg(short = 'm', long, value_enum, default_value_t = ModeArg::Lite)]
+    pub mode: ModeArg,
+
+    /// The build context: the directory COPY sources are relative to
+    #[arg(value_name = "PATH")]
+    pub context: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// tty when stderr is a terminal, plain otherwise
+    Auto,
+    /// a live view that redraws in place
+    Tty,
+    /// one line per event: `#N [2/5] COPY dir2 data`, `#N CACHED`, `#N DONE 0.12s`
+    Plain,
+    /// one JSON object per event and line
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Lite,
+    Container,
+    Cloud,
+}
+
+impl ModeArg {
+    /// The name recorded in the image.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeArg::Lite => "lite",
+            ModeArg::Container => "container",
+            ModeArg::Cloud => "cloud",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image name
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Output file
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Image name
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

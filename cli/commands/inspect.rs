@@ -1,0 +1,35 @@
+//! `seal inspect`: an image as JSON — manifest digest first, then config, layers, history.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::args::InspectArgs;
+use crate::commands::{image_name, open_existing_store};
+use crate::failure::Failure;
+
+/// Run `seal inspect`.
+pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
+    let name = image_name(&args.name)?;
+    let store = open_existing_store(root)?;
+    let record = store.image(&name)?.ok_or_else(|| anyhow::anyhow!("no image named {name} in the store"))?;
+    let manifest = store.manifest(&record.manifest).context("reading the manifest")?;
+    let config = store.config(&manifest.config.digest).context("reading the config")?;
+    let layers: Vec<serde_json::Value> = manifest
+        .layers
+        .iter()
+        .zip(config.rootfs.diff_ids.iter())
+        .map(|(l, diff_id)| serde_json::json!({ "digest": l.digest, "diffID": diff_id, "size": l.size, "mediaType": l.media_type }))
+        .collect();
+    let out = serde_json::json!({
+        "digest": record.manifest,
+        "name": name.to_string(),
+        "config": config,
+        "configDigest": manifest.config.digest,
+        "layers": layers,
+        "history": config.history,
+        "annotations": manifest.annotations,
+    });
+    println!("{}", serde_json::to_string_pretty(&out).context("encoding JSON")?);
+    Ok(())
+}

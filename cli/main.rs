@@ -1,0 +1,45 @@
+//! The `seal` binary: argv, dispatch to one file per command, exit codes.
+//!
+//! Only this crate parses argv, prints, or picks exit codes (STYLE.md).
+
+mod args;
+mod commands;
+mod failure;
+mod progress;
+mod root;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use failure::Failure;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEAL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let root = root::store_root(cli.root);
+    let result: Result<(), Failure> = match cli.command {
+        Command::Build(a) => commands::build::run(&root, a),
+        Command::Images(a) => commands::images::run(&root, a),
+        Command::Inspect(a) => commands::inspect::run(&root, a),
+        Command::Save(a) => commands::save::run(&root, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

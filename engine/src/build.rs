@@ -1,0 +1,117 @@
+//! One build: check the sources, solve the Definition, export the image.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use seal_solver::{solve, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions};
+use seal_store::{Reference, Store};
+
+use crate::cache::StoreCache;
+use crate::context;
+use crate::export::{export, Exported};
+use crate::ignore::IgnoreMatcher;
+use crate::image_spec::ImageSpec;
+use crate::llb::{Definition, Op, SourceOp};
+use crate::output::Output;
+use crate::vertex::{ExecEnv, OpVertex};
+use crate::EngineError;
+
+/// Everything one build needs.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub definition: Definition,
+    pub image: ImageSpec,
+    pub context_dir: PathBuf,
+    pub name: Reference,
+    pub options: SolveOptions,
+    /// Recorded in the image metadata.
+    pub seal_version: String,
+}
+
+/// What a successful build did.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub exported: Exported,
+    /// Per Definition node: how its result was obtained (`None`: not needed).
+    pub status: Vec<Option<NodeStatus>>,
+    /// Context files whose content was read.
+    pub files_hashed: usize,
+}
+
+/// A failed build: the error and the Definition node it came from (for the Kubefile span).
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct BuildError {
+    pub node: Option<usize>,
+    #[source]
+    pub source: EngineError,
+}
+
+impl From<EngineError> for BuildError {
+    fn from(source: EngineError) -> BuildError {
+        BuildError { node: None, source }
+    }
+}
+
+/// Check every COPY source of `definition` against the context without reading content, so a
+/// missing file fails before the store is opened.
+pub fn validate_sources(definition: &Definition, context_dir: &Path) -> Result<(), BuildError> {
+    for (i, node) in definition.nodes.iter().enumerate() {
+        if let Op::Source(SourceOp::Local { include, exclude }) = &node.op {
+            let at = |source| BuildError { node: Some(consumer(definition, i)), source };
+            let ignore = IgnoreMatcher::new(exclude).map_err(at)?;
+            context::validate(context_dir, include, &ignore).map_err(at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Solve `request.definition` against `store` and export the image under `request.name`.
+/// Progress events carry Definition node indices.
+pub async fn build(store: Arc<Store>, request: BuildRequest, progress: Option<ProgressSender>) -> Result<BuildReport, BuildError> {
+    let def = &request.definition;
+    let env = Arc::new(ExecEnv { store: store.clone(), context_dir: request.context_dir.clone() });
+    let mut graph = GraphBuilder::new();
+    for (i, node) in def.nodes.iter().enumerate() {
+        let inputs: Vec<NodeId> = node.inputs.iter().map(|&n| NodeId(n as u32)).collect();
+        let id = graph.add(OpVertex { node: node.clone(), env: env.clone() }, &inputs);
+        if id != NodeId(i as u32) {
+            return Err(EngineError::Internal("the Definition has duplicate nodes".into()).into());
+        }
+    }
+    let graph = graph.build();
+    let cache = Arc::new(StoreCache { store: store.clone() });
+    let root = NodeId(def.output as u32);
+    let solved = solve(&graph, &[root], cache, &request.options, progress).await.map_err(|e| match e {
+        SolveError::Exec { node, source } | SolveError::Cache { node, source } => {
+            let index = node.0 as usize;
+            // A context scan fails on behalf of the COPY that reads it.
+            let index = if matches!(def.nodes.get(index).map(|n| &n.op), Some(Op::Source(SourceOp::Local { .. }))) {
+                consumer(def, index)
+            } else {
+                index
+            };
+            BuildError { node: Some(index), source }
+        }
+        SolveError::Panicked(msg) => EngineError::Internal(msg).into(),
+    })?;
+    let Some(Output::Layers(chain)) = solved.outputs.get(&root) else {
+        return Err(EngineError::Internal("the build's result is not a rootfs".into()).into());
+    };
+    let files_hashed = solved
+        .outputs
+        .values()
+        .map(|o| match o {
+            Output::Context(sel) => sel.files_hashed,
+            Output::Layers(_) => 0,
+        })
+        .sum();
+    let exported = export(&store, chain, &request.image, &request.name, &request.seal_version)?;
+    let status = (0..def.nodes.len()).map(|i| solved.status.get(&NodeId(i as u32)).copied()).collect();
+    Ok(BuildReport { exported, status, files_hashed })
+}
+
+/// The first node that reads node `i` (where a context scan's errors belong).
+fn consumer(def: &Definition, i: usize) -> usize {
+    def.nodes.iter().position(|n| n.inputs.contains(&i)).unwrap_or(i)
+}

@@ -1,0 +1,372 @@
+//! The build context: resolving COPY sources, walking them, and hashing their content.
+//!
+//! Only the paths some COPY names are ever walked; only files whose (dev, inode, size, mtime,
+//! ctime) changed since the file-hash cache saw them are read. The resulting
+//! [`ContextSelection`] carries a content id over exactly what a COPY will put in its layer
+//! (path, type, mode, size, link target, bytes — never mtimes or owners), which is what makes
+//! COPY's cache key content-based.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use globset::GlobBuilder;
+use rayon::prelude::*;
+use seal_solver::Id;
+use seal_store::{FileHashEntry, FileStat, Store};
+
+use crate::ignore::IgnoreMatcher;
+use crate::llb::encode::Encoder;
+use crate::paths;
+use crate::EngineError;
+
+/// Files at least this big are hashed with blake3's multi-threaded mmap path.
+const BIG_FILE: u64 = 4 << 20;
+
+/// One entry under a matched source, relative to the match (`""` is the match itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextEntry {
+    pub rel: String,
+    pub kind: EntryKind,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    /// The stat tuple seen by the walk (files only); not part of the content id.
+    pub stat: Option<FileStat>,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File { size: u64, blake3: [u8; 32] },
+    Dir,
+    Symlink { target: String },
+}
+
+/// One match of a COPY source: the name it lands under and its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMatch {
+    /// The basename the seed's COPY semantics use for the destination.
+    pub name: String,
+    /// Context-relative path of the content (after following a top-level symlink).
+    pub resolved: String,
+    /// Sorted by `rel`; the first is the match itself.
+    pub entries: Vec<ContextEntry>,
+}
+
+/// The selected content of one Local source: matches per include pattern, in order.
+#[derive(Debug, Clone)]
+pub struct ContextSelection {
+    pub dir: PathBuf,
+    pub patterns: Vec<Vec<SourceMatch>>,
+    pub content_id: Id,
+    /// Files whose content was read (hashed) during this scan.
+    pub files_hashed: usize,
+}
+
+impl ContextSelection {
+    /// Absolute path of an entry on the host.
+    pub fn host_path(&self, m: &SourceMatch, e: &ContextEntry) -> PathBuf {
+        self.dir.join(paths::join(&m.resolved, &e.rel))
+    }
+}
+
+/// Check that every include pattern is valid and matches something, without reading content.
+/// Used before a build opens the store, so bad sources fail fast.
+pub fn validate(dir: &Path, include: &[String], ignore: &IgnoreMatcher) -> Result<(), EngineError> {
+    for pattern in include {
+        resolve_pattern(dir, pattern, ignore)?;
+    }
+    Ok(())
+}
+
+/// Resolve, walk and hash the sources `include` of the context `dir`.
+pub fn scan(store: &Store, dir: &Path, include: &[String], ignore: &IgnoreMatcher) -> Result<ContextSelection, EngineError> {
+    let scan_started = now_ns();
+    let mut patterns = Vec::with_capacity(include.len());
+    for pattern in include {
+        let roots = resolve_pattern(dir, pattern, ignore)?;
+        let mut matches = Vec::with_capacity(roots.len());
+        for (name, resolved, meta) in roots {
+            let entries = walk_match(dir, &resolved, &meta, ignore)?;
+            matches.push(SourceMatch { name, resolved, entries });
+        }
+        patterns.push(matches);
+    }
+    let files_hashed = fill_hashes(store, dir, &mut patterns, scan_started)?;
+    let content_id = content_id(&patterns);
+    Ok(ContextSelection { dir: dir.to_path_buf(), patterns, content_id, files_hashed })
+}
+
+/// A stat tuple plus where to find the file, collected during the walk.
+struct Pending {
+    pattern: usize,
+    matched: usize,
+    entry: usize,
+    path: PathBuf,
+    stat: FileStat,
+}
+
+fn fill_hashes(store: &Store, dir: &Path, patterns: &mut [Vec<SourceMatch>], scan_started: i128) -> Result<usize, EngineError> {
+    let mut pending = Vec::new();
+    for (pi, matches) in patterns.iter().enumerate() {
+        for (mi, m) in matches.iter().enumerate() {
+            for (ei, e) in m.entries.iter().enumerate() {
+                if let (EntryKind::File { .. }, Some(stat)) = (&e.kind, e.stat) {
+                    let path = dir.join(paths::join(&m.resolved, &e.rel));
+                    pending.push(Pending { pattern: pi, matched: mi, entry: ei, path, stat });
+                }
+            }
+        }
+    }
+    let paths: Vec<PathBuf> = pending.iter().map(|p| p.path.clone()).collect();
+    let known = store.file_hashes(&paths)?;
+    let misses: Vec<usize> = (0..pending.len())
+        .filter(|&i| known[i].as_ref().and_then(|k| k.hash_if_valid(&pending[i].stat)).is_none())
+        .collect();
+    let hashed: Vec<(usize, [u8; 32])> = misses
+        .par_iter()
+        .map(|&i| hash_file(&pending[i].path, pending[i].stat.size).map(|h| (i, h)))
+        .collect::<Result<_, _>>()?;
+    let mut hashes: Vec<Option<[u8; 32]>> =
+        (0..pending.len()).map(|i| known[i].as_ref().and_then(|k| k.hash_if_valid(&pending[i].stat))).collect();
+    let mut updates = Vec::with_capacity(hashed.len());
+    for (i, h) in &hashed {
+        hashes[*i] = Some(*h);
+        updates.push((pending[*i].path.clone(), FileHashEntry { stat: pending[*i].stat, hashed_at_ns: scan_started, blake3: *h }));
+    }
+    store.put_file_hashes(&updates)?;
+    for (i, p) in pending.iter().enumerate() {
+        let entry = &mut patterns[p.pattern][p.matched].entries[p.entry];
+        if let (EntryKind::File { size, blake3 }, Some(h)) = (&mut entry.kind, hashes[i]) {
+            *size = p.stat.size;
+            *blake3 = h;
+        }
+    }
+    Ok(hashed.len())
+}
+
+/// blake3 of a file's bytes.
+pub fn hash_file(path: &Path, size: u64) -> Result<[u8; 32], EngineError> {
+    let mut hasher = blake3::Hasher::new();
+    let result = if size >= BIG_FILE {
+        hasher.update_mmap_rayon(path).map(|_| ())
+    } else {
+        fs::File::open(path).and_then(|mut f| hasher.update_reader(&mut f).map(|_| ()))
+    };
+    result.map_err(|e| EngineError::io("reading", path, e))?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+fn content_id(patterns: &[Vec<SourceMatch>]) -> Id {
+    let mut e = Encoder::new("seal.context.v1");
+    e.u64(patterns.len() as u64);
+    for matches in patterns {
+        e.u64(matches.len() as u64);
+        for m in matches {
+            e.str(&m.name).u64(m.entries.len() as u64);
+            for entry in &m.entries {
+                e.str(&entry.rel).u64(entry.mode as u64);
+                match &entry.kind {
+                    EntryKind::File { size, blake3 } => {
+                        e.tag(1).u64(*size).bytes(blake3);
+                    }
+                    EntryKind::Dir => {
+                        e.tag(2);
+                    }
+                    EntryKind::Symlink { target } => {
+                        e.tag(3).str(target);
+                    }
+                }
+            }
+        }
+    }
+    e.finish()
+}
+
+/// The matches of one pattern: (name, resolved context-relative path, metadata of the content).
+fn resolve_pattern(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<(String, String, fs::Metadata)>, EngineError> {
+    if paths::escapes(pattern) || pattern.starts_with('/') {
+        return Err(EngineError::SourceOutsideContext { source_path: pattern.into(), reason: "it leaves the build context".into() });
+    }
+    let candidates: Vec<String> = if paths::is_glob(pattern) {
+        let found = glob(dir, pattern, ignore)?;
+        if found.is_empty() {
+            return Err(EngineError::GlobNoMatch { pattern: pattern.into() });
+        }
+        found
+    } else {
+        if ignore.is_excluded(pattern) {
+            return Err(EngineError::SourceExcluded { source_path: pattern.into() });
+        }
+        vec![pattern.to_string()]
+    };
+    let mut out = Vec::with_capacity(candidates.len());
+    for rel in candidates {
+        let name = if rel.is_empty() { String::new() } else { paths::basename(&rel).to_string() };
+        let (resolved, meta) = follow(dir, &rel, pattern)?;
+        out.push((name, resolved, meta));
+    }
+    Ok(out)
+}
+
+/// Follow symlinks from `rel` while they stay inside the context.
+fn follow(dir: &Path, rel: &str, pattern: &str) -> Result<(String, fs::Metadata), EngineError> {
+    let mut current = rel.to_string();
+    for _ in 0..40 {
+        let path = dir.join(&current);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(if current == rel {
+                    EngineError::SourceNotFound { source_path: pattern.into() }
+                } else {
+                    EngineError::SourceOutsideContext {
+                        source_path: pattern.into(),
+                        reason: format!("it is a symlink to `{current}`, which does not exist"),
+                    }
+                })
+            }
+            Err(e) => return Err(EngineError::io("reading the metadata of", &path, e)),
+        };
+        if !meta.file_type().is_symlink() {
+            return Ok((current, meta));
+        }
+        let target = fs::read_link(&path).map_err(|e| EngineError::io("reading the symlink", &path, e))?;
+        let target = target.to_string_lossy().into_owned();
+        if target.starts_with('/') {
+            return Err(EngineError::SourceOutsideContext {
+                source_path: pattern.into(),
+                reason: format!("it is a symlink to the absolute path `{target}`"),
+            });
+        }
+        let parent = current.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+        let next = paths::clean(&paths::join(parent, &target));
+        if paths::escapes(&next) {
+            return Err(EngineError::SourceOutsideContext {
+                source_path: pattern.into(),
+                reason: format!("it is a symlink to `{target}`, outside the build context"),
+            });
+        }
+        current = next;
+    }
+    Err(EngineError::SourceOutsideContext { source_path: pattern.into(), reason: "too many levels of symlinks".into() })
+}
+
+/// Context-relative paths matching a glob, sorted.
+fn glob(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<String>, EngineError> {
+    let matcher = GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| EngineError::BadGlob { pattern: pattern.into(), reason: e.kind().to_string() })?
+        .compile_matcher();
+    // Walk only below the literal prefix of the pattern.
+    let base: Vec<&str> = pattern.split('/').take_while(|c| !paths::is_glob(c)).collect();
+    let base = base.join("/");
+    let recursive = pattern.contains("**");
+    let depth = pattern.split('/').count();
+    let mut found = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(rel_dir) = stack.pop() {
+        let path = dir.join(&rel_dir);
+        let Ok(entries) = fs::read_dir(&path) else { continue };
+        for entry in entries {
+            let entry = entry.map_err(|e| EngineError::io("listing", &path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = paths::join(&rel_dir, &name);
+            if ignore.is_excluded(&rel) {
+                continue;
+            }
+            if matcher.is_match(&rel) {
+                found.push(rel.clone());
+            }
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir && (recursive || rel.split('/').count() < depth) {
+                stack.push(rel);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The entries of one match, sorted by relative path.
+fn walk_match(dir: &Path, resolved: &str, meta: &fs::Metadata, ignore: &IgnoreMatcher) -> Result<Vec<ContextEntry>, EngineError> {
+    let root_kind = kind_of(&dir.join(resolved), meta)?;
+    let Some(root_kind) = root_kind else {
+        return Err(EngineError::UnsupportedFileType { path: resolved.into() });
+    };
+    let is_dir = root_kind == EntryKind::Dir;
+    let mut entries = vec![ContextEntry { rel: String::new(), kind: root_kind, mode: meta.mode() & 0o7777, stat: Some(FileStat::of(meta)) }];
+    if is_dir {
+        entries.extend(walk_dir(dir, resolved, "", ignore)?);
+        entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+    }
+    Ok(entries)
+}
+
+/// Entries below `base/sub`, in parallel across subdirectories.
+fn walk_dir(dir: &Path, base: &str, sub: &str, ignore: &IgnoreMatcher) -> Result<Vec<ContextEntry>, EngineError> {
+    let path = dir.join(paths::join(base, sub));
+    let listing = fs::read_dir(&path).map_err(|e| EngineError::io("listing", &path, e))?;
+    let mut out = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|e| EngineError::io("listing", &path, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            return Err(EngineError::NonUtf8Path { path: entry.path() });
+        };
+        let rel = paths::join(sub, &name);
+        let context_rel = paths::join(base, &rel);
+        let excluded = ignore.is_excluded(&context_rel);
+        let meta = entry.metadata().map_err(|e| EngineError::io("reading the metadata of", &entry.path(), e))?;
+        if meta.is_dir() {
+            if excluded && ignore.can_skip_dir() {
+                continue;
+            }
+            if !excluded {
+                out.push(ContextEntry { rel: rel.clone(), kind: EntryKind::Dir, mode: meta.mode() & 0o7777, stat: None });
+            }
+            subdirs.push(rel);
+            continue;
+        }
+        if excluded {
+            continue;
+        }
+        if let Some(kind) = kind_of(&entry.path(), &meta)? {
+            out.push(ContextEntry { rel, kind, mode: meta.mode() & 0o7777, stat: Some(FileStat::of(&meta)) });
+        } else {
+            tracing::warn!("skipping {}: sockets, fifos and devices are not copied", entry.path().display());
+        }
+    }
+    let nested: Vec<Vec<ContextEntry>> =
+        subdirs.par_iter().map(|s| walk_dir(dir, base, s, ignore)).collect::<Result<_, _>>()?;
+    for n in nested {
+        out.extend(n);
+    }
+    Ok(out)
+}
+
+fn kind_of(path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>, EngineError> {
+    let ft = meta.file_type();
+    Ok(if ft.is_file() {
+        Some(EntryKind::File { size: meta.len(), blake3: [0; 32] })
+    } else if ft.is_dir() {
+        Some(EntryKind::Dir)
+    } else if ft.is_symlink() {
+        let target = fs::read_link(path).map_err(|e| EngineError::io("reading the symlink", path, e))?;
+        let target = target.to_str().ok_or_else(|| EngineError::NonUtf8Path { path: path.to_path_buf() })?.to_string();
+        Some(EntryKind::Symlink { target })
+    } else {
+        None
+    })
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
+
+/// Shared handle to a selection (the output of a Local source).
+pub type SharedSelection = Arc<ContextSelection>;

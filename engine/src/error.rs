@@ -1,0 +1,50 @@
+//! The engine's error type: what failed while executing an op.
+
+use std::path::{Path, PathBuf};
+
+use seal_store::StoreError;
+
+/// Why an op (or the export) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("COPY source `{source_path}` not found in the build context")]
+    SourceNotFound { source_path: String },
+    #[error("COPY source `{source_path}` is excluded by the ignore file (.sealignore/.dockerignore)")]
+    SourceExcluded { source_path: String },
+    #[error("COPY source `{source_path}` is outside the build context: {reason}")]
+    SourceOutsideContext { source_path: String, reason: String },
+    #[error("COPY source pattern `{pattern}` matches no file in the build context")]
+    GlobNoMatch { pattern: String },
+    #[error("invalid glob `{pattern}`: {reason}")]
+    BadGlob { pattern: String, reason: String },
+    #[error("invalid ignore-file pattern `{pattern}`: {reason}")]
+    BadIgnorePattern { pattern: String, reason: String },
+    #[error("`{path}` is a socket, fifo or device and cannot be copied")]
+    UnsupportedFileType { path: String },
+    #[error("file name is not UTF-8: {}", path.display())]
+    NonUtf8Path { path: PathBuf },
+    #[error("{} changed while it was being copied; run the build again", path.display())]
+    FileChanged { path: PathBuf },
+    #[error("{0} is not supported yet")]
+    NotSupported(String),
+    #[error("build cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// An IO error while doing `what` on `path`.
+    pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> EngineError {
+        EngineError::Io { what, path: path.to_path_buf(), source }
+    }
+}

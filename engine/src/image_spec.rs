@@ -1,0 +1,68 @@
+//! The image-config side of a build: what the Kubefile says about the image besides its
+//! layers (ENV, LABEL, CMD, CMDS, history), produced by lowering and applied at export.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The target platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+}
+
+impl Platform {
+    /// The platform of this machine, in OCI's spelling (`amd64`, `arm64`).
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            other => other,
+        };
+        Platform { os: "linux".into(), architecture: architecture.into() }
+    }
+}
+
+/// One history entry: the instruction and whether it produced a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryStep {
+    pub created_by: String,
+    pub empty_layer: bool,
+}
+
+/// Everything the export needs besides the layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageSpec {
+    pub platform: Platform,
+    /// ENV in order of declaration (a later value of the same name wins).
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    pub maintainer: Option<String>,
+    /// CMD instructions, in order: run by `sealer run`.
+    pub cmds: Vec<String>,
+    /// The CMDS instruction's commands.
+    pub launch_cmds: Vec<String>,
+    pub history: Vec<HistoryStep>,
+    /// Seconds since the epoch for `created` and every layer mtime.
+    pub source_date_epoch: i64,
+    /// The executor mode recorded in the image (`lite`, `container`, `cloud`).
+    pub build_mode: String,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        ImageSpec {
+            platform: Platform::host(),
+            env: Vec::new(),
+            labels: BTreeMap::new(),
+            maintainer: None,
+            cmds: Vec::new(),
+            launch_cmds: Vec::new(),
+            history: Vec::new(),
+            source_date_epoch: 0,
+            build_mode: "lite".into(),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The op types: Source, File, Exec, Merge, and how each encodes into its digest.
+
+use serde::Serialize;
+
+use crate::llb::encode::Encoder;
+
+/// One LLB operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Source(SourceOp),
+    File(FileOp),
+    Exec(ExecOp),
+    Merge(MergeOp),
+}
+
+/// Where content enters the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceOp {
+    /// The empty rootfs.
+    Scratch,
+    /// An image from the local store, pinned by manifest digest at lowering time.
+    Image { reference: String, manifest: String },
+    /// The build context: the paths matching `include` (COPY sources, relative to the context)
+    /// minus those matching `exclude` (the ignore file's patterns).
+    Local { include: Vec<String>, exclude: Vec<String> },
+}
+
+/// Filesystem actions producing one layer. Input 0 is the source of copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileOp {
+    pub actions: Vec<FileAction>,
+    pub format: LayerFormat,
+}
+
+/// One action of a [`FileOp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAction {
+    Copy(CopyAction),
+    Mkdir { path: String, mode: u32 },
+    Mkfile { path: String, mode: u32, data: Vec<u8> },
+    Rm { path: String },
+}
+
+/// COPY with the seed's destination semantics (KUBEFILE.md "COPY semantics").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyAction {
+    pub sources: Vec<CopySource>,
+    /// The destination directory, relative to the rootfs (`""` is the root).
+    pub dest: String,
+    pub chmod: Option<u32>,
+    pub chown: Option<(u32, u32)>,
+}
+
+/// One COPY source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopySource {
+    /// A path or glob relative to the context, cleaned (no `.`/`..`, no leading `/`).
+    pub pattern: String,
+    /// Written with a trailing `/.`: copy the directory's contents, not the directory.
+    pub contents_only: bool,
+}
+
+/// How a layer is encoded; part of the digest because it changes the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LayerFormat {
+    pub compression: Compression,
+    /// Every mtime in the layer (SOURCE_DATE_EPOCH).
+    pub source_date_epoch: i64,
+}
+
+/// Layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Run a command on the rootfs of input 0 (executed by a later issue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecOp {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub network: bool,
+}
+
+/// Stack the inputs' layers in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergeOp {}
+
+impl Op {
+    /// Feed the op's canonical encoding into `e`.
+    pub fn encode(&self, e: &mut Encoder) {
+        match self {
+            Op::Source(s) => {
+                e.tag(1);
+                match s {
+                    SourceOp::Scratch => {
+                        e.tag(1);
+                    }
+                    SourceOp::Image { reference, manifest } => {
+                        e.tag(2).str(reference).str(manifest);
+                    }
+                    SourceOp::Local { include, exclude } => {
+                        e.tag(3).strs(include).strs(exclude);
+                    }
+                }
+            }
+            Op::File(f) => {
+                e.tag(2);
+                e.u64(f.actions.len() as u64);
+                for a in &f.actions {
+                    a.encode(e);
+                }
+                e.tag(f.format.compression as u8).i64(f.format.source_date_epoch);
+            }
+            Op::Exec(x) => {
+                e.tag(3).strs(&x.args).strs(&x.env).str(&x.cwd).tag(x.network as u8);
+            }
+            Op::Merge(_) => {
+                e.tag(4);
+            }
+        }
+    }
+}
+
+impl FileAction {
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            FileAction::Copy(c) => {
+                e.tag(1).u64(c.sources.len() as u64);
+                for s in &c.sources {
+                    e.str(&s.pattern).tag(s.contents_only as u8);
+                }
+                e.str(&c.dest);
+                e.opt(c.chmod, |e, m| {
+                    e.u64(m as u64);
+                });
+                e.opt(c.chown, |e, (u, g)| {
+                    e.u64(u as u64).u64(g as u64);
+                });
+            }
+            FileAction::Mkdir { path, mode } => {
+                e.tag(2).str(path).u64(*mode as u64);
+            }
+            FileAction::Mkfile { path, mode, data } => {
+                e.tag(3).str(path).u64(*mode as u64).bytes(data);
+            }
+            FileAction::Rm { path } => {
+                e.tag(4).str(path);
+            }
+        }
+    }
+}

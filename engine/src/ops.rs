@@ -1,0 +1,7 @@
+//! The solver-node implementation of each LLB op, one op per file; [`crate::vertex`] holds the
+//! single `match` that dispatches to them.
+
+pub mod exec;
+pub mod file;
+pub mod merge;
+pub mod source;

@@ -1,0 +1,47 @@
+//! What an op yields: a context selection, or a chain of layers (a rootfs).
+
+use std::sync::Arc;
+
+use seal_solver::{ContentId, Id};
+use seal_store::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::context::ContextSelection;
+use crate::layer::Layer;
+use crate::llb::encode::Encoder;
+
+/// The result of one op.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A Local source: the selected context content.
+    Context(Arc<ContextSelection>),
+    /// A rootfs or a diff: layers bottom to top.
+    Layers(LayerChain),
+}
+
+/// Layers bottom to top, plus the config of the base image they started from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerChain {
+    pub layers: Vec<Layer>,
+    /// The config blob of the FROM image, when the chain starts with one.
+    pub base_config: Option<Digest>,
+}
+
+impl ContentId for Output {
+    fn content_id(&self) -> Id {
+        match self {
+            Output::Context(sel) => sel.content_id,
+            Output::Layers(chain) => {
+                let mut e = Encoder::new("seal.layers.v1");
+                e.opt(chain.base_config.as_ref(), |e, d| {
+                    e.str(&d.to_string());
+                });
+                e.u64(chain.layers.len() as u64);
+                for layer in &chain.layers {
+                    e.str(&layer.diff_id.to_string());
+                }
+                e.finish()
+            }
+        }
+    }
+}

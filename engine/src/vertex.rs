@@ -1,0 +1,58 @@
+//! The bridge to the solver: an LLB node as a [`seal_solver::Vertex`], and the one `match`
+//! that dispatches each op to its implementation in [`crate::ops`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use seal_solver::{CacheMap, ExecContext, Vertex};
+use seal_store::Store;
+
+use crate::llb::{op_digest, Node, Op, SourceOp};
+use crate::ops;
+use crate::output::Output;
+use crate::EngineError;
+
+/// What every op execution may use.
+pub struct ExecEnv {
+    pub store: Arc<Store>,
+    pub context_dir: PathBuf,
+}
+
+/// One LLB node scheduled by the solver.
+pub struct OpVertex {
+    pub node: Node,
+    pub env: Arc<ExecEnv>,
+}
+
+impl Vertex for OpVertex {
+    type Output = Output;
+    type Error = EngineError;
+
+    fn cache_map(&self) -> CacheMap {
+        // The op's own definition only: inputs enter the key through their content ids, so an
+        // edit of an input's *definition* that selects the same content costs nothing.
+        let digest = op_digest(&self.node.op, &[]);
+        match &self.node.op {
+            // Scanning the context is how its content id is learned; merging is free.
+            Op::Source(SourceOp::Local { .. }) | Op::Merge(_) => CacheMap::uncached(digest),
+            Op::Source(_) | Op::File(_) | Op::Exec(_) => CacheMap::new(digest),
+        }
+    }
+
+    async fn exec(&self, cx: &ExecContext, inputs: &[Output]) -> Result<Output, EngineError> {
+        let op = self.node.op.clone();
+        let env = self.env.clone();
+        let inputs = inputs.to_vec();
+        let cancel = cx.cancel_flag();
+        match op {
+            Op::Merge(_) => ops::merge::exec(&inputs),
+            Op::Exec(exec) => ops::exec::exec(&exec, &inputs),
+            Op::Source(source) => blocking(move || ops::source::exec(&source, &env.store, &env.context_dir)).await,
+            Op::File(file) => blocking(move || ops::file::exec(&file, &inputs, env.store.blobs(), &cancel)).await,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Internal(format!("a worker thread failed: {e}")))?
+}

@@ -1,0 +1,452 @@
+//! Lowering: a checked [`Kubefile`] -> an LLB [`Definition`] plus the image-config delta.
+//!
+//! Variables are expanded here (ARG with `--build-arg` overrides, ENV, and the predefined
+//! `ARCH`/`TARGETARCH`/`TARGETOS`/`TARGETPLATFORM`). Each COPY becomes a Local source
+//! selecting just its sources and a FileOp that builds a layer from them alone; the result is a
+//! Merge of the base image and every layer in order. The caller resolves FROM images (that is
+//! IO, and the frontend does none) through [`LowerOptions::resolve_image`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use seal_engine::llb::{CopyAction, CopySource, Definition, FileAction, FileOp, LayerFormat, MergeOp, Op, OpMetadata, SourceOp};
+use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
+
+use crate::ast::{Args, Flag, Instruction, Keyword, Kubefile, Span};
+use crate::diagnostic::Diagnostic;
+use crate::expand::{self, ExpandError};
+use crate::lexer;
+
+/// A FROM image as the caller resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The normalised reference.
+    pub reference: String,
+    /// The manifest digest (`sha256:...`) the build is pinned to.
+    pub manifest: String,
+    /// The image's ENV, visible to later instructions.
+    pub env: Vec<(String, String)>,
+}
+
+/// Inputs of lowering besides the tree.
+pub struct LowerOptions<'a> {
+    /// `--build-arg NAME=VALUE` values.
+    pub build_args: BTreeMap<String, String>,
+    /// The ignore file's cleaned patterns (excluded from every Local source).
+    pub ignore_patterns: Vec<String>,
+    pub format: LayerFormat,
+    pub platform: Platform,
+    /// Recorded in the image metadata.
+    pub build_mode: String,
+    /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.
+    pub resolve_image: &'a mut dyn FnMut(&str) -> Result<ResolvedImage, String>,
+}
+
+/// The result of lowering.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub definition: Definition,
+    pub image: ImageSpec,
+    /// Non-fatal findings (an unused `--build-arg`).
+    pub warnings: Vec<String>,
+}
+
+/// Lower a Kubefile that passed [`crate::parse_checked`]. `source` is the text it was parsed
+/// from (for step descriptions). Errors point at the instruction or word at fault.
+pub fn lower(kubefile: &Kubefile, source: &[u8], options: LowerOptions<'_>) -> Result<Lowered, Vec<Diagnostic>> {
+    let mut lowering = Lowering::new(kubefile, source, options);
+    for instruction in &kubefile.instructions {
+        if let Err(diagnostic) = lowering.instruction(instruction) {
+            return Err(vec![diagnostic]);
+        }
+    }
+    lowering.finish()
+}
+
+struct Lowering<'k, 'o> {
+    kubefile: &'k Kubefile,
+    source: &'k [u8],
+    options: LowerOptions<'o>,
+    builder: seal_engine::llb::DefinitionBuilder,
+    /// ARGs declared before the first FROM: name -> value.
+    global_args: BTreeMap<String, Option<String>>,
+    /// ARGs in scope in the current stage.
+    stage_args: BTreeMap<String, Option<String>>,
+    env: Vec<(String, String)>,
+    consumed_args: BTreeSet<String>,
+    base: Option<usize>,
+    layers: Vec<usize>,
+    image: ImageSpec,
+    step: usize,
+    steps_total: usize,
+}
+
+impl<'k, 'o> Lowering<'k, 'o> {
+    fn new(kubefile: &'k Kubefile, source: &'k [u8], options: LowerOptions<'o>) -> Self {
+        let steps_total = kubefile
+            .instructions
+            .iter()
+            .filter(|i| matches!(i.keyword, Keyword::From | Keyword::Copy | Keyword::Add | Keyword::Run))
+            .count();
+        let image = ImageSpec {
+            platform: options.platform.clone(),
+            source_date_epoch: options.format.source_date_epoch,
+            build_mode: options.build_mode.clone(),
+            ..ImageSpec::default()
+        };
+        Lowering {
+            kubefile,
+            source,
+            options,
+            builder: Definition::builder(),
+            global_args: BTreeMap::new(),
+            stage_args: BTreeMap::new(),
+            env: Vec::new(),
+            consumed_args: BTreeSet::new(),
+            base: None,
+            layers: Vec::new(),
+            image,
+            step: 0,
+            steps_total,
+        }
+    }
+
+    fn finish(mut self) -> Result<Lowered, Vec<Diagnostic>> {
+        let Some(base) = self.base else {
+            return Err(vec![Diagnostic::new("no FROM instruction", Span::new(0, 0))]);
+        };
+        let mut inputs = vec![base];
+        inputs.extend(self.layers.iter().copied());
+        let output = self.builder.add(Op::Merge(MergeOp {}), &inputs, OpMetadata::default());
+        let warnings = self
+            .options
+            .build_args
+            .keys()
+            .filter(|k| !self.consumed_args.contains(*k))
+            .map(|k| format!("build-arg `{k}` was not consumed by any ARG"))
+            .collect();
+        self.image.env = self.env.clone();
+        Ok(Lowered { definition: self.builder.build(output), image: self.image, warnings })
+    }
+
+    fn instruction(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        if self.base.is_none() && !matches!(ins.keyword, Keyword::Arg | Keyword::From) {
+            return Err(Diagnostic::new(format!("`{}` before the first FROM", ins.keyword), ins.keyword_span)
+                .with_help("only ARG may come before FROM"));
+        }
+        match ins.keyword {
+            Keyword::From => self.from(ins),
+            Keyword::Arg => self.arg(ins),
+            Keyword::Env => self.env_instruction(ins),
+            Keyword::Label => self.label(ins),
+            Keyword::Maintainer => {
+                let text = self.shell_text(ins);
+                self.image.maintainer = Some(text.trim().to_string());
+                self.history(ins, true);
+                Ok(())
+            }
+            Keyword::Copy => self.copy(ins),
+            Keyword::Cmd => {
+                let cmds = self.command_list(ins);
+                self.image.cmds.extend(cmds);
+                self.history(ins, true);
+                Ok(())
+            }
+            Keyword::Cmds => {
+                let cmds = self.command_list(ins);
+                self.image.launch_cmds = cmds;
+                self.history(ins, true);
+                Ok(())
+            }
+            Keyword::Add
+            | Keyword::Run
+            | Keyword::App
+            | Keyword::AppCmds
+            | Keyword::AppEnv
+            | Keyword::Launch
+            | Keyword::Cni
+            | Keyword::Csi
+            | Keyword::KubeVersion => Err(not_supported(ins, &format!("{} is not supported yet", ins.keyword))),
+        }
+    }
+
+    fn from(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        if self.base.is_some() {
+            return Err(not_supported(ins, "multi-stage builds (a second FROM) are not supported yet"));
+        }
+        let words = self.words(ins, &Scope::Global)?;
+        let Some((name, span)) = words.first().cloned() else {
+            return Err(Diagnostic::new("FROM needs an image name", ins.keyword_span));
+        };
+        let description = format!("[{}/{}] FROM {}", self.next_step(), self.steps_total, name);
+        let op = if name == "scratch" {
+            Op::Source(SourceOp::Scratch)
+        } else {
+            let resolved = (self.options.resolve_image)(&name).map_err(|message| {
+                Diagnostic::new(message, span).with_help("build or load the base image first; pulling from registries comes in a later release")
+            })?;
+            self.env = resolved.env.clone();
+            Op::Source(SourceOp::Image { reference: resolved.reference, manifest: resolved.manifest })
+        };
+        // Stage scope starts empty: a global ARG must be re-declared to be seen (Docker).
+        self.stage_args.clear();
+        let node = self.builder.add(op, &[], self.metadata(ins, description));
+        self.base = Some(node);
+        Ok(())
+    }
+
+    fn arg(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let text = self.shell_text(ins);
+        let in_stage = self.base.is_some();
+        let scope = if in_stage { Scope::Stage } else { Scope::Global };
+        let declarations = {
+            let lookup = self.lookup(&scope);
+            expand::parse_arg_declarations(&text, self.kubefile.escape, &lookup).map_err(|e| self.expand_error(ins, e))?
+        };
+        for (name, default) in declarations {
+            let value = match self.options.build_args.get(&name) {
+                Some(v) => {
+                    self.consumed_args.insert(name.clone());
+                    Some(v.clone())
+                }
+                None if default.is_none() && in_stage => self.global_args.get(&name).cloned().flatten(),
+                None => default,
+            };
+            if in_stage {
+                self.stage_args.insert(name, value);
+            } else {
+                self.global_args.insert(name, value);
+            }
+        }
+        if in_stage {
+            self.history(ins, true);
+        }
+        Ok(())
+    }
+
+    fn env_instruction(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let text = self.shell_text(ins);
+        let pairs = {
+            let lookup = self.lookup(&Scope::Stage);
+            expand::parse_env(&text, self.kubefile.escape, &lookup).map_err(|e| self.expand_error(ins, e))?
+        };
+        for (k, v) in pairs {
+            self.env.retain(|(name, _)| *name != k);
+            self.env.push((k, v));
+        }
+        self.history(ins, true);
+        Ok(())
+    }
+
+    fn label(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let text = self.shell_text(ins);
+        let pairs = {
+            let lookup = self.lookup(&Scope::Stage);
+            expand::parse_key_values(&text, self.kubefile.escape, &lookup).map_err(|e| self.expand_error(ins, e))?
+        };
+        self.image.labels.extend(pairs);
+        self.history(ins, true);
+        Ok(())
+    }
+
+    fn copy(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let mut chmod = None;
+        let mut chown = None;
+        for flag in &ins.flags {
+            match flag.name.as_str() {
+                "from" => return Err(not_supported(ins, "COPY --from (multi-stage builds) is not supported yet")),
+                "chmod" => chmod = Some(parse_chmod(flag)?),
+                "chown" => chown = Some(self.parse_chown(flag)?),
+                _ => {}
+            }
+        }
+        let mut words = self.words(ins, &Scope::Stage)?;
+        let Some((dest, _)) = words.pop() else {
+            return Err(Diagnostic::new("COPY needs a source and a destination", ins.keyword_span));
+        };
+        if words.is_empty() {
+            return Err(Diagnostic::new("COPY needs a source and a destination", ins.args.span())
+                .with_help("write `COPY <src>... <dest>`"));
+        }
+        let mut sources = Vec::new();
+        let mut actions = Vec::new();
+        let mut heredocs = ins.heredocs.iter();
+        for (word, span) in &words {
+            if lexer::heredoc_marker(word, self.kubefile.escape).is_some() || word.starts_with("<<") {
+                let Some(doc) = heredocs.next() else {
+                    return Err(Diagnostic::new("heredoc without a body", *span));
+                };
+                let data = if doc.expand {
+                    let lookup = self.lookup(&Scope::Stage);
+                    expand::expand_word(&doc.content, self.kubefile.escape, &lookup).unwrap_or_else(|_| doc.content.clone())
+                } else {
+                    doc.content.clone()
+                };
+                let dest_clean = paths::clean(&dest);
+                let path =
+                    if paths::basename(&dest_clean) == doc.name { dest_clean } else { paths::join(&dest_clean, &doc.name) };
+                actions.push(FileAction::Mkfile { path, mode: chmod.unwrap_or(0o644), data: data.into_bytes() });
+                continue;
+            }
+            let contents_only = word.ends_with("/.") || word == ".";
+            let pattern = paths::clean(word);
+            if word.starts_with('/') {
+                return Err(Diagnostic::new(format!("COPY source `{word}` is an absolute path"), *span)
+                    .with_label("outside the build context")
+                    .with_help("sources are relative to the build context"));
+            }
+            if paths::escapes(&pattern) {
+                return Err(Diagnostic::new(format!("COPY source `{word}` is outside the build context"), *span)
+                    .with_label("leaves the build context")
+                    .with_help("sources are relative to the build context and may not use `..` to leave it"));
+            }
+            sources.push(CopySource { pattern, contents_only });
+        }
+        let description = format!("[{}/{}] COPY {}", self.next_step(), self.steps_total, self.instruction_text(ins));
+        let mut inputs = Vec::new();
+        if !sources.is_empty() {
+            let include = sources.iter().map(|s| s.pattern.clone()).collect();
+            let local = self.builder.add(
+                Op::Source(SourceOp::Local { include, exclude: self.options.ignore_patterns.clone() }),
+                &[],
+                OpMetadata { description: None, span: Some((ins.span.start, ins.span.end)) },
+            );
+            inputs.push(local);
+            actions.insert(0, FileAction::Copy(CopyAction { sources, dest, chmod, chown }));
+        }
+        let op = Op::File(FileOp { actions, format: self.options.format });
+        let node = self.builder.add(op, &inputs, self.metadata(ins, description));
+        self.layers.push(node);
+        self.history(ins, false);
+        Ok(())
+    }
+
+    fn parse_chown(&self, flag: &Flag) -> Result<(u32, u32), Diagnostic> {
+        let raw = flag.value.clone().unwrap_or_default();
+        let lookup = self.lookup(&Scope::Stage);
+        let value = expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw);
+        let (user, group) = value.split_once(':').unwrap_or((&value, &value));
+        match (user.parse::<u32>(), group.parse::<u32>()) {
+            (Ok(u), Ok(g)) => Ok((u, g)),
+            _ => Err(Diagnostic::new(format!("--chown={value}: expected numeric `uid[:gid]`"), flag.span)
+                .with_help("user and group names need the image's /etc/passwd; use numbers such as --chown=1000:1000")),
+        }
+    }
+
+    /// Command strings of CMD/CMDS: each JSON item is one command; shell form is one command.
+    fn command_list(&self, ins: &Instruction) -> Vec<String> {
+        match &ins.args {
+            Args::Json { items, .. } => items.iter().map(|w| w.text.clone()).collect(),
+            Args::Shell { text, .. } => vec![text.trim().to_string()],
+        }
+    }
+
+    /// Expanded argument words with their spans.
+    fn words(&self, ins: &Instruction, scope: &Scope) -> Result<Vec<(String, Span)>, Diagnostic> {
+        let lookup = self.lookup(scope);
+        match &ins.args {
+            Args::Json { items, .. } => items
+                .iter()
+                .map(|w| {
+                    expand::expand_word(&w.text, self.kubefile.escape, &lookup)
+                        .map(|t| (t, w.span))
+                        .map_err(|e| Diagnostic::new(e.to_string(), w.span))
+                })
+                .collect(),
+            Args::Shell { .. } => ins
+                .words
+                .iter()
+                .map(|w| {
+                    if w.text.starts_with("<<") {
+                        return Ok((w.text.clone(), w.span));
+                    }
+                    expand::expand_word(&w.text, self.kubefile.escape, &lookup)
+                        .map(|t| (t, w.span))
+                        .map_err(|e| Diagnostic::new(e.to_string(), w.span))
+                })
+                .collect(),
+        }
+    }
+
+    fn lookup<'s>(&'s self, scope: &Scope) -> impl Fn(&str) -> Option<String> + use<'s, 'k, 'o> {
+        let global = matches!(scope, Scope::Global);
+        move |name: &str| {
+            if !global {
+                if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
+                    return Some(v.clone());
+                }
+            }
+            let args = if global { &self.global_args } else { &self.stage_args };
+            if let Some(v) = args.get(name) {
+                return v.clone();
+            }
+            let p = &self.options.platform;
+            match name {
+                "ARCH" | "TARGETARCH" => Some(p.architecture.clone()),
+                "TARGETOS" => Some(p.os.clone()),
+                "TARGETPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
+                _ => None,
+            }
+        }
+    }
+
+    fn shell_text(&self, ins: &Instruction) -> String {
+        match &ins.args {
+            Args::Shell { text, .. } => text.clone(),
+            Args::Json { items, .. } => items.iter().map(|w| w.text.clone()).collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    /// The instruction as written after its keyword, whitespace collapsed (for progress).
+    fn instruction_text(&self, ins: &Instruction) -> String {
+        let end = ins.span.end.min(self.source.len());
+        let start = ins.keyword_span.end.min(end);
+        let text = String::from_utf8_lossy(&self.source[start..end]);
+        let escape = self.kubefile.escape;
+        text.split_whitespace().filter(|w| *w != escape.to_string()).collect::<Vec<_>>().join(" ")
+    }
+
+    fn history(&mut self, ins: &Instruction, empty_layer: bool) {
+        let created_by = format!("{} {}", ins.keyword, self.instruction_text(ins));
+        self.image.history.push(HistoryStep { created_by, empty_layer });
+    }
+
+    fn metadata(&self, ins: &Instruction, description: String) -> OpMetadata {
+        OpMetadata { description: Some(description), span: Some((ins.span.start, ins.span.end)) }
+    }
+
+    fn next_step(&mut self) -> usize {
+        self.step += 1;
+        self.step
+    }
+
+    fn expand_error(&self, ins: &Instruction, e: ExpandError) -> Diagnostic {
+        let span = ins.args.span();
+        let at = clamp_span(span, e.offset(), e.offset() + 1);
+        Diagnostic::new(e.to_string(), at)
+    }
+}
+
+enum Scope {
+    Global,
+    Stage,
+}
+
+fn not_supported(ins: &Instruction, message: &str) -> Diagnostic {
+    Diagnostic::new(message.to_string(), ins.keyword_span)
+        .with_label("not supported yet")
+        .with_help("this instruction parses, but seal cannot build it yet; see the README's status section")
+}
+
+fn parse_chmod(flag: &Flag) -> Result<u32, Diagnostic> {
+    let value = flag.value.clone().unwrap_or_default();
+    u32::from_str_radix(&value, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| Diagnostic::new(format!("--chmod={value}: expected an octal mode such as 0644 or 755"), flag.span))
+}
+
+fn clamp_span(outer: Span, start: usize, end: usize) -> Span {
+    let s = (outer.start + start).min(outer.end);
+    let e = (outer.start + end).min(outer.end).max(s);
+    Span::new(s, e)
+}

@@ -1,0 +1,250 @@
+//! The scheduler: cache keys bottom-up, cache lookups, parallel execution, cancellation.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use futures::future::{join_all, BoxFuture, FutureExt, Shared};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::{
+    CacheKey, CachePolicy, CacheStorage, ContentId, EventKind, ExecContext, Graph, NodeId,
+    ProgressEvent, ProgressSender, Vertex,
+};
+
+/// How to solve.
+#[derive(Debug, Clone)]
+pub struct SolveOptions {
+    /// At most this many vertices execute at once (cache lookups are not limited).
+    pub max_parallelism: usize,
+    /// Ignore every stored result (results are still saved).
+    pub no_cache: bool,
+    /// Ignore the stored results of these vertices only.
+    pub no_cache_nodes: BTreeSet<NodeId>,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            max_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            no_cache: false,
+            no_cache_nodes: BTreeSet::new(),
+        }
+    }
+}
+
+/// How a vertex's output was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Served from the cache.
+    Cached,
+    /// Executed in this solve.
+    Executed,
+}
+
+/// The result of a solve: every reached vertex's output, status and cache key.
+#[derive(Debug)]
+pub struct Solved<O> {
+    pub outputs: HashMap<NodeId, O>,
+    pub status: BTreeMap<NodeId, NodeStatus>,
+    pub keys: BTreeMap<NodeId, CacheKey>,
+}
+
+/// Why a solve failed: the first vertex that failed, with the caller's error.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError<E: std::error::Error + 'static> {
+    /// A vertex's `exec` failed.
+    #[error("{source}")]
+    Exec {
+        node: NodeId,
+        #[source]
+        source: E,
+    },
+    /// Loading or saving a cache record failed.
+    #[error("cache storage failed: {source}")]
+    Cache {
+        node: NodeId,
+        #[source]
+        source: E,
+    },
+    /// A vertex's task panicked (a bug in seal).
+    #[error("internal error: a build step panicked: {0}")]
+    Panicked(String),
+}
+
+impl<E: std::error::Error + 'static> SolveError<E> {
+    /// The vertex that failed, when known.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            SolveError::Exec { node, .. } | SolveError::Cache { node, .. } => Some(*node),
+            SolveError::Panicked(_) => None,
+        }
+    }
+}
+
+type NodeResult<O> = Result<Arc<(O, NodeStatus, CacheKey)>, ()>;
+type NodeFuture<O> = Shared<BoxFuture<'static, NodeResult<O>>>;
+
+struct State<V: Vertex> {
+    first_error: Mutex<Option<SolveError<V::Error>>>,
+    cancelled: Arc<AtomicBool>,
+    running: Mutex<BTreeSet<NodeId>>,
+    semaphore: Semaphore,
+    progress: Option<ProgressSender>,
+}
+
+impl<V: Vertex> State<V> {
+    fn fail(&self, error: SolveError<V::Error>) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Ok(mut slot) = self.first_error.lock() {
+            slot.get_or_insert(error);
+        }
+    }
+
+    fn event(&self, node: NodeId, kind: EventKind) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(ProgressEvent { node, at: SystemTime::now(), kind });
+        }
+    }
+}
+
+/// Solve every vertex that `roots` need; return their outputs or the first failure.
+pub async fn solve<V, C>(
+    graph: &Graph<V>,
+    roots: &[NodeId],
+    cache: Arc<C>,
+    options: &SolveOptions,
+    progress: Option<ProgressSender>,
+) -> Result<Solved<V::Output>, SolveError<V::Error>>
+where
+    V: Vertex,
+    C: CacheStorage<V>,
+{
+    let state: Arc<State<V>> = Arc::new(State {
+        first_error: Mutex::new(None),
+        cancelled: Arc::new(AtomicBool::new(false)),
+        running: Mutex::new(BTreeSet::new()),
+        semaphore: Semaphore::new(options.max_parallelism.max(1)),
+        progress,
+    });
+    let mut futures: HashMap<NodeId, NodeFuture<V::Output>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    for node in graph.reachable(roots) {
+        let deps: Vec<NodeFuture<V::Output>> =
+            graph.inputs(node).iter().filter_map(|i| futures.get(i).cloned()).collect();
+        let ignore_cache = options.no_cache || options.no_cache_nodes.contains(&node);
+        let fut = run_node(node, graph.vertex(node).clone(), deps, cache.clone(), state.clone(), ignore_cache)
+            .boxed()
+            .shared();
+        futures.insert(node, fut.clone());
+        tasks.spawn(async move {
+            let _ = fut.await;
+        });
+    }
+
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            if e.is_panic() {
+                state.fail(SolveError::Panicked(format!("{e}")));
+            }
+        }
+        if state.cancelled.load(Ordering::SeqCst) {
+            tasks.abort_all();
+        }
+    }
+    let cancelled_nodes: Vec<NodeId> =
+        state.running.lock().map(|r| r.iter().copied().collect()).unwrap_or_default();
+    if let Some(error) = state.first_error.lock().ok().and_then(|mut e| e.take()) {
+        for node in cancelled_nodes {
+            if Some(node) != error.node() {
+                state.event(node, EventKind::Error("cancelled".into()));
+            }
+        }
+        return Err(error);
+    }
+
+    let mut solved = Solved { outputs: HashMap::new(), status: BTreeMap::new(), keys: BTreeMap::new() };
+    for (node, fut) in futures {
+        // Every task has finished, so every shared future is ready.
+        if let Some(Ok(result)) = fut.peek() {
+            let (output, status, key) = &**result;
+            solved.outputs.insert(node, output.clone());
+            solved.status.insert(node, *status);
+            solved.keys.insert(node, *key);
+        } else {
+            return Err(SolveError::Panicked(format!("vertex {node:?} did not finish")));
+        }
+    }
+    Ok(solved)
+}
+
+async fn run_node<V, C>(
+    node: NodeId,
+    vertex: Arc<V>,
+    deps: Vec<NodeFuture<V::Output>>,
+    cache: Arc<C>,
+    state: Arc<State<V>>,
+    ignore_cache: bool,
+) -> NodeResult<V::Output>
+where
+    V: Vertex,
+    C: CacheStorage<V>,
+{
+    let mut inputs = Vec::with_capacity(deps.len());
+    for dep in join_all(deps).await {
+        inputs.push(dep?.0.clone());
+    }
+    let cache_map = vertex.cache_map();
+    let input_ids: Vec<_> = inputs.iter().map(ContentId::content_id).collect();
+    let key = CacheKey::compute(&cache_map.digest, &input_ids);
+    let cacheable = cache_map.policy == CachePolicy::Cache;
+    if cacheable && !ignore_cache {
+        match cache.load(&key) {
+            Ok(Some(output)) => {
+                state.event(node, EventKind::Cached);
+                return Ok(Arc::new((output, NodeStatus::Cached, key)));
+            }
+            Ok(None) => {}
+            Err(source) => {
+                state.fail(SolveError::Cache { node, source });
+                return Err(());
+            }
+        }
+    }
+    if state.cancelled.load(Ordering::SeqCst) {
+        return Err(());
+    }
+    let _permit = state.semaphore.acquire().await.map_err(|_| ())?;
+    if state.cancelled.load(Ordering::SeqCst) {
+        return Err(());
+    }
+    if let Ok(mut running) = state.running.lock() {
+        running.insert(node);
+    }
+    let cx = ExecContext::new(node, state.progress.clone(), state.cancelled.clone());
+    cx.send(EventKind::Started);
+    let started = Instant::now();
+    let result = vertex.exec(&cx, &inputs).await;
+    if let Ok(mut running) = state.running.lock() {
+        running.remove(&node);
+    }
+    match result {
+        Ok(output) => {
+            if cacheable {
+                if let Err(source) = cache.save(&key, &output) {
+                    state.fail(SolveError::Cache { node, source });
+                    return Err(());
+                }
+            }
+            cx.send(EventKind::Done { elapsed: started.elapsed() });
+            Ok(Arc::new((output, NodeStatus::Executed, key)))
+        }
+        Err(source) => {
+            cx.send(EventKind::Error(source.to_string()));
+            state.fail(SolveError::Exec { node, source });
+            Err(())
+        }
+    }
+}

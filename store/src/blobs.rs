@@ -1,0 +1,210 @@
+//! Content-addressed blobs under `blobs/sha256/<hex>`.
+//!
+//! A blob is written to a temp file in `tmp/`, fsynced, checked against its expected digest and
+//! renamed into place, so a crash never leaves a blob under a wrong name. Readers of small blobs
+//! (manifests, configs) verify the digest on every read.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::{Digest, StoreError};
+
+/// The blob directory of a store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    pub(crate) fn create(root: &Path) -> io::Result<BlobStore> {
+        let dir = root.join("blobs").join("sha256");
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&dir)?;
+        fs::create_dir_all(&tmp)?;
+        Ok(BlobStore { dir, tmp })
+    }
+
+    /// Where the blob lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    /// True when the blob is present.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Size in bytes of a present blob.
+    pub fn size(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.path(digest)).ok().map(|m| m.len())
+    }
+
+    /// Start writing a new blob.
+    pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.tmp)
+            .map_err(|e| StoreError::io("creating a temporary blob", &self.tmp, e))?;
+        Ok(BlobWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            size: 0,
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Store `bytes` and return their digest (a no-op when present).
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        let mut w = self.writer()?;
+        w.write_all(bytes).map_err(|e| StoreError::io("writing a blob", &self.tmp, e))?;
+        w.commit(Some(&digest))?;
+        Ok(digest)
+    }
+
+    /// Read a whole (small) blob and verify its digest.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(digest);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.clone()),
+            _ => StoreError::io("reading a blob", &path, e),
+        })?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(StoreError::CorruptBlob { expected: digest.clone(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Open a blob for streaming (the caller verifies if it needs to).
+    pub fn open(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.clone()),
+            _ => StoreError::io("opening a blob", &path, e),
+        })
+    }
+
+    /// Every blob digest present (for listings and GC).
+    pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("listing blobs", &self.dir, e))?;
+        for entry in entries.flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                if let Ok(d) = format!("sha256:{name}").parse() {
+                    out.push(d);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Remove leftovers of killed processes from `tmp/`.
+    pub(crate) fn clean_tmp(&self) {
+        if let Ok(entries) = fs::read_dir(&self.tmp) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// A blob being written: hashes as it goes, lands under its digest on [`BlobWriter::commit`].
+/// Dropping it without committing deletes the temp file.
+pub struct BlobWriter {
+    out: BufWriter<tempfile::NamedTempFile>,
+    hasher: Sha256,
+    size: u64,
+    dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Flush, fsync, verify against `expected` (when given) and rename into place.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        let BlobWriter { out, hasher, size, dir } = self;
+        let digest = Digest::from_sha256(hasher.finalize().into());
+        if let Some(expected) = expected {
+            if expected != &digest {
+                return Err(StoreError::CorruptBlob { expected: expected.clone(), actual: digest });
+            }
+        }
+        let file = out.into_inner().map_err(|e| StoreError::io("flushing a blob", &dir, e.into_error()))?;
+        let target = dir.join(digest.hex());
+        if target.is_file() {
+            return Ok((digest, size));
+        }
+        file.as_file().sync_all().map_err(|e| StoreError::io("syncing a blob", file.path(), e))?;
+        file.persist(&target).map_err(|e| StoreError::io("renaming a blob into place", &target, e.error))?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Verify a blob by streaming it (for big layers and fsck).
+pub fn verify_file(path: &Path, expected: &Digest) -> Result<bool, StoreError> {
+    let mut file = File::open(path).map_err(|e| StoreError::io("opening a blob", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| StoreError::io("reading a blob", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(&Digest::from_sha256(hasher.finalize().into()) == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_read_and_detect_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::create(dir.path()).unwrap();
+        let d = blobs.put(b"hello").unwrap();
+        assert_eq!(blobs.read(&d).unwrap(), b"hello");
+        assert!(verify_file(&blobs.path(&d), &d).unwrap());
+        fs::write(blobs.path(&d), b"hellO").unwrap();
+        assert!(matches!(blobs.read(&d), Err(StoreError::CorruptBlob { .. })));
+        assert!(!verify_file(&blobs.path(&d), &d).unwrap());
+    }
+
+    #[test]
+    fn a_writer_with_the_wrong_digest_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::create(dir.path()).unwrap();
+        let mut w = blobs.writer().unwrap();
+        w.write_all(b"abc").unwrap();
+        let wrong = Digest::of(b"abd");
+        assert!(w.commit(Some(&wrong)).is_err());
+        assert!(blobs.list().unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,179 @@
+//! seal's on-disk state: content-addressed blobs, RocksDB records, the file-hash cache, and
+//! OCI documents and archives.
+//!
+//! A store is a directory:
+//!
+//! ```text
+//! <root>/blobs/sha256/<hex>   OCI blobs (layers, configs, manifests)
+//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots
+//! <root>/tmp/                 blobs being written (cleaned at open)
+//! ```
+//!
+//! **Architecture Invariant:** a record is written only after every blob it names exists, and
+//! a blob only ever appears under its own digest. This crate depends on no other crate of seal
+//! and knows nothing of Kubefiles, LLB or the solver.
+//!
+//! ```no_run
+//! let store = seal_store::Store::open(std::path::Path::new("/tmp/seal"), &mut || {}).unwrap();
+//! let digest = store.blobs().put(b"hello").unwrap();
+//! assert_eq!(store.blobs().read(&digest).unwrap(), b"hello");
+//! ```
+
+mod blobs;
+mod db;
+mod digest;
+mod filehash;
+pub mod oci;
+mod oci_archive;
+mod reference;
+
+use std::path::{Path, PathBuf};
+
+pub use blobs::{verify_file, BlobStore, BlobWriter};
+pub use db::{now_unix, BlobRecord, ImageRecord};
+pub use digest::{Digest, InvalidDigest};
+pub use filehash::{FileHashEntry, FileStat, RACY_WINDOW_NS};
+pub use reference::{InvalidReference, Reference};
+
+use db::{Db, CF_BLOBS, CF_CACHE, CF_FILEHASH, CF_IMAGES};
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("blob {0} is missing from the store")]
+    MissingBlob(Digest),
+    #[error("blob content does not match its digest: expected {expected}, found {actual}")]
+    CorruptBlob { expected: Digest, actual: Digest },
+    #[error("corrupt store record: {0}")]
+    Corrupt(String),
+    #[error("no image named {0} in the store")]
+    UnknownImage(String),
+}
+
+impl StoreError {
+    /// An IO error while doing `what` on `path`.
+    pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io { what, path: path.to_path_buf(), source }
+    }
+}
+
+/// An open store.
+pub struct Store {
+    root: PathBuf,
+    blobs: BlobStore,
+    db: Db,
+}
+
+impl Store {
+    /// Open or create the store at `root`. `on_wait` is called once if another process holds
+    /// the database and this one has to wait for it.
+    pub fn open(root: &Path, on_wait: &mut dyn FnMut()) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(root).map_err(|e| StoreError::io("creating the store", root, e))?;
+        let blobs = BlobStore::create(root).map_err(|e| StoreError::io("creating the blob directory", root, e))?;
+        let db = Db::open(&root.join("db"), on_wait)?;
+        // We hold the database lock, so nothing else is writing temp blobs right now.
+        blobs.clean_tmp();
+        Ok(Store { root: root.to_path_buf(), blobs, db })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The blob directory.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// A cache record by key.
+    pub fn cache_get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get(CF_CACHE, key)
+    }
+
+    /// Store a cache record (every blob it names must already exist).
+    pub fn cache_put(&self, key: &[u8; 32], record: &[u8]) -> Result<(), StoreError> {
+        self.db.put(CF_CACHE, key, record)
+    }
+
+    /// The record of an image name.
+    pub fn image(&self, name: &Reference) -> Result<Option<ImageRecord>, StoreError> {
+        match self.db.get(CF_IMAGES, name.to_string().as_bytes())? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("image record {name}: {e}"))),
+        }
+    }
+
+    /// Point `name` at a manifest (which must already be stored).
+    pub fn set_image(&self, name: &Reference, manifest: &Digest) -> Result<(), StoreError> {
+        if !self.blobs.contains(manifest) {
+            return Err(StoreError::MissingBlob(manifest.clone()));
+        }
+        let record = ImageRecord { manifest: manifest.clone(), tagged_at: now_unix() };
+        self.db.put(CF_IMAGES, name.to_string().as_bytes(), &oci::to_canonical_json(&record))
+    }
+
+    /// Remove an image name (its blobs stay until pruned).
+    pub fn remove_image(&self, name: &Reference) -> Result<(), StoreError> {
+        self.db.delete(CF_IMAGES, name.to_string().as_bytes())
+    }
+
+    /// Every image name with its record, sorted by name.
+    pub fn images(&self) -> Result<Vec<(String, ImageRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for (k, v) in self.db.scan(CF_IMAGES)? {
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("image record {name}: {e}")))?;
+            out.push((name, record));
+        }
+        Ok(out)
+    }
+
+    /// Read and parse a manifest blob.
+    pub fn manifest(&self, digest: &Digest) -> Result<oci::Manifest, StoreError> {
+        let bytes = self.blobs.read(digest)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("manifest {digest}: {e}")))
+    }
+
+    /// Read and parse a config blob.
+    pub fn config(&self, digest: &Digest) -> Result<oci::ImageConfig, StoreError> {
+        let bytes = self.blobs.read(digest)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("config {digest}: {e}")))
+    }
+
+    /// Stored file hashes for `paths`, in order (one batched read).
+    pub fn file_hashes(&self, paths: &[PathBuf]) -> Result<Vec<Option<FileHashEntry>>, StoreError> {
+        let keys: Vec<Vec<u8>> = paths.iter().map(|p| filehash::key(p)).collect();
+        Ok(self.db.multi_get(CF_FILEHASH, &keys)?.into_iter().map(|v| v.and_then(|v| FileHashEntry::decode(&v))).collect())
+    }
+
+    /// Record file hashes (one batched write).
+    pub fn put_file_hashes(&self, entries: &[(PathBuf, FileHashEntry)]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let kv: Vec<(Vec<u8>, Vec<u8>)> = entries.iter().map(|(p, e)| (filehash::key(p), e.encode())).collect();
+        self.db.write_batch(CF_FILEHASH, &kv)
+    }
+
+    /// Note that blobs were produced or reused now (for LRU pruning).
+    pub fn touch_blobs(&self, blobs: &[(Digest, u64)]) -> Result<(), StoreError> {
+        let now = now_unix();
+        let kv: Vec<(Vec<u8>, Vec<u8>)> = blobs
+            .iter()
+            .map(|(d, size)| (d.to_string().into_bytes(), oci::to_canonical_json(&BlobRecord { size: *size, last_used: now })))
+            .collect();
+        self.db.write_batch(CF_BLOBS, &kv)
+    }
+}
