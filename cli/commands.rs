@@ -14,14 +14,22 @@ use crate::failure::Failure;
 
 /// Open the store, telling the user when another process holds it.
 pub fn open_store(root: &Path) -> anyhow::Result<Store> {
-    Store::open(root, &mut || eprintln!("waiting for another seal process to release the store at {} ...", root.display()))
-        .with_context(|| format!("opening the store at {}", root.display()))
+    Store::open(root, &mut || {
+        eprintln!(
+            "waiting for another seal process to release the store at {} ...",
+            root.display()
+        )
+    })
+    .with_context(|| format!("opening the store at {}", root.display()))
 }
 
 /// Open the store only if it exists (read-only commands must not create it).
 pub fn open_existing_store(root: &Path) -> Result<Store, Failure> {
     if !root.join("db").exists() {
-        return Err(Failure::Error(anyhow::anyhow!("no store at {} (build an image first, or pass --root)", root.display())));
+        return Err(Failure::Error(anyhow::anyhow!(
+            "no store at {} (build an image first, or pass --root)",
+            root.display()
+        )));
     }
     Ok(open_store(root)?)
 }

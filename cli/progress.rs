@@ -60,8 +60,17 @@ pub struct Renderer {
 impl Renderer {
     /// A renderer for nodes described by `names` (index = Definition node).
     pub fn new(style: Style, names: Vec<Option<String>>) -> Renderer {
-        let multi = (style == Style::Tty).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Renderer { style, names, numbers: HashMap::new(), bars: HashMap::new(), multi, started: Instant::now(), tally: Tally::default() }
+        let multi = (style == Style::Tty)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Renderer {
+            style,
+            names,
+            numbers: HashMap::new(),
+            bars: HashMap::new(),
+            multi,
+            started: Instant::now(),
+            tally: Tally::default(),
+        }
     }
 
     /// Render one event.
@@ -98,14 +107,22 @@ impl Renderer {
     }
 
     fn json(&self, n: usize, name: &str, event: &ProgressEvent) {
-        let time = event.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let time = event
+            .at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let mut obj = serde_json::json!({ "time": time, "vertex": n, "name": name });
         let fields = match &event.kind {
             EventKind::Started => serde_json::json!({ "event": "started" }),
             EventKind::Cached => serde_json::json!({ "event": "cached" }),
             EventKind::Log(line) => serde_json::json!({ "event": "log", "line": line }),
-            EventKind::Bytes { done, total } => serde_json::json!({ "event": "bytes", "done": done, "total": total }),
-            EventKind::Done { elapsed } => serde_json::json!({ "event": "done", "elapsed": elapsed.as_secs_f64() }),
+            EventKind::Bytes { done, total } => {
+                serde_json::json!({ "event": "bytes", "done": done, "total": total })
+            }
+            EventKind::Done { elapsed } => {
+                serde_json::json!({ "event": "done", "elapsed": elapsed.as_secs_f64() })
+            }
             EventKind::Error(msg) => serde_json::json!({ "event": "error", "message": msg }),
         };
         if let (Some(o), Some(f)) = (obj.as_object_mut(), fields.as_object()) {
@@ -120,7 +137,10 @@ impl Renderer {
         match kind {
             EventKind::Started => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.set_message(line);
                 bar.enable_steady_tick(Duration::from_millis(100));
                 self.bars.insert(node, bar);
@@ -155,7 +175,11 @@ impl Renderer {
         let elapsed = secs(self.started.elapsed());
         match self.style {
             Style::Json => {
-                let _ = writeln!(std::io::stderr().lock(), "{}", serde_json::json!({ "event": "summary", "message": summary, "elapsed": self.started.elapsed().as_secs_f64() }));
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "{}",
+                    serde_json::json!({ "event": "summary", "message": summary, "elapsed": self.started.elapsed().as_secs_f64() })
+                );
             }
             _ => {
                 let _ = writeln!(std::io::stderr().lock(), "{summary} in {elapsed}");

@@ -28,16 +28,29 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
     let name = image_name(&args.tag)?;
     let build_args = parse_build_args(&args.build_args)?;
     if args.mode != ModeArg::Lite {
-        return Err(Failure::Usage(format!("--mode {} is not supported yet; use --mode lite", args.mode.as_str())));
+        return Err(Failure::Usage(format!(
+            "--mode {} is not supported yet; use --mode lite",
+            args.mode.as_str()
+        )));
     }
     let context_dir = args.context.canonicalize().map_err(|e| {
-        Failure::Error(anyhow::anyhow!("build context {}: {e}", args.context.display()))
+        Failure::Error(anyhow::anyhow!(
+            "build context {}: {e}",
+            args.context.display()
+        ))
     })?;
     if !context_dir.is_dir() {
-        return Err(Failure::Error(anyhow::anyhow!("build context {} is not a directory", context_dir.display())));
+        return Err(Failure::Error(anyhow::anyhow!(
+            "build context {} is not a directory",
+            context_dir.display()
+        )));
     }
-    let kubefile_path = args.file.clone().unwrap_or_else(|| context_dir.join("Kubefile"));
-    let source = std::fs::read(&kubefile_path).with_context(|| format!("reading the Kubefile {}", kubefile_path.display()))?;
+    let kubefile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| context_dir.join("Kubefile"));
+    let source = std::fs::read(&kubefile_path)
+        .with_context(|| format!("reading the Kubefile {}", kubefile_path.display()))?;
     let file_name = display_name(&kubefile_path);
 
     let parsed = parse_checked(&source);
@@ -46,7 +59,8 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         return Err(Failure::Reported);
     }
 
-    let ignore_patterns = seal_engine::ignore::read_ignore_patterns(&context_dir).map_err(anyhow::Error::from)?;
+    let ignore_patterns =
+        seal_engine::ignore::read_ignore_patterns(&context_dir).map_err(anyhow::Error::from)?;
     let epoch = source_date_epoch()?;
     let compression = match args.compression {
         CompressionArg::Gzip => Compression::Gzip,
@@ -54,14 +68,18 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         CompressionArg::None => Compression::None,
     };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
-    let mut resolve = |image: &str| -> Result<ResolvedImage, String> { resolve_image(root, &store, image) };
+    let mut resolve =
+        |image: &str| -> Result<ResolvedImage, String> { resolve_image(root, &store, image) };
     let lowered = lower(
         &parsed.kubefile,
         &source,
         LowerOptions {
             build_args,
             ignore_patterns,
-            format: LayerFormat { compression, source_date_epoch: epoch },
+            format: LayerFormat {
+                compression,
+                source_date_epoch: epoch,
+            },
             platform: Platform::host(),
             build_mode: args.mode.as_str().into(),
             resolve_image: &mut resolve,
@@ -79,29 +97,42 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let definition = lowered.definition;
-    let span_error = |node: Option<usize>, message: String, help: Option<String>| -> Failure {
-        let span = node.and_then(|n| definition.nodes.get(n)).and_then(|n| n.metadata.span);
-        match span {
-            Some((start, end)) => {
-                let mut d = Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
-                d.help = help;
-                eprint!("{}", render(&d, &file_name, &source));
-                Failure::Reported
+    let span_error =
+        |node: Option<usize>, error: &seal_engine::EngineError, prefix: &str| -> Failure {
+            let message = format!("{prefix}{error}");
+            let help = help_for(error, &context_dir);
+            let node = node.and_then(|n| definition.nodes.get(n));
+            let span = node
+                .and_then(|n| source_span(n, error))
+                .or_else(|| node.and_then(|n| n.metadata.span));
+            match span {
+                Some((start, end)) => {
+                    let mut d = Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
+                    d.help = help;
+                    eprint!("{}", render(&d, &file_name, &source));
+                    Failure::Reported
+                }
+                None => Failure::Error(anyhow::anyhow!(message)),
             }
-            None => Failure::Error(anyhow::anyhow!(message)),
-        }
-    };
+        };
     if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
-        return Err(span_error(e.node, e.source.to_string(), help_for(&e.source, &context_dir)));
+        return Err(span_error(e.node, &e.source, ""));
     }
 
     let store = match store.into_inner() {
         Some(s) => s,
         None => Arc::new(open_store(root)?),
     };
-    let names: Vec<Option<String>> = definition.nodes.iter().map(|n| n.metadata.description.clone()).collect();
+    let names: Vec<Option<String>> = definition
+        .nodes
+        .iter()
+        .map(|n| n.metadata.description.clone())
+        .collect();
     let options = SolveOptions {
-        max_parallelism: args.max_parallelism.map(usize::from).unwrap_or_else(default_parallelism),
+        max_parallelism: args
+            .max_parallelism
+            .map(usize::from)
+            .unwrap_or_else(default_parallelism),
         no_cache: args.no_cache,
         ..SolveOptions::default()
     };
@@ -113,7 +144,10 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         options,
         seal_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     let mut renderer = Renderer::new(Style::from_mode(args.progress), names);
     let result = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -127,11 +161,19 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => {
             renderer.finish("build failed");
-            return Err(span_error(e.node, format!("build failed: {}", e.source), help_for(&e.source, &context_dir)));
+            return Err(span_error(e.node, &e.source, "build failed: "));
         }
-        Err(e) => return Err(Failure::Error(anyhow::anyhow!("the build task failed: {e}"))),
+        Err(e) => {
+            return Err(Failure::Error(anyhow::anyhow!(
+                "the build task failed: {e}"
+            )))
+        }
     };
-    let steps = definition.nodes.iter().zip(&report.status).filter(|(n, _)| n.metadata.description.is_some());
+    let steps = definition
+        .nodes
+        .iter()
+        .zip(&report.status)
+        .filter(|(n, _)| n.metadata.description.is_some());
     let (mut cached, mut executed) = (0, 0);
     for (_, status) in steps {
         match status {
@@ -148,10 +190,17 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn resolve_image(root: &Path, slot: &RefCell<Option<Arc<Store>>>, image: &str) -> Result<ResolvedImage, String> {
+fn resolve_image(
+    root: &Path,
+    slot: &RefCell<Option<Arc<Store>>>,
+    image: &str,
+) -> Result<ResolvedImage, String> {
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
     if !root.join("db").exists() {
-        return Err(format!("image {reference} is not in the local store (the store at {} is empty)", root.display()));
+        return Err(format!(
+            "image {reference} is not in the local store (the store at {} is empty)",
+            root.display()
+        ));
     }
     let store = {
         let mut slot = slot.borrow_mut();
@@ -168,15 +217,26 @@ fn resolve_image(root: &Path, slot: &RefCell<Option<Arc<Store>>>, image: &str) -
         .image(&reference)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("image {reference} is not in the local store"))?;
-    let manifest = store.manifest(&record.manifest).map_err(|e| e.to_string())?;
-    let config = store.config(&manifest.config.digest).map_err(|e| e.to_string())?;
+    let manifest = store
+        .manifest(&record.manifest)
+        .map_err(|e| e.to_string())?;
+    let config = store
+        .config(&manifest.config.digest)
+        .map_err(|e| e.to_string())?;
     let env = config
         .config
         .env
         .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
-    Ok(ResolvedImage { reference: reference.to_string(), manifest: record.manifest.to_string(), env })
+    Ok(ResolvedImage {
+        reference: reference.to_string(),
+        manifest: record.manifest.to_string(),
+        env,
+    })
 }
 
 fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {
@@ -186,7 +246,11 @@ fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure>
             Some((k, v)) if !k.is_empty() => {
                 out.insert(k.to_string(), v.to_string());
             }
-            Some(_) => return Err(Failure::Usage(format!("--build-arg `{arg}`: expected NAME=VALUE"))),
+            Some(_) => {
+                return Err(Failure::Usage(format!(
+                    "--build-arg `{arg}`: expected NAME=VALUE"
+                )))
+            }
             None => {
                 if let Ok(v) = std::env::var(arg) {
                     out.insert(arg.clone(), v);
@@ -204,28 +268,67 @@ fn source_date_epoch() -> Result<i64, Failure> {
             .parse::<i64>()
             .ok()
             .filter(|s| *s >= 0)
-            .ok_or_else(|| Failure::Usage(format!("SOURCE_DATE_EPOCH=`{v}`: expected seconds since 1970 (a non-negative integer)"))),
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "SOURCE_DATE_EPOCH=`{v}`: expected seconds since 1970 (a non-negative integer)"
+                ))
+            }),
         _ => Ok(0),
     }
 }
 
 fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn display_name(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The span of the COPY source word an error is about, when it names one.
+fn source_span(
+    node: &seal_engine::llb::Node,
+    error: &seal_engine::EngineError,
+) -> Option<(usize, usize)> {
+    use seal_engine::llb::{FileAction, Op};
+    use seal_engine::EngineError as E;
+    let pattern = match error {
+        E::SourceNotFound { source_path }
+        | E::SourceExcluded { source_path }
+        | E::SourceOutsideContext { source_path, .. } => source_path,
+        E::GlobNoMatch { pattern } | E::BadGlob { pattern, .. } => pattern,
+        _ => return None,
+    };
+    let Op::File(file) = &node.op else {
+        return None;
+    };
+    let copy = file.actions.iter().find_map(|a| match a {
+        FileAction::Copy(c) => Some(c),
+        _ => None,
+    })?;
+    let index = copy.sources.iter().position(|s| &s.pattern == pattern)?;
+    node.metadata.source_spans.get(index).copied()
 }
 
 fn help_for(error: &seal_engine::EngineError, context: &Path) -> Option<String> {
     use seal_engine::EngineError as E;
     match error {
-        E::SourceNotFound { .. } | E::GlobNoMatch { .. } => {
-            Some(format!("sources are relative to the build context {}", context.display()))
+        E::SourceNotFound { .. } | E::GlobNoMatch { .. } => Some(format!(
+            "sources are relative to the build context {}",
+            context.display()
+        )),
+        E::SourceExcluded { .. } => {
+            Some("remove the pattern from .sealignore/.dockerignore, or add a `!` exception".into())
         }
-        E::SourceExcluded { .. } => Some("remove the pattern from .sealignore/.dockerignore, or add a `!` exception".into()),
-        E::SourceOutsideContext { .. } => Some("copy the file into the build context instead of linking to it".into()),
+        E::SourceOutsideContext { .. } => {
+            Some("copy the file into the build context instead of linking to it".into())
+        }
         _ => None,
     }
 }

@@ -33,12 +33,24 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
             println!("{}", serde_json::Value::Array(items));
         }
         FormatArg::Table => {
-            let width = rows.iter().map(|(n, _, _)| n.len()).max().unwrap_or(4).max(4);
-            println!("{:<width$}  {:<19}  {:>10}  TAGGED", "NAME", "DIGEST", "SIZE");
+            let width = rows
+                .iter()
+                .map(|(n, _, _)| n.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            println!(
+                "{:<width$}  {:<19}  {:>10}  TAGGED",
+                "NAME", "DIGEST", "SIZE"
+            );
             let now = now_unix();
             for (name, r, size) in rows {
                 let short = format!("sha256:{}", &r.manifest.hex()[..12]);
-                println!("{name:<width$}  {short:<19}  {:>10}  {} ago", human_size(size), human_age(now.saturating_sub(r.tagged_at)));
+                println!(
+                    "{name:<width$}  {short:<19}  {:>10}  {} ago",
+                    human_size(size),
+                    human_age(now.saturating_sub(r.tagged_at))
+                );
             }
         }
     }
@@ -53,7 +65,11 @@ fn human_size(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn human_age(secs: u64) -> String {

@@ -12,9 +12,15 @@ use crate::failure::Failure;
 pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
     let name = image_name(&args.name)?;
     let store = open_existing_store(root)?;
-    let record = store.image(&name)?.ok_or_else(|| anyhow::anyhow!("no image named {name} in the store"))?;
-    let manifest = store.manifest(&record.manifest).context("reading the manifest")?;
-    let config = store.config(&manifest.config.digest).context("reading the config")?;
+    let record = store
+        .image(&name)?
+        .ok_or_else(|| anyhow::anyhow!("no image named {name} in the store"))?;
+    let manifest = store
+        .manifest(&record.manifest)
+        .context("reading the manifest")?;
+    let config = store
+        .config(&manifest.config.digest)
+        .context("reading the config")?;
     let layers: Vec<serde_json::Value> = manifest
         .layers
         .iter()
@@ -30,6 +36,9 @@ pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
         "history": config.history,
         "annotations": manifest.annotations,
     });
-    println!("{}", serde_json::to_string_pretty(&out).context("encoding JSON")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).context("encoding JSON")?
+    );
     Ok(())
 }

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use seal_solver::{solve, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions};
+use seal_solver::{
+    solve, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions,
+};
 use seal_store::{Reference, Store};
 
 use crate::cache::StoreCache;
@@ -58,7 +60,10 @@ impl From<EngineError> for BuildError {
 pub fn validate_sources(definition: &Definition, context_dir: &Path) -> Result<(), BuildError> {
     for (i, node) in definition.nodes.iter().enumerate() {
         if let Op::Source(SourceOp::Local { include, exclude }) = &node.op {
-            let at = |source| BuildError { node: Some(consumer(definition, i)), source };
+            let at = |source| BuildError {
+                node: Some(consumer(definition, i)),
+                source,
+            };
             let ignore = IgnoreMatcher::new(exclude).map_err(at)?;
             context::validate(context_dir, include, &ignore).map_err(at)?;
         }
@@ -68,33 +73,56 @@ pub fn validate_sources(definition: &Definition, context_dir: &Path) -> Result<(
 
 /// Solve `request.definition` against `store` and export the image under `request.name`.
 /// Progress events carry Definition node indices.
-pub async fn build(store: Arc<Store>, request: BuildRequest, progress: Option<ProgressSender>) -> Result<BuildReport, BuildError> {
+pub async fn build(
+    store: Arc<Store>,
+    request: BuildRequest,
+    progress: Option<ProgressSender>,
+) -> Result<BuildReport, BuildError> {
     let def = &request.definition;
-    let env = Arc::new(ExecEnv { store: store.clone(), context_dir: request.context_dir.clone() });
+    let env = Arc::new(ExecEnv {
+        store: store.clone(),
+        context_dir: request.context_dir.clone(),
+    });
     let mut graph = GraphBuilder::new();
     for (i, node) in def.nodes.iter().enumerate() {
         let inputs: Vec<NodeId> = node.inputs.iter().map(|&n| NodeId(n as u32)).collect();
-        let id = graph.add(OpVertex { node: node.clone(), env: env.clone() }, &inputs);
+        let id = graph.add(
+            OpVertex {
+                node: node.clone(),
+                env: env.clone(),
+            },
+            &inputs,
+        );
         if id != NodeId(i as u32) {
             return Err(EngineError::Internal("the Definition has duplicate nodes".into()).into());
         }
     }
     let graph = graph.build();
-    let cache = Arc::new(StoreCache { store: store.clone() });
+    let cache = Arc::new(StoreCache {
+        store: store.clone(),
+    });
     let root = NodeId(def.output as u32);
-    let solved = solve(&graph, &[root], cache, &request.options, progress).await.map_err(|e| match e {
-        SolveError::Exec { node, source } | SolveError::Cache { node, source } => {
-            let index = node.0 as usize;
-            // A context scan fails on behalf of the COPY that reads it.
-            let index = if matches!(def.nodes.get(index).map(|n| &n.op), Some(Op::Source(SourceOp::Local { .. }))) {
-                consumer(def, index)
-            } else {
-                index
-            };
-            BuildError { node: Some(index), source }
-        }
-        SolveError::Panicked(msg) => EngineError::Internal(msg).into(),
-    })?;
+    let solved = solve(&graph, &[root], cache, &request.options, progress)
+        .await
+        .map_err(|e| match e {
+            SolveError::Exec { node, source } | SolveError::Cache { node, source } => {
+                let index = node.0 as usize;
+                // A context scan fails on behalf of the COPY that reads it.
+                let index = if matches!(
+                    def.nodes.get(index).map(|n| &n.op),
+                    Some(Op::Source(SourceOp::Local { .. }))
+                ) {
+                    consumer(def, index)
+                } else {
+                    index
+                };
+                BuildError {
+                    node: Some(index),
+                    source,
+                }
+            }
+            SolveError::Panicked(msg) => EngineError::Internal(msg).into(),
+        })?;
     let Some(Output::Layers(chain)) = solved.outputs.get(&root) else {
         return Err(EngineError::Internal("the build's result is not a rootfs".into()).into());
     };
@@ -106,12 +134,27 @@ pub async fn build(store: Arc<Store>, request: BuildRequest, progress: Option<Pr
             Output::Layers(_) => 0,
         })
         .sum();
-    let exported = export(&store, chain, &request.image, &request.name, &request.seal_version)?;
-    let status = (0..def.nodes.len()).map(|i| solved.status.get(&NodeId(i as u32)).copied()).collect();
-    Ok(BuildReport { exported, status, files_hashed })
+    let exported = export(
+        &store,
+        chain,
+        &request.image,
+        &request.name,
+        &request.seal_version,
+    )?;
+    let status = (0..def.nodes.len())
+        .map(|i| solved.status.get(&NodeId(i as u32)).copied())
+        .collect();
+    Ok(BuildReport {
+        exported,
+        status,
+        files_hashed,
+    })
 }
 
 /// The first node that reads node `i` (where a context scan's errors belong).
 fn consumer(def: &Definition, i: usize) -> usize {
-    def.nodes.iter().position(|n| n.inputs.contains(&i)).unwrap_or(i)
+    def.nodes
+        .iter()
+        .position(|n| n.inputs.contains(&i))
+        .unwrap_or(i)
 }

@@ -25,7 +25,12 @@ impl CacheStorage<OpVertex> for StoreCache {
         };
         // A record whose blobs were removed is a miss, never an error.
         let blobs = self.store.blobs();
-        if !chain.layers.iter().all(|l| blobs.contains(&l.digest)) || chain.base_config.as_ref().is_some_and(|c| !blobs.contains(c)) {
+        if !chain.layers.iter().all(|l| blobs.contains(&l.digest))
+            || chain
+                .base_config
+                .as_ref()
+                .is_some_and(|c| !blobs.contains(c))
+        {
             return Ok(None);
         }
         Ok(Some(Output::Layers(chain)))
@@ -33,8 +38,13 @@ impl CacheStorage<OpVertex> for StoreCache {
 
     fn save(&self, key: &CacheKey, output: &Output) -> Result<(), EngineError> {
         if let Output::Layers(chain) = output {
-            let record = serde_json::to_vec(chain).map_err(|e| EngineError::Internal(e.to_string()))?;
-            let touched: Vec<_> = chain.layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+            let record =
+                serde_json::to_vec(chain).map_err(|e| EngineError::Internal(e.to_string()))?;
+            let touched: Vec<_> = chain
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.size))
+                .collect();
             self.store.touch_blobs(&touched)?;
             self.store.cache_put(key.0.as_bytes(), &record)?;
         }

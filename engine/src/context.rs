@@ -82,7 +82,12 @@ pub fn validate(dir: &Path, include: &[String], ignore: &IgnoreMatcher) -> Resul
 }
 
 /// Resolve, walk and hash the sources `include` of the context `dir`.
-pub fn scan(store: &Store, dir: &Path, include: &[String], ignore: &IgnoreMatcher) -> Result<ContextSelection, EngineError> {
+pub fn scan(
+    store: &Store,
+    dir: &Path,
+    include: &[String],
+    ignore: &IgnoreMatcher,
+) -> Result<ContextSelection, EngineError> {
     let scan_started = now_ns();
     let mut patterns = Vec::with_capacity(include.len());
     for pattern in include {
@@ -90,13 +95,22 @@ pub fn scan(store: &Store, dir: &Path, include: &[String], ignore: &IgnoreMatche
         let mut matches = Vec::with_capacity(roots.len());
         for (name, resolved, meta) in roots {
             let entries = walk_match(dir, &resolved, &meta, ignore)?;
-            matches.push(SourceMatch { name, resolved, entries });
+            matches.push(SourceMatch {
+                name,
+                resolved,
+                entries,
+            });
         }
         patterns.push(matches);
     }
     let files_hashed = fill_hashes(store, dir, &mut patterns, scan_started)?;
     let content_id = content_id(&patterns);
-    Ok(ContextSelection { dir: dir.to_path_buf(), patterns, content_id, files_hashed })
+    Ok(ContextSelection {
+        dir: dir.to_path_buf(),
+        patterns,
+        content_id,
+        files_hashed,
+    })
 }
 
 /// A stat tuple plus where to find the file, collected during the walk.
@@ -108,14 +122,25 @@ struct Pending {
     stat: FileStat,
 }
 
-fn fill_hashes(store: &Store, dir: &Path, patterns: &mut [Vec<SourceMatch>], scan_started: i128) -> Result<usize, EngineError> {
+fn fill_hashes(
+    store: &Store,
+    dir: &Path,
+    patterns: &mut [Vec<SourceMatch>],
+    scan_started: i128,
+) -> Result<usize, EngineError> {
     let mut pending = Vec::new();
     for (pi, matches) in patterns.iter().enumerate() {
         for (mi, m) in matches.iter().enumerate() {
             for (ei, e) in m.entries.iter().enumerate() {
                 if let (EntryKind::File { .. }, Some(stat)) = (&e.kind, e.stat) {
                     let path = dir.join(paths::join(&m.resolved, &e.rel));
-                    pending.push(Pending { pattern: pi, matched: mi, entry: ei, path, stat });
+                    pending.push(Pending {
+                        pattern: pi,
+                        matched: mi,
+                        entry: ei,
+                        path,
+                        stat,
+                    });
                 }
             }
         }
@@ -123,18 +148,35 @@ fn fill_hashes(store: &Store, dir: &Path, patterns: &mut [Vec<SourceMatch>], sca
     let paths: Vec<PathBuf> = pending.iter().map(|p| p.path.clone()).collect();
     let known = store.file_hashes(&paths)?;
     let misses: Vec<usize> = (0..pending.len())
-        .filter(|&i| known[i].as_ref().and_then(|k| k.hash_if_valid(&pending[i].stat)).is_none())
+        .filter(|&i| {
+            known[i]
+                .as_ref()
+                .and_then(|k| k.hash_if_valid(&pending[i].stat))
+                .is_none()
+        })
         .collect();
     let hashed: Vec<(usize, [u8; 32])> = misses
         .par_iter()
         .map(|&i| hash_file(&pending[i].path, pending[i].stat.size).map(|h| (i, h)))
         .collect::<Result<_, _>>()?;
-    let mut hashes: Vec<Option<[u8; 32]>> =
-        (0..pending.len()).map(|i| known[i].as_ref().and_then(|k| k.hash_if_valid(&pending[i].stat))).collect();
+    let mut hashes: Vec<Option<[u8; 32]>> = (0..pending.len())
+        .map(|i| {
+            known[i]
+                .as_ref()
+                .and_then(|k| k.hash_if_valid(&pending[i].stat))
+        })
+        .collect();
     let mut updates = Vec::with_capacity(hashed.len());
     for (i, h) in &hashed {
         hashes[*i] = Some(*h);
-        updates.push((pending[*i].path.clone(), FileHashEntry { stat: pending[*i].stat, hashed_at_ns: scan_started, blake3: *h }));
+        updates.push((
+            pending[*i].path.clone(),
+            FileHashEntry {
+                stat: pending[*i].stat,
+                hashed_at_ns: scan_started,
+                blake3: *h,
+            },
+        ));
     }
     store.put_file_hashes(&updates)?;
     for (i, p) in pending.iter().enumerate() {
@@ -186,25 +228,40 @@ fn content_id(patterns: &[Vec<SourceMatch>]) -> Id {
 }
 
 /// The matches of one pattern: (name, resolved context-relative path, metadata of the content).
-fn resolve_pattern(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<(String, String, fs::Metadata)>, EngineError> {
+fn resolve_pattern(
+    dir: &Path,
+    pattern: &str,
+    ignore: &IgnoreMatcher,
+) -> Result<Vec<(String, String, fs::Metadata)>, EngineError> {
     if paths::escapes(pattern) || pattern.starts_with('/') {
-        return Err(EngineError::SourceOutsideContext { source_path: pattern.into(), reason: "it leaves the build context".into() });
+        return Err(EngineError::SourceOutsideContext {
+            source_path: pattern.into(),
+            reason: "it leaves the build context".into(),
+        });
     }
     let candidates: Vec<String> = if paths::is_glob(pattern) {
         let found = glob(dir, pattern, ignore)?;
         if found.is_empty() {
-            return Err(EngineError::GlobNoMatch { pattern: pattern.into() });
+            return Err(EngineError::GlobNoMatch {
+                pattern: pattern.into(),
+            });
         }
         found
     } else {
         if ignore.is_excluded(pattern) {
-            return Err(EngineError::SourceExcluded { source_path: pattern.into() });
+            return Err(EngineError::SourceExcluded {
+                source_path: pattern.into(),
+            });
         }
         vec![pattern.to_string()]
     };
     let mut out = Vec::with_capacity(candidates.len());
     for rel in candidates {
-        let name = if rel.is_empty() { String::new() } else { paths::basename(&rel).to_string() };
+        let name = if rel.is_empty() {
+            String::new()
+        } else {
+            paths::basename(&rel).to_string()
+        };
         let (resolved, meta) = follow(dir, &rel, pattern)?;
         out.push((name, resolved, meta));
     }
@@ -220,7 +277,9 @@ fn follow(dir: &Path, rel: &str, pattern: &str) -> Result<(String, fs::Metadata)
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(if current == rel {
-                    EngineError::SourceNotFound { source_path: pattern.into() }
+                    EngineError::SourceNotFound {
+                        source_path: pattern.into(),
+                    }
                 } else {
                     EngineError::SourceOutsideContext {
                         source_path: pattern.into(),
@@ -233,7 +292,8 @@ fn follow(dir: &Path, rel: &str, pattern: &str) -> Result<(String, fs::Metadata)
         if !meta.file_type().is_symlink() {
             return Ok((current, meta));
         }
-        let target = fs::read_link(&path).map_err(|e| EngineError::io("reading the symlink", &path, e))?;
+        let target =
+            fs::read_link(&path).map_err(|e| EngineError::io("reading the symlink", &path, e))?;
         let target = target.to_string_lossy().into_owned();
         if target.starts_with('/') {
             return Err(EngineError::SourceOutsideContext {
@@ -251,7 +311,10 @@ fn follow(dir: &Path, rel: &str, pattern: &str) -> Result<(String, fs::Metadata)
         }
         current = next;
     }
-    Err(EngineError::SourceOutsideContext { source_path: pattern.into(), reason: "too many levels of symlinks".into() })
+    Err(EngineError::SourceOutsideContext {
+        source_path: pattern.into(),
+        reason: "too many levels of symlinks".into(),
+    })
 }
 
 /// Context-relative paths matching a glob, sorted.
@@ -260,10 +323,16 @@ fn glob(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<String>
         .literal_separator(true)
         .backslash_escape(true)
         .build()
-        .map_err(|e| EngineError::BadGlob { pattern: pattern.into(), reason: e.kind().to_string() })?
+        .map_err(|e| EngineError::BadGlob {
+            pattern: pattern.into(),
+            reason: e.kind().to_string(),
+        })?
         .compile_matcher();
     // Walk only below the literal prefix of the pattern.
-    let base: Vec<&str> = pattern.split('/').take_while(|c| !paths::is_glob(c)).collect();
+    let base: Vec<&str> = pattern
+        .split('/')
+        .take_while(|c| !paths::is_glob(c))
+        .collect();
     let base = base.join("/");
     let recursive = pattern.contains("**");
     let depth = pattern.split('/').count();
@@ -271,7 +340,9 @@ fn glob(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<String>
     let mut stack = vec![base.clone()];
     while let Some(rel_dir) = stack.pop() {
         let path = dir.join(&rel_dir);
-        let Ok(entries) = fs::read_dir(&path) else { continue };
+        let Ok(entries) = fs::read_dir(&path) else {
+            continue;
+        };
         for entry in entries {
             let entry = entry.map_err(|e| EngineError::io("listing", &path, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -293,13 +364,25 @@ fn glob(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<String>
 }
 
 /// The entries of one match, sorted by relative path.
-fn walk_match(dir: &Path, resolved: &str, meta: &fs::Metadata, ignore: &IgnoreMatcher) -> Result<Vec<ContextEntry>, EngineError> {
+fn walk_match(
+    dir: &Path,
+    resolved: &str,
+    meta: &fs::Metadata,
+    ignore: &IgnoreMatcher,
+) -> Result<Vec<ContextEntry>, EngineError> {
     let root_kind = kind_of(&dir.join(resolved), meta)?;
     let Some(root_kind) = root_kind else {
-        return Err(EngineError::UnsupportedFileType { path: resolved.into() });
+        return Err(EngineError::UnsupportedFileType {
+            path: resolved.into(),
+        });
     };
     let is_dir = root_kind == EntryKind::Dir;
-    let mut entries = vec![ContextEntry { rel: String::new(), kind: root_kind, mode: meta.mode() & 0o7777, stat: Some(FileStat::of(meta)) }];
+    let mut entries = vec![ContextEntry {
+        rel: String::new(),
+        kind: root_kind,
+        mode: meta.mode() & 0o7777,
+        stat: Some(FileStat::of(meta)),
+    }];
     if is_dir {
         entries.extend(walk_dir(dir, resolved, "", ignore)?);
         entries.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -308,7 +391,12 @@ fn walk_match(dir: &Path, resolved: &str, meta: &fs::Metadata, ignore: &IgnoreMa
 }
 
 /// Entries below `base/sub`, in parallel across subdirectories.
-fn walk_dir(dir: &Path, base: &str, sub: &str, ignore: &IgnoreMatcher) -> Result<Vec<ContextEntry>, EngineError> {
+fn walk_dir(
+    dir: &Path,
+    base: &str,
+    sub: &str,
+    ignore: &IgnoreMatcher,
+) -> Result<Vec<ContextEntry>, EngineError> {
     let path = dir.join(paths::join(base, sub));
     let listing = fs::read_dir(&path).map_err(|e| EngineError::io("listing", &path, e))?;
     let mut out = Vec::new();
@@ -321,13 +409,20 @@ fn walk_dir(dir: &Path, base: &str, sub: &str, ignore: &IgnoreMatcher) -> Result
         let rel = paths::join(sub, &name);
         let context_rel = paths::join(base, &rel);
         let excluded = ignore.is_excluded(&context_rel);
-        let meta = entry.metadata().map_err(|e| EngineError::io("reading the metadata of", &entry.path(), e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| EngineError::io("reading the metadata of", &entry.path(), e))?;
         if meta.is_dir() {
             if excluded && ignore.can_skip_dir() {
                 continue;
             }
             if !excluded {
-                out.push(ContextEntry { rel: rel.clone(), kind: EntryKind::Dir, mode: meta.mode() & 0o7777, stat: None });
+                out.push(ContextEntry {
+                    rel: rel.clone(),
+                    kind: EntryKind::Dir,
+                    mode: meta.mode() & 0o7777,
+                    stat: None,
+                });
             }
             subdirs.push(rel);
             continue;
@@ -336,13 +431,23 @@ fn walk_dir(dir: &Path, base: &str, sub: &str, ignore: &IgnoreMatcher) -> Result
             continue;
         }
         if let Some(kind) = kind_of(&entry.path(), &meta)? {
-            out.push(ContextEntry { rel, kind, mode: meta.mode() & 0o7777, stat: Some(FileStat::of(&meta)) });
+            out.push(ContextEntry {
+                rel,
+                kind,
+                mode: meta.mode() & 0o7777,
+                stat: Some(FileStat::of(&meta)),
+            });
         } else {
-            tracing::warn!("skipping {}: sockets, fifos and devices are not copied", entry.path().display());
+            tracing::warn!(
+                "skipping {}: sockets, fifos and devices are not copied",
+                entry.path().display()
+            );
         }
     }
-    let nested: Vec<Vec<ContextEntry>> =
-        subdirs.par_iter().map(|s| walk_dir(dir, base, s, ignore)).collect::<Result<_, _>>()?;
+    let nested: Vec<Vec<ContextEntry>> = subdirs
+        .par_iter()
+        .map(|s| walk_dir(dir, base, s, ignore))
+        .collect::<Result<_, _>>()?;
     for n in nested {
         out.extend(n);
     }
@@ -352,12 +457,21 @@ fn walk_dir(dir: &Path, base: &str, sub: &str, ignore: &IgnoreMatcher) -> Result
 fn kind_of(path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>, EngineError> {
     let ft = meta.file_type();
     Ok(if ft.is_file() {
-        Some(EntryKind::File { size: meta.len(), blake3: [0; 32] })
+        Some(EntryKind::File {
+            size: meta.len(),
+            blake3: [0; 32],
+        })
     } else if ft.is_dir() {
         Some(EntryKind::Dir)
     } else if ft.is_symlink() {
-        let target = fs::read_link(path).map_err(|e| EngineError::io("reading the symlink", path, e))?;
-        let target = target.to_str().ok_or_else(|| EngineError::NonUtf8Path { path: path.to_path_buf() })?.to_string();
+        let target =
+            fs::read_link(path).map_err(|e| EngineError::io("reading the symlink", path, e))?;
+        let target = target
+            .to_str()
+            .ok_or_else(|| EngineError::NonUtf8Path {
+                path: path.to_path_buf(),
+            })?
+            .to_string();
         Some(EntryKind::Symlink { target })
     } else {
         None
@@ -365,8 +479,131 @@ fn kind_of(path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>, Engine
 }
 
 fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }
 
 /// Shared handle to a selection (the output of a Local source).
 pub type SharedSelection = Arc<ContextSelection>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Store) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("ctx/d")).unwrap();
+        std::fs::write(tmp.path().join("ctx/d/f"), "one").unwrap();
+        let store = Store::open(&tmp.path().join("store"), &mut || {}).unwrap();
+        (tmp, store)
+    }
+
+    fn scan_d(tmp: &tempfile::TempDir, store: &Store) -> ContextSelection {
+        scan(
+            store,
+            &tmp.path().join("ctx"),
+            &["d".to_string()],
+            &IgnoreMatcher::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn same_size_rewrite_within_the_racy_window_is_detected() {
+        let (tmp, store) = setup();
+        let first = scan_d(&tmp, &store);
+        // Same size, and the mtime is put back: only the racy rule (or ctime) can notice.
+        let f = tmp.path().join("ctx/d/f");
+        let before = fs::metadata(&f).unwrap().modified().unwrap();
+        fs::write(&f, "two").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        let second = scan_d(&tmp, &store);
+        assert_ne!(first.content_id, second.content_id);
+        assert_eq!(second.files_hashed, 1);
+    }
+
+    #[test]
+    fn mtime_is_not_content() {
+        let (tmp, store) = setup();
+        let first = scan_d(&tmp, &store);
+        let f = tmp.path().join("ctx/d/f");
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(scan_d(&tmp, &store).content_id, first.content_id);
+    }
+
+    #[test]
+    fn mode_is_content() {
+        use std::os::unix::fs::PermissionsExt;
+        let (tmp, store) = setup();
+        let first = scan_d(&tmp, &store);
+        fs::set_permissions(
+            tmp.path().join("ctx/d/f"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        assert_ne!(scan_d(&tmp, &store).content_id, first.content_id);
+    }
+
+    #[test]
+    fn escaping_symlinks_are_refused() {
+        let (tmp, store) = setup();
+        let ctx = tmp.path().join("ctx");
+        std::os::unix::fs::symlink("/etc/passwd", ctx.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../outside", ctx.join("rel")).unwrap();
+        std::os::unix::fs::symlink("d/f", ctx.join("inside")).unwrap();
+        for bad in ["abs", "rel"] {
+            let err =
+                scan(&store, &ctx, &[bad.to_string()], &IgnoreMatcher::default()).unwrap_err();
+            assert!(
+                matches!(err, EngineError::SourceOutsideContext { .. }),
+                "{bad}: {err}"
+            );
+        }
+        let ok = scan(
+            &store,
+            &ctx,
+            &["inside".to_string()],
+            &IgnoreMatcher::default(),
+        )
+        .unwrap();
+        assert_eq!(ok.patterns[0][0].name, "inside");
+        assert_eq!(ok.patterns[0][0].resolved, "d/f");
+    }
+
+    #[test]
+    fn missing_sources_and_empty_globs_are_errors() {
+        let (tmp, store) = setup();
+        let ctx = tmp.path().join("ctx");
+        let err = scan(
+            &store,
+            &ctx,
+            &["nope".to_string()],
+            &IgnoreMatcher::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EngineError::SourceNotFound { .. }));
+        let err = scan(
+            &store,
+            &ctx,
+            &["*.yaml".to_string()],
+            &IgnoreMatcher::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, EngineError::GlobNoMatch { .. }));
+        let ignore = IgnoreMatcher::new(&["d".to_string()]).unwrap();
+        let err = scan(&store, &ctx, &["d".to_string()], &ignore).unwrap_err();
+        assert!(matches!(err, EngineError::SourceExcluded { .. }));
+    }
+}

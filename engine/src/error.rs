@@ -18,7 +18,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("COPY source `{source_path}` not found in the build context")]
     SourceNotFound { source_path: String },
-    #[error("COPY source `{source_path}` is excluded by the ignore file (.sealignore/.dockerignore)")]
+    #[error(
+        "COPY source `{source_path}` is excluded by the ignore file (.sealignore/.dockerignore)"
+    )]
     SourceExcluded { source_path: String },
     #[error("COPY source `{source_path}` is outside the build context: {reason}")]
     SourceOutsideContext { source_path: String, reason: String },
@@ -45,6 +47,10 @@ pub enum EngineError {
 impl EngineError {
     /// An IO error while doing `what` on `path`.
     pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> EngineError {
-        EngineError::Io { what, path: path.to_path_buf(), source }
+        EngineError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use seal_store::oci::{
-    to_canonical_json, Descriptor, History, ImageConfig, Manifest, RootFs, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
+    to_canonical_json, Descriptor, History, ImageConfig, Manifest, RootFs, MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_MANIFEST,
 };
 use seal_store::{Digest, Reference, Store};
 use serde::Serialize;
@@ -54,7 +55,13 @@ pub struct Exported {
 }
 
 /// Write config and manifest for `chain` + `spec` and point `name` at the manifest.
-pub fn export(store: &Store, chain: &LayerChain, spec: &ImageSpec, name: &Reference, seal_version: &str) -> Result<Exported, EngineError> {
+pub fn export(
+    store: &Store,
+    chain: &LayerChain,
+    spec: &ImageSpec,
+    name: &Reference,
+    seal_version: &str,
+) -> Result<Exported, EngineError> {
     let mut config = match &chain.base_config {
         Some(d) => store.config(d)?,
         None => ImageConfig::default(),
@@ -71,9 +78,18 @@ pub fn export(store: &Store, chain: &LayerChain, spec: &ImageSpec, name: &Refere
         config.config.env.retain(|e| !e.starts_with(&prefix));
         config.config.env.push(format!("{k}={v}"));
     }
-    config.config.labels.extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    config.config.labels.insert(LABEL_SEALER_VERSION.into(), format!("seal-{seal_version}"));
-    config.rootfs = RootFs { kind: "layers".into(), diff_ids: chain.layers.iter().map(|l| l.diff_id.clone()).collect() };
+    config
+        .config
+        .labels
+        .extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    config
+        .config
+        .labels
+        .insert(LABEL_SEALER_VERSION.into(), format!("seal-{seal_version}"));
+    config.rootfs = RootFs {
+        kind: "layers".into(),
+        diff_ids: chain.layers.iter().map(|l| l.diff_id.clone()).collect(),
+    };
     config.history.extend(spec.history.iter().map(|h| History {
         created: Some(created.clone()),
         created_by: Some(h.created_by.clone()),
@@ -83,18 +99,28 @@ pub fn export(store: &Store, chain: &LayerChain, spec: &ImageSpec, name: &Refere
     let config_bytes = to_canonical_json(&config);
     let config_digest = store.blobs().put(&config_bytes)?;
 
-    let env: BTreeMap<&str, &str> = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: BTreeMap<&str, &str> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let mut cmds: Vec<&str> = spec.cmds.iter().map(String::as_str).collect();
     cmds.extend(spec.launch_cmds.iter().map(String::as_str));
     let extension = Extension {
-        build_client: BuildClient { sealer_version: seal_version, build_mode: &spec.build_mode },
+        build_client: BuildClient {
+            sealer_version: seal_version,
+            build_mode: &spec.build_mode,
+        },
         schema_version: "v1alpha1",
         kind: "kube-installer",
         launch: Launch { cmds },
         env,
     };
     let mut annotations = BTreeMap::new();
-    annotations.insert(ANNOTATION_EXTENSION.to_string(), String::from_utf8(to_canonical_json(&extension)).unwrap_or_default());
+    annotations.insert(
+        ANNOTATION_EXTENSION.to_string(),
+        String::from_utf8(to_canonical_json(&extension)).unwrap_or_default(),
+    );
     let manifest = Manifest {
         schema_version: 2,
         media_type: MEDIA_TYPE_MANIFEST.into(),
@@ -107,13 +133,21 @@ pub fn export(store: &Store, chain: &LayerChain, spec: &ImageSpec, name: &Refere
         layers: chain
             .layers
             .iter()
-            .map(|l| Descriptor { media_type: l.media_type.clone(), digest: l.digest.clone(), size: l.size, annotations: BTreeMap::new() })
+            .map(|l| Descriptor {
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                annotations: BTreeMap::new(),
+            })
             .collect(),
         annotations,
     };
     let manifest_digest = store.blobs().put(&to_canonical_json(&manifest))?;
     store.set_image(name, &manifest_digest)?;
-    Ok(Exported { manifest: manifest_digest, config: config_digest })
+    Ok(Exported {
+        manifest: manifest_digest,
+        config: config_digest,
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).
@@ -130,7 +164,12 @@ pub fn rfc3339(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

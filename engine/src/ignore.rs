@@ -35,10 +35,16 @@ impl IgnoreMatcher {
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| EngineError::BadIgnorePattern { pattern: p.clone(), reason: e.kind().to_string() })?;
+                .map_err(|e| EngineError::BadIgnorePattern {
+                    pattern: p.clone(),
+                    reason: e.kind().to_string(),
+                })?;
             rules.push((glob.compile_matcher(), negated));
         }
-        Ok(IgnoreMatcher { rules, has_negation })
+        Ok(IgnoreMatcher {
+            rules,
+            has_negation,
+        })
     }
 
     /// True when no pattern is set.
@@ -71,7 +77,8 @@ fn matches_or_parent(glob: &GlobMatcher, rel: &str) -> bool {
     if glob.is_match(rel) {
         return true;
     }
-    rel.match_indices('/').any(|(i, _)| glob.is_match(&rel[..i]))
+    rel.match_indices('/')
+        .any(|(i, _)| glob.is_match(&rel[..i]))
 }
 
 /// Read and clean the patterns of the context's ignore file (empty when there is none).

@@ -21,7 +21,10 @@ impl Platform {
             "x86" => "386",
             other => other,
         };
-        Platform { os: "linux".into(), architecture: architecture.into() }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+        }
     }
 }
 

@@ -49,16 +49,31 @@ pub struct LayerEntry {
 pub enum LayerEntryKind {
     Dir,
     /// A host file expected to have this size and blake3.
-    File { source: PathBuf, size: u64, blake3: [u8; 32] },
-    Symlink { target: String },
+    File {
+        source: PathBuf,
+        size: u64,
+        blake3: [u8; 32],
+    },
+    Symlink {
+        target: String,
+    },
     Bytes(Vec<u8>),
 }
 
 /// Write `entries` (sorted by path, parents first) as a layer blob.
-pub fn write_layer(blobs: &BlobStore, entries: &[LayerEntry], format: LayerFormat, cancel: &AtomicBool) -> Result<Layer, EngineError> {
+pub fn write_layer(
+    blobs: &BlobStore,
+    entries: &[LayerEntry],
+    format: LayerFormat,
+    cancel: &AtomicBool,
+) -> Result<Layer, EngineError> {
     let blob = blobs.writer()?;
-    let compressor = Compressor::new(blob, format.compression).map_err(|e| EngineError::io("starting compression", &PathBuf::new(), e))?;
-    let mut tar = tar::Builder::new(DiffIdWriter { inner: compressor, hasher: Sha256::new() });
+    let compressor = Compressor::new(blob, format.compression)
+        .map_err(|e| EngineError::io("starting compression", &PathBuf::new(), e))?;
+    let mut tar = tar::Builder::new(DiffIdWriter {
+        inner: compressor,
+        hasher: Sha256::new(),
+    });
     let epoch = format.source_date_epoch.max(0) as u64;
     let wrap = |e: io::Error| EngineError::io("writing a layer", &PathBuf::from("<layer>"), e);
     for entry in entries {
@@ -74,7 +89,8 @@ pub fn write_layer(blobs: &BlobStore, entries: &[LayerEntry], format: LayerForma
             LayerEntryKind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
-                tar.append_data(&mut h, format!("{}/", entry.path), io::empty()).map_err(wrap)?;
+                tar.append_data(&mut h, format!("{}/", entry.path), io::empty())
+                    .map_err(wrap)?;
             }
             LayerEntryKind::Symlink { target } => {
                 h.set_entry_type(tar::EntryType::Symlink);
@@ -84,16 +100,28 @@ pub fn write_layer(blobs: &BlobStore, entries: &[LayerEntry], format: LayerForma
             LayerEntryKind::Bytes(bytes) => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(bytes.len() as u64);
-                tar.append_data(&mut h, &entry.path, bytes.as_slice()).map_err(wrap)?;
+                tar.append_data(&mut h, &entry.path, bytes.as_slice())
+                    .map_err(wrap)?;
             }
-            LayerEntryKind::File { source, size, blake3 } => {
+            LayerEntryKind::File {
+                source,
+                size,
+                blake3,
+            } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(*size);
                 let file = File::open(source).map_err(|e| EngineError::io("reading", source, e))?;
-                let mut reader = VerifyingReader { inner: file.take(*size), hasher: blake3::Hasher::new(), read: 0 };
-                tar.append_data(&mut h, &entry.path, &mut reader).map_err(|e| EngineError::io("reading", source, e))?;
+                let mut reader = VerifyingReader {
+                    inner: file.take(*size),
+                    hasher: blake3::Hasher::new(),
+                    read: 0,
+                };
+                tar.append_data(&mut h, &entry.path, &mut reader)
+                    .map_err(|e| EngineError::io("reading", source, e))?;
                 if reader.read != *size || reader.hasher.finalize().as_bytes() != blake3 {
-                    return Err(EngineError::FileChanged { path: source.clone() });
+                    return Err(EngineError::FileChanged {
+                        path: source.clone(),
+                    });
                 }
             }
         }
@@ -107,7 +135,12 @@ pub fn write_layer(blobs: &BlobStore, entries: &[LayerEntry], format: LayerForma
         Compression::Gzip => MEDIA_TYPE_LAYER_GZIP,
         Compression::Zstd => MEDIA_TYPE_LAYER_ZSTD,
     };
-    Ok(Layer { diff_id, digest, size, media_type: media_type.into() })
+    Ok(Layer {
+        diff_id,
+        digest,
+        size,
+        media_type: media_type.into(),
+    })
 }
 
 /// Hashes the uncompressed tar on its way to the compressor.
@@ -154,11 +187,17 @@ impl Compressor {
     fn new(out: BlobWriter, compression: Compression) -> io::Result<Compressor> {
         Ok(match compression {
             Compression::None => Compressor::None(out),
-            Compression::Gzip => Compressor::Gzip(flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::default())),
+            Compression::Gzip => Compressor::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(out, flate2::Compression::default()),
+            ),
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
                 // Output with workers >= 1 is identical whatever the worker count.
-                let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32;
+                let workers = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1) as u32;
                 enc.multithread(workers.max(1))?;
                 enc.include_checksum(true)?;
                 Compressor::Zstd(enc)

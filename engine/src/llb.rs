@@ -7,7 +7,10 @@
 pub mod encode;
 mod op;
 
-pub use op::{Compression, CopyAction, CopySource, ExecOp, FileAction, FileOp, LayerFormat, MergeOp, Op, SourceOp};
+pub use op::{
+    Compression, CopyAction, CopySource, ExecOp, FileAction, FileOp, LayerFormat, MergeOp, Op,
+    SourceOp,
+};
 
 use serde::Serialize;
 
@@ -20,6 +23,9 @@ pub struct OpMetadata {
     pub description: Option<String>,
     /// Byte range of the instruction in the Kubefile.
     pub span: Option<(usize, usize)>,
+    /// For a COPY: the byte range of each source word, in the order of its sources.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_spans: Vec<(usize, usize)>,
 }
 
 /// One op with its inputs (indices of earlier nodes) and digest.
@@ -42,7 +48,9 @@ pub struct Definition {
 impl Definition {
     /// Start an empty definition.
     pub fn builder() -> DefinitionBuilder {
-        DefinitionBuilder { def: Definition::default() }
+        DefinitionBuilder {
+            def: Definition::default(),
+        }
     }
 
     /// Pretty JSON for `seal build --print-llb`.
@@ -60,7 +68,8 @@ pub struct DefinitionBuilder {
 impl DefinitionBuilder {
     /// Add `op` reading `inputs`; returns the node index (an existing one for a duplicate).
     pub fn add(&mut self, op: Op, inputs: &[usize], metadata: OpMetadata) -> usize {
-        let input_digests: Vec<OpDigest> = inputs.iter().map(|&i| self.def.nodes[i].digest).collect();
+        let input_digests: Vec<OpDigest> =
+            inputs.iter().map(|&i| self.def.nodes[i].digest).collect();
         let digest = op_digest(&op, &input_digests);
         if let Some(i) = self.def.nodes.iter().position(|n| n.digest == digest) {
             if self.def.nodes[i].metadata.description.is_none() {
@@ -68,7 +77,12 @@ impl DefinitionBuilder {
             }
             return i;
         }
-        self.def.nodes.push(Node { digest, op, inputs: inputs.to_vec(), metadata });
+        self.def.nodes.push(Node {
+            digest,
+            op,
+            inputs: inputs.to_vec(),
+            metadata,
+        });
         self.def.nodes.len() - 1
     }
 
@@ -106,21 +120,50 @@ mod tests {
     fn copy(dest: &str) -> Op {
         Op::File(FileOp {
             actions: vec![FileAction::Copy(CopyAction {
-                sources: vec![CopySource { pattern: "a".into(), contents_only: false }],
+                sources: vec![CopySource {
+                    pattern: "a".into(),
+                    contents_only: false,
+                }],
                 dest: dest.into(),
                 chmod: None,
                 chown: None,
             })],
-            format: LayerFormat { compression: Compression::Zstd, source_date_epoch: 0 },
+            format: LayerFormat {
+                compression: Compression::Zstd,
+                source_date_epoch: 0,
+            },
         })
     }
 
     #[test]
     fn metadata_is_not_part_of_the_digest_and_duplicates_collapse() {
         let mut b = Definition::builder();
-        let ctx = b.add(Op::Source(SourceOp::Local { include: vec!["a".into()], exclude: vec![] }), &[], OpMetadata::default());
-        let one = b.add(copy("x"), &[ctx], OpMetadata { description: Some("[1/2] COPY a x".into()), span: Some((0, 8)) });
-        let two = b.add(copy("x"), &[ctx], OpMetadata { description: Some("[2/2] COPY a x".into()), span: Some((9, 17)) });
+        let ctx = b.add(
+            Op::Source(SourceOp::Local {
+                include: vec!["a".into()],
+                exclude: vec![],
+            }),
+            &[],
+            OpMetadata::default(),
+        );
+        let one = b.add(
+            copy("x"),
+            &[ctx],
+            OpMetadata {
+                description: Some("[1/2] COPY a x".into()),
+                span: Some((0, 8)),
+                ..Default::default()
+            },
+        );
+        let two = b.add(
+            copy("x"),
+            &[ctx],
+            OpMetadata {
+                description: Some("[2/2] COPY a x".into()),
+                span: Some((9, 17)),
+                ..Default::default()
+            },
+        );
         assert_eq!(one, two);
         let three = b.add(copy("y"), &[ctx], OpMetadata::default());
         assert_ne!(one, three);
@@ -131,6 +174,9 @@ mod tests {
     #[test]
     fn inputs_are_part_of_the_digest() {
         let op = copy("x");
-        assert_ne!(op_digest(&op, &[OpDigest::from([1; 32])]), op_digest(&op, &[OpDigest::from([2; 32])]));
+        assert_ne!(
+            op_digest(&op, &[OpDigest::from([1; 32])]),
+            op_digest(&op, &[OpDigest::from([2; 32])])
+        );
     }
 }

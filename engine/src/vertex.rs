@@ -47,12 +47,20 @@ impl Vertex for OpVertex {
         match op {
             Op::Merge(_) => ops::merge::exec(&inputs),
             Op::Exec(exec) => ops::exec::exec(&exec, &inputs),
-            Op::Source(source) => blocking(move || ops::source::exec(&source, &env.store, &env.context_dir)).await,
-            Op::File(file) => blocking(move || ops::file::exec(&file, &inputs, env.store.blobs(), &cancel)).await,
+            Op::Source(source) => {
+                blocking(move || ops::source::exec(&source, &env.store, &env.context_dir)).await
+            }
+            Op::File(file) => {
+                blocking(move || ops::file::exec(&file, &inputs, env.store.blobs(), &cancel)).await
+            }
         }
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Internal(format!("a worker thread failed: {e}")))?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("a worker thread failed: {e}")))?
 }

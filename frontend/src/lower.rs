@@ -8,7 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use seal_engine::llb::{CopyAction, CopySource, Definition, FileAction, FileOp, LayerFormat, MergeOp, Op, OpMetadata, SourceOp};
+use seal_engine::llb::{
+    CopyAction, CopySource, Definition, FileAction, FileOp, LayerFormat, MergeOp, Op, OpMetadata,
+    SourceOp,
+};
 use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
 use crate::ast::{Args, Flag, Instruction, Keyword, Kubefile, Span};
@@ -52,7 +55,11 @@ pub struct Lowered {
 
 /// Lower a Kubefile that passed [`crate::parse_checked`]. `source` is the text it was parsed
 /// from (for step descriptions). Errors point at the instruction or word at fault.
-pub fn lower(kubefile: &Kubefile, source: &[u8], options: LowerOptions<'_>) -> Result<Lowered, Vec<Diagnostic>> {
+pub fn lower(
+    kubefile: &Kubefile,
+    source: &[u8],
+    options: LowerOptions<'_>,
+) -> Result<Lowered, Vec<Diagnostic>> {
     let mut lowering = Lowering::new(kubefile, source, options);
     for instruction in &kubefile.instructions {
         if let Err(diagnostic) = lowering.instruction(instruction) {
@@ -85,7 +92,12 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let steps_total = kubefile
             .instructions
             .iter()
-            .filter(|i| matches!(i.keyword, Keyword::From | Keyword::Copy | Keyword::Add | Keyword::Run))
+            .filter(|i| {
+                matches!(
+                    i.keyword,
+                    Keyword::From | Keyword::Copy | Keyword::Add | Keyword::Run
+                )
+            })
             .count();
         let image = ImageSpec {
             platform: options.platform.clone(),
@@ -112,11 +124,16 @@ impl<'k, 'o> Lowering<'k, 'o> {
 
     fn finish(mut self) -> Result<Lowered, Vec<Diagnostic>> {
         let Some(base) = self.base else {
-            return Err(vec![Diagnostic::new("no FROM instruction", Span::new(0, 0))]);
+            return Err(vec![Diagnostic::new(
+                "no FROM instruction",
+                Span::new(0, 0),
+            )]);
         };
         let mut inputs = vec![base];
         inputs.extend(self.layers.iter().copied());
-        let output = self.builder.add(Op::Merge(MergeOp {}), &inputs, OpMetadata::default());
+        let output = self
+            .builder
+            .add(Op::Merge(MergeOp {}), &inputs, OpMetadata::default());
         let warnings = self
             .options
             .build_args
@@ -125,13 +142,20 @@ impl<'k, 'o> Lowering<'k, 'o> {
             .map(|k| format!("build-arg `{k}` was not consumed by any ARG"))
             .collect();
         self.image.env = self.env.clone();
-        Ok(Lowered { definition: self.builder.build(output), image: self.image, warnings })
+        Ok(Lowered {
+            definition: self.builder.build(output),
+            image: self.image,
+            warnings,
+        })
     }
 
     fn instruction(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
         if self.base.is_none() && !matches!(ins.keyword, Keyword::Arg | Keyword::From) {
-            return Err(Diagnostic::new(format!("`{}` before the first FROM", ins.keyword), ins.keyword_span)
-                .with_help("only ARG may come before FROM"));
+            return Err(Diagnostic::new(
+                format!("`{}` before the first FROM", ins.keyword),
+                ins.keyword_span,
+            )
+            .with_help("only ARG may come before FROM"));
         }
         match ins.keyword {
             Keyword::From => self.from(ins),
@@ -165,17 +189,26 @@ impl<'k, 'o> Lowering<'k, 'o> {
             | Keyword::Launch
             | Keyword::Cni
             | Keyword::Csi
-            | Keyword::KubeVersion => Err(not_supported(ins, &format!("{} is not supported yet", ins.keyword))),
+            | Keyword::KubeVersion => Err(not_supported(
+                ins,
+                &format!("{} is not supported yet", ins.keyword),
+            )),
         }
     }
 
     fn from(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
         if self.base.is_some() {
-            return Err(not_supported(ins, "multi-stage builds (a second FROM) are not supported yet"));
+            return Err(not_supported(
+                ins,
+                "multi-stage builds (a second FROM) are not supported yet",
+            ));
         }
         let words = self.words(ins, &Scope::Global)?;
         let Some((name, span)) = words.first().cloned() else {
-            return Err(Diagnostic::new("FROM needs an image name", ins.keyword_span));
+            return Err(Diagnostic::new(
+                "FROM needs an image name",
+                ins.keyword_span,
+            ));
         };
         let description = format!("[{}/{}] FROM {}", self.next_step(), self.steps_total, name);
         let op = if name == "scratch" {
@@ -185,7 +218,10 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 Diagnostic::new(message, span).with_help("build or load the base image first; pulling from registries comes in a later release")
             })?;
             self.env = resolved.env.clone();
-            Op::Source(SourceOp::Image { reference: resolved.reference, manifest: resolved.manifest })
+            Op::Source(SourceOp::Image {
+                reference: resolved.reference,
+                manifest: resolved.manifest,
+            })
         };
         // Stage scope starts empty: a global ARG must be re-declared to be seen (Docker).
         self.stage_args.clear();
@@ -197,10 +233,15 @@ impl<'k, 'o> Lowering<'k, 'o> {
     fn arg(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
         let text = self.shell_text(ins);
         let in_stage = self.base.is_some();
-        let scope = if in_stage { Scope::Stage } else { Scope::Global };
+        let scope = if in_stage {
+            Scope::Stage
+        } else {
+            Scope::Global
+        };
         let declarations = {
             let lookup = self.lookup(&scope);
-            expand::parse_arg_declarations(&text, self.kubefile.escape, &lookup).map_err(|e| self.expand_error(ins, e))?
+            expand::parse_arg_declarations(&text, self.kubefile.escape, &lookup)
+                .map_err(|e| self.expand_error(ins, e))?
         };
         for (name, default) in declarations {
             let value = match self.options.build_args.get(&name) {
@@ -208,7 +249,9 @@ impl<'k, 'o> Lowering<'k, 'o> {
                     self.consumed_args.insert(name.clone());
                     Some(v.clone())
                 }
-                None if default.is_none() && in_stage => self.global_args.get(&name).cloned().flatten(),
+                None if default.is_none() && in_stage => {
+                    self.global_args.get(&name).cloned().flatten()
+                }
                 None => default,
             };
             if in_stage {
@@ -227,7 +270,8 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let text = self.shell_text(ins);
         let pairs = {
             let lookup = self.lookup(&Scope::Stage);
-            expand::parse_env(&text, self.kubefile.escape, &lookup).map_err(|e| self.expand_error(ins, e))?
+            expand::parse_env(&text, self.kubefile.escape, &lookup)
+                .map_err(|e| self.expand_error(ins, e))?
         };
         for (k, v) in pairs {
             self.env.retain(|(name, _)| *name != k);
@@ -241,7 +285,8 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let text = self.shell_text(ins);
         let pairs = {
             let lookup = self.lookup(&Scope::Stage);
-            expand::parse_key_values(&text, self.kubefile.escape, &lookup).map_err(|e| self.expand_error(ins, e))?
+            expand::parse_key_values(&text, self.kubefile.escape, &lookup)
+                .map_err(|e| self.expand_error(ins, e))?
         };
         self.image.labels.extend(pairs);
         self.history(ins, true);
@@ -253,7 +298,12 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let mut chown = None;
         for flag in &ins.flags {
             match flag.name.as_str() {
-                "from" => return Err(not_supported(ins, "COPY --from (multi-stage builds) is not supported yet")),
+                "from" => {
+                    return Err(not_supported(
+                        ins,
+                        "COPY --from (multi-stage builds) is not supported yet",
+                    ))
+                }
                 "chmod" => chmod = Some(parse_chmod(flag)?),
                 "chown" => chown = Some(self.parse_chown(flag)?),
                 _ => {}
@@ -261,60 +311,112 @@ impl<'k, 'o> Lowering<'k, 'o> {
         }
         let mut words = self.words(ins, &Scope::Stage)?;
         let Some((dest, _)) = words.pop() else {
-            return Err(Diagnostic::new("COPY needs a source and a destination", ins.keyword_span));
+            return Err(Diagnostic::new(
+                "COPY needs a source and a destination",
+                ins.keyword_span,
+            ));
         };
         if words.is_empty() {
-            return Err(Diagnostic::new("COPY needs a source and a destination", ins.args.span())
-                .with_help("write `COPY <src>... <dest>`"));
+            return Err(
+                Diagnostic::new("COPY needs a source and a destination", ins.args.span())
+                    .with_help("write `COPY <src>... <dest>`"),
+            );
         }
         let mut sources = Vec::new();
+        let mut source_spans = Vec::new();
         let mut actions = Vec::new();
         let mut heredocs = ins.heredocs.iter();
         for (word, span) in &words {
-            if lexer::heredoc_marker(word, self.kubefile.escape).is_some() || word.starts_with("<<") {
+            if lexer::heredoc_marker(word, self.kubefile.escape).is_some() || word.starts_with("<<")
+            {
                 let Some(doc) = heredocs.next() else {
                     return Err(Diagnostic::new("heredoc without a body", *span));
                 };
                 let data = if doc.expand {
                     let lookup = self.lookup(&Scope::Stage);
-                    expand::expand_word(&doc.content, self.kubefile.escape, &lookup).unwrap_or_else(|_| doc.content.clone())
+                    expand::expand_word(&doc.content, self.kubefile.escape, &lookup)
+                        .unwrap_or_else(|_| doc.content.clone())
                 } else {
                     doc.content.clone()
                 };
                 let dest_clean = paths::clean(&dest);
-                let path =
-                    if paths::basename(&dest_clean) == doc.name { dest_clean } else { paths::join(&dest_clean, &doc.name) };
-                actions.push(FileAction::Mkfile { path, mode: chmod.unwrap_or(0o644), data: data.into_bytes() });
+                let path = if paths::basename(&dest_clean) == doc.name {
+                    dest_clean
+                } else {
+                    paths::join(&dest_clean, &doc.name)
+                };
+                actions.push(FileAction::Mkfile {
+                    path,
+                    mode: chmod.unwrap_or(0o644),
+                    data: data.into_bytes(),
+                });
                 continue;
             }
             let contents_only = word.ends_with("/.") || word == ".";
             let pattern = paths::clean(word);
             if word.starts_with('/') {
-                return Err(Diagnostic::new(format!("COPY source `{word}` is an absolute path"), *span)
-                    .with_label("outside the build context")
-                    .with_help("sources are relative to the build context"));
+                return Err(Diagnostic::new(
+                    format!("COPY source `{word}` is an absolute path"),
+                    *span,
+                )
+                .with_label("outside the build context")
+                .with_help("sources are relative to the build context"));
             }
             if paths::escapes(&pattern) {
-                return Err(Diagnostic::new(format!("COPY source `{word}` is outside the build context"), *span)
-                    .with_label("leaves the build context")
-                    .with_help("sources are relative to the build context and may not use `..` to leave it"));
+                return Err(Diagnostic::new(
+                    format!("COPY source `{word}` is outside the build context"),
+                    *span,
+                )
+                .with_label("leaves the build context")
+                .with_help(
+                    "sources are relative to the build context and may not use `..` to leave it",
+                ));
             }
-            sources.push(CopySource { pattern, contents_only });
+            sources.push(CopySource {
+                pattern,
+                contents_only,
+            });
+            source_spans.push((span.start, span.end));
         }
-        let description = format!("[{}/{}] COPY {}", self.next_step(), self.steps_total, self.instruction_text(ins));
+        let description = format!(
+            "[{}/{}] COPY {}",
+            self.next_step(),
+            self.steps_total,
+            self.instruction_text(ins)
+        );
         let mut inputs = Vec::new();
         if !sources.is_empty() {
             let include = sources.iter().map(|s| s.pattern.clone()).collect();
             let local = self.builder.add(
-                Op::Source(SourceOp::Local { include, exclude: self.options.ignore_patterns.clone() }),
+                Op::Source(SourceOp::Local {
+                    include,
+                    exclude: self.options.ignore_patterns.clone(),
+                }),
                 &[],
-                OpMetadata { description: None, span: Some((ins.span.start, ins.span.end)) },
+                OpMetadata {
+                    description: None,
+                    span: Some((ins.span.start, ins.span.end)),
+                    ..OpMetadata::default()
+                },
             );
             inputs.push(local);
-            actions.insert(0, FileAction::Copy(CopyAction { sources, dest, chmod, chown }));
+            actions.insert(
+                0,
+                FileAction::Copy(CopyAction {
+                    sources,
+                    dest,
+                    chmod,
+                    chown,
+                }),
+            );
         }
-        let op = Op::File(FileOp { actions, format: self.options.format });
-        let node = self.builder.add(op, &inputs, self.metadata(ins, description));
+        let op = Op::File(FileOp {
+            actions,
+            format: self.options.format,
+        });
+        let mut metadata = self.metadata(ins, description);
+        metadata.source_spans = source_spans;
+        let node = self.builder.add(op, &inputs, metadata);
         self.layers.push(node);
         self.history(ins, false);
         Ok(())
@@ -375,7 +477,11 @@ impl<'k, 'o> Lowering<'k, 'o> {
                     return Some(v.clone());
                 }
             }
-            let args = if global { &self.global_args } else { &self.stage_args };
+            let args = if global {
+                &self.global_args
+            } else {
+                &self.stage_args
+            };
             if let Some(v) = args.get(name) {
                 return v.clone();
             }
@@ -392,7 +498,11 @@ impl<'k, 'o> Lowering<'k, 'o> {
     fn shell_text(&self, ins: &Instruction) -> String {
         match &ins.args {
             Args::Shell { text, .. } => text.clone(),
-            Args::Json { items, .. } => items.iter().map(|w| w.text.clone()).collect::<Vec<_>>().join(" "),
+            Args::Json { items, .. } => items
+                .iter()
+                .map(|w| w.text.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 
@@ -402,16 +512,26 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let start = ins.keyword_span.end.min(end);
         let text = String::from_utf8_lossy(&self.source[start..end]);
         let escape = self.kubefile.escape;
-        text.split_whitespace().filter(|w| *w != escape.to_string()).collect::<Vec<_>>().join(" ")
+        text.split_whitespace()
+            .filter(|w| *w != escape.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn history(&mut self, ins: &Instruction, empty_layer: bool) {
         let created_by = format!("{} {}", ins.keyword, self.instruction_text(ins));
-        self.image.history.push(HistoryStep { created_by, empty_layer });
+        self.image.history.push(HistoryStep {
+            created_by,
+            empty_layer,
+        });
     }
 
     fn metadata(&self, ins: &Instruction, description: String) -> OpMetadata {
-        OpMetadata { description: Some(description), span: Some((ins.span.start, ins.span.end)) }
+        OpMetadata {
+            description: Some(description),
+            span: Some((ins.span.start, ins.span.end)),
+            ..OpMetadata::default()
+        }
     }
 
     fn next_step(&mut self) -> usize {
@@ -442,7 +562,12 @@ fn parse_chmod(flag: &Flag) -> Result<u32, Diagnostic> {
     u32::from_str_radix(&value, 8)
         .ok()
         .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| Diagnostic::new(format!("--chmod={value}: expected an octal mode such as 0644 or 755"), flag.span))
+        .ok_or_else(|| {
+            Diagnostic::new(
+                format!("--chmod={value}: expected an octal mode such as 0644 or 755"),
+                flag.span,
+            )
+        })
 }
 
 fn clamp_span(outer: Span, start: usize, end: usize) -> Span {

@@ -22,7 +22,9 @@ pub struct MemoryCache<O> {
 
 impl<O> Default for MemoryCache<O> {
     fn default() -> Self {
-        MemoryCache { entries: Mutex::new(HashMap::new()) }
+        MemoryCache {
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 }
 

@@ -35,7 +35,10 @@ impl<V: Vertex> Default for GraphBuilder<V> {
 impl<V: Vertex> GraphBuilder<V> {
     /// An empty graph.
     pub fn new() -> Self {
-        GraphBuilder { graph: DiGraph::new(), seen: HashMap::new() }
+        GraphBuilder {
+            graph: DiGraph::new(),
+            seen: HashMap::new(),
+        }
     }
 
     /// Add `vertex` reading `inputs` (already added), returning its id, or the id of an identical

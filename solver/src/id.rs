@@ -84,8 +84,14 @@ mod tests {
     fn key_depends_on_input_order_and_count() {
         let d = Id([1; 32]);
         let (a, b) = (Id([2; 32]), Id([3; 32]));
-        assert_ne!(CacheKey::compute(&d, &[a, b]), CacheKey::compute(&d, &[b, a]));
+        assert_ne!(
+            CacheKey::compute(&d, &[a, b]),
+            CacheKey::compute(&d, &[b, a])
+        );
         assert_ne!(CacheKey::compute(&d, &[a]), CacheKey::compute(&d, &[a, a]));
-        assert_eq!(CacheKey::compute(&d, &[a, b]), CacheKey::compute(&d, &[a, b]));
+        assert_eq!(
+            CacheKey::compute(&d, &[a, b]),
+            CacheKey::compute(&d, &[a, b])
+        );
     }
 }

@@ -67,12 +67,18 @@ pub struct CacheMap {
 impl CacheMap {
     /// A cacheable vertex with this definition digest.
     pub fn new(digest: Id) -> CacheMap {
-        CacheMap { digest, policy: CachePolicy::Cache }
+        CacheMap {
+            digest,
+            policy: CachePolicy::Cache,
+        }
     }
 
     /// A vertex that runs on every solve (a context scan, an un-pinned download, a cheap merge).
     pub fn uncached(digest: Id) -> CacheMap {
-        CacheMap { digest, policy: CachePolicy::Never }
+        CacheMap {
+            digest,
+            policy: CachePolicy::Never,
+        }
     }
 }
 

@@ -45,8 +45,16 @@ pub struct ExecContext {
 }
 
 impl ExecContext {
-    pub(crate) fn new(node: NodeId, progress: Option<ProgressSender>, cancelled: Arc<AtomicBool>) -> Self {
-        ExecContext { node, progress, cancelled }
+    pub(crate) fn new(
+        node: NodeId,
+        progress: Option<ProgressSender>,
+        cancelled: Arc<AtomicBool>,
+    ) -> Self {
+        ExecContext {
+            node,
+            progress,
+            cancelled,
+        }
     }
 
     /// A context that reports nowhere, for calling `exec` outside a solve.
@@ -81,7 +89,11 @@ impl ExecContext {
 
     pub(crate) fn send(&self, kind: EventKind) {
         if let Some(tx) = &self.progress {
-            let _ = tx.send(ProgressEvent { node: self.node, at: SystemTime::now(), kind });
+            let _ = tx.send(ProgressEvent {
+                node: self.node,
+                at: SystemTime::now(),
+                kind,
+            });
         }
     }
 }

@@ -28,7 +28,9 @@ pub struct SolveOptions {
 impl Default for SolveOptions {
     fn default() -> Self {
         SolveOptions {
-            max_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            max_parallelism: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             no_cache: false,
             no_cache_nodes: BTreeSet::new(),
         }
@@ -105,7 +107,11 @@ impl<V: Vertex> State<V> {
 
     fn event(&self, node: NodeId, kind: EventKind) {
         if let Some(tx) = &self.progress {
-            let _ = tx.send(ProgressEvent { node, at: SystemTime::now(), kind });
+            let _ = tx.send(ProgressEvent {
+                node,
+                at: SystemTime::now(),
+                kind,
+            });
         }
     }
 }
@@ -132,12 +138,22 @@ where
     let mut futures: HashMap<NodeId, NodeFuture<V::Output>> = HashMap::new();
     let mut tasks = JoinSet::new();
     for node in graph.reachable(roots) {
-        let deps: Vec<NodeFuture<V::Output>> =
-            graph.inputs(node).iter().filter_map(|i| futures.get(i).cloned()).collect();
+        let deps: Vec<NodeFuture<V::Output>> = graph
+            .inputs(node)
+            .iter()
+            .filter_map(|i| futures.get(i).cloned())
+            .collect();
         let ignore_cache = options.no_cache || options.no_cache_nodes.contains(&node);
-        let fut = run_node(node, graph.vertex(node).clone(), deps, cache.clone(), state.clone(), ignore_cache)
-            .boxed()
-            .shared();
+        let fut = run_node(
+            node,
+            graph.vertex(node).clone(),
+            deps,
+            cache.clone(),
+            state.clone(),
+            ignore_cache,
+        )
+        .boxed()
+        .shared();
         futures.insert(node, fut.clone());
         tasks.spawn(async move {
             let _ = fut.await;
@@ -154,8 +170,11 @@ where
             tasks.abort_all();
         }
     }
-    let cancelled_nodes: Vec<NodeId> =
-        state.running.lock().map(|r| r.iter().copied().collect()).unwrap_or_default();
+    let cancelled_nodes: Vec<NodeId> = state
+        .running
+        .lock()
+        .map(|r| r.iter().copied().collect())
+        .unwrap_or_default();
     if let Some(error) = state.first_error.lock().ok().and_then(|mut e| e.take()) {
         for node in cancelled_nodes {
             if Some(node) != error.node() {
@@ -165,7 +184,11 @@ where
         return Err(error);
     }
 
-    let mut solved = Solved { outputs: HashMap::new(), status: BTreeMap::new(), keys: BTreeMap::new() };
+    let mut solved = Solved {
+        outputs: HashMap::new(),
+        status: BTreeMap::new(),
+        keys: BTreeMap::new(),
+    };
     for (node, fut) in futures {
         // Every task has finished, so every shared future is ready.
         if let Some(Ok(result)) = fut.peek() {
@@ -174,7 +197,9 @@ where
             solved.status.insert(node, *status);
             solved.keys.insert(node, *key);
         } else {
-            return Err(SolveError::Panicked(format!("vertex {node:?} did not finish")));
+            return Err(SolveError::Panicked(format!(
+                "vertex {node:?} did not finish"
+            )));
         }
     }
     Ok(solved)
@@ -238,7 +263,9 @@ where
                     return Err(());
                 }
             }
-            cx.send(EventKind::Done { elapsed: started.elapsed() });
+            cx.send(EventKind::Done {
+                elapsed: started.elapsed(),
+            });
             Ok(Arc::new((output, NodeStatus::Executed, key)))
         }
         Err(source) => {

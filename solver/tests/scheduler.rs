@@ -76,7 +76,12 @@ fn counter() -> Counter {
     Counter(Arc::new(AtomicUsize::new(0)))
 }
 
-fn run(graph: &Graph<Fake>, roots: &[NodeId], cache: &Arc<MemoryCache<Out>>, options: &SolveOptions) -> Result<Solved<Out>, SolveError<std::io::Error>> {
+fn run(
+    graph: &Graph<Fake>,
+    roots: &[NodeId],
+    cache: &Arc<MemoryCache<Out>>,
+    options: &SolveOptions,
+) -> Result<Solved<Out>, SolveError<std::io::Error>> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(solve(graph, roots, cache.clone(), options, None))
 }
@@ -93,7 +98,11 @@ fn second_solve_executes_nothing() {
     assert_eq!(first.outputs[&y].0, "xy");
     assert_eq!(c.0.load(Ordering::SeqCst), 2);
     let second = run(&g, &[y], &cache, &SolveOptions::default()).unwrap();
-    assert_eq!(c.0.load(Ordering::SeqCst), 2, "second solve executed something");
+    assert_eq!(
+        c.0.load(Ordering::SeqCst),
+        2,
+        "second solve executed something"
+    );
     assert!(second.status.values().all(|s| *s == NodeStatus::Cached));
     assert_eq!(second.outputs[&y].0, "xy");
 }
@@ -108,7 +117,13 @@ fn identical_vertices_collapse() {
     let y = b.add(fake("y", &c), &[x1, x2]);
     let g = b.build();
     assert_eq!(g.len(), 2);
-    let out = run(&g, &[y], &Arc::new(MemoryCache::default()), &SolveOptions::default()).unwrap();
+    let out = run(
+        &g,
+        &[y],
+        &Arc::new(MemoryCache::default()),
+        &SolveOptions::default(),
+    )
+    .unwrap();
     assert_eq!(out.outputs[&y].0, "xxy");
     assert_eq!(c.0.load(Ordering::SeqCst), 2);
 }
@@ -122,11 +137,17 @@ fn no_cache_reruns_everything() {
     let g = b.build();
     let cache = Arc::new(MemoryCache::default());
     run(&g, &[y], &cache, &SolveOptions::default()).unwrap();
-    let opts = SolveOptions { no_cache: true, ..SolveOptions::default() };
+    let opts = SolveOptions {
+        no_cache: true,
+        ..SolveOptions::default()
+    };
     let again = run(&g, &[y], &cache, &opts).unwrap();
     assert_eq!(c.0.load(Ordering::SeqCst), 4);
     assert!(again.status.values().all(|s| *s == NodeStatus::Executed));
-    let only_y = SolveOptions { no_cache_nodes: BTreeSet::from([y]), ..SolveOptions::default() };
+    let only_y = SolveOptions {
+        no_cache_nodes: BTreeSet::from([y]),
+        ..SolveOptions::default()
+    };
     run(&g, &[y], &cache, &only_y).unwrap();
     assert_eq!(c.0.load(Ordering::SeqCst), 5);
 }
@@ -191,8 +212,18 @@ fn independent_vertices_run_in_parallel_within_the_limit() {
     let g = b.build();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let opts = SolveOptions { max_parallelism: 2, ..SolveOptions::default() };
-    rt.block_on(solve(&g, &[root], Arc::new(MemoryCache::default()), &opts, Some(tx))).unwrap();
+    let opts = SolveOptions {
+        max_parallelism: 2,
+        ..SolveOptions::default()
+    };
+    rt.block_on(solve(
+        &g,
+        &[root],
+        Arc::new(MemoryCache::default()),
+        &opts,
+        Some(tx),
+    ))
+    .unwrap();
     // Replay the events: never more than 2 running at once, and 2 did overlap.
     let mut running = 0i32;
     let mut peak = 0;
@@ -222,8 +253,17 @@ fn failure_cancels_siblings_and_names_the_vertex() {
     let root = b.add(fake("root", &c), &[s, f]);
     let g = b.build();
     let started = std::time::Instant::now();
-    let err = run(&g, &[root], &Arc::new(MemoryCache::default()), &SolveOptions::default()).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(4), "sibling was not cancelled");
+    let err = run(
+        &g,
+        &[root],
+        &Arc::new(MemoryCache::default()),
+        &SolveOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "sibling was not cancelled"
+    );
     assert_eq!(err.node(), Some(f));
     assert_eq!(err.to_string(), "bad failed");
 }
@@ -235,7 +275,13 @@ fn only_reachable_vertices_are_solved() {
     let x = b.add(fake("x", &c), &[]);
     let _unused = b.add(fake("unused", &c), &[]);
     let g = b.build();
-    let out = run(&g, &[x], &Arc::new(MemoryCache::default()), &SolveOptions::default()).unwrap();
+    let out = run(
+        &g,
+        &[x],
+        &Arc::new(MemoryCache::default()),
+        &SolveOptions::default(),
+    )
+    .unwrap();
     assert_eq!(out.outputs.len(), 1);
     assert_eq!(c.0.load(Ordering::SeqCst), 1);
 }

@@ -64,7 +64,8 @@ impl BlobStore {
             return Ok(digest);
         }
         let mut w = self.writer()?;
-        w.write_all(bytes).map_err(|e| StoreError::io("writing a blob", &self.tmp, e))?;
+        w.write_all(bytes)
+            .map_err(|e| StoreError::io("writing a blob", &self.tmp, e))?;
         w.commit(Some(&digest))?;
         Ok(digest)
     }
@@ -78,7 +79,10 @@ impl BlobStore {
         })?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            return Err(StoreError::CorruptBlob { expected: digest.clone(), actual });
+            return Err(StoreError::CorruptBlob {
+                expected: digest.clone(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -95,7 +99,8 @@ impl BlobStore {
     /// Every blob digest present (for listings and GC).
     pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
         let mut out = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("listing blobs", &self.dir, e))?;
+        let entries =
+            fs::read_dir(&self.dir).map_err(|e| StoreError::io("listing blobs", &self.dir, e))?;
         for entry in entries.flatten() {
             if let Some(name) = entry.file_name().to_str() {
                 if let Ok(d) = format!("sha256:{name}").parse() {
@@ -134,20 +139,33 @@ impl BlobWriter {
 
     /// Flush, fsync, verify against `expected` (when given) and rename into place.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
-        let BlobWriter { out, hasher, size, dir } = self;
+        let BlobWriter {
+            out,
+            hasher,
+            size,
+            dir,
+        } = self;
         let digest = Digest::from_sha256(hasher.finalize().into());
         if let Some(expected) = expected {
             if expected != &digest {
-                return Err(StoreError::CorruptBlob { expected: expected.clone(), actual: digest });
+                return Err(StoreError::CorruptBlob {
+                    expected: expected.clone(),
+                    actual: digest,
+                });
             }
         }
-        let file = out.into_inner().map_err(|e| StoreError::io("flushing a blob", &dir, e.into_error()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| StoreError::io("flushing a blob", &dir, e.into_error()))?;
         let target = dir.join(digest.hex());
         if target.is_file() {
             return Ok((digest, size));
         }
-        file.as_file().sync_all().map_err(|e| StoreError::io("syncing a blob", file.path(), e))?;
-        file.persist(&target).map_err(|e| StoreError::io("renaming a blob into place", &target, e.error))?;
+        file.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io("syncing a blob", file.path(), e))?;
+        file.persist(&target)
+            .map_err(|e| StoreError::io("renaming a blob into place", &target, e.error))?;
         Ok((digest, size))
     }
 }
@@ -171,7 +189,9 @@ pub fn verify_file(path: &Path, expected: &Digest) -> Result<bool, StoreError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| StoreError::io("reading a blob", path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| StoreError::io("reading a blob", path, e))?;
         if n == 0 {
             break;
         }
@@ -192,7 +212,10 @@ mod tests {
         assert_eq!(blobs.read(&d).unwrap(), b"hello");
         assert!(verify_file(&blobs.path(&d), &d).unwrap());
         fs::write(blobs.path(&d), b"hellO").unwrap();
-        assert!(matches!(blobs.read(&d), Err(StoreError::CorruptBlob { .. })));
+        assert!(matches!(
+            blobs.read(&d),
+            Err(StoreError::CorruptBlob { .. })
+        ));
         assert!(!verify_file(&blobs.path(&d), &d).unwrap());
     }
 

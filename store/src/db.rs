@@ -40,6 +40,9 @@ pub struct BlobRecord {
     pub last_used: u64,
 }
 
+/// A key and its value, as raw bytes.
+pub(crate) type KeyValue = (Vec<u8>, Vec<u8>);
+
 pub(crate) struct Db {
     pub(crate) db: DB,
 }
@@ -52,7 +55,11 @@ impl Db {
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(2);
         opts.set_max_log_file_size(1 << 20);
-        let cfs = || ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let cfs = || {
+            ALL_CFS
+                .iter()
+                .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()))
+        };
         let started = Instant::now();
         let mut warned = false;
         loop {
@@ -71,7 +78,9 @@ impl Db {
     }
 
     pub(crate) fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db.cf_handle(name).ok_or_else(|| StoreError::Db(format!("column family {name} is missing")))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Db(format!("column family {name} is missing")))
     }
 
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -86,7 +95,11 @@ impl Db {
         self.db.delete_cf(self.cf(cf)?, key).map_err(db_err)
     }
 
-    pub(crate) fn multi_get(&self, cf: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    pub(crate) fn multi_get(
+        &self,
+        cf: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let handle = self.cf(cf)?;
         self.db
             .batched_multi_get_cf(handle, keys.iter().map(|k| k.as_slice()), false)
@@ -95,7 +108,7 @@ impl Db {
             .collect()
     }
 
-    pub(crate) fn write_batch(&self, cf: &str, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+    pub(crate) fn write_batch(&self, cf: &str, entries: &[KeyValue]) -> Result<(), StoreError> {
         let handle = self.cf(cf)?;
         let mut batch = WriteBatch::default();
         for (k, v) in entries {
@@ -104,7 +117,7 @@ impl Db {
         self.db.write(batch).map_err(db_err)
     }
 
-    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub(crate) fn scan(&self, cf: &str) -> Result<Vec<KeyValue>, StoreError> {
         let handle = self.cf(cf)?;
         self.db
             .iterator_cf(handle, rocksdb::IteratorMode::Start)
@@ -124,5 +137,8 @@ fn db_err(e: rocksdb::Error) -> StoreError {
 
 /// Unix seconds now.
 pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -24,7 +24,9 @@ impl Digest {
 
     /// Wrap a finished sha256.
     pub fn from_sha256(raw: [u8; 32]) -> Digest {
-        Digest { hex: hex::encode(raw) }
+        Digest {
+            hex: hex::encode(raw),
+        }
     }
 
     /// The 64 hex digits.
@@ -45,8 +47,14 @@ impl FromStr for Digest {
     type Err = InvalidDigest;
 
     fn from_str(s: &str) -> Result<Digest, InvalidDigest> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| InvalidDigest(s.into()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| InvalidDigest(s.into()))?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(InvalidDigest(s.into()));
         }
         Ok(Digest { hex: hex.into() })
@@ -85,10 +93,19 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let d = Digest::of(b"");
-        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         assert_eq!(Digest::from_sha256(d.to_bytes()), d);
-        for bad in ["", "sha256:", "md5:00", "sha256:E3B0", "sha256:../../etc/passwd"] {
+        for bad in [
+            "",
+            "sha256:",
+            "md5:00",
+            "sha256:E3B0",
+            "sha256:../../etc/passwd",
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }

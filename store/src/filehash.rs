@@ -72,8 +72,16 @@ impl FileHashEntry {
         if v.len() != ENCODED_LEN {
             return None;
         }
-        let u64_at = |i: usize| v.get(i..i + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes);
-        let i128_at = |i: usize| v.get(i..i + 16).and_then(|s| s.try_into().ok()).map(i128::from_le_bytes);
+        let u64_at = |i: usize| {
+            v.get(i..i + 8)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let i128_at = |i: usize| {
+            v.get(i..i + 16)
+                .and_then(|s| s.try_into().ok())
+                .map(i128::from_le_bytes)
+        };
         Some(FileHashEntry {
             stat: FileStat {
                 dev: u64_at(0)?,
@@ -99,12 +107,22 @@ mod tests {
     use super::*;
 
     fn stat(mtime_s: i128) -> FileStat {
-        FileStat { dev: 1, ino: 2, size: 3, mtime_ns: mtime_s * 1_000_000_000, ctime_ns: mtime_s * 1_000_000_000 }
+        FileStat {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: mtime_s * 1_000_000_000,
+            ctime_ns: mtime_s * 1_000_000_000,
+        }
     }
 
     #[test]
     fn round_trip() {
-        let e = FileHashEntry { stat: stat(5), hashed_at_ns: 99, blake3: [7; 32] };
+        let e = FileHashEntry {
+            stat: stat(5),
+            hashed_at_ns: 99,
+            blake3: [7; 32],
+        };
         assert_eq!(FileHashEntry::decode(&e.encode()), Some(e));
         assert_eq!(FileHashEntry::decode(&[1, 2, 3]), None);
     }
@@ -112,10 +130,18 @@ mod tests {
     #[test]
     fn racy_entries_are_not_trusted() {
         let hashed_at = 100 * 1_000_000_000;
-        let old = FileHashEntry { stat: stat(10), hashed_at_ns: hashed_at, blake3: [1; 32] };
+        let old = FileHashEntry {
+            stat: stat(10),
+            hashed_at_ns: hashed_at,
+            blake3: [1; 32],
+        };
         assert_eq!(old.hash_if_valid(&stat(10)), Some([1; 32]));
         // Modified in the same second the scan started: a same-size rewrite could hide here.
-        let racy = FileHashEntry { stat: stat(100), hashed_at_ns: hashed_at, blake3: [1; 32] };
+        let racy = FileHashEntry {
+            stat: stat(100),
+            hashed_at_ns: hashed_at,
+            blake3: [1; 32],
+        };
         assert_eq!(racy.hash_if_valid(&stat(100)), None);
         // Any change of the tuple invalidates.
         let mut other = stat(10);

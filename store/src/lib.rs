@@ -62,7 +62,11 @@ pub enum StoreError {
 impl StoreError {
     /// An IO error while doing `what` on `path`.
     pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> StoreError {
-        StoreError::Io { what, path: path.to_path_buf(), source }
+        StoreError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -78,11 +82,16 @@ impl Store {
     /// the database and this one has to wait for it.
     pub fn open(root: &Path, on_wait: &mut dyn FnMut()) -> Result<Store, StoreError> {
         std::fs::create_dir_all(root).map_err(|e| StoreError::io("creating the store", root, e))?;
-        let blobs = BlobStore::create(root).map_err(|e| StoreError::io("creating the blob directory", root, e))?;
+        let blobs = BlobStore::create(root)
+            .map_err(|e| StoreError::io("creating the blob directory", root, e))?;
         let db = Db::open(&root.join("db"), on_wait)?;
         // We hold the database lock, so nothing else is writing temp blobs right now.
         blobs.clean_tmp();
-        Ok(Store { root: root.to_path_buf(), blobs, db })
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs,
+            db,
+        })
     }
 
     /// The store's directory.
@@ -120,8 +129,15 @@ impl Store {
         if !self.blobs.contains(manifest) {
             return Err(StoreError::MissingBlob(manifest.clone()));
         }
-        let record = ImageRecord { manifest: manifest.clone(), tagged_at: now_unix() };
-        self.db.put(CF_IMAGES, name.to_string().as_bytes(), &oci::to_canonical_json(&record))
+        let record = ImageRecord {
+            manifest: manifest.clone(),
+            tagged_at: now_unix(),
+        };
+        self.db.put(
+            CF_IMAGES,
+            name.to_string().as_bytes(),
+            &oci::to_canonical_json(&record),
+        )
     }
 
     /// Remove an image name (its blobs stay until pruned).
@@ -134,7 +150,8 @@ impl Store {
         let mut out = Vec::new();
         for (k, v) in self.db.scan(CF_IMAGES)? {
             let name = String::from_utf8_lossy(&k).into_owned();
-            let record = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("image record {name}: {e}")))?;
+            let record = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt(format!("image record {name}: {e}")))?;
             out.push((name, record));
         }
         Ok(out)
@@ -143,19 +160,26 @@ impl Store {
     /// Read and parse a manifest blob.
     pub fn manifest(&self, digest: &Digest) -> Result<oci::Manifest, StoreError> {
         let bytes = self.blobs.read(digest)?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("manifest {digest}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("manifest {digest}: {e}")))
     }
 
     /// Read and parse a config blob.
     pub fn config(&self, digest: &Digest) -> Result<oci::ImageConfig, StoreError> {
         let bytes = self.blobs.read(digest)?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("config {digest}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("config {digest}: {e}")))
     }
 
     /// Stored file hashes for `paths`, in order (one batched read).
     pub fn file_hashes(&self, paths: &[PathBuf]) -> Result<Vec<Option<FileHashEntry>>, StoreError> {
         let keys: Vec<Vec<u8>> = paths.iter().map(|p| filehash::key(p)).collect();
-        Ok(self.db.multi_get(CF_FILEHASH, &keys)?.into_iter().map(|v| v.and_then(|v| FileHashEntry::decode(&v))).collect())
+        Ok(self
+            .db
+            .multi_get(CF_FILEHASH, &keys)?
+            .into_iter()
+            .map(|v| v.and_then(|v| FileHashEntry::decode(&v)))
+            .collect())
     }
 
     /// Record file hashes (one batched write).
@@ -163,7 +187,10 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let kv: Vec<(Vec<u8>, Vec<u8>)> = entries.iter().map(|(p, e)| (filehash::key(p), e.encode())).collect();
+        let kv: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|(p, e)| (filehash::key(p), e.encode()))
+            .collect();
         self.db.write_batch(CF_FILEHASH, &kv)
     }
 
@@ -172,7 +199,15 @@ impl Store {
         let now = now_unix();
         let kv: Vec<(Vec<u8>, Vec<u8>)> = blobs
             .iter()
-            .map(|(d, size)| (d.to_string().into_bytes(), oci::to_canonical_json(&BlobRecord { size: *size, last_used: now })))
+            .map(|(d, size)| {
+                (
+                    d.to_string().into_bytes(),
+                    oci::to_canonical_json(&BlobRecord {
+                        size: *size,
+                        last_used: now,
+                    }),
+                )
+            })
             .collect();
         self.db.write_batch(CF_BLOBS, &kv)
     }

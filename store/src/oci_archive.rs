@@ -7,18 +7,26 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::oci::{to_canonical_json, Descriptor, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::oci::{
+    to_canonical_json, Descriptor, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
+};
 use crate::{Reference, Store, StoreError};
 
 impl Store {
     /// Write image `name` as an OCI archive at `out`.
     pub fn save_oci_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
-        let record = self.image(name)?.ok_or_else(|| StoreError::UnknownImage(name.to_string()))?;
+        let record = self
+            .image(name)?
+            .ok_or_else(|| StoreError::UnknownImage(name.to_string()))?;
         let manifest_bytes = self.blobs().read(&record.manifest)?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| StoreError::Corrupt(format!("manifest {}: {e}", record.manifest)))?;
         let mut annotations = BTreeMap::new();
-        annotations.insert(ANNOTATION_REF_NAME.to_string(), name.tag_or_latest().to_string());
+        annotations.insert(
+            ANNOTATION_REF_NAME.to_string(),
+            name.tag_or_latest().to_string(),
+        );
         annotations.insert("io.containerd.image.name".to_string(), name.to_string());
         let index = Index {
             schema_version: 2,
@@ -30,7 +38,10 @@ impl Store {
                 annotations,
             }],
         };
-        let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".seal-save-")
             .tempfile_in(dir)
@@ -46,25 +57,45 @@ impl Store {
         let mut manifest_written = false;
         for desc in blobs {
             if !manifest_written && record.manifest < desc.digest {
-                append_bytes(&mut tar, &format!("blobs/sha256/{}", record.manifest.hex()), Some(&manifest_bytes)).map_err(io_err)?;
+                append_bytes(
+                    &mut tar,
+                    &format!("blobs/sha256/{}", record.manifest.hex()),
+                    Some(&manifest_bytes),
+                )
+                .map_err(io_err)?;
                 manifest_written = true;
             }
             let mut file = self.blobs().open(&desc.digest)?;
-            let mut header = header(&format!("blobs/sha256/{}", desc.digest.hex()), tar::EntryType::Regular, 0o644);
+            let mut header = header(
+                &format!("blobs/sha256/{}", desc.digest.hex()),
+                tar::EntryType::Regular,
+                0o644,
+            );
             header.set_size(desc.size);
             header.set_cksum();
             tar.append(&header, &mut file).map_err(io_err)?;
         }
         if !manifest_written {
-            append_bytes(&mut tar, &format!("blobs/sha256/{}", record.manifest.hex()), Some(&manifest_bytes)).map_err(io_err)?;
+            append_bytes(
+                &mut tar,
+                &format!("blobs/sha256/{}", record.manifest.hex()),
+                Some(&manifest_bytes),
+            )
+            .map_err(io_err)?;
         }
         append_bytes(&mut tar, "index.json", Some(&to_canonical_json(&index))).map_err(io_err)?;
-        append_bytes(&mut tar, "oci-layout", Some(br#"{"imageLayoutVersion":"1.0.0"}"#)).map_err(io_err)?;
+        append_bytes(
+            &mut tar,
+            "oci-layout",
+            Some(br#"{"imageLayoutVersion":"1.0.0"}"#),
+        )
+        .map_err(io_err)?;
         let mut writer = tar.into_inner().map_err(io_err)?;
         writer.flush().map_err(io_err)?;
         drop(writer);
         tmp.as_file().sync_all().map_err(io_err)?;
-        tmp.persist(out).map_err(|e| StoreError::io("renaming the archive into place", out, e.error))?;
+        tmp.persist(out)
+            .map_err(|e| StoreError::io("renaming the archive into place", out, e.error))?;
         Ok(())
     }
 }
@@ -81,7 +112,11 @@ fn header(path: &str, kind: tar::EntryType, mode: u32) -> tar::Header {
     h
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: Option<&[u8]>) -> io::Result<()> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    bytes: Option<&[u8]>,
+) -> io::Result<()> {
     let mut h = match bytes {
         Some(b) => {
             let mut h = header(path, tar::EntryType::Regular, 0o644);

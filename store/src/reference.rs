@@ -63,7 +63,10 @@ impl fmt::Display for Reference {
 }
 
 fn parse(input: &str, default_namespace: &str) -> Result<Reference, InvalidReference> {
-    let bad = |reason: &str| InvalidReference { input: input.into(), reason: reason.into() };
+    let bad = |reason: &str| InvalidReference {
+        input: input.into(),
+        reason: reason.into(),
+    };
     if input.is_empty() {
         return Err(bad("the name is empty"));
     }
@@ -71,9 +74,14 @@ fn parse(input: &str, default_namespace: &str) -> Result<Reference, InvalidRefer
         return Err(bad("the name is longer than 255 characters"));
     }
     let (rest, digest) = match input.split_once('@') {
-        Some((name, digest)) => {
-            (name, Some(digest.parse::<Digest>().map_err(|_| bad("the digest is not sha256:<64 hex digits>"))?))
-        }
+        Some((name, digest)) => (
+            name,
+            Some(
+                digest
+                    .parse::<Digest>()
+                    .map_err(|_| bad("the digest is not sha256:<64 hex digits>"))?,
+            ),
+        ),
         None => (input, None),
     };
     // A tag is after the last ':' that comes after the last '/'.
@@ -85,25 +93,45 @@ fn parse(input: &str, default_namespace: &str) -> Result<Reference, InvalidRefer
     if let Some(tag) = tag {
         let valid = !tag.is_empty()
             && tag.len() <= 128
-            && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            && tag
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !valid {
-            return Err(bad("a tag is 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"));
+            return Err(bad(
+                "a tag is 1-128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`",
+            ));
         }
     }
     let mut parts: Vec<&str> = name.split('/').collect();
     let first = parts[0];
-    let has_domain =
-        parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()));
+    let has_domain = parts.len() > 1
+        && (first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase()));
     let domain = if has_domain {
         let d = parts.remove(0);
         let valid = d.split(':').next().is_some_and(|host| {
-            !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
-        }) && d.split(':').nth(1).is_none_or(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        }) && d
+            .split(':')
+            .nth(1)
+            .is_none_or(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
         if !valid {
             return Err(bad("the registry host is not a valid host[:port]"));
         }
-        if d == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { d.to_string() }
+        if d == "index.docker.io" {
+            DEFAULT_DOMAIN.to_string()
+        } else {
+            d.to_string()
+        }
     } else {
         DEFAULT_DOMAIN.to_string()
     };
@@ -122,7 +150,12 @@ fn parse(input: &str, default_namespace: &str) -> Result<Reference, InvalidRefer
         (None, None) => Some("latest".to_string()),
         (None, Some(_)) => None,
     };
-    Ok(Reference { domain, path: parts.join("/"), tag, digest })
+    Ok(Reference {
+        domain,
+        path: parts.join("/"),
+        tag,
+        digest,
+    })
 }
 
 fn valid_path_component(part: &str) -> bool {
@@ -158,17 +191,27 @@ mod tests {
     use super::*;
 
     fn cluster(s: &str) -> String {
-        Reference::parse_cluster_image(s).map(|r| r.to_string()).unwrap_or_else(|e| format!("ERR {}", e.reason))
+        Reference::parse_cluster_image(s)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|e| format!("ERR {}", e.reason))
     }
 
     fn container(s: &str) -> String {
-        Reference::parse_container_image(s).map(|r| r.to_string()).unwrap_or_else(|e| format!("ERR {}", e.reason))
+        Reference::parse_container_image(s)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|e| format!("ERR {}", e.reason))
     }
 
     #[test]
     fn sealer_normalisation() {
-        assert_eq!(cluster("kubernetes:v1.19.8"), "docker.io/sealerio/kubernetes:v1.19.8");
-        assert_eq!(cluster("kubernetes"), "docker.io/sealerio/kubernetes:latest");
+        assert_eq!(
+            cluster("kubernetes:v1.19.8"),
+            "docker.io/sealerio/kubernetes:v1.19.8"
+        );
+        assert_eq!(
+            cluster("kubernetes"),
+            "docker.io/sealerio/kubernetes:latest"
+        );
         assert_eq!(cluster("my/app:1"), "docker.io/my/app:1");
         assert_eq!(cluster("reg.io:5000/x/y:2"), "reg.io:5000/x/y:2");
         assert_eq!(cluster("localhost/x"), "localhost/x:latest");
@@ -177,16 +220,39 @@ mod tests {
     #[test]
     fn docker_normalisation() {
         assert_eq!(container("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(container("index.docker.io/foo/bar"), "docker.io/foo/bar:latest");
+        assert_eq!(
+            container("index.docker.io/foo/bar"),
+            "docker.io/foo/bar:latest"
+        );
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(container(&format!("nginx@{d}")), format!("docker.io/library/nginx@{d}"));
-        assert_eq!(container(&format!("nginx:1.2@{d}")), format!("docker.io/library/nginx:1.2@{d}"));
+        assert_eq!(
+            container(&format!("nginx@{d}")),
+            format!("docker.io/library/nginx@{d}")
+        );
+        assert_eq!(
+            container(&format!("nginx:1.2@{d}")),
+            format!("docker.io/library/nginx:1.2@{d}")
+        );
     }
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["", "UPPER", "a//b", "a:", "a:-x", "-a", "a@sha256:zz", "a b", "a..b"] {
-            assert!(container(bad).starts_with("ERR"), "{bad} -> {}", container(bad));
+        for bad in [
+            "",
+            "UPPER",
+            "a//b",
+            "a:",
+            "a:-x",
+            "-a",
+            "a@sha256:zz",
+            "a b",
+            "a..b",
+        ] {
+            assert!(
+                container(bad).starts_with("ERR"),
+                "{bad} -> {}",
+                container(bad)
+            );
         }
     }
 }

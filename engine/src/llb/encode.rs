@@ -14,7 +14,9 @@ pub struct Encoder {
 impl Encoder {
     /// A new encoder for the domain `domain` (e.g. `seal.llb.v1`).
     pub fn new(domain: &str) -> Encoder {
-        let mut e = Encoder { hasher: blake3::Hasher::new() };
+        let mut e = Encoder {
+            hasher: blake3::Hasher::new(),
+        };
         e.str(domain);
         e
     }

@@ -24,7 +24,10 @@ pub enum SourceOp {
     Image { reference: String, manifest: String },
     /// The build context: the paths matching `include` (COPY sources, relative to the context)
     /// minus those matching `exclude` (the ignore file's patterns).
-    Local { include: Vec<String>, exclude: Vec<String> },
+    Local {
+        include: Vec<String>,
+        exclude: Vec<String>,
+    },
 }
 
 /// Filesystem actions producing one layer. Input 0 is the source of copies.
@@ -39,9 +42,18 @@ pub struct FileOp {
 #[serde(rename_all = "snake_case")]
 pub enum FileAction {
     Copy(CopyAction),
-    Mkdir { path: String, mode: u32 },
-    Mkfile { path: String, mode: u32, data: Vec<u8> },
-    Rm { path: String },
+    Mkdir {
+        path: String,
+        mode: u32,
+    },
+    Mkfile {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Rm {
+        path: String,
+    },
 }
 
 /// COPY with the seed's destination semantics (KUBEFILE.md "COPY semantics").
@@ -103,7 +115,10 @@ impl Op {
                     SourceOp::Scratch => {
                         e.tag(1);
                     }
-                    SourceOp::Image { reference, manifest } => {
+                    SourceOp::Image {
+                        reference,
+                        manifest,
+                    } => {
                         e.tag(2).str(reference).str(manifest);
                     }
                     SourceOp::Local { include, exclude } => {
@@ -117,10 +132,15 @@ impl Op {
                 for a in &f.actions {
                     a.encode(e);
                 }
-                e.tag(f.format.compression as u8).i64(f.format.source_date_epoch);
+                e.tag(f.format.compression as u8)
+                    .i64(f.format.source_date_epoch);
             }
             Op::Exec(x) => {
-                e.tag(3).strs(&x.args).strs(&x.env).str(&x.cwd).tag(x.network as u8);
+                e.tag(3)
+                    .strs(&x.args)
+                    .strs(&x.env)
+                    .str(&x.cwd)
+                    .tag(x.network as u8);
             }
             Op::Merge(_) => {
                 e.tag(4);

@@ -7,5 +7,8 @@ use crate::EngineError;
 
 /// Run the command (not supported yet).
 pub fn exec(op: &ExecOp, _inputs: &[Output]) -> Result<Output, EngineError> {
-    Err(EngineError::NotSupported(format!("executing RUN (`{}`)", op.args.join(" "))))
+    Err(EngineError::NotSupported(format!(
+        "executing RUN (`{}`)",
+        op.args.join(" ")
+    )))
 }

@@ -18,30 +18,64 @@ use crate::paths;
 use crate::EngineError;
 
 /// Build the layer of `op` from `inputs` (input 0: the context selection for copies).
-pub fn exec(op: &FileOp, inputs: &[Output], blobs: &BlobStore, cancel: &AtomicBool) -> Result<Output, EngineError> {
+pub fn exec(
+    op: &FileOp,
+    inputs: &[Output],
+    blobs: &BlobStore,
+    cancel: &AtomicBool,
+) -> Result<Output, EngineError> {
     let mut entries: BTreeMap<String, LayerEntry> = BTreeMap::new();
     for action in &op.actions {
         match action {
             FileAction::Copy(copy) => {
                 let Some(Output::Context(selection)) = inputs.first() else {
-                    return Err(EngineError::NotSupported("COPY from a stage or an image".into()));
+                    return Err(EngineError::NotSupported(
+                        "COPY from a stage or an image".into(),
+                    ));
                 };
                 plan_copy(copy, selection, &mut entries)?;
             }
             FileAction::Mkdir { path, mode } => {
                 let path = paths::clean(path);
-                entries.insert(path.clone(), LayerEntry { path, kind: LayerEntryKind::Dir, mode: *mode, uid: 0, gid: 0 });
+                entries.insert(
+                    path.clone(),
+                    LayerEntry {
+                        path,
+                        kind: LayerEntryKind::Dir,
+                        mode: *mode,
+                        uid: 0,
+                        gid: 0,
+                    },
+                );
             }
             FileAction::Mkfile { path, mode, data } => {
                 let path = paths::clean(path);
-                entries.insert(path.clone(), LayerEntry { path, kind: LayerEntryKind::Bytes(data.clone()), mode: *mode, uid: 0, gid: 0 });
+                entries.insert(
+                    path.clone(),
+                    LayerEntry {
+                        path,
+                        kind: LayerEntryKind::Bytes(data.clone()),
+                        mode: *mode,
+                        uid: 0,
+                        gid: 0,
+                    },
+                );
             }
             FileAction::Rm { path } => {
                 // In a diff layer, removal is an OCI whiteout.
                 let path = paths::clean(path);
                 let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
                 let whiteout = paths::join(parent, &format!(".wh.{}", paths::basename(&path)));
-                entries.insert(whiteout.clone(), LayerEntry { path: whiteout, kind: LayerEntryKind::Bytes(Vec::new()), mode: 0o644, uid: 0, gid: 0 });
+                entries.insert(
+                    whiteout.clone(),
+                    LayerEntry {
+                        path: whiteout,
+                        kind: LayerEntryKind::Bytes(Vec::new()),
+                        mode: 0o644,
+                        uid: 0,
+                        gid: 0,
+                    },
+                );
             }
         }
     }
@@ -52,12 +86,21 @@ pub fn exec(op: &FileOp, inputs: &[Output], blobs: &BlobStore, cancel: &AtomicBo
     add_missing_parents(&mut entries, owner.unwrap_or((0, 0)));
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
     let layer = write_layer(blobs, &ordered, op.format, cancel)?;
-    Ok(Output::Layers(LayerChain { layers: vec![layer], base_config: None }))
+    Ok(Output::Layers(LayerChain {
+        layers: vec![layer],
+        base_config: None,
+    }))
 }
 
-fn plan_copy(copy: &CopyAction, selection: &ContextSelection, entries: &mut BTreeMap<String, LayerEntry>) -> Result<(), EngineError> {
+fn plan_copy(
+    copy: &CopyAction,
+    selection: &ContextSelection,
+    entries: &mut BTreeMap<String, LayerEntry>,
+) -> Result<(), EngineError> {
     if selection.patterns.len() != copy.sources.len() {
-        return Err(EngineError::Internal("COPY sources and context patterns disagree".into()));
+        return Err(EngineError::Internal(
+            "COPY sources and context patterns disagree".into(),
+        ));
     }
     let dest = paths::clean(&copy.dest);
     let (uid, gid) = copy.chown.unwrap_or((0, 0));
@@ -65,9 +108,8 @@ fn plan_copy(copy: &CopyAction, selection: &ContextSelection, entries: &mut BTre
         for m in matches {
             let root_is_dir = m.entries.first().is_some_and(|e| e.kind == EntryKind::Dir);
             let contents_only = root_is_dir && (source.contents_only || m.name.is_empty());
-            let target = if contents_only {
-                dest.clone()
-            } else if paths::basename(&dest) == m.name {
+            // Contents land in dest; so does a source whose name dest already ends with.
+            let target = if contents_only || paths::basename(&dest) == m.name {
                 dest.clone()
             } else {
                 paths::join(&dest, &m.name)
@@ -82,15 +124,30 @@ fn plan_copy(copy: &CopyAction, selection: &ContextSelection, entries: &mut BTre
                 }
                 let kind = match &e.kind {
                     EntryKind::Dir => LayerEntryKind::Dir,
-                    EntryKind::Symlink { target } => LayerEntryKind::Symlink { target: target.clone() },
-                    EntryKind::File { size, blake3 } => LayerEntryKind::File { source: selection.host_path(m, e), size: *size, blake3: *blake3 },
+                    EntryKind::Symlink { target } => LayerEntryKind::Symlink {
+                        target: target.clone(),
+                    },
+                    EntryKind::File { size, blake3 } => LayerEntryKind::File {
+                        source: selection.host_path(m, e),
+                        size: *size,
+                        blake3: *blake3,
+                    },
                 };
                 let mode = match (&e.kind, copy.chmod) {
                     (EntryKind::Symlink { .. }, _) => 0o777,
                     (_, Some(chmod)) => chmod,
                     (_, None) => e.mode,
                 };
-                entries.insert(path.clone(), LayerEntry { path, kind, mode, uid, gid });
+                entries.insert(
+                    path.clone(),
+                    LayerEntry {
+                        path,
+                        kind,
+                        mode,
+                        uid,
+                        gid,
+                    },
+                );
             }
         }
     }
@@ -111,6 +168,193 @@ fn add_missing_parents(entries: &mut BTreeMap<String, LayerEntry>, (uid, gid): (
         }
     }
     for path in missing {
-        entries.entry(path.clone()).or_insert(LayerEntry { path, kind: LayerEntryKind::Dir, mode: 0o755, uid, gid });
+        entries.entry(path.clone()).or_insert(LayerEntry {
+            path,
+            kind: LayerEntryKind::Dir,
+            mode: 0o755,
+            uid,
+            gid,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use seal_store::Store;
+
+    use super::*;
+    use crate::context;
+    use crate::ignore::IgnoreMatcher;
+    use crate::llb::{Compression, CopySource, LayerFormat};
+
+    /// Build a COPY layer of `sources` -> `dest` from a context and list its tar as
+    /// `path mode uid:gid [-> target | = content]` lines.
+    fn check(
+        files: &[(&str, &str, u32)],
+        sources: &[&str],
+        dest: &str,
+        chmod: Option<u32>,
+        expected: &[&str],
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("ctx");
+        for (path, content, mode) in files {
+            let p = ctx.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            if let Some(target) = content.strip_prefix("->") {
+                std::os::unix::fs::symlink(target, &p).unwrap();
+            } else {
+                std::fs::write(&p, content).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+            }
+        }
+        let store = Store::open(&tmp.path().join("store"), &mut || {}).unwrap();
+        let copy_sources: Vec<CopySource> = sources
+            .iter()
+            .map(|s| CopySource {
+                pattern: paths::clean(s),
+                contents_only: s.ends_with("/."),
+            })
+            .collect();
+        let include: Vec<String> = copy_sources.iter().map(|s| s.pattern.clone()).collect();
+        let selection = context::scan(&store, &ctx, &include, &IgnoreMatcher::default()).unwrap();
+        let op = FileOp {
+            actions: vec![FileAction::Copy(CopyAction {
+                sources: copy_sources,
+                dest: dest.into(),
+                chmod,
+                chown: None,
+            })],
+            format: LayerFormat {
+                compression: Compression::None,
+                source_date_epoch: 0,
+            },
+        };
+        let out = exec(
+            &op,
+            &[Output::Context(std::sync::Arc::new(selection))],
+            store.blobs(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let Output::Layers(chain) = out else {
+            panic!("not layers")
+        };
+        assert_eq!(
+            chain.layers[0].diff_id, chain.layers[0].digest,
+            "uncompressed: digest is the diffID"
+        );
+        let listing = list_tar(&store.blobs().path(&chain.layers[0].digest));
+        assert_eq!(listing, expected, "\nactual:\n{}", listing.join("\n"));
+    }
+
+    fn list_tar(path: &Path) -> Vec<String> {
+        let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+        let mut out = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut e = entry.unwrap();
+            let h = e.header().clone();
+            assert_eq!(h.mtime().unwrap(), 0);
+            let path = e.path().unwrap().display().to_string();
+            let mut line = format!(
+                "{path} {:o} {}:{}",
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap()
+            );
+            if let Some(target) = e.link_name().unwrap() {
+                line.push_str(&format!(" -> {}", target.display()));
+            } else if h.entry_type().is_file() {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                line.push_str(&format!(" = {}", s.trim_end()));
+            }
+            out.push(line);
+        }
+        out
+    }
+
+    #[test]
+    fn a_directory_lands_under_its_basename() {
+        check(
+            &[
+                ("apollo/Chart.yaml", "c", 0o644),
+                ("apollo/templates/t.yaml", "t", 0o600),
+            ],
+            &["apollo"],
+            "charts",
+            None,
+            &[
+                "charts/ 755 0:0",
+                "charts/apollo/ 755 0:0",
+                "charts/apollo/Chart.yaml 644 0:0 = c",
+                "charts/apollo/templates/ 755 0:0",
+                "charts/apollo/templates/t.yaml 600 0:0 = t",
+            ],
+        );
+    }
+
+    #[test]
+    fn dest_ending_in_the_basename_is_the_full_path() {
+        check(
+            &[("a.yaml", "a", 0o644)],
+            &["a.yaml"],
+            "manifests/a.yaml",
+            None,
+            &["manifests/ 755 0:0", "manifests/a.yaml 644 0:0 = a"],
+        );
+        check(
+            &[("mysql.yaml", "m", 0o755)],
+            &["mysql.yaml"],
+            ".",
+            None,
+            &["mysql.yaml 755 0:0 = m"],
+        );
+    }
+
+    #[test]
+    fn trailing_dot_copies_contents_and_chmod_applies() {
+        check(
+            &[("dir/x", "x", 0o644), ("dir/sub/y", "y", 0o755)],
+            &["dir/."],
+            "/opt/",
+            Some(0o600),
+            &[
+                "opt/ 755 0:0",
+                "opt/sub/ 600 0:0",
+                "opt/sub/y 600 0:0 = y",
+                "opt/x 600 0:0 = x",
+            ],
+        );
+    }
+
+    #[test]
+    fn globs_and_symlinks_inside_directories() {
+        check(
+            &[
+                ("a.yaml", "a", 0o644),
+                ("b.yaml", "b", 0o644),
+                ("c.txt", "c", 0o644),
+            ],
+            &["*.yaml"],
+            "manifests",
+            None,
+            &[
+                "manifests/ 755 0:0",
+                "manifests/a.yaml 644 0:0 = a",
+                "manifests/b.yaml 644 0:0 = b",
+            ],
+        );
+        check(
+            &[("d/real", "r", 0o644), ("d/link", "->real", 0)],
+            &["d"],
+            "",
+            None,
+            &["d/ 755 0:0", "d/link 777 0:0 -> real", "d/real 644 0:0 = r"],
+        );
     }
 }

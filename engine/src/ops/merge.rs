@@ -15,7 +15,11 @@ pub fn exec(inputs: &[Output]) -> Result<Output, EngineError> {
                 }
                 chain.layers.extend(c.layers.iter().cloned());
             }
-            Output::Context(_) => return Err(EngineError::Internal("a merge input is a build context".into())),
+            Output::Context(_) => {
+                return Err(EngineError::Internal(
+                    "a merge input is a build context".into(),
+                ))
+            }
         }
     }
     Ok(Output::Layers(chain))

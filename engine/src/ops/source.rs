@@ -16,7 +16,10 @@ use crate::EngineError;
 pub fn exec(op: &SourceOp, store: &Store, context_dir: &Path) -> Result<Output, EngineError> {
     match op {
         SourceOp::Scratch => Ok(Output::Layers(LayerChain::default())),
-        SourceOp::Image { reference, manifest } => image(store, reference, manifest),
+        SourceOp::Image {
+            reference,
+            manifest,
+        } => image(store, reference, manifest),
         SourceOp::Local { include, exclude } => {
             let ignore = IgnoreMatcher::new(exclude)?;
             let selection = context::scan(store, context_dir, include, &ignore)?;
@@ -27,17 +30,21 @@ pub fn exec(op: &SourceOp, store: &Store, context_dir: &Path) -> Result<Output, 
 
 /// The layers of a stored image, pinned by manifest digest.
 fn image(store: &Store, reference: &str, manifest: &str) -> Result<Output, EngineError> {
-    let digest: Digest = manifest
-        .parse()
-        .map_err(|_| EngineError::Internal(format!("image {reference} is pinned to an invalid digest {manifest}")))?;
+    let digest: Digest = manifest.parse().map_err(|_| {
+        EngineError::Internal(format!(
+            "image {reference} is pinned to an invalid digest {manifest}"
+        ))
+    })?;
     let manifest = store.manifest(&digest)?;
     let config = store.config(&manifest.config.digest)?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(EngineError::Store(seal_store::StoreError::Corrupt(format!(
-            "image {reference}: {} layers but {} diff_ids",
-            manifest.layers.len(),
-            config.rootfs.diff_ids.len()
-        ))));
+        return Err(EngineError::Store(seal_store::StoreError::Corrupt(
+            format!(
+                "image {reference}: {} layers but {} diff_ids",
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        )));
     }
     let layers = manifest
         .layers
@@ -50,5 +57,8 @@ fn image(store: &Store, reference: &str, manifest: &str) -> Result<Output, Engin
             media_type: desc.media_type.clone(),
         })
         .collect();
-    Ok(Output::Layers(LayerChain { layers, base_config: Some(manifest.config.digest) }))
+    Ok(Output::Layers(LayerChain {
+        layers,
+        base_config: Some(manifest.config.digest),
+    }))
 }

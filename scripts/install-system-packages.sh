@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages seal's build and tests need; does nothing when all are present.
+#   libclang-dev      bindgen for RocksDB's C API
+#   skopeo, umoci     independent checks of seal's OCI output (tests)
+#   busybox-static    a tiny rootfs for RUN tests and benchmarks
+#   runc              the container executor (container mode)
+#   docker-registry   a local registry for registry tests
+set -euo pipefail
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
