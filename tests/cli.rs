@@ -1,0 +1,155 @@
+//! The command line itself: `--print-llb`, help texts, parallelism and progress modes.
+
+mod common;
+
+use common::{Ctx, Seal};
+
+fn two_copies() -> Ctx {
+    let ctx = Ctx::new();
+    ctx.file("dir1/a.txt", "a")
+        .file("dir2/b.txt", "b")
+        .kubefile("FROM scratch\nCOPY dir1 a\nCOPY dir2 b\nLABEL k=v\n");
+    ctx
+}
+
+#[test]
+fn print_llb_shows_the_graph_and_writes_nothing() {
+    let ctx = two_copies();
+    let seal = Seal::new();
+    let out = seal.run_in(ctx.path(), &["build", "--print-llb", "-t", "x:1", "."]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let def: serde_json::Value = serde_json::from_str(&out.stdout).expect("LLB is JSON");
+    let nodes = def["nodes"].as_array().expect("nodes");
+    // scratch, two (local, file) pairs, and the merge that is the output.
+    assert_eq!(nodes.len(), 6);
+    assert_eq!(def["output"], 5);
+    assert!(nodes[5]["op"]["merge"].is_object());
+    let descriptions: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| n["metadata"]["description"].as_str())
+        .collect();
+    assert_eq!(
+        descriptions,
+        [
+            "[1/3] FROM scratch",
+            "[2/3] COPY dir1 a",
+            "[3/3] COPY dir2 b"
+        ]
+    );
+    assert!(nodes.iter().all(|n| n["digest"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("blake3:"))));
+    assert!(
+        !seal.root().exists(),
+        "--print-llb must not create the store"
+    );
+
+    // Digests depend on the definition, not on where the Kubefile's lines are.
+    ctx.kubefile(
+        "FROM scratch\n\n# a comment moves every span\nCOPY dir1 a\nCOPY dir2 b\nLABEL k=v\n",
+    );
+    let again: serde_json::Value = serde_json::from_str(
+        &seal
+            .run_in(ctx.path(), &["build", "--print-llb", "-t", "x:1", "."])
+            .stdout,
+    )
+    .unwrap();
+    let digests = |d: &serde_json::Value| -> Vec<String> {
+        d["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(digests(&def), digests(&again));
+}
+
+#[test]
+fn help_explains_every_build_flag() {
+    let out = Seal::new().run_in(std::path::Path::new("/"), &["build", "--help"]);
+    assert_eq!(out.code, 0);
+    for flag in [
+        "--file",
+        "--tag",
+        "--build-arg",
+        "--no-cache",
+        "--progress",
+        "--max-parallelism",
+        "--print-llb",
+        "--compression",
+        "--mode",
+        "--root",
+    ] {
+        assert!(
+            out.stdout.contains(flag),
+            "build --help lacks {flag}:\n{}",
+            out.stdout
+        );
+    }
+    let top = Seal::new().run_in(std::path::Path::new("/"), &["--help"]);
+    for verb in ["build", "images", "inspect", "save"] {
+        assert!(top.stdout.contains(verb), "seal --help lacks {verb}");
+    }
+}
+
+#[test]
+fn one_step_at_a_time_gives_the_same_image() {
+    let ctx = two_copies();
+    let parallel = Seal::new().digest(ctx.path(), "x:1", &[]);
+    let serial = Seal::new().digest(ctx.path(), "x:1", &["--max-parallelism", "1"]);
+    assert_eq!(parallel, serial);
+}
+
+#[test]
+fn json_progress_is_one_object_per_line() {
+    let ctx = two_copies();
+    let seal = Seal::new();
+    let mut cmd = seal.command();
+    cmd.current_dir(ctx.path())
+        .args(["build", "--progress", "json", "-t", "x:1", "."]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let started = events.iter().filter(|e| e["event"] == "started").count();
+    let done = events.iter().filter(|e| e["event"] == "done").count();
+    assert_eq!((started, done), (3, 3));
+    assert!(events
+        .iter()
+        .filter(|e| e["event"] != "summary")
+        .all(|e| e["time"].as_f64().is_some() && e["name"].is_string()));
+}
+
+#[test]
+fn a_second_build_waits_for_the_store_lock_instead_of_failing() {
+    let ctx = two_copies();
+    let seal = Seal::new();
+    seal.build_ok(ctx.path(), "x:1", &[]);
+    let spawn = || {
+        let mut cmd = seal.command();
+        cmd.current_dir(ctx.path())
+            .args(["build", "--progress", "plain", "-t", "x:1", "."]);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..3).map(|_| spawn()).collect();
+    let digests: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]));
+}
