@@ -50,6 +50,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Re-run only these steps (their number, as in `[2/5]`), keep using the cache for the rest;
+    /// repeat or separate with commas
+    #[arg(long, value_name = "STEP", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+
     /// Progress output: a live view on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

@@ -1,7 +1,7 @@
 //! How a command fails, and the exit code each failure maps to.
 //!
 //! 0: success; 1: a failed build, a bad Kubefile, or any runtime error; 2: bad command-line
-//! usage (clap's own errors use 2 as well).
+//! usage (clap's own errors use 2 as well); 130: interrupted by Ctrl-C.
 
 use std::process::ExitCode;
 
@@ -12,6 +12,8 @@ pub enum Failure {
     Usage(String),
     /// Already printed (rendered diagnostics): exit code 1.
     Reported,
+    /// Stopped by Ctrl-C: exit code 130, as shells report SIGINT.
+    Interrupted,
     /// Anything else: printed with its cause chain, exit code 1.
     Error(anyhow::Error),
 }
@@ -31,6 +33,7 @@ impl Failure {
                 ExitCode::from(2)
             }
             Failure::Reported => ExitCode::from(1),
+            Failure::Interrupted => ExitCode::from(130),
             Failure::Error(e) => {
                 eprintln!("error: {e:#}");
                 ExitCode::from(1)

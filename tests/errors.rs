@@ -373,15 +373,12 @@ fn binary_garbage() {
 #[test]
 fn unsupported_instructions() {
     for (kubefile, at) in [
-        ("FROM scratch\nRUN echo hi\n", "2:1"),
+        (
+            "FROM scratch\nRUN --mount=type=cache,target=/x echo hi\n",
+            "2:1",
+        ),
         ("FROM scratch\nADD a x\n", "2:1"),
-        ("FROM scratch\nAPP app local://a\n", "2:1"),
-        ("FROM scratch\nAPPCMDS app [\"sh\"]\n", "2:1"),
-        ("FROM scratch\nAPPENV app k=v\n", "2:1"),
-        ("FROM scratch\nLAUNCH [\"app\"]\n", "2:1"),
-        ("FROM scratch\nCNI calico a\n", "2:1"),
-        ("FROM scratch\nCSI openebs a\n", "2:1"),
-        ("FROM scratch\nKUBEVERSION v1.19.8\n", "2:1"),
+        ("FROM scratch\nAPP app https://example.com/a.yaml\n", "2:9"),
         ("FROM scratch\nCOPY a x\nFROM scratch\n", "3:1"),
         ("FROM scratch\nCOPY --from=x a b\n", "2:1"),
     ] {
@@ -390,7 +387,8 @@ fn unsupported_instructions() {
 }
 
 /// Kubefile-ish token soup: whatever the parser is fed, it answers with a diagnostic or an
-/// image, never a panic; a failure writes nothing.
+/// image, never a panic; a failure writes nothing. (RUN is left out: random shell text would
+/// run on this machine, and a RUN that fails at run time has legitimately opened the store.)
 #[test]
 fn token_soup_never_panics() {
     const KEYWORDS: &[&str] = &[
@@ -402,7 +400,6 @@ fn token_soup_never_panics() {
         "CMD",
         "LABEL",
         "CMDS",
-        "RUN",
         "MAINTAINER",
         "CPOY",
         "#",

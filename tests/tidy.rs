@@ -14,14 +14,20 @@ fn every_file_opens_with_a_module_doc() {
         .filter(|f| !fs::read_to_string(f).unwrap_or_default().starts_with("//!"))
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` first line: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` first line: {missing:?}"
+    );
 }
 
 #[test]
 fn architecture_md_maps_every_crate() {
     let text = fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     for krate in CRATES {
-        assert!(text.contains(&format!("### `{krate}/`")), "ARCHITECTURE.md has no section for {krate}/");
+        assert!(
+            text.contains(&format!("### `{krate}/`")),
+            "ARCHITECTURE.md has no section for {krate}/"
+        );
     }
 }
 
@@ -31,10 +37,17 @@ fn product_code_does_not_depend_on_shared() {
         .iter()
         .flat_map(|c| rust_files(&root().join(c)))
         .filter(|f| !f.components().any(|c| c.as_os_str() == "tests"))
-        .filter(|f| fs::read_to_string(f).unwrap_or_default().contains("../shared"))
+        .filter(|f| {
+            fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains("../shared")
+        })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "product code reads ../shared at run time: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "product code reads ../shared at run time: {offenders:?}"
+    );
 }
 
 fn root() -> PathBuf {

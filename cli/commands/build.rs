@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use seal_engine::llb::{Compression, LayerFormat};
+use seal_engine::llb::{Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
 use seal_frontend::diagnostic::{render, render_all};
 use seal_frontend::lower::{lower, LowerOptions, ResolvedImage};
@@ -27,12 +27,15 @@ use crate::progress::{Renderer, Style};
 pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
     let name = image_name(&args.tag)?;
     let build_args = parse_build_args(&args.build_args)?;
-    if args.mode != ModeArg::Lite {
-        return Err(Failure::Usage(format!(
-            "--mode {} is not supported yet; use --mode lite",
-            args.mode.as_str()
-        )));
-    }
+    let exec_mode = match args.mode {
+        ModeArg::Lite => ExecMode::Lite,
+        ModeArg::Container => ExecMode::Container,
+        ModeArg::Cloud => {
+            return Err(Failure::Usage(
+                "--mode cloud is not supported yet; use --mode lite or --mode container".into(),
+            ))
+        }
+    };
     let context_dir = args.context.canonicalize().map_err(|e| {
         Failure::Error(anyhow::anyhow!(
             "build context {}: {e}",
@@ -82,6 +85,7 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
             },
             platform: Platform::host(),
             build_mode: args.mode.as_str().into(),
+            exec_mode,
             resolve_image: &mut resolve,
         },
     )
@@ -134,6 +138,7 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
             .map(usize::from)
             .unwrap_or_else(default_parallelism),
         no_cache: args.no_cache,
+        no_cache_nodes: no_cache_nodes(&definition, &args.no_cache_filter)?,
         ..SolveOptions::default()
     };
     let request = BuildRequest {
@@ -149,7 +154,16 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         .build()
         .context("starting the runtime")?;
     let mut renderer = Renderer::new(Style::from_mode(args.progress), names);
+    let cancel = request.options.cancel.clone();
     let result = runtime.block_on(async {
+        // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
+        let interrupt = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping the build");
+                interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
         while let Some(event) = rx.recv().await {
@@ -159,6 +173,10 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
     });
     let report = match result {
         Ok(Ok(report)) => report,
+        Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
+            renderer.finish("build interrupted");
+            return Err(Failure::Interrupted);
+        }
         Ok(Err(e)) => {
             renderer.finish("build failed");
             return Err(span_error(e.node, &e.source, "build failed: "));
@@ -237,6 +255,31 @@ fn resolve_image(
         manifest: record.manifest.to_string(),
         env,
     })
+}
+
+/// The Definition nodes `--no-cache-filter` names, by step number.
+fn no_cache_nodes(
+    definition: &seal_engine::llb::Definition,
+    filter: &[String],
+) -> Result<std::collections::BTreeSet<seal_solver::NodeId>, Failure> {
+    let mut nodes = std::collections::BTreeSet::new();
+    for item in filter {
+        let step: usize = item.trim().parse().map_err(|_| {
+            Failure::Usage(format!(
+                "--no-cache-filter `{item}`: expected a step number as shown in `[2/5]` (stage names come with multi-stage builds)"
+            ))
+        })?;
+        let matching: Vec<usize> = (0..definition.nodes.len())
+            .filter(|&i| definition.nodes[i].metadata.step == Some(step))
+            .collect();
+        if matching.is_empty() {
+            return Err(Failure::Usage(format!(
+                "--no-cache-filter {step}: the Kubefile has no step {step}"
+            )));
+        }
+        nodes.extend(matching.into_iter().map(|i| seal_solver::NodeId(i as u32)));
+    }
+    Ok(nodes)
 }
 
 fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {

@@ -8,6 +8,7 @@ use seal_solver::{
 };
 use seal_store::{Reference, Store};
 
+use crate::apps;
 use crate::cache::StoreCache;
 use crate::context;
 use crate::export::{export, Exported};
@@ -134,10 +135,22 @@ pub async fn build(
             Output::Layers(_) => 0,
         })
         .sum();
+    // App types come from what each app's copy selected; an undetectable app fails at its APP.
+    let applications = apps::applications(def, &request.image.apps, |i| {
+        match solved.outputs.get(&NodeId(i as u32)) {
+            Some(Output::Context(sel)) => Some(sel.as_ref()),
+            _ => None,
+        }
+    })
+    .map_err(|(node, source)| BuildError {
+        node: Some(node),
+        source,
+    })?;
     let exported = export(
         &store,
         chain,
         &request.image,
+        &applications,
         &request.name,
         &request.seal_version,
     )?;

@@ -298,54 +298,86 @@ fn resolve_pattern(
 
 /// Follow symlinks from `rel` while they stay inside the context.
 fn follow(dir: &Path, rel: &str, pattern: &str) -> Result<(String, fs::Metadata), EngineError> {
-    let mut current = rel.to_string();
-    for _ in 0..40 {
-        let path = dir.join(&current);
+    // Resolve component by component: the kernel would follow a symlinked *parent* silently,
+    // and that must not lead outside the context either.
+    let outside = |reason: String| EngineError::SourceOutsideContext {
+        source_path: pattern.into(),
+        reason,
+    };
+    let mut resolved: Vec<String> = Vec::new();
+    let mut pending: std::collections::VecDeque<String> = rel
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut hops = 0;
+    let mut followed_any = false;
+    while let Some(component) = pending.pop_front() {
+        match component.as_str() {
+            "." => continue,
+            ".." => {
+                if resolved.pop().is_none() {
+                    return Err(outside("it leaves the build context".into()));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = paths::join(&resolved.join("/"), &component);
+        let path = dir.join(&candidate);
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(if current == rel {
+                return Err(if followed_any {
+                    outside(format!(
+                        "it goes through a symlink to `{candidate}`, which does not exist"
+                    ))
+                } else {
                     EngineError::SourceNotFound {
                         source_path: pattern.into(),
                     }
-                } else {
-                    EngineError::SourceOutsideContext {
-                        source_path: pattern.into(),
-                        reason: format!("it is a symlink to `{current}`, which does not exist"),
-                    }
-                })
+                });
             }
             Err(e) => return Err(EngineError::io("reading the metadata of", &path, e)),
         };
         if !meta.file_type().is_symlink() {
-            return Ok((current, meta));
+            resolved.push(component);
+            continue;
         }
+        hops += 1;
+        if hops > 40 {
+            return Err(outside("too many levels of symlinks".into()));
+        }
+        followed_any = true;
         let target =
             fs::read_link(&path).map_err(|e| EngineError::io("reading the symlink", &path, e))?;
         let target = target.to_string_lossy().into_owned();
         if target.starts_with('/') {
-            return Err(EngineError::SourceOutsideContext {
-                source_path: pattern.into(),
-                reason: format!("it is a symlink to the absolute path `{target}`"),
-            });
+            return Err(outside(format!(
+                "`{candidate}` is a symlink to the absolute path `{target}`"
+            )));
         }
-        let parent = current.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-        let next = paths::clean(&paths::join(parent, &target));
+        let next = paths::clean(&paths::join(&resolved.join("/"), &target));
         if paths::escapes(&next) {
-            return Err(EngineError::SourceOutsideContext {
-                source_path: pattern.into(),
-                reason: format!("it is a symlink to `{target}`, outside the build context"),
-            });
+            return Err(outside(format!(
+                "`{candidate}` is a symlink to `{target}`, outside the build context"
+            )));
         }
-        current = next;
+        // Restart from the link's target, then whatever followed the link.
+        resolved.clear();
+        for c in next.split('/').filter(|c| !c.is_empty()).rev() {
+            pending.push_front(c.to_string());
+        }
     }
-    Err(EngineError::SourceOutsideContext {
-        source_path: pattern.into(),
-        reason: "too many levels of symlinks".into(),
-    })
+    let current = resolved.join("/");
+    let path = dir.join(&current);
+    let meta = fs::symlink_metadata(&path)
+        .map_err(|e| EngineError::io("reading the metadata of", &path, e))?;
+    Ok((current, meta))
 }
 
-/// Context-relative paths matching a glob, sorted.
+/// Context-relative paths matching a glob, sorted. Paths are spelled as the pattern spells
+/// them; the walk itself runs on the resolved directory, so a symlinked prefix cannot lead out.
 fn glob(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<String>, EngineError> {
     let matcher = GlobBuilder::new(pattern)
         .literal_separator(true)
@@ -362,28 +394,39 @@ fn glob(dir: &Path, pattern: &str, ignore: &IgnoreMatcher) -> Result<Vec<String>
         .take_while(|c| !paths::is_glob(c))
         .collect();
     let base = base.join("/");
+    let resolved_base = if base.is_empty() {
+        String::new()
+    } else {
+        match follow(dir, &base, pattern) {
+            Ok((resolved, meta)) if meta.is_dir() => resolved,
+            Ok(_) | Err(EngineError::SourceNotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        }
+    };
     let recursive = pattern.contains("**");
     let depth = pattern.split('/').count();
     let mut found = Vec::new();
-    let mut stack = vec![base.clone()];
-    while let Some(rel_dir) = stack.pop() {
-        let path = dir.join(&rel_dir);
+    // (the path as the pattern spells it, the real context path)
+    let mut stack = vec![(base, resolved_base)];
+    while let Some((spelled_dir, real_dir)) = stack.pop() {
+        let path = dir.join(&real_dir);
         let Ok(entries) = fs::read_dir(&path) else {
             continue;
         };
         for entry in entries {
             let entry = entry.map_err(|e| EngineError::io("listing", &path, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = paths::join(&rel_dir, &name);
-            if ignore.is_excluded(&rel) {
-                continue;
-            }
-            if matcher.is_match(&rel) {
-                found.push(rel.clone());
+            let spelled = paths::join(&spelled_dir, &name);
+            let real = paths::join(&real_dir, &name);
+            let excluded = ignore.is_excluded(&real);
+            if !excluded && matcher.is_match(&spelled) {
+                found.push(spelled.clone());
             }
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir && (recursive || rel.split('/').count() < depth) {
-                stack.push(rel);
+            // An excluded directory may still hold re-included (`!`) paths.
+            let may_hold_matches = !excluded || !ignore.can_skip_dir();
+            if is_dir && may_hold_matches && (recursive || spelled.split('/').count() < depth) {
+                stack.push((spelled, real));
             }
         }
     }

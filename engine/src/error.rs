@@ -36,6 +36,16 @@ pub enum EngineError {
     NonUtf8Path { path: PathBuf },
     #[error("{} changed while it was being copied; run the build again", path.display())]
     FileChanged { path: PathBuf },
+    #[error("refusing layer entry `{path}`: {reason}")]
+    UnsafeLayer { path: String, reason: String },
+    #[error("the command exited with code {code}{}", if tail.is_empty() { String::new() } else { format!("; its last output:\n{tail}") })]
+    RunFailed { code: i32, tail: String },
+    #[error("could not start {what}: {reason}")]
+    Spawn { what: String, reason: String },
+    #[error("cannot tell how to launch app `{name}`: {reason}; add `APPCMDS {name} [...]`")]
+    AppUndetectable { name: String, reason: String },
+    #[error("app `{name}`: {reason}")]
+    AppLayout { name: String, reason: String },
     #[error("{0} is not supported yet")]
     NotSupported(String),
     #[error("build cancelled")]

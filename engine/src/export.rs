@@ -10,6 +10,7 @@ use seal_store::oci::{
 use seal_store::{Digest, Reference, Store};
 use serde::Serialize;
 
+use crate::apps::Application;
 use crate::image_spec::ImageSpec;
 use crate::output::LayerChain;
 use crate::EngineError;
@@ -29,6 +30,8 @@ struct Extension<'a> {
     schema_version: &'static str,
     #[serde(rename = "type")]
     kind: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    applications: &'a [Application],
     launch: Launch<'a>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     env: BTreeMap<&'a str, &'a str>,
@@ -45,6 +48,9 @@ struct BuildClient<'a> {
 struct Launch<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     cmds: Vec<&'a str>,
+    /// LAUNCH: the apps `sealer run` starts, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    app_names: Vec<&'a str>,
 }
 
 /// The stored image.
@@ -54,11 +60,13 @@ pub struct Exported {
     pub config: Digest,
 }
 
-/// Write config and manifest for `chain` + `spec` and point `name` at the manifest.
+/// Write config and manifest for `chain` + `spec` (+ the detected `apps`) and point `name` at
+/// the manifest.
 pub fn export(
     store: &Store,
     chain: &LayerChain,
     spec: &ImageSpec,
+    apps: &[Application],
     name: &Reference,
     seal_version: &str,
 ) -> Result<Exported, EngineError> {
@@ -113,7 +121,11 @@ pub fn export(
         },
         schema_version: "v1alpha1",
         kind: "kube-installer",
-        launch: Launch { cmds },
+        applications: apps,
+        launch: Launch {
+            cmds,
+            app_names: spec.launch_apps.iter().map(String::as_str).collect(),
+        },
         env,
     };
     let mut annotations = BTreeMap::new();

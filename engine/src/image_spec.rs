@@ -1,9 +1,12 @@
 //! The image-config side of a build: what the Kubefile says about the image besides its
-//! layers (ENV, LABEL, CMD, CMDS, history), produced by lowering and applied at export.
+//! layers (ENV, LABEL, CMD, CMDS, apps, LAUNCH, history), produced by lowering and applied at
+//! export.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+use crate::apps::AppSpec;
 
 /// The target platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,6 +50,10 @@ pub struct ImageSpec {
     pub cmds: Vec<String>,
     /// The CMDS instruction's commands.
     pub launch_cmds: Vec<String>,
+    /// APP/CNI/CSI apps in declaration order, with their APPCMDS and APPENV.
+    pub apps: Vec<AppSpec>,
+    /// The LAUNCH instruction's app names, in order.
+    pub launch_apps: Vec<String>,
     pub history: Vec<HistoryStep>,
     /// Seconds since the epoch for `created` and every layer mtime.
     pub source_date_epoch: i64,
@@ -63,6 +70,8 @@ impl Default for ImageSpec {
             maintainer: None,
             cmds: Vec::new(),
             launch_cmds: Vec::new(),
+            apps: Vec::new(),
+            launch_apps: Vec::new(),
             history: Vec::new(),
             source_date_epoch: 0,
             build_mode: "lite".into(),

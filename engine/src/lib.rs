@@ -3,19 +3,25 @@
 //! - [`llb`]: ops, digests and the `Definition` a frontend produces (no IO).
 //! - [`vertex`]: an LLB node as a solver vertex; the one `match` dispatching to [`ops`].
 //! - [`ops`]: one file per op: `source` (scratch, store image, build context), `file` (COPY),
-//!   `exec` (RUN, a later issue), `merge`.
+//!   `exec` (RUN), `merge`.
+//! - [`executor`]: who runs RUN (`lite`: host tools; `container`: runc), [`unpack`] (layers into
+//!   overlay snapshots, safely) and [`diff`] (an overlay upper dir into layer entries).
 //! - [`context`] and [`ignore`]: resolving, walking and hashing COPY sources.
 //! - [`layer`]: deterministic tar + compression into blobs.
 //! - [`export`]: OCI config and manifest with Sealer's metadata.
+//! - [`apps`]: APP/CNI/CSI type detection and Sealer's `applications` metadata.
 //! - [`build`]: the entry point the CLI calls.
 //!
 //! What it deliberately does not do: parse Kubefiles (`frontend`), schedule (`solver`), own
 //! on-disk formats (`store`), print or pick exit codes (`cli`).
 
+pub mod apps;
 pub mod build;
 pub mod cache;
 pub mod context;
+pub mod diff;
 mod error;
+pub mod executor;
 pub mod export;
 pub mod ignore;
 pub mod image_spec;
@@ -24,8 +30,10 @@ pub mod llb;
 pub mod ops;
 pub mod output;
 pub mod paths;
+pub mod unpack;
 pub mod vertex;
 
+pub use apps::AppSpec;
 pub use build::{build, validate_sources, BuildError, BuildReport, BuildRequest};
 pub use error::EngineError;
 pub use image_spec::{HistoryStep, ImageSpec, Platform};

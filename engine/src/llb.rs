@@ -8,8 +8,8 @@ pub mod encode;
 mod op;
 
 pub use op::{
-    Compression, CopyAction, CopySource, ExecOp, FileAction, FileOp, LayerFormat, MergeOp, Op,
-    SourceOp,
+    Compression, CopyAction, CopySource, ExecMode, ExecOp, FileAction, FileOp, LayerFormat,
+    MergeOp, Op, SourceOp,
 };
 
 use serde::Serialize;
@@ -26,6 +26,9 @@ pub struct OpMetadata {
     /// For a COPY: the byte range of each source word, in the order of its sources.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source_spans: Vec<(usize, usize)>,
+    /// The step number shown as `[step/total]` (for `--no-cache-filter`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
 }
 
 /// One op with its inputs (indices of earlier nodes) and digest.

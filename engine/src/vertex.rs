@@ -46,7 +46,10 @@ impl Vertex for OpVertex {
         let cancel = cx.cancel_flag();
         match op {
             Op::Merge(_) => ops::merge::exec(&inputs),
-            Op::Exec(exec) => ops::exec::exec(&exec, &inputs),
+            Op::Exec(exec) => {
+                let cx = cx.clone();
+                blocking(move || ops::exec::exec(&exec, &inputs, &env.store, &cx)).await
+            }
             Op::Source(source) => {
                 blocking(move || ops::source::exec(&source, &env.store, &env.context_dir)).await
             }

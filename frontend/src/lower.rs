@@ -6,11 +6,14 @@
 //! Merge of the base image and every layer in order. The caller resolves FROM images (that is
 //! IO, and the frontend does none) through [`LowerOptions::resolve_image`].
 
+mod apps;
+mod run;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use seal_engine::llb::{
-    CopyAction, CopySource, Definition, FileAction, FileOp, LayerFormat, MergeOp, Op, OpMetadata,
-    SourceOp,
+    CopyAction, CopySource, Definition, ExecMode, FileAction, FileOp, LayerFormat, MergeOp, Op,
+    OpMetadata, SourceOp,
 };
 use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
@@ -40,6 +43,8 @@ pub struct LowerOptions<'a> {
     pub platform: Platform,
     /// Recorded in the image metadata.
     pub build_mode: String,
+    /// Who executes RUN steps.
+    pub exec_mode: ExecMode,
     /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.
     pub resolve_image: &'a mut dyn FnMut(&str) -> Result<ResolvedImage, String>,
 }
@@ -95,7 +100,13 @@ impl<'k, 'o> Lowering<'k, 'o> {
             .filter(|i| {
                 matches!(
                     i.keyword,
-                    Keyword::From | Keyword::Copy | Keyword::Add | Keyword::Run
+                    Keyword::From
+                        | Keyword::Copy
+                        | Keyword::Add
+                        | Keyword::Run
+                        | Keyword::App
+                        | Keyword::Cni
+                        | Keyword::Csi
                 )
             })
             .count();
@@ -181,15 +192,15 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 self.history(ins, true);
                 Ok(())
             }
-            Keyword::Add
-            | Keyword::Run
-            | Keyword::App
+            Keyword::Run => self.run(ins),
+            Keyword::App
             | Keyword::AppCmds
             | Keyword::AppEnv
             | Keyword::Launch
             | Keyword::Cni
             | Keyword::Csi
-            | Keyword::KubeVersion => Err(not_supported(
+            | Keyword::KubeVersion => self.app_instruction(ins),
+            Keyword::Add => Err(not_supported(
                 ins,
                 &format!("{} is not supported yet", ins.keyword),
             )),
@@ -316,6 +327,8 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 ins.keyword_span,
             ));
         };
+        // `a`, `/a`, `a/` and `./a` name one directory: normalise before it enters the digest.
+        let dest = paths::clean(&dest);
         if words.is_empty() {
             return Err(
                 Diagnostic::new("COPY needs a source and a destination", ins.args.span())
@@ -530,6 +543,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         OpMetadata {
             description: Some(description),
             span: Some((ins.span.start, ins.span.end)),
+            step: Some(self.step),
             ..OpMetadata::default()
         }
     }

@@ -23,6 +23,9 @@ pub struct SolveOptions {
     pub no_cache: bool,
     /// Ignore the stored results of these vertices only.
     pub no_cache_nodes: BTreeSet<NodeId>,
+    /// Set from outside (Ctrl-C) to stop the solve; running vertices see it through
+    /// [`ExecContext::is_cancelled`].
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for SolveOptions {
@@ -33,6 +36,7 @@ impl Default for SolveOptions {
                 .unwrap_or(1),
             no_cache: false,
             no_cache_nodes: BTreeSet::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -130,7 +134,7 @@ where
 {
     let state: Arc<State<V>> = Arc::new(State {
         first_error: Mutex::new(None),
-        cancelled: Arc::new(AtomicBool::new(false)),
+        cancelled: options.cancel.clone(),
         running: Mutex::new(BTreeSet::new()),
         semaphore: Semaphore::new(options.max_parallelism.max(1)),
         progress,

@@ -116,7 +116,12 @@ impl BlobStore {
     pub(crate) fn clean_tmp(&self) {
         if let Ok(entries) = fs::read_dir(&self.tmp) {
             for entry in entries.flatten() {
-                let _ = fs::remove_file(entry.path());
+                let path = entry.path();
+                if path.is_dir() {
+                    let _ = fs::remove_dir_all(&path);
+                } else {
+                    let _ = fs::remove_file(&path);
+                }
             }
         }
     }

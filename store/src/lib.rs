@@ -75,6 +75,8 @@ pub struct Store {
     root: PathBuf,
     blobs: BlobStore,
     db: Db,
+    /// The exclusive lock on `<root>/lock`, held while the store is open.
+    _lock: std::fs::File,
 }
 
 impl Store {
@@ -82,15 +84,19 @@ impl Store {
     /// the database and this one has to wait for it.
     pub fn open(root: &Path, on_wait: &mut dyn FnMut()) -> Result<Store, StoreError> {
         std::fs::create_dir_all(root).map_err(|e| StoreError::io("creating the store", root, e))?;
+        // Our own lock before RocksDB's: RocksDB rotates its info log before it takes its
+        // lock, so two openers racing on one directory can fail instead of waiting.
+        let lock = lock_store(root, on_wait)?;
         let blobs = BlobStore::create(root)
             .map_err(|e| StoreError::io("creating the blob directory", root, e))?;
         let db = Db::open(&root.join("db"), on_wait)?;
-        // We hold the database lock, so nothing else is writing temp blobs right now.
+        // We hold the store lock, so nothing else is writing temp blobs right now.
         blobs.clean_tmp();
         Ok(Store {
             root: root.to_path_buf(),
             blobs,
             db,
+            _lock: lock,
         })
     }
 
@@ -210,5 +216,26 @@ impl Store {
             })
             .collect();
         self.db.write_batch(CF_BLOBS, &kv)
+    }
+}
+
+/// Take the exclusive lock on `<root>/lock`, calling `on_wait` once if another process holds it.
+fn lock_store(root: &Path, on_wait: &mut dyn FnMut()) -> Result<std::fs::File, StoreError> {
+    let path = root.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io("opening the store lock", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            on_wait();
+            file.lock()
+                .map_err(|e| StoreError::io("locking the store", &path, e))?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("locking the store", &path, e)),
     }
 }

@@ -92,13 +92,25 @@ pub enum Compression {
     Zstd,
 }
 
-/// Run a command on the rootfs of input 0 (executed by a later issue).
+/// Run a command on the rootfs of input 0; its filesystem changes become one layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExecOp {
     pub args: Vec<String>,
+    /// `NAME=VALUE`, every variable the step can see.
     pub env: Vec<String>,
     pub cwd: String,
-    pub network: bool,
+    /// Share the host's network (container mode; lite mode always does).
+    pub host_network: bool,
+    pub mode: ExecMode,
+    pub format: LayerFormat,
+}
+
+/// Who executes a RUN step (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMode {
+    Lite,
+    Container,
 }
 
 /// Stack the inputs' layers in order.
@@ -140,7 +152,10 @@ impl Op {
                     .strs(&x.args)
                     .strs(&x.env)
                     .str(&x.cwd)
-                    .tag(x.network as u8);
+                    .tag(x.host_network as u8)
+                    .tag(x.mode as u8);
+                e.tag(x.format.compression as u8)
+                    .i64(x.format.source_date_epoch);
             }
             Op::Merge(_) => {
                 e.tag(4);

@@ -1,14 +1,61 @@
-//! ExecOp (RUN): defined in the LLB, executed by the lite/container/cloud executors of a later
-//! issue. Until then a Definition that reaches here fails with a clear error.
+//! ExecOp (RUN): run a command on the rootfs of input 0 with the executor of its mode; the
+//! overlay upper dir becomes the step's layer.
 
-use crate::llb::ExecOp;
-use crate::output::Output;
+use seal_solver::ExecContext;
+use seal_store::Store;
+
+use crate::diff::upper_to_entries;
+use crate::executor::container::ContainerExecutor;
+use crate::executor::lite::LiteExecutor;
+use crate::executor::{ExecRequest, Executor};
+use crate::layer::write_layer;
+use crate::llb::{ExecMode, ExecOp};
+use crate::output::{LayerChain, Output};
+use crate::unpack::snapshot;
 use crate::EngineError;
 
-/// Run the command (not supported yet).
-pub fn exec(op: &ExecOp, _inputs: &[Output]) -> Result<Output, EngineError> {
-    Err(EngineError::NotSupported(format!(
-        "executing RUN (`{}`)",
-        op.args.join(" ")
-    )))
+/// Run the step and return its layer.
+pub fn exec(
+    op: &ExecOp,
+    inputs: &[Output],
+    store: &Store,
+    cx: &ExecContext,
+) -> Result<Output, EngineError> {
+    let Some(Output::Layers(rootfs)) = inputs.first() else {
+        return Err(EngineError::Internal("RUN's input is not a rootfs".into()));
+    };
+    let lowers = rootfs
+        .layers
+        .iter()
+        .map(|layer| snapshot(store, layer))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tmp = store.root().join("tmp");
+    let run_dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&tmp)
+        .map_err(|e| EngineError::io("creating a run directory in", &tmp, e))?;
+    let request = ExecRequest {
+        lowers,
+        run_dir: run_dir.path().to_path_buf(),
+        args: op.args.clone(),
+        env: op
+            .env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cwd: op.cwd.clone(),
+        host_network: op.host_network,
+    };
+    let executor: &dyn Executor = match op.mode {
+        ExecMode::Lite => &LiteExecutor,
+        ExecMode::Container => &ContainerExecutor,
+    };
+    executor.run(&request, cx)?;
+    let entries = upper_to_entries(&request.upper())?;
+    let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
+    Ok(Output::Layers(LayerChain {
+        layers: vec![layer],
+        base_config: None,
+    }))
 }

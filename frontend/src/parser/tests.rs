@@ -567,7 +567,7 @@ fn exercise(source: &[u8]) {
             );
         }
         if let Args::Shell { text, .. } = &instruction.args {
-            let lookup = |name: &str| (name.len() % 2 == 0).then(|| "v a l".to_string());
+            let lookup = |name: &str| name.len().is_multiple_of(2).then(|| "v a l".to_string());
             let _ = crate::expand::expand_words(text, parsed.kubefile.escape, &lookup);
             let _ = crate::expand::expand_word(text, parsed.kubefile.escape, &lookup);
             let _ = crate::expand::parse_key_values(text, parsed.kubefile.escape, &lookup);

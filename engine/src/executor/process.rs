@@ -1,0 +1,148 @@
+//! Running one step's process tree: a private mount namespace with the overlay mounted,
+//! output streamed line by line, cancellation, and no process left behind.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use seal_solver::ExecContext;
+
+use crate::executor::ExecRequest;
+use crate::EngineError;
+
+/// Lines of output kept for the error message of a failed step.
+const TAIL_LINES: usize = 20;
+
+/// Exit code of the mount wrapper when the overlay cannot be mounted.
+const MOUNT_FAILED: i32 = 125;
+
+/// Mount the request's overlay in a new mount namespace, `cd` to `cwd`, and exec `command`.
+/// `env` is the complete environment of the command.
+pub fn run_in_overlay(
+    request: &ExecRequest,
+    command: &[String],
+    cwd: &str,
+    env: &[(String, String)],
+    cx: &ExecContext,
+) -> Result<(), EngineError> {
+    for dir in [
+        request.upper(),
+        request.work(),
+        request.merged(),
+        request.run_dir.join("empty"),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
+    }
+    let script = format!(
+        "/bin/mount -t overlay overlay -o \"$1\" \"$2\" || exit {MOUNT_FAILED}; shift 2; cd \"$SEAL_STEP_CWD\" || exit {MOUNT_FAILED}; unset SEAL_STEP_CWD; exec \"$@\""
+    );
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+        "seal-step",
+    ])
+    .arg(request.overlay_options()?)
+    .arg(request.merged())
+    .args(command)
+    .env_clear()
+    .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    .env("SEAL_STEP_CWD", cwd)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| EngineError::Spawn {
+        what: "unshare (util-linux)".into(),
+        reason: e.to_string(),
+    })?;
+    let pgid = rustix::process::Pid::from_child(&child);
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let (cx, tail) = (cx.clone(), tail.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                cx.log(line.clone());
+                if let Ok(mut t) = tail.lock() {
+                    if t.len() == TAIL_LINES {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            }
+        })
+    })
+    .collect();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        if cx.is_cancelled() {
+            kill_group(pgid);
+            let _ = child.wait();
+            for r in readers {
+                let _ = r.join();
+            }
+            return Err(EngineError::Cancelled);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Whatever the step left running in its group goes with it.
+    kill_group(pgid);
+    for r in readers {
+        let _ = r.join();
+    }
+    let status = status.map_err(|e| EngineError::Spawn {
+        what: "the step".into(),
+        reason: e.to_string(),
+    })?;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    if code == 0 {
+        return Ok(());
+    }
+    let tail: Vec<String> = tail
+        .lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
+    if code == MOUNT_FAILED && tail.iter().any(|l| l.contains("mount")) {
+        return Err(EngineError::Spawn {
+            what: "the step's overlay mount".into(),
+            reason: format!(
+                "{} (RUN needs root for mount namespaces and overlayfs)",
+                tail.join("; ")
+            ),
+        });
+    }
+    Err(EngineError::RunFailed {
+        code,
+        tail: tail.join("\n"),
+    })
+}
+
+fn kill_group(pgid: rustix::process::Pid) {
+    let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+}

@@ -1,0 +1,362 @@
+//! Unpacking layer blobs into snapshot directories, safely.
+//!
+//! A layer is unpacked once per store, keyed by its diffID, into `snapshots/<diffid>/` in
+//! overlayfs' format: an OCI whiteout `.wh.<name>` becomes a 0/0 character device and
+//! `.wh..wh..opq` becomes the `trusted.overlay.opaque` xattr, so a stack of snapshots can be
+//! mounted as overlay lowerdirs directly. Entries that could escape the snapshot are refused:
+//! `..` components, absolute paths, paths through a symlink, hardlinks to outside, and device
+//! nodes when not root. The layer is unpacked into a temp directory and renamed into place, so
+//! a failure leaves nothing half-written.
+
+use std::fs;
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::{lchown, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use seal_store::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD};
+use seal_store::{Digest, Store};
+
+use crate::layer::Layer;
+use crate::EngineError;
+
+/// The OCI whiteout prefix.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The OCI opaque-directory marker.
+pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
+/// The overlayfs xattr that marks an opaque directory.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// The snapshot directory of `layer`, unpacking it first if needed.
+pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
+    let dir = snapshot_path(store, &layer.diff_id);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let parent = store.root().join("snapshots");
+    fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(&parent)
+        .map_err(|e| EngineError::io("creating a snapshot in", &parent, e))?;
+    let blob = store.blobs().open(&layer.digest)?;
+    unpack(
+        decompress(blob, &layer.media_type)?,
+        tmp.path(),
+        &UnpackOptions::for_current_user(),
+    )?;
+    let staged = tmp.keep();
+    match fs::rename(&staged, &dir) {
+        Ok(()) => Ok(dir),
+        // Another build unpacked the same layer first: keep theirs.
+        Err(_) if dir.is_dir() => {
+            let _ = fs::remove_dir_all(&staged);
+            Ok(dir)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staged);
+            Err(EngineError::io("renaming a snapshot into place", &dir, e))
+        }
+    }
+}
+
+/// Where the snapshot of a layer lives.
+pub fn snapshot_path(store: &Store, diff_id: &Digest) -> PathBuf {
+    store.root().join("snapshots").join(diff_id.hex())
+}
+
+/// A reader of the uncompressed tar of a blob with this media type.
+pub fn decompress<'a>(blob: fs::File, media_type: &str) -> Result<Box<dyn Read + 'a>, EngineError> {
+    let reader = BufReader::with_capacity(1 << 20, blob);
+    Ok(
+        if media_type == MEDIA_TYPE_LAYER_ZSTD || media_type.ends_with("+zstd") {
+            Box::new(
+                zstd::stream::read::Decoder::new(reader)
+                    .map_err(|e| EngineError::io("decompressing", Path::new("<layer>"), e))?,
+            )
+        } else if media_type == MEDIA_TYPE_LAYER_GZIP || media_type.ends_with("gzip") {
+            Box::new(flate2::read::GzDecoder::new(reader))
+        } else {
+            Box::new(reader)
+        },
+    )
+}
+
+/// What an unpack may create.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Device nodes and ownership need root.
+    pub privileged: bool,
+}
+
+impl UnpackOptions {
+    /// Privileged when running as root.
+    pub fn for_current_user() -> UnpackOptions {
+        UnpackOptions {
+            privileged: rustix::process::geteuid().is_root(),
+        }
+    }
+}
+
+/// Unpack the tar stream `reader` into the existing directory `dest`.
+pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result<(), EngineError> {
+    let mut archive = tar::Archive::new(reader);
+    let bad = |path: &str, reason: &str| EngineError::UnsafeLayer {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    };
+    let entries = archive
+        .entries()
+        .map_err(|e| EngineError::io("reading a layer", dest, e))?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| EngineError::io("reading a layer", dest, e))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let rel = safe_relative(&raw)
+            .ok_or_else(|| bad(&raw, "the path is absolute or leaves the layer with `..`"))?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        ensure_no_symlink_in(dest, parent_rel)
+            .map_err(|_| bad(&raw, "the path goes through a symlink"))?;
+        let parent = dest.join(parent_rel);
+        fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
+        if name == WHITEOUT_OPAQUE {
+            set_opaque(&parent, options)?;
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            let target = parent.join(hidden);
+            remove_any(&target);
+            if options.privileged {
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &target,
+                    rustix::fs::FileType::CharacterDevice,
+                    rustix::fs::Mode::empty(),
+                    0,
+                )
+                .map_err(|e| EngineError::io("creating a whiteout", &target, e.into()))?;
+            }
+            continue;
+        }
+        let target = dest.join(&rel);
+        let header = entry.header().clone();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let kind = header.entry_type();
+        if !kind.is_dir() {
+            remove_any(&target);
+        }
+        let io_err = |e: io::Error| EngineError::io("unpacking", &target, e);
+        match kind {
+            tar::EntryType::Directory => {
+                if fs::symlink_metadata(&target)
+                    .map(|m| !m.is_dir())
+                    .unwrap_or(false)
+                {
+                    remove_any(&target);
+                }
+                fs::create_dir_all(&target).map_err(io_err)?;
+                dirs.push((target.clone(), mode));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut file = fs::File::create(&target).map_err(io_err)?;
+                io::copy(&mut entry, &mut file).map_err(io_err)?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(io_err)?
+                    .ok_or_else(|| bad(&raw, "a symlink without a target"))?;
+                std::os::unix::fs::symlink(&*link, &target).map_err(io_err)?;
+            }
+            tar::EntryType::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(io_err)?
+                    .ok_or_else(|| bad(&raw, "a hardlink without a target"))?;
+                let link_rel = safe_relative(&link.to_string_lossy())
+                    .ok_or_else(|| bad(&raw, "a hardlink to outside the layer"))?;
+                ensure_no_symlink_in(dest, &link_rel)
+                    .map_err(|_| bad(&raw, "a hardlink through a symlink"))?;
+                fs::hard_link(dest.join(&link_rel), &target).map_err(io_err)?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                if !options.privileged && kind != tar::EntryType::Fifo {
+                    return Err(bad(&raw, "device nodes can only be unpacked as root"));
+                }
+                let file_type = match kind {
+                    tar::EntryType::Char => rustix::fs::FileType::CharacterDevice,
+                    tar::EntryType::Block => rustix::fs::FileType::BlockDevice,
+                    _ => rustix::fs::FileType::Fifo,
+                };
+                let dev = rustix::fs::makedev(
+                    header.device_major().ok().flatten().unwrap_or(0),
+                    header.device_minor().ok().flatten().unwrap_or(0),
+                );
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &target,
+                    file_type,
+                    rustix::fs::Mode::from_raw_mode(mode),
+                    dev,
+                )
+                .map_err(|e| io_err(e.into()))?;
+            }
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => continue,
+            other => return Err(bad(&raw, &format!("unsupported tar entry type {other:?}"))),
+        }
+        if options.privileged {
+            let uid = header.uid().ok().map(|u| u as u32);
+            let gid = header.gid().ok().map(|g| g as u32);
+            lchown(&target, uid, gid).map_err(io_err)?;
+        }
+    }
+    // Directory modes last, so a read-only directory does not block its own entries.
+    for (dir, mode) in dirs.into_iter().rev() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| EngineError::io("setting the mode of", &dir, e))?;
+    }
+    Ok(())
+}
+
+/// The path as a clean relative path, or `None` when it is absolute or leaves with `..`.
+fn safe_relative(raw: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in Path::new(raw).components() {
+        match component {
+            Component::Normal(c) => out.push(c),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Err when any existing component of `rel` under `dest` is a symlink.
+fn ensure_no_symlink_in(dest: &Path, rel: &Path) -> Result<(), ()> {
+    let mut current = dest.to_path_buf();
+    for component in rel.components() {
+        current.push(component);
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => return Err(()),
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+fn set_opaque(dir: &Path, options: &UnpackOptions) -> Result<(), EngineError> {
+    if !options.privileged {
+        return Ok(());
+    }
+    rustix::fs::lsetxattr(
+        dir,
+        OVERLAY_OPAQUE_XATTR,
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(|e| EngineError::io("marking an opaque directory", dir, e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            // Write the raw name so hostile paths survive the builder's own checks.
+            let name = h.as_old_mut().name.as_mut();
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn unpack_err(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("snap");
+        fs::create_dir(&dest).unwrap();
+        let err = unpack(
+            &tar_of(entries)[..],
+            &dest,
+            &UnpackOptions { privileged: true },
+        )
+        .unwrap_err();
+        // Nothing outside the snapshot directory was touched.
+        let outside: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(outside, ["snap"]);
+        err.to_string()
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        use tar::EntryType as T;
+        assert!(unpack_err(&[("../evil", T::Regular, b"x", None)]).contains("leaves the layer"));
+        assert!(unpack_err(&[("/abs", T::Regular, b"x", None)]).contains("absolute"));
+        assert!(unpack_err(&[
+            ("link", T::Symlink, b"", Some("..")),
+            ("link/evil", T::Regular, b"x", None)
+        ])
+        .contains("symlink"));
+        assert!(
+            unpack_err(&[("hard", T::Link, b"", Some("../../etc/passwd"))]).contains("outside")
+        );
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_markers() {
+        use std::os::unix::fs::FileTypeExt;
+        if !UnpackOptions::for_current_user().privileged {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[
+            ("d/", tar::EntryType::Directory, b"", None),
+            ("d/.wh..wh..opq", tar::EntryType::Regular, b"", None),
+            (".wh.gone", tar::EntryType::Regular, b"", None),
+            ("d/f", tar::EntryType::Regular, b"hi", None),
+        ]);
+        unpack(&tar[..], dir.path(), &UnpackOptions { privileged: true }).unwrap();
+        assert_eq!(fs::read(dir.path().join("d/f")).unwrap(), b"hi");
+        let gone = fs::symlink_metadata(dir.path().join("gone")).unwrap();
+        assert!(gone.file_type().is_char_device());
+        let mut buf = [0u8; 4];
+        let n =
+            rustix::fs::lgetxattr(dir.path().join("d"), OVERLAY_OPAQUE_XATTR, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"y");
+    }
+}
