@@ -5,7 +5,7 @@ Generated data (fixed seed, never committed) goes under the work dir. Each measu
 median of N runs; peak RSS comes from wait4's rusage of the seal process. Writes a markdown
 table and the raw JSON.
 
-usage: scenarios.py --seal BIN --work DIR [--runs 5] [--scenarios small,big] [--out DIR]
+usage: scenarios.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,wide] [--out DIR]
 """
 import argparse
 import json
@@ -50,6 +50,54 @@ def gen_big(ctx, seed=42):
         f.write(KUBEFILE)
 
 
+def gen_run(ctx, seed=42):
+    """The small context plus a busybox-static rootfs to import as base:1."""
+    gen_small(ctx, seed)
+    base = os.path.join(os.path.dirname(ctx), "base")
+    rootfs = os.path.join(base, "rootfs", "bin")
+    os.makedirs(rootfs, exist_ok=True)
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "busybox"))
+    for applet in ("sh", "echo", "ls", "cat"):
+        link = os.path.join(rootfs, applet)
+        if not os.path.lexists(link):
+            os.symlink("busybox", link)
+    with open(os.path.join(base, "Kubefile"), "w") as f:
+        f.write("FROM scratch\nCOPY rootfs/. .\n")
+    with open(os.path.join(ctx, "Kubefile"), "w") as f:
+        f.write("FROM base:1\nCOPY dir1 a\nCOPY dir2 b\nRUN echo x > c\n")
+
+
+def gen_wide(ctx, seed=42):
+    """16 dirs of 64 MiB (4 files of 16 MiB each); 16 independent COPY steps."""
+    rng = random.Random(seed)
+    lines = ["FROM scratch"]
+    for d in range(16):
+        path = os.path.join(ctx, f"dir{d + 1:02d}")
+        os.makedirs(path, exist_ok=True)
+        for i in range(4):
+            with open(os.path.join(path, f"part{i}.bin"), "wb") as f:
+                f.write(rng.randbytes(16 << 20))
+        lines.append(f"COPY dir{d + 1:02d} d{d + 1:02d}")
+    os.makedirs(os.path.join(ctx, "dir2"), exist_ok=True)
+    with open(os.path.join(ctx, "dir2", "small.txt"), "w") as f:
+        f.write("small\n")
+    lines.append("COPY dir2 small")
+    with open(os.path.join(ctx, "Kubefile"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+GENERATORS = {"small": gen_small, "big": gen_big, "run": gen_run, "wide": gen_wide}
+
+
+def prepare_root(name, seal, root, ctx):
+    """A store in the scenario's starting state (for `run`: holding base:1)."""
+    shutil.rmtree(root, ignore_errors=True)
+    if name == "run":
+        base = os.path.join(os.path.dirname(ctx), "base")
+        subprocess.run([seal, "--root", root, "build", "--progress", "plain", "-t", "base:1", base],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
 def small_file(ctx):
     """The file change1/touch1 edit: one small file in dir2."""
     for root, _dirs, files in sorted(os.walk(os.path.join(ctx, "dir2"))):
@@ -58,7 +106,7 @@ def small_file(ctx):
     raise SystemExit("no file in dir2")
 
 
-def run_measured(seal, root, ctx):
+def run_measured(seal, root, ctx, extra=()):
     """Run one build; return (seconds, peak RSS KiB, summary line)."""
     start = time.perf_counter()
     pid = os.fork()
@@ -67,7 +115,7 @@ def run_measured(seal, root, ctx):
         os.dup2(devnull, 1)
         log = os.open(os.path.join(root + ".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 2)
-        os.execv(seal, [seal, "--root", root, "build", "--progress", "plain", "-t", "bench:1", ctx])
+        os.execv(seal, [seal, "--root", root, "build", "--progress", "plain", "-t", "bench:1", *extra, ctx])
     _pid, status, rusage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     with open(root + ".log", errors="replace") as f:
@@ -101,20 +149,28 @@ def scenario(name, seal, work, runs):
     if not os.path.exists(os.path.join(ctx, "Kubefile")):
         shutil.rmtree(ctx, ignore_errors=True)
         os.makedirs(ctx)
-        {"small": gen_small, "big": gen_big}[name](ctx)
+        GENERATORS[name](ctx)
     results = {}
     # cold: a fresh store every run; let the page cache be warm like a developer's machine.
     cold, rss, written = [], [], []
     for i in range(runs):
         root = os.path.join(work, name, "root-cold")
-        shutil.rmtree(root, ignore_errors=True)
+        prepare_root(name, seal, root, ctx)
         t, r, _ = run_measured(seal, root, ctx)
         cold.append(t)
         rss.append(r)
         written.append(du_bytes(root))
     results["cold"] = {"runs": cold, "median_s": statistics.median(cold), "peak_rss_kib": max(rss), "bytes_written": statistics.median(written)}
+    if name == "wide":
+        serial = []
+        for i in range(runs):
+            root = os.path.join(work, name, "root-cold")
+            prepare_root(name, seal, root, ctx)
+            t, _r, _ = run_measured(seal, root, ctx, ("--max-parallelism", "1"))
+            serial.append(t)
+        results["cold_max_parallelism_1"] = {"runs": serial, "median_s": statistics.median(serial)}
     root = os.path.join(work, name, "root-warm")
-    shutil.rmtree(root, ignore_errors=True)
+    prepare_root(name, seal, root, ctx)
     run_measured(seal, root, ctx)
     time.sleep(2.5)  # past the racy window, as a real rebuild minutes later would be
     run_measured(seal, root, ctx)
@@ -167,6 +223,10 @@ def main():
                 note = f"{r['bytes_written'] / (1 << 20):.1f} MiB written"
             note = note.replace("|", "/")
             lines.append(f"| {name} | {phase} | {r['median_s'] * 1000:.1f} ms | {r['peak_rss_kib'] / 1024:.1f} MiB | {note} |")
+        if "cold_max_parallelism_1" in res:
+            serial = res["cold_max_parallelism_1"]["median_s"]
+            ratio = serial / res["cold"]["median_s"]
+            lines.append(f"| {name} | cold, --max-parallelism 1 | {serial * 1000:.1f} ms | | parallel is {ratio:.2f}x faster |")
         lines.append(f"| {name} | find floor | {res['floor_find_s'] * 1000:.1f} ms | | `find -type f -printf '%s %T@'` |")
     table = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "seal-scenarios.md"), "w") as f:

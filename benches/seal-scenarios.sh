@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the `small` and `big` scenarios of BENCHMARKS.md for seal (cold, noop, change1, touch1)
+# Runs the `small`, `big`, `run` and `wide` scenarios of BENCHMARKS.md for seal (cold, noop, change1, touch1)
 # and writes target/bench/seal-scenarios.{md,json}. Generated data lives in $SEAL_BENCH_WORK
 # (default ~/.cache/seal-bench), made once with a fixed seed and never committed.
-# usage: benches/seal-scenarios.sh [--runs N] [--scenarios small,big]
+# usage: benches/seal-scenarios.sh [--runs N] [--scenarios small,big,run,wide]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh

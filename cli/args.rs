@@ -50,10 +50,14 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
-    /// Re-run only these steps (their number, as in `[2/5]`), keep using the cache for the rest;
-    /// repeat or separate with commas
-    #[arg(long, value_name = "STEP", value_delimiter = ',')]
+    /// Re-run only these steps, keep using the cache for the rest: a step number as shown in
+    /// `[2/5]`, a stage name (all its steps), or `STAGE:N`; repeat or separate with commas
+    #[arg(long, value_name = "STEP|STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
+
+    /// Build this stage (`FROM image AS NAME`) instead of the last one
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
 
     /// Progress output: a live view on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]

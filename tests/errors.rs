@@ -377,10 +377,7 @@ fn unsupported_instructions() {
             "FROM scratch\nRUN --mount=type=cache,target=/x echo hi\n",
             "2:1",
         ),
-        ("FROM scratch\nADD a x\n", "2:1"),
         ("FROM scratch\nAPP app https://example.com/a.yaml\n", "2:9"),
-        ("FROM scratch\nCOPY a x\nFROM scratch\n", "3:1"),
-        ("FROM scratch\nCOPY --from=x a b\n", "2:1"),
     ] {
         check(kubefile.as_bytes(), &[("a", "a")], at, "not supported yet");
     }

@@ -299,3 +299,22 @@ fn a_changed_run_command_reruns_it_and_what_follows() {
     assert_eq!(out.step("RUN cat a"), common::Step::Done);
     assert_ne!(out.digest(), first);
 }
+
+/// Regression: merges are cached by their inputs' content ids; those once ignored the blob
+/// digest, so a gzip build after a zstd build of the same files got the zstd layers back.
+#[test]
+fn changing_the_compression_changes_every_layer_even_through_cached_merges() {
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    ctx.file("f", "x")
+        .kubefile("FROM scratch\nCOPY f .\nRUN echo y > g\n");
+    seal.build_ok(ctx.path(), "z:1", &[]);
+    seal.build_ok(ctx.path(), "g:1", &["--compression", "gzip"]);
+    let inspect = seal.inspect("g:1");
+    for layer in inspect["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            "{inspect}"
+        );
+    }
+}

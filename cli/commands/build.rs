@@ -86,6 +86,7 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
             platform: Platform::host(),
             build_mode: args.mode.as_str().into(),
             exec_mode,
+            target: args.target.clone(),
             resolve_image: &mut resolve,
         },
     )
@@ -257,24 +258,42 @@ fn resolve_image(
     })
 }
 
-/// The Definition nodes `--no-cache-filter` names, by step number.
+/// The Definition nodes `--no-cache-filter` names: `N`, `STAGE` or `STAGE:N`.
 fn no_cache_nodes(
     definition: &seal_engine::llb::Definition,
     filter: &[String],
 ) -> Result<std::collections::BTreeSet<seal_solver::NodeId>, Failure> {
     let mut nodes = std::collections::BTreeSet::new();
     for item in filter {
-        let step: usize = item.trim().parse().map_err(|_| {
-            Failure::Usage(format!(
-                "--no-cache-filter `{item}`: expected a step number as shown in `[2/5]` (stage names come with multi-stage builds)"
-            ))
-        })?;
+        let item = item.trim();
+        let (stage, step) = match item.rsplit_once(':') {
+            Some((stage, n)) => (Some(stage), Some(n)),
+            None if item.chars().all(|c| c.is_ascii_digit()) => (None, Some(item)),
+            None => (Some(item), None),
+        };
+        let step: Option<usize> = match step {
+            Some(n) => Some(n.parse().map_err(|_| {
+                Failure::Usage(format!(
+                    "--no-cache-filter `{item}`: expected N, STAGE or STAGE:N"
+                ))
+            })?),
+            None => None,
+        };
         let matching: Vec<usize> = (0..definition.nodes.len())
-            .filter(|&i| definition.nodes[i].metadata.step == Some(step))
+            .filter(|&i| {
+                let m = &definition.nodes[i].metadata;
+                m.description.is_some()
+                    && step.is_none_or(|n| m.step == Some(n))
+                    && stage.is_none_or(|s| {
+                        m.stage
+                            .as_deref()
+                            .is_some_and(|own| own.eq_ignore_ascii_case(s))
+                    })
+            })
             .collect();
         if matching.is_empty() {
             return Err(Failure::Usage(format!(
-                "--no-cache-filter {step}: the Kubefile has no step {step}"
+                "--no-cache-filter `{item}`: no step of the Kubefile matches"
             )));
         }
         nodes.extend(matching.into_iter().map(|i| seal_solver::NodeId(i as u32)));
@@ -351,11 +370,12 @@ fn source_span(
     let Op::File(file) = &node.op else {
         return None;
     };
-    let copy = file.actions.iter().find_map(|a| match a {
-        FileAction::Copy(c) => Some(c),
+    let sources = file.actions.iter().find_map(|a| match a {
+        FileAction::Copy(c) => Some(&c.sources),
+        FileAction::Add(a) => Some(&a.sources),
         _ => None,
     })?;
-    let index = copy.sources.iter().position(|s| &s.pattern == pattern)?;
+    let index = sources.iter().position(|s| &s.pattern == pattern)?;
     node.metadata.source_spans.get(index).copied()
 }
 

@@ -90,6 +90,21 @@ pub fn scan(
     include: &[String],
     ignore: &IgnoreMatcher,
 ) -> Result<ContextSelection, EngineError> {
+    scan_with(Some(store), dir, include, ignore)
+}
+
+/// [`scan`] of a throw-away directory (a stage's rootfs unpacked for `COPY --from`): every
+/// selected file is hashed and nothing is remembered.
+pub fn scan_uncached(dir: &Path, include: &[String]) -> Result<ContextSelection, EngineError> {
+    scan_with(None, dir, include, &IgnoreMatcher::default())
+}
+
+fn scan_with(
+    store: Option<&Store>,
+    dir: &Path,
+    include: &[String],
+    ignore: &IgnoreMatcher,
+) -> Result<ContextSelection, EngineError> {
     let scan_started = now_ns();
     let mut patterns = Vec::with_capacity(include.len());
     for pattern in include {
@@ -125,7 +140,7 @@ struct Pending {
 }
 
 fn fill_hashes(
-    store: &Store,
+    store: Option<&Store>,
     dir: &Path,
     patterns: &mut [Vec<SourceMatch>],
     scan_started: i128,
@@ -148,7 +163,10 @@ fn fill_hashes(
         }
     }
     let paths: Vec<PathBuf> = pending.iter().map(|p| p.path.clone()).collect();
-    let known = store.file_hashes(&paths)?;
+    let known = match store {
+        Some(store) => store.file_hashes(&paths)?,
+        None => vec![None; paths.len()],
+    };
     let misses: Vec<usize> = (0..pending.len())
         .filter(|&i| {
             known[i]
@@ -180,7 +198,9 @@ fn fill_hashes(
             },
         ));
     }
-    store.put_file_hashes(&updates)?;
+    if let Some(store) = store {
+        store.put_file_hashes(&updates)?;
+    }
     for (i, p) in pending.iter().enumerate() {
         let entry = &mut patterns[p.pattern][p.matched].entries[p.entry];
         if let (EntryKind::File { size, blake3 }, Some(h)) = (&mut entry.kind, hashes[i]) {
@@ -291,6 +311,15 @@ fn resolve_pattern(
             paths::basename(&rel).to_string()
         };
         let (resolved, meta) = follow(dir, &rel, pattern)?;
+        // A symlink may not smuggle in what the ignore file keeps out of the context.
+        if resolved != rel && ignore.is_excluded(&resolved) {
+            return Err(EngineError::SourceOutsideContext {
+                source_path: pattern.into(),
+                reason: format!(
+                    "`{rel}` is a symlink to `{resolved}`, which the ignore file excludes"
+                ),
+            });
+        }
         out.push((name, resolved, meta));
     }
     Ok(out)

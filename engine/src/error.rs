@@ -24,6 +24,8 @@ pub enum EngineError {
     SourceExcluded { source_path: String },
     #[error("COPY source `{source_path}` is outside the build context: {reason}")]
     SourceOutsideContext { source_path: String, reason: String },
+    #[error("COPY --from source `{source_path}` is not in that stage's (or image's) filesystem")]
+    SourceNotInStage { source_path: String },
     #[error("COPY source pattern `{pattern}` matches no file in the build context")]
     GlobNoMatch { pattern: String },
     #[error("invalid glob `{pattern}`: {reason}")]
@@ -38,6 +40,22 @@ pub enum EngineError {
     FileChanged { path: PathBuf },
     #[error("refusing layer entry `{path}`: {reason}")]
     UnsafeLayer { path: String, reason: String },
+    #[error("refusing entry `{entry}` of archive `{archive}`: {reason}")]
+    UnsafeArchive {
+        archive: String,
+        entry: String,
+        reason: String,
+    },
+    #[error("cannot unpack archive `{archive}`: {reason}")]
+    BadArchive { archive: String, reason: String },
+    #[error("downloading {url}: {reason}")]
+    Download { url: String, reason: String },
+    #[error("checksum mismatch for {url}: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("the command exited with code {code}{}", if tail.is_empty() { String::new() } else { format!("; its last output:\n{tail}") })]
     RunFailed { code: i32, tail: String },
     #[error("could not start {what}: {reason}")]

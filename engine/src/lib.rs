@@ -9,17 +9,22 @@
 //! - [`context`] and [`ignore`]: resolving, walking and hashing COPY sources.
 //! - [`layer`]: deterministic tar + compression into blobs.
 //! - [`export`]: OCI config and manifest with Sealer's metadata.
+//! - [`add`]: ADD's layer entries: COPY rules plus [`archive`] (local tarballs, unpacked
+//!   safely) and [`download`] (`http(s)://` sources, verified by `--checksum`).
 //! - [`apps`]: APP/CNI/CSI type detection and Sealer's `applications` metadata.
 //! - [`build`]: the entry point the CLI calls.
 //!
 //! What it deliberately does not do: parse Kubefiles (`frontend`), schedule (`solver`), own
 //! on-disk formats (`store`), print or pick exit codes (`cli`).
 
+pub mod add;
 pub mod apps;
+pub mod archive;
 pub mod build;
 pub mod cache;
 pub mod context;
 pub mod diff;
+pub mod download;
 mod error;
 pub mod executor;
 pub mod export;

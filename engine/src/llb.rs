@@ -8,8 +8,8 @@ pub mod encode;
 mod op;
 
 pub use op::{
-    Compression, CopyAction, CopySource, ExecMode, ExecOp, FileAction, FileOp, LayerFormat,
-    MergeOp, Op, SourceOp,
+    AddAction, Compression, CopyAction, CopySource, ExecMode, ExecOp, FileAction, FileOp,
+    LayerFormat, MergeOp, Op, SourceOp, UrlSource,
 };
 
 use serde::Serialize;
@@ -29,6 +29,9 @@ pub struct OpMetadata {
     /// The step number shown as `[step/total]` (for `--no-cache-filter`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
+    /// The stage the op belongs to (its `AS` name, or `stage-<index>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// One op with its inputs (indices of earlier nodes) and digest.

@@ -32,13 +32,16 @@ impl ContentId for Output {
         match self {
             Output::Context(sel) => sel.content_id,
             Output::Layers(chain) => {
-                let mut e = Encoder::new("seal.layers.v1");
+                // The blob digest too, not only the diffID: records of later ops (a cached merge)
+                // name blobs, so a zstd chain and a gzip chain of the same files must differ.
+                let mut e = Encoder::new("seal.layers.v2");
                 e.opt(chain.base_config.as_ref(), |e, d| {
                     e.str(&d.to_string());
                 });
                 e.u64(chain.layers.len() as u64);
                 for layer in &chain.layers {
-                    e.str(&layer.diff_id.to_string());
+                    e.str(&layer.diff_id.to_string())
+                        .str(&layer.digest.to_string());
                 }
                 e.finish()
             }

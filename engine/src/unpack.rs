@@ -86,15 +86,37 @@ pub fn decompress<'a>(blob: fs::File, media_type: &str) -> Result<Box<dyn Read +
 pub struct UnpackOptions {
     /// Device nodes and ownership need root.
     pub privileged: bool,
+    /// Apply whiteouts (delete what they hide) instead of recording them in overlay format;
+    /// for flattening a whole chain into one directory.
+    pub apply_whiteouts: bool,
 }
 
 impl UnpackOptions {
-    /// Privileged when running as root.
+    /// Overlay-format snapshots, privileged when running as root.
     pub fn for_current_user() -> UnpackOptions {
         UnpackOptions {
             privileged: rustix::process::geteuid().is_root(),
+            apply_whiteouts: false,
         }
     }
+}
+
+/// Unpack every layer of `layers` (bottom to top) into `dest`, applying whiteouts: the
+/// merged rootfs as one plain directory tree.
+pub fn flatten(
+    blobs: &seal_store::BlobStore,
+    layers: &[Layer],
+    dest: &Path,
+) -> Result<(), EngineError> {
+    let options = UnpackOptions {
+        apply_whiteouts: true,
+        ..UnpackOptions::for_current_user()
+    };
+    for layer in layers {
+        let blob = blobs.open(&layer.digest)?;
+        unpack(decompress(blob, &layer.media_type)?, dest, &options)?;
+    }
+    Ok(())
 }
 
 /// Unpack the tar stream `reader` into the existing directory `dest`.
@@ -108,6 +130,8 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
         .entries()
         .map_err(|e| EngineError::io("reading a layer", dest, e))?;
     let mut dirs = Vec::new();
+    // Paths this layer wrote: its own whiteouts and opaque markers never hide them.
+    let mut written: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| EngineError::io("reading a layer", dest, e))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -126,12 +150,28 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
         let parent = dest.join(parent_rel);
         fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
         if name == WHITEOUT_OPAQUE {
-            set_opaque(&parent, options)?;
+            if options.apply_whiteouts {
+                if let Ok(children) = fs::read_dir(&parent) {
+                    for child in children.flatten() {
+                        if !written.contains(&child.path()) {
+                            remove_any(&child.path());
+                        }
+                    }
+                }
+            } else {
+                set_opaque(&parent, options)?;
+            }
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
             let target = parent.join(hidden);
+            if written.contains(&target) {
+                continue;
+            }
             remove_any(&target);
+            if options.apply_whiteouts {
+                continue;
+            }
             if options.privileged {
                 rustix::fs::mknodat(
                     rustix::fs::CWD,
@@ -145,6 +185,7 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
             continue;
         }
         let target = dest.join(&rel);
+        written.insert(target.clone());
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let kind = header.entry_type();
@@ -310,7 +351,10 @@ mod tests {
         let err = unpack(
             &tar_of(entries)[..],
             &dest,
-            &UnpackOptions { privileged: true },
+            &UnpackOptions {
+                privileged: true,
+                apply_whiteouts: false,
+            },
         )
         .unwrap_err();
         // Nothing outside the snapshot directory was touched.
@@ -350,7 +394,15 @@ mod tests {
             (".wh.gone", tar::EntryType::Regular, b"", None),
             ("d/f", tar::EntryType::Regular, b"hi", None),
         ]);
-        unpack(&tar[..], dir.path(), &UnpackOptions { privileged: true }).unwrap();
+        unpack(
+            &tar[..],
+            dir.path(),
+            &UnpackOptions {
+                privileged: true,
+                apply_whiteouts: false,
+            },
+        )
+        .unwrap();
         assert_eq!(fs::read(dir.path().join("d/f")).unwrap(), b"hi");
         let gone = fs::symlink_metadata(dir.path().join("gone")).unwrap();
         assert!(gone.file_type().is_char_device());

@@ -33,9 +33,12 @@ impl Vertex for OpVertex {
         // edit of an input's *definition* that selects the same content costs nothing.
         let digest = op_digest(&self.node.op, &[]);
         match &self.node.op {
-            // Scanning the context is how its content id is learned; merging is free.
-            Op::Source(SourceOp::Local { .. }) | Op::Merge(_) => CacheMap::uncached(digest),
-            Op::Source(_) | Op::File(_) | Op::Exec(_) => CacheMap::new(digest),
+            // Scanning the context is how its content id is learned.
+            Op::Source(SourceOp::Local { .. }) => CacheMap::uncached(digest),
+            // A download without a checksum may change at any time (ADD without --checksum).
+            Op::File(file) if file.always_runs() => CacheMap::uncached(digest),
+            // A merge is cheap, but caching it lets `FROM <stage>` report CACHED like any step.
+            Op::Source(_) | Op::File(_) | Op::Exec(_) | Op::Merge(_) => CacheMap::new(digest),
         }
     }
 

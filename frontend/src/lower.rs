@@ -6,14 +6,16 @@
 //! Merge of the base image and every layer in order. The caller resolves FROM images (that is
 //! IO, and the frontend does none) through [`LowerOptions::resolve_image`].
 
+mod add;
 mod apps;
 mod run;
+mod stages;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use seal_engine::llb::{
-    CopyAction, CopySource, Definition, ExecMode, FileAction, FileOp, LayerFormat, MergeOp, Op,
-    OpMetadata, SourceOp,
+    CopyAction, CopySource, Definition, ExecMode, FileAction, FileOp, LayerFormat, Op, OpMetadata,
+    SourceOp,
 };
 use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
@@ -45,6 +47,8 @@ pub struct LowerOptions<'a> {
     pub build_mode: String,
     /// Who executes RUN steps.
     pub exec_mode: ExecMode,
+    /// The stage to build (`--target`); the last stage when `None`.
+    pub target: Option<String>,
     /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.
     pub resolve_image: &'a mut dyn FnMut(&str) -> Result<ResolvedImage, String>,
 }
@@ -90,6 +94,14 @@ struct Lowering<'k, 'o> {
     image: ImageSpec,
     step: usize,
     steps_total: usize,
+    /// Stages finished so far (multi-stage builds).
+    stages: Vec<stages::Stage>,
+    stage_name: String,
+    stage_named: bool,
+    /// More than one FROM: step labels carry the stage name (`[builder 2/3]`).
+    multi_stage: bool,
+    /// Non-fatal findings of instructions (an ADD of a URL without `--checksum`).
+    warnings: Vec<String>,
 }
 
 impl<'k, 'o> Lowering<'k, 'o> {
@@ -130,32 +142,39 @@ impl<'k, 'o> Lowering<'k, 'o> {
             image,
             step: 0,
             steps_total,
+            stages: Vec::new(),
+            stage_name: "stage-0".into(),
+            stage_named: false,
+            multi_stage: kubefile
+                .instructions
+                .iter()
+                .filter(|i| i.keyword == Keyword::From)
+                .count()
+                > 1,
+            warnings: Vec::new(),
         }
     }
 
     fn finish(mut self) -> Result<Lowered, Vec<Diagnostic>> {
-        let Some(base) = self.base else {
+        if self.base.is_none() {
             return Err(vec![Diagnostic::new(
                 "no FROM instruction",
                 Span::new(0, 0),
             )]);
-        };
-        let mut inputs = vec![base];
-        inputs.extend(self.layers.iter().copied());
-        let output = self
-            .builder
-            .add(Op::Merge(MergeOp {}), &inputs, OpMetadata::default());
+        }
+        self.end_stage();
+        let target = self.target_stage().map_err(|d| vec![d])?.clone();
         let warnings = self
             .options
             .build_args
             .keys()
             .filter(|k| !self.consumed_args.contains(*k))
             .map(|k| format!("build-arg `{k}` was not consumed by any ARG"))
+            .chain(std::mem::take(&mut self.warnings))
             .collect();
-        self.image.env = self.env.clone();
         Ok(Lowered {
-            definition: self.builder.build(output),
-            image: self.image,
+            definition: self.builder.build(target.rootfs),
+            image: target.image,
             warnings,
         })
     }
@@ -200,45 +219,8 @@ impl<'k, 'o> Lowering<'k, 'o> {
             | Keyword::Cni
             | Keyword::Csi
             | Keyword::KubeVersion => self.app_instruction(ins),
-            Keyword::Add => Err(not_supported(
-                ins,
-                &format!("{} is not supported yet", ins.keyword),
-            )),
+            Keyword::Add => self.add(ins),
         }
-    }
-
-    fn from(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
-        if self.base.is_some() {
-            return Err(not_supported(
-                ins,
-                "multi-stage builds (a second FROM) are not supported yet",
-            ));
-        }
-        let words = self.words(ins, &Scope::Global)?;
-        let Some((name, span)) = words.first().cloned() else {
-            return Err(Diagnostic::new(
-                "FROM needs an image name",
-                ins.keyword_span,
-            ));
-        };
-        let description = format!("[{}/{}] FROM {}", self.next_step(), self.steps_total, name);
-        let op = if name == "scratch" {
-            Op::Source(SourceOp::Scratch)
-        } else {
-            let resolved = (self.options.resolve_image)(&name).map_err(|message| {
-                Diagnostic::new(message, span).with_help("build or load the base image first; pulling from registries comes in a later release")
-            })?;
-            self.env = resolved.env.clone();
-            Op::Source(SourceOp::Image {
-                reference: resolved.reference,
-                manifest: resolved.manifest,
-            })
-        };
-        // Stage scope starts empty: a global ARG must be re-declared to be seen (Docker).
-        self.stage_args.clear();
-        let node = self.builder.add(op, &[], self.metadata(ins, description));
-        self.base = Some(node);
-        Ok(())
     }
 
     fn arg(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
@@ -307,13 +289,16 @@ impl<'k, 'o> Lowering<'k, 'o> {
     fn copy(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
         let mut chmod = None;
         let mut chown = None;
+        let mut from = None;
         for flag in &ins.flags {
             match flag.name.as_str() {
                 "from" => {
-                    return Err(not_supported(
-                        ins,
-                        "COPY --from (multi-stage builds) is not supported yet",
-                    ))
+                    let raw = flag.value.clone().unwrap_or_default();
+                    let value = {
+                        let lookup = self.lookup(&Scope::Stage);
+                        expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
+                    };
+                    from = Some(self.copy_from_node(&value, flag.span)?);
                 }
                 "chmod" => chmod = Some(parse_chmod(flag)?),
                 "chown" => chown = Some(self.parse_chown(flag)?),
@@ -367,7 +352,8 @@ impl<'k, 'o> Lowering<'k, 'o> {
             }
             let contents_only = word.ends_with("/.") || word == ".";
             let pattern = paths::clean(word);
-            if word.starts_with('/') {
+            // In another stage's rootfs, absolute paths are the normal spelling.
+            if word.starts_with('/') && from.is_none() {
                 return Err(Diagnostic::new(
                     format!("COPY source `{word}` is an absolute path"),
                     *span,
@@ -398,7 +384,21 @@ impl<'k, 'o> Lowering<'k, 'o> {
             self.instruction_text(ins)
         );
         let mut inputs = Vec::new();
-        if !sources.is_empty() {
+        if let Some(from) = from {
+            if !actions.is_empty() {
+                return Err(not_supported(
+                    ins,
+                    "COPY --from with a heredoc is not supported yet",
+                ));
+            }
+            inputs.push(from);
+            actions.push(FileAction::Copy(CopyAction {
+                sources,
+                dest,
+                chmod,
+                chown,
+            }));
+        } else if !sources.is_empty() {
             let include = sources.iter().map(|s| s.pattern.clone()).collect();
             let local = self.builder.add(
                 Op::Source(SourceOp::Local {
@@ -544,13 +544,19 @@ impl<'k, 'o> Lowering<'k, 'o> {
             description: Some(description),
             span: Some((ins.span.start, ins.span.end)),
             step: Some(self.step),
+            stage: Some(self.stage_name.clone()),
             ..OpMetadata::default()
         }
     }
 
-    fn next_step(&mut self) -> usize {
+    /// Advance to the next step and return its label: `2`, or `builder 2` in multi-stage files.
+    fn next_step(&mut self) -> String {
         self.step += 1;
-        self.step
+        if self.multi_stage {
+            format!("{} {}", self.stage_name, self.step)
+        } else {
+            self.step.to_string()
+        }
     }
 
     fn expand_error(&self, ins: &Instruction, e: ExpandError) -> Diagnostic {

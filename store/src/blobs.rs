@@ -28,6 +28,11 @@ impl BlobStore {
         Ok(BlobStore { dir, tmp })
     }
 
+    /// The store's scratch directory (same filesystem as the blobs; emptied at open).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
     /// Where the blob lives (whether or not it exists).
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.dir.join(digest.hex())

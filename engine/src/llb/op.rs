@@ -54,6 +54,8 @@ pub enum FileAction {
     Rm {
         path: String,
     },
+    /// ADD: COPY plus archive unpacking and downloads (`crate::add`).
+    Add(AddAction),
 }
 
 /// COPY with the seed's destination semantics (KUBEFILE.md "COPY semantics").
@@ -73,6 +75,41 @@ pub struct CopySource {
     pub pattern: String,
     /// Written with a trailing `/.`: copy the directory's contents, not the directory.
     pub contents_only: bool,
+}
+
+/// ADD (KUBEFILE.md): local sources follow COPY's rules, except that a matched regular file
+/// whose name ends in `.tar`, `.tar.gz`, `.tgz`, `.tar.zst` or `.tar.zstd` is unpacked into
+/// `dest`; each URL is downloaded to `<dest>/<basename of the URL path>` (never unpacked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddAction {
+    /// Local sources, one per include pattern of input 0 (a Local source), in order.
+    pub sources: Vec<CopySource>,
+    /// Downloads, written after the local sources.
+    pub urls: Vec<UrlSource>,
+    /// The destination directory, relative to the rootfs (`""` is the root).
+    pub dest: String,
+    pub chmod: Option<u32>,
+    pub chown: Option<(u32, u32)>,
+}
+
+/// One `http(s)://` source of an ADD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UrlSource {
+    pub url: String,
+    /// `sha256:<hex>`: the download is verified and the step is cached by (URL, checksum).
+    /// Without one the step runs on every build.
+    pub checksum: Option<String>,
+}
+
+impl FileOp {
+    /// True when the op downloads a URL without a checksum: its result may change at any time,
+    /// so it is never looked up in or stored to the cache.
+    pub fn always_runs(&self) -> bool {
+        self.actions.iter().any(|a| match a {
+            FileAction::Add(add) => add.urls.iter().any(|u| u.checksum.is_none()),
+            _ => false,
+        })
+    }
 }
 
 /// How a layer is encoded; part of the digest because it changes the blob.
@@ -188,6 +225,26 @@ impl FileAction {
             }
             FileAction::Rm { path } => {
                 e.tag(4).str(path);
+            }
+            FileAction::Add(a) => {
+                e.tag(5).u64(a.sources.len() as u64);
+                for s in &a.sources {
+                    e.str(&s.pattern).tag(s.contents_only as u8);
+                }
+                e.u64(a.urls.len() as u64);
+                for u in &a.urls {
+                    e.str(&u.url);
+                    e.opt(u.checksum.as_deref(), |e, c| {
+                        e.str(c);
+                    });
+                }
+                e.str(&a.dest);
+                e.opt(a.chmod, |e, m| {
+                    e.u64(m as u64);
+                });
+                e.opt(a.chown, |e, (u, g)| {
+                    e.u64(u as u64).u64(g as u64);
+                });
             }
         }
     }

@@ -25,16 +25,18 @@ pub fn exec(
     cancel: &AtomicBool,
 ) -> Result<Output, EngineError> {
     let mut entries: BTreeMap<String, LayerEntry> = BTreeMap::new();
+    // Unpacked stage filesystems, kept until the layer is written from them.
+    let mut staging = Vec::new();
     for action in &op.actions {
         match action {
-            FileAction::Copy(copy) => {
-                let Some(Output::Context(selection)) = inputs.first() else {
-                    return Err(EngineError::NotSupported(
-                        "COPY from a stage or an image".into(),
-                    ));
-                };
-                plan_copy(copy, selection, &mut entries)?;
-            }
+            FileAction::Copy(copy) => match inputs.first() {
+                Some(Output::Context(selection)) => plan_copy(copy, selection, &mut entries)?,
+                Some(Output::Layers(chain)) => {
+                    let selection = stage_selection(copy, chain, blobs, &mut staging)?;
+                    plan_copy(copy, &selection, &mut entries)?;
+                }
+                None => return Err(EngineError::Internal("COPY has no input".into())),
+            },
             FileAction::Mkdir { path, mode } => {
                 let path = paths::clean(path);
                 entries.insert(
@@ -77,6 +79,13 @@ pub fn exec(
                     },
                 );
             }
+            FileAction::Add(add) => staging.push(crate::add::plan(
+                add,
+                inputs.first(),
+                blobs,
+                cancel,
+                &mut entries,
+            )?),
         }
     }
     let owner = op.actions.iter().find_map(|a| match a {
@@ -92,7 +101,32 @@ pub fn exec(
     }))
 }
 
-fn plan_copy(
+/// `COPY --from`: flatten the stage's (or image's) layers into a scratch directory and select
+/// the sources there. The FileOp's cache key already covers the stage through its content id.
+fn stage_selection(
+    copy: &CopyAction,
+    chain: &crate::output::LayerChain,
+    blobs: &BlobStore,
+    staging: &mut Vec<tempfile::TempDir>,
+) -> Result<ContextSelection, EngineError> {
+    let dir = tempfile::Builder::new()
+        .prefix("from-")
+        .tempdir_in(blobs.tmp_dir())
+        .map_err(|e| EngineError::io("creating a staging directory in", blobs.tmp_dir(), e))?;
+    crate::unpack::flatten(blobs, &chain.layers, dir.path())?;
+    let include: Vec<String> = copy.sources.iter().map(|s| s.pattern.clone()).collect();
+    let selection = crate::context::scan_uncached(dir.path(), &include).map_err(|e| match e {
+        EngineError::SourceNotFound { source_path }
+        | EngineError::GlobNoMatch {
+            pattern: source_path,
+        } => EngineError::SourceNotInStage { source_path },
+        other => other,
+    })?;
+    staging.push(dir);
+    Ok(selection)
+}
+
+pub(crate) fn plan_copy(
     copy: &CopyAction,
     selection: &ContextSelection,
     entries: &mut BTreeMap<String, LayerEntry>,

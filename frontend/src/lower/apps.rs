@@ -352,6 +352,7 @@ mod tests {
             },
             build_mode: "lite".into(),
             exec_mode: ExecMode::Lite,
+            target: None,
             resolve_image: &mut resolve,
         };
         lower(&parsed.kubefile, source.as_bytes(), options)

@@ -71,7 +71,7 @@ impl Lowering<'_, '_> {
     }
 
     /// The rootfs built so far: the base and every layer, merged.
-    fn rootfs(&mut self) -> usize {
+    pub(super) fn rootfs(&mut self) -> usize {
         let mut inputs: Vec<usize> = self.base.into_iter().collect();
         inputs.extend(self.layers.iter().copied());
         self.builder

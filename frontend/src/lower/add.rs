@@ -1,0 +1,205 @@
+//! Lowering ADD: COPY's destination rules plus archives and downloads.
+//!
+//! Local sources become a Local source selecting exactly them (as for COPY), and one FileOp
+//! with an [`AddAction`] that builds the layer from that selection alone; whether a matched
+//! file is an archive to unpack is decided by the engine from its name. `http(s)://` sources
+//! are recorded in the action with their `--checksum`; a URL without one makes the FileOp run
+//! on every build (never cached), and lowering warns about it.
+
+use seal_engine::download;
+use seal_engine::llb::{
+    AddAction, CopySource, FileAction, FileOp, Op, OpMetadata, SourceOp, UrlSource,
+};
+use seal_engine::paths;
+
+use super::{parse_chmod, Lowering, Scope};
+use crate::ast::{Instruction, Span};
+use crate::diagnostic::Diagnostic;
+use crate::expand;
+use crate::lexer;
+
+impl Lowering<'_, '_> {
+    pub(super) fn add(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let mut chmod = None;
+        let mut chown = None;
+        let mut checksum: Option<(String, Span)> = None;
+        for flag in &ins.flags {
+            match flag.name.as_str() {
+                "chmod" => chmod = Some(parse_chmod(flag)?),
+                "chown" => chown = Some(self.parse_chown(flag)?),
+                "checksum" => {
+                    let raw = flag.value.clone().unwrap_or_default();
+                    let value = {
+                        let lookup = self.lookup(&Scope::Stage);
+                        expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
+                    };
+                    let parsed = download::parse_checksum(&value)
+                        .map_err(|message| Diagnostic::new(message, flag.span))?;
+                    checksum = Some((parsed, flag.span));
+                }
+                // `--link` and `--keep-git-dir` change nothing here (layers never depend on
+                // the layers below them; git sources are not supported).
+                _ => {}
+            }
+        }
+        let mut words = self.words(ins, &Scope::Stage)?;
+        let Some((dest, _)) = words.pop() else {
+            return Err(Diagnostic::new(
+                "ADD needs a source and a destination",
+                ins.keyword_span,
+            ));
+        };
+        let dest = paths::clean(&dest);
+        if words.is_empty() {
+            return Err(
+                Diagnostic::new("ADD needs a source and a destination", ins.args.span())
+                    .with_help("write `ADD <src>... <dest>`"),
+            );
+        }
+        let mut sources = Vec::new();
+        let mut source_spans = Vec::new();
+        let mut urls: Vec<UrlSource> = Vec::new();
+        let mut url_lines = Vec::new();
+        let mut heredoc_actions = Vec::new();
+        let mut heredocs = ins.heredocs.iter();
+        for (word, span) in &words {
+            if lexer::heredoc_marker(word, self.kubefile.escape).is_some() || word.starts_with("<<")
+            {
+                let Some(doc) = heredocs.next() else {
+                    return Err(Diagnostic::new("heredoc without a body", *span));
+                };
+                let data = if doc.expand {
+                    let lookup = self.lookup(&Scope::Stage);
+                    expand::expand_word(&doc.content, self.kubefile.escape, &lookup)
+                        .unwrap_or_else(|_| doc.content.clone())
+                } else {
+                    doc.content.clone()
+                };
+                let path = if paths::basename(&dest) == doc.name {
+                    dest.clone()
+                } else {
+                    paths::join(&dest, &doc.name)
+                };
+                heredoc_actions.push(FileAction::Mkfile {
+                    path,
+                    mode: chmod.unwrap_or(0o644),
+                    data: data.into_bytes(),
+                });
+                continue;
+            }
+            if download::is_url(word) {
+                if download::url_file_name(word).is_none() {
+                    return Err(Diagnostic::new(
+                        format!("ADD source `{word}` names no file"),
+                        *span,
+                    )
+                    .with_label("no file name at the end of the URL's path")
+                    .with_help(
+                        "a download lands under the last segment of the URL's path; use a URL that ends in a file name",
+                    ));
+                }
+                urls.push(UrlSource {
+                    url: word.clone(),
+                    checksum: None,
+                });
+                url_lines.push(self.line_of(span.start));
+                continue;
+            }
+            let contents_only = word.ends_with("/.") || word == ".";
+            let pattern = paths::clean(word);
+            if word.starts_with('/') {
+                return Err(Diagnostic::new(
+                    format!("ADD source `{word}` is an absolute path"),
+                    *span,
+                )
+                .with_label("outside the build context")
+                .with_help("sources are relative to the build context"));
+            }
+            if paths::escapes(&pattern) {
+                return Err(Diagnostic::new(
+                    format!("ADD source `{word}` is outside the build context"),
+                    *span,
+                )
+                .with_label("leaves the build context")
+                .with_help(
+                    "sources are relative to the build context and may not use `..` to leave it",
+                ));
+            }
+            sources.push(CopySource {
+                pattern,
+                contents_only,
+            });
+            source_spans.push((span.start, span.end));
+        }
+        if let Some((value, span)) = checksum {
+            if urls.len() != 1 || !sources.is_empty() || !heredoc_actions.is_empty() {
+                return Err(Diagnostic::new(
+                    "ADD --checksum needs exactly one source, an http(s) URL",
+                    span,
+                )
+                .with_help(
+                    "write one ADD per download: `ADD --checksum=sha256:<hex> <url> <dest>`",
+                ));
+            }
+            urls[0].checksum = Some(value);
+        }
+        for (url, line) in urls.iter().zip(&url_lines) {
+            if url.checksum.is_none() {
+                self.warnings.push(format!(
+                    "ADD {} (line {line}) has no --checksum: it is downloaded on every build and never cached; add --checksum=sha256:<hex> to cache it",
+                    url.url
+                ));
+            }
+        }
+        let description = format!(
+            "[{}/{}] ADD {}",
+            self.next_step(),
+            self.steps_total,
+            self.instruction_text(ins)
+        );
+        let mut inputs = Vec::new();
+        if !sources.is_empty() {
+            let include = sources.iter().map(|s| s.pattern.clone()).collect();
+            let local = self.builder.add(
+                Op::Source(SourceOp::Local {
+                    include,
+                    exclude: self.options.ignore_patterns.clone(),
+                }),
+                &[],
+                OpMetadata {
+                    description: None,
+                    span: Some((ins.span.start, ins.span.end)),
+                    ..OpMetadata::default()
+                },
+            );
+            inputs.push(local);
+        }
+        let mut actions = Vec::new();
+        if !sources.is_empty() || !urls.is_empty() {
+            actions.push(FileAction::Add(AddAction {
+                sources,
+                urls,
+                dest,
+                chmod,
+                chown,
+            }));
+        }
+        actions.extend(heredoc_actions);
+        let op = Op::File(FileOp {
+            actions,
+            format: self.options.format,
+        });
+        let mut metadata = self.metadata(ins, description);
+        metadata.source_spans = source_spans;
+        let node = self.builder.add(op, &inputs, metadata);
+        self.layers.push(node);
+        self.history(ins, false);
+        Ok(())
+    }
+
+    /// The 1-based line of a byte offset in the Kubefile.
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.source.len());
+        self.source[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+}
