@@ -23,7 +23,8 @@ pub fn open_store(root: &Path) -> anyhow::Result<Store> {
     .with_context(|| format!("opening the store at {}", root.display()))
 }
 
-/// Open the store only if it exists (read-only commands must not create it).
+/// Open an existing store read-only, without waiting for a build that holds it (read-only
+/// commands must neither create the store nor queue behind a build).
 pub fn open_existing_store(root: &Path) -> Result<Store, Failure> {
     if !root.join("db").exists() {
         return Err(Failure::Error(anyhow::anyhow!(
@@ -31,7 +32,8 @@ pub fn open_existing_store(root: &Path) -> Result<Store, Failure> {
             root.display()
         )));
     }
-    Ok(open_store(root)?)
+    Ok(Store::open_read_only(root)
+        .with_context(|| format!("opening the store at {}", root.display()))?)
 }
 
 /// Parse an image name given on the command line (a usage error when invalid).

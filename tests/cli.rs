@@ -153,3 +153,52 @@ fn a_second_build_waits_for_the_store_lock_instead_of_failing() {
         .collect();
     assert!(digests.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn images_and_inspect_answer_while_a_build_holds_the_store() {
+    use std::io::{BufRead, BufReader};
+    let seal = Seal::new();
+    let done = two_copies();
+    let digest = seal.digest(done.path(), "done:1", &[]);
+    let slow = Ctx::new();
+    slow.file("f", "x")
+        .kubefile("FROM scratch\nCOPY f .\nRUN sleep 30\n");
+    let mut build = seal
+        .command()
+        .current_dir(slow.path())
+        .args(["build", "--progress", "plain", "-t", "slow:1", "."])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(build.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("RUN sleep") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the build ended early"
+        );
+    }
+    // The build holds the store now; read-only commands must not queue behind it.
+    let images = seal.run_in(slow.path(), &["images", "--format", "json"]);
+    let inspect = seal.run_in(slow.path(), &["inspect", "done:1"]);
+    let still_running = build.try_wait().unwrap().is_none();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &build.id().to_string()])
+        .status();
+    let _ = build.wait();
+    assert!(
+        still_running,
+        "the build finished before the read-only commands ran"
+    );
+    assert_eq!(images.code, 0, "{}", images.stderr);
+    assert!(
+        images.stdout.contains("docker.io/sealerio/done:1"),
+        "{}",
+        images.stdout
+    );
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(inspect["digest"], digest.as_str());
+}

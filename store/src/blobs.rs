@@ -28,6 +28,14 @@ impl BlobStore {
         Ok(BlobStore { dir, tmp })
     }
 
+    /// The blob directory of an existing store, created by nobody (read-only views).
+    pub(crate) fn existing(root: &Path) -> BlobStore {
+        BlobStore {
+            dir: root.join("blobs").join("sha256"),
+            tmp: root.join("tmp"),
+        }
+    }
+
     /// The store's scratch directory (same filesystem as the blobs; emptied at open).
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp

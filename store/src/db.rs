@@ -77,6 +77,23 @@ impl Db {
         }
     }
 
+    /// Open a read-only view beside a possibly running writer: a RocksDB *secondary* instance,
+    /// which replays the primary's MANIFEST and tolerates its ongoing writes and compactions.
+    /// `scratch` holds the secondary's own info log.
+    pub(crate) fn open_secondary(dir: &Path, scratch: &Path) -> Result<Db, StoreError> {
+        let mut opts = Options::default();
+        opts.set_max_open_files(-1);
+        opts.set_keep_log_file_num(1);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors_as_secondary(&opts, dir, scratch, cfs)
+            .map_err(|e| StoreError::Db(format!("opening {} read-only: {e}", dir.display())))?;
+        db.try_catch_up_with_primary()
+            .map_err(|e| StoreError::Db(format!("reading {}: {e}", dir.display())))?;
+        Ok(Db { db })
+    }
+
     pub(crate) fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db
             .cf_handle(name)

@@ -75,8 +75,10 @@ pub struct Store {
     root: PathBuf,
     blobs: BlobStore,
     db: Db,
-    /// The exclusive lock on `<root>/lock`, held while the store is open.
-    _lock: std::fs::File,
+    /// The exclusive lock on `<root>/lock`, held while the store is open for writing.
+    _lock: Option<std::fs::File>,
+    /// The scratch directory of a read-only view (removed on drop).
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Store {
@@ -96,7 +98,32 @@ impl Store {
             root: root.to_path_buf(),
             blobs,
             db,
-            _lock: lock,
+            _lock: Some(lock),
+            _scratch: None,
+        })
+    }
+
+    /// Open an existing store read-only without waiting for a build that holds it: reads see
+    /// the records committed when the view was opened. For `images`, `inspect`, `save`.
+    pub fn open_read_only(root: &Path) -> Result<Store, StoreError> {
+        let db_dir = root.join("db");
+        if !db_dir.join("CURRENT").exists() {
+            return Err(StoreError::Db(format!("no store at {}", root.display())));
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("seal-ro-")
+            .tempdir()
+            .map_err(|e| {
+                StoreError::io("creating a scratch directory", &std::env::temp_dir(), e)
+            })?;
+        let db = Db::open_secondary(&db_dir, scratch.path())?;
+        let blobs = BlobStore::existing(root);
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs,
+            db,
+            _lock: None,
+            _scratch: Some(scratch),
         })
     }
 
