@@ -318,3 +318,60 @@ fn changing_the_compression_changes_every_layer_even_through_cached_merges() {
         );
     }
 }
+
+/// When seal itself is killed (SIGKILL: no chance to clean up), the step dies with it, its
+/// mount goes with its namespace, and the next run of seal clears the leftovers.
+#[test]
+fn sigkill_of_seal_takes_the_step_down_and_the_next_start_cleans_up() {
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    let marker = format!("61.{}", std::process::id());
+    ctx.file("f", "x")
+        .kubefile(&format!("FROM scratch\nCOPY f .\nRUN sleep {marker}\n"));
+    let mut child = seal
+        .command()
+        .current_dir(ctx.path())
+        .args(["build", "--progress", "plain", "-t", "k:1", "."])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("RUN sleep") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the build ended before RUN started"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ps = Command::new("pgrep")
+            .args(["-f", &format!("sleep {marker}")])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&ps.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the step outlived seal");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(mounts_under(seal.root()).is_empty());
+    // The killed build left its run directory; the next start of seal removes it.
+    ctx.kubefile("FROM scratch\nCOPY f .\n");
+    let again = seal.build_ok(ctx.path(), "k:2", &[]);
+    assert_eq!(
+        again.step("COPY f"),
+        common::Step::Cached,
+        "the finished COPY was kept"
+    );
+    assert!(
+        leftovers(seal.root()).is_empty(),
+        "{:?}",
+        leftovers(seal.root())
+    );
+}

@@ -4,7 +4,9 @@
 //! top), a fresh upper dir that becomes the step's layer, the command, its environment and
 //! working directory. The overlay is mounted inside a private mount namespace created for the
 //! step (`unshare --mount`), so host mounts are never changed and the mount disappears with the
-//! step's processes — on success, on failure and on cancellation.
+//! step's processes — on success, on failure and on cancellation. The step also gets its own
+//! PID namespace whose init dies with seal (parent-death signal + `--kill-child`), so not even
+//! a SIGKILL of seal leaves a process of the step running.
 //!
 //! - [`lite`]: host tools, working directory = the merged rootfs, `<rootfs>/bin` on PATH.
 //! - [`container`]: runc with a generated OCI runtime config; the merged rootfs is `/`.

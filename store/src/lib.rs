@@ -94,6 +94,7 @@ impl Store {
         let db = Db::open(&root.join("db"), on_wait)?;
         // We hold the store lock, so nothing else is writing temp blobs right now.
         blobs.clean_tmp();
+        clean_snapshot_leftovers(root);
         Ok(Store {
             root: root.to_path_buf(),
             blobs,
@@ -264,5 +265,18 @@ fn lock_store(root: &Path, on_wait: &mut dyn FnMut()) -> Result<std::fs::File, S
             Ok(file)
         }
         Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io("locking the store", &path, e)),
+    }
+}
+
+/// Remove half-unpacked snapshots (`snapshots/.unpack-*`) a killed process left behind. Only
+/// called with the store lock held, so no other process is unpacking.
+fn clean_snapshot_leftovers(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join("snapshots")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".unpack-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }

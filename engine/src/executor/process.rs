@@ -44,6 +44,13 @@ pub fn run_in_overlay(
         "--mount",
         "--propagation",
         "private",
+        // A PID namespace whose init dies with unshare: when it goes, the kernel kills every
+        // process of the step, including ones a shell forked and daemons it left behind.
+        "--pid",
+        "--fork",
+        "--kill-child",
+        // /proc of that PID namespace (runc looks its children up there).
+        "--mount-proc",
         "--",
         "/bin/sh",
         "-c",
@@ -60,6 +67,16 @@ pub fn run_in_overlay(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .process_group(0);
+    // If seal itself dies (SIGKILL, OOM), the step must not outlive it: the kernel sends the
+    // step SIGKILL when the thread that spawned it exits. That thread is blocked in the wait
+    // loop below for the step's whole life, so only seal's death can trigger it.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| EngineError::Spawn {
         what: "unshare (util-linux)".into(),
         reason: e.to_string(),
