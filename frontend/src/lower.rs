@@ -350,31 +350,8 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 });
                 continue;
             }
-            let contents_only = word.ends_with("/.") || word == ".";
-            let pattern = paths::clean(word);
             // In another stage's rootfs, absolute paths are the normal spelling.
-            if word.starts_with('/') && from.is_none() {
-                return Err(Diagnostic::new(
-                    format!("COPY source `{word}` is an absolute path"),
-                    *span,
-                )
-                .with_label("outside the build context")
-                .with_help("sources are relative to the build context"));
-            }
-            if paths::escapes(&pattern) {
-                return Err(Diagnostic::new(
-                    format!("COPY source `{word}` is outside the build context"),
-                    *span,
-                )
-                .with_label("leaves the build context")
-                .with_help(
-                    "sources are relative to the build context and may not use `..` to leave it",
-                ));
-            }
-            sources.push(CopySource {
-                pattern,
-                contents_only,
-            });
+            sources.push(context_source(ins.keyword, word, *span, from.is_some())?);
             source_spans.push((span.start, span.end));
         }
         let description = format!(
@@ -399,19 +376,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 chown,
             }));
         } else if !sources.is_empty() {
-            let include = sources.iter().map(|s| s.pattern.clone()).collect();
-            let local = self.builder.add(
-                Op::Source(SourceOp::Local {
-                    include,
-                    exclude: self.options.ignore_patterns.clone(),
-                }),
-                &[],
-                OpMetadata {
-                    description: None,
-                    span: Some((ins.span.start, ins.span.end)),
-                    ..OpMetadata::default()
-                },
-            );
+            let local = self.local_source(ins, &sources);
             inputs.push(local);
             actions.insert(
                 0,
@@ -433,6 +398,23 @@ impl<'k, 'o> Lowering<'k, 'o> {
         self.layers.push(node);
         self.history(ins, false);
         Ok(())
+    }
+
+    /// The Local source op selecting `sources` (minus the ignore file's paths) for `ins`.
+    fn local_source(&mut self, ins: &Instruction, sources: &[CopySource]) -> usize {
+        let include = sources.iter().map(|s| s.pattern.clone()).collect();
+        self.builder.add(
+            Op::Source(SourceOp::Local {
+                include,
+                exclude: self.options.ignore_patterns.clone(),
+            }),
+            &[],
+            OpMetadata {
+                description: None,
+                span: Some((ins.span.start, ins.span.end)),
+                ..OpMetadata::default()
+            },
+        )
     }
 
     fn parse_chown(&self, flag: &Flag) -> Result<(u32, u32), Diagnostic> {
@@ -575,6 +557,38 @@ fn not_supported(ins: &Instruction, message: &str) -> Diagnostic {
     Diagnostic::new(message.to_string(), ins.keyword_span)
         .with_label("not supported yet")
         .with_help("this instruction parses, but seal cannot build it yet; see the README's status section")
+}
+
+/// A COPY/ADD source word as a [`CopySource`]: `dir/.` means the directory's contents; an
+/// absolute path (unless the source is another stage's rootfs) or a `..` that leaves the
+/// context is an error at the word.
+fn context_source(
+    keyword: Keyword,
+    word: &str,
+    span: Span,
+    in_rootfs: bool,
+) -> Result<CopySource, Diagnostic> {
+    let pattern = paths::clean(word);
+    if word.starts_with('/') && !in_rootfs {
+        return Err(Diagnostic::new(
+            format!("{keyword} source `{word}` is an absolute path"),
+            span,
+        )
+        .with_label("outside the build context")
+        .with_help("sources are relative to the build context"));
+    }
+    if paths::escapes(&pattern) {
+        return Err(Diagnostic::new(
+            format!("{keyword} source `{word}` is outside the build context"),
+            span,
+        )
+        .with_label("leaves the build context")
+        .with_help("sources are relative to the build context and may not use `..` to leave it"));
+    }
+    Ok(CopySource {
+        pattern,
+        contents_only: word.ends_with("/.") || word == ".",
+    })
 }
 
 fn parse_chmod(flag: &Flag) -> Result<u32, Diagnostic> {

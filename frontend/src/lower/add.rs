@@ -7,12 +7,10 @@
 //! on every build (never cached), and lowering warns about it.
 
 use seal_engine::download;
-use seal_engine::llb::{
-    AddAction, CopySource, FileAction, FileOp, Op, OpMetadata, SourceOp, UrlSource,
-};
+use seal_engine::llb::{AddAction, FileAction, FileOp, Op, UrlSource};
 use seal_engine::paths;
 
-use super::{parse_chmod, Lowering, Scope};
+use super::{context_source, parse_chmod, Lowering, Scope};
 use crate::ast::{Instruction, Span};
 use crate::diagnostic::Diagnostic;
 use crate::expand;
@@ -105,30 +103,7 @@ impl Lowering<'_, '_> {
                 url_lines.push(self.line_of(span.start));
                 continue;
             }
-            let contents_only = word.ends_with("/.") || word == ".";
-            let pattern = paths::clean(word);
-            if word.starts_with('/') {
-                return Err(Diagnostic::new(
-                    format!("ADD source `{word}` is an absolute path"),
-                    *span,
-                )
-                .with_label("outside the build context")
-                .with_help("sources are relative to the build context"));
-            }
-            if paths::escapes(&pattern) {
-                return Err(Diagnostic::new(
-                    format!("ADD source `{word}` is outside the build context"),
-                    *span,
-                )
-                .with_label("leaves the build context")
-                .with_help(
-                    "sources are relative to the build context and may not use `..` to leave it",
-                ));
-            }
-            sources.push(CopySource {
-                pattern,
-                contents_only,
-            });
+            sources.push(context_source(ins.keyword, word, *span, false)?);
             source_spans.push((span.start, span.end));
         }
         if let Some((value, span)) = checksum {
@@ -159,19 +134,7 @@ impl Lowering<'_, '_> {
         );
         let mut inputs = Vec::new();
         if !sources.is_empty() {
-            let include = sources.iter().map(|s| s.pattern.clone()).collect();
-            let local = self.builder.add(
-                Op::Source(SourceOp::Local {
-                    include,
-                    exclude: self.options.ignore_patterns.clone(),
-                }),
-                &[],
-                OpMetadata {
-                    description: None,
-                    span: Some((ins.span.start, ins.span.end)),
-                    ..OpMetadata::default()
-                },
-            );
+            let local = self.local_source(ins, &sources);
             inputs.push(local);
         }
         let mut actions = Vec::new();

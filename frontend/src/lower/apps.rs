@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use seal_engine::apps::app_dir;
-use seal_engine::llb::{CopyAction, CopySource, FileAction, FileOp, Op, OpMetadata, SourceOp};
+use seal_engine::llb::{CopyAction, CopySource, FileAction, FileOp, Op};
 use seal_engine::{paths, AppSpec};
 
 use super::{Lowering, Scope};
@@ -82,18 +82,7 @@ impl Lowering<'_, '_> {
             self.steps_total,
             self.instruction_text(ins)
         );
-        let local = self.builder.add(
-            Op::Source(SourceOp::Local {
-                include: copy_sources.iter().map(|s| s.pattern.clone()).collect(),
-                exclude: self.options.ignore_patterns.clone(),
-            }),
-            &[],
-            OpMetadata {
-                description: None,
-                span: Some((ins.span.start, ins.span.end)),
-                ..OpMetadata::default()
-            },
-        );
+        let local = self.local_source(ins, &copy_sources);
         let op = Op::File(FileOp {
             actions: vec![FileAction::Copy(CopyAction {
                 sources: copy_sources,
