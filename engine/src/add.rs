@@ -158,30 +158,17 @@ fn place(entries: &mut BTreeMap<String, LayerEntry>, entry: LayerEntry) {
     entries.insert(entry.path.clone(), entry);
 }
 
-/// Give every entry its missing ancestors (and `dest` itself), as
-/// 0755 directories owned like the added files, as COPY does.
+/// Give every entry its missing ancestors (and `dest` itself), as 0755 directories owned like
+/// the added files, as COPY does.
 fn add_parents(entries: &mut BTreeMap<String, LayerEntry>, dest: &str, (uid, gid): (u32, u32)) {
-    let mut missing = Vec::new();
-    for path in entries.keys() {
-        let mut idx = 0;
-        while let Some(slash) = path[idx..].find('/') {
-            let parent = &path[..idx + slash];
-            if !entries.contains_key(parent) {
-                missing.push(parent.to_string());
-            }
-            idx += slash + 1;
-        }
-    }
-    if !dest.is_empty() && !entries.contains_key(dest) {
-        missing.push(dest.to_string());
-    }
-    for path in missing {
-        entries.entry(path.clone()).or_insert(LayerEntry {
-            path,
+    if !dest.is_empty() {
+        entries.entry(dest.to_string()).or_insert(LayerEntry {
+            path: dest.to_string(),
             kind: LayerEntryKind::Dir,
             mode: 0o755,
             uid,
             gid,
         });
     }
+    crate::ops::file::add_missing_parents(entries, (uid, gid));
 }

@@ -189,7 +189,10 @@ pub(crate) fn plan_copy(
 }
 
 /// Every entry's ancestors must be in the tar before it: add the missing ones as 0755 dirs.
-fn add_missing_parents(entries: &mut BTreeMap<String, LayerEntry>, (uid, gid): (u32, u32)) {
+pub(crate) fn add_missing_parents(
+    entries: &mut BTreeMap<String, LayerEntry>,
+    (uid, gid): (u32, u32),
+) {
     let mut missing = Vec::new();
     for path in entries.keys() {
         let mut idx = 0;
