@@ -33,7 +33,9 @@ debug = false
 TOML
 echo 'fn main() { let _ = librocksdb_sys::rocksdb_options_create; }' >"$work/src/main.rs"
 echo "building librocksdb.a $version once for this machine (about 20 minutes on 2 cores)..." >&2
-(cd "$work" && cargo build --release --quiet)
+# Its own target dir and no prebuilt lib: the caller's environment (scripts/env.sh exports
+# CARGO_TARGET_DIR before calling us) must not redirect or short-circuit this build.
+(cd "$work" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC CARGO_TARGET_DIR="$work/target" cargo build --release --quiet)
 lib=$(find "$work/target/release/build" -name librocksdb.a -path '*librocksdb-sys-*' | head -n1)
 [ -n "$lib" ] || { echo "librocksdb.a not found under $work/target" >&2; exit 1; }
 mkdir -p "$dest.tmp"
