@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Long differential run of the build cache (tests/differential.rs, issue 7): random, seeded
-# mutations of a build context and Kubefile; after each round an incremental build must equal a
-# clean `--no-cache` build and re-run exactly the steps whose inputs changed.
+# mutations of a build context and a Kubefile of COPY and (when run as root: lite mode needs a
+# mount namespace) RUN steps with an ARG and an ENV; after each round an incremental build must
+# equal a clean `--no-cache` build and re-run exactly the steps whose inputs changed (a RUN:
+# its command, the variables it sees, the layers below it, with early cutoff).
 #
 # Usage: scripts/differential.sh [MUTATIONS] [FIRST_SEED] [PER_SEED]
 #   MUTATIONS   total mutations to apply (default 1000)

@@ -2,29 +2,49 @@
 //! build, and it reuses everything that did not change.
 //!
 //! A seeded driver generates a build context (a few directories, ~30-60 small files, symlinks,
-//! an ignore file) and a Kubefile with 3-6 COPY steps, then applies random mutations to the
-//! context and the Kubefile, one to three at a time. After each round it runs
+//! an ignore file) and a Kubefile with 3-6 COPY steps and 1-2 RUN steps between them (lite mode:
+//! deterministic shell commands on relative paths, so they touch only the rootfs), an `ARG V` and
+//! an `ENV W` declared at random places, then applies random mutations to the context and the
+//! Kubefile, one to three at a time. After each round it runs
 //!
 //! * an incremental build in a long-lived store (`--root` kept for the whole seed), and
 //! * a clean build (`--no-cache`) in a fresh store,
 //!
 //! and requires equal image digests (or both builds failing). It also checks the
-//! minimal-rebuild property against a model computed here, independently of seal: every COPY
-//! step gets a fingerprint of its inputs (the instruction after ARG expansion with its effective
-//! destination and flags, and for every path its sources select after the ignore rules: relative
-//! path, type, mode bits, size, symlink target, bytes — never mtime, owner or inode). A step
-//! whose fingerprint was already built in this store must be `CACHED`; one never built before
-//! must be `DONE`. (A set of every fingerprint built so far, not just the previous build's,
-//! because the cache is content-addressed: reverting an edit must hit the old entry.)
+//! minimal-rebuild property against a model computed here, independently of seal: every step
+//! gets a fingerprint of its inputs. For COPY: the instruction after ARG expansion with its
+//! effective destination and flags, and for every path its sources select after the ignore
+//! rules: relative path, type, mode bits, size, symlink target, bytes — never mtime, owner or
+//! inode. For RUN: its command text, the variables it sees (the ARGs declared before it that
+//! have a value, then the ENVs before it) and the identity of the rootfs it runs on, i.e. the
+//! layer identity of every earlier step in order. A COPY layer's identity is the layer the model
+//! predicts from the selected content (target path, type, mode after `--chmod`, owner, bytes),
+//! so a COPY that re-ran but produced the same layer (a respelled destination) leaves the RUNs
+//! after it cached ("early cutoff"); a RUN layer's identity is its own inputs with the variables
+//! narrowed to those its command reads (the driver's RUN commands are deterministic and each
+//! writes a path of its own, so different commands never make equal layers).
+//! A step whose fingerprint was already built in this store must be `CACHED`; one never built
+//! before must be `DONE`. (A set of every fingerprint built so far, not just the previous
+//! build's, because the cache is content-addressed: reverting an edit must hit the old entry.)
+//! The model's layer identities are also checked against the diffIDs seal reports: one identity
+//! must always be one diffID, and a COPY diffID one identity.
 //!
-//! KUBEFILE.md "COPY semantics", "Context and ignore files", "Variables", "Cache rules",
-//! "Reproducibility".
+//! RUN mutations: change a RUN's command, the value of `ARG V` (default or `--build-arg`) or
+//! `ENV W` (seen by a RUN, or declared after every RUN: must not re-run it), move a declaration,
+//! rewrite a file copied before a RUN (it must re-run) or only after it (it must stay cached),
+//! move, add or remove a RUN, respell its keyword.
+//!
+//! KUBEFILE.md "COPY semantics", "Context and ignore files", "Variables", "Build modes",
+//! "Cache rules", "Reproducibility".
 //!
 //! * `differential_quick` — 3 seeds x 12 mutations, part of the normal test run.
 //! * `differential_long` — `SEAL_DIFF_MUTATIONS=N [SEAL_DIFF_SEED=S] [SEAL_DIFF_PER_SEED=P]`,
 //!   run by `scripts/differential.sh`; returns at once when `SEAL_DIFF_MUTATIONS` is unset.
 //! * `regression_*` — one minimal repro per seal bug this driver found; each asserts the
 //!   correct behaviour (and fails until the bug is fixed).
+//!
+//! RUN steps need lite mode's mount namespace, so they are generated only when the test runs as
+//! root (the CI setup); otherwise the Kubefiles hold COPY steps only.
 //!
 //! Self-contained on purpose: it does not use `tests/common`.
 
@@ -274,6 +294,31 @@ fn expand(word: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The names a shell command reads as `$NAME` or `${NAME...}`.
+fn referenced_vars(command: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in command.match_indices('$') {
+        let rest = command[at + 1..].trim_start_matches('{');
+        let len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            .count();
+        if len > 0 {
+            names.insert(rest[..len].to_string());
+        }
+    }
+    names
+}
+
+fn running_as_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The Kubefile and the ignore files: in the context, but not mutated as data.
+fn is_control_file(rel: &str) -> bool {
+    matches!(rel, "Kubefile" | ".dockerignore" | ".sealignore")
+}
+
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -429,34 +474,140 @@ impl CopyLine {
     }
 }
 
+/// The RUN commands (lite mode: host tools, cwd = the rootfs). Each is deterministic, never
+/// fails, touches only relative paths (the rootfs), writes a path no other command writes (so two
+/// commands never produce the same layer), and reads what earlier COPY steps put in the rootfs.
+/// `$V`, `$W`, `$D`, `$E` are left to the shell (seal does not expand RUN text).
+const RUNS: &[&str] = &[
+    r#"mkdir -p gen && cat cluster.yaml addons.yaml 2>/dev/null | wc -c > gen/size && echo "$V" > gen/v"#,
+    r#"mkdir -p gen && cat manifests/*.yaml 2>/dev/null | wc -c > gen/manifests && echo "$V $W" > gen/vw && chmod 600 gen/manifests"#,
+    r#"rm -rf manifests/a.yaml charts/app/values.yaml 2>/dev/null; mkdir -p gen && echo "rm $W" > gen/rm"#,
+    r#"mkdir -p gen && ln -sf ../etc/registry/config.yml gen/link && echo "${V:-none}" > gen/link.v"#,
+    r#"mkdir -p gen/bin && ls bin opt > gen/bin/ls 2>/dev/null; chmod 600 gen/bin/ls"#,
+    r#"mkdir -p gen && find charts etc -type f -exec cksum {} + 2>/dev/null | sort > gen/sums; echo "$W" > gen/w"#,
+    r#"mkdir -p gen && echo "$V/$E/$D" > gen/vars && chmod 640 gen/vars && rm -f gen/size"#,
+    r#"mkdir -p gen && head -c 64 docs/README.md > gen/head 2>/dev/null; echo "$E" > gen/e"#,
+];
+
+/// Values of `ARG V` (`None`: declared without a default) and `ENV W` (expanded at its line).
+const V_VALUES: &[Option<&str>] = &[Some("v1"), Some("v2"), Some("v3"), None];
+const W_VALUES: &[&str] = &["w1", "w2", "w-$E", "${V:-nov}"];
+
+#[derive(Debug, Clone)]
+struct RunLine {
+    variant: usize,
+    lower: bool,
+    wide: bool,
+}
+
+impl RunLine {
+    fn command(&self) -> &'static str {
+        RUNS[self.variant]
+    }
+
+    fn render(&self) -> String {
+        let keyword = if self.lower { "run" } else { "RUN" };
+        let sep = if self.wide { "   " } else { " " };
+        format!("{keyword}{sep}{}", self.command())
+    }
+}
+
+/// A step: one `[i/n]` line of the build after FROM.
+#[derive(Debug, Clone)]
+enum Line {
+    Copy(CopyLine),
+    Run(RunLine),
+}
+
+impl Line {
+    fn render(&self) -> String {
+        match self {
+            Line::Copy(c) => c.render(),
+            Line::Run(r) => r.render(),
+        }
+    }
+
+    fn copy(&self) -> Option<&CopyLine> {
+        match self {
+            Line::Copy(c) => Some(c),
+            Line::Run(_) => None,
+        }
+    }
+
+    fn is_run(&self) -> bool {
+        matches!(self, Line::Run(_))
+    }
+}
+
+/// `ARG V[=value]` or `ENV W=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decl {
+    ArgV(Option<String>),
+    EnvW(String),
+}
+
+impl Decl {
+    fn render(&self) -> String {
+        match self {
+            Decl::ArgV(Some(v)) => format!("ARG V={v}"),
+            Decl::ArgV(None) => "ARG V".to_string(),
+            Decl::EnvW(v) => format!("ENV W={v}"),
+        }
+    }
+}
+
+/// The Kubefile in order: declarations and labels placed before step `i`, then step `i`.
+enum Item<'a> {
+    Label(&'a str),
+    Decl(&'a Decl),
+    Step(usize),
+}
+
 #[derive(Debug, Clone)]
 struct Kube {
-    copies: Vec<CopyLine>,
-    /// `LABEL` lines, each placed before the COPY line of that index (or at the end).
+    steps: Vec<Line>,
+    /// `LABEL` lines, each placed before the step of that index (or at the end).
     labels: Vec<(usize, String)>,
+    /// `ARG V` and `ENV W`, each placed before the step of that index (or at the end).
+    decls: Vec<(usize, Decl)>,
     build_args: BTreeMap<String, String>,
     comment: bool,
 }
 
 impl Kube {
+    fn items(&self) -> Vec<Item<'_>> {
+        let mut items = Vec::new();
+        for i in 0..=self.steps.len() {
+            for (_, d) in self.decls.iter().filter(|(at, _)| *at == i) {
+                items.push(Item::Decl(d));
+            }
+            for (_, label) in self.labels.iter().filter(|(at, _)| *at == i) {
+                items.push(Item::Label(label));
+            }
+            if i < self.steps.len() {
+                items.push(Item::Step(i));
+            }
+        }
+        items
+    }
+
     fn render(&self) -> String {
         let mut s = String::from("FROM scratch\nARG D=x\nARG E=one\nARG F\n");
         if self.comment {
             s.push_str("# a comment changes nothing\n\n");
         }
-        for i in 0..=self.copies.len() {
-            for (_, label) in self.labels.iter().filter(|(at, _)| *at == i) {
-                s.push_str(label);
-                s.push('\n');
+        for item in self.items() {
+            match item {
+                Item::Label(l) => s.push_str(l),
+                Item::Decl(d) => s.push_str(&d.render()),
+                Item::Step(i) => s.push_str(&self.steps[i].render()),
             }
-            if let Some(c) = self.copies.get(i) {
-                s.push_str(&c.render());
-                s.push('\n');
-            }
+            s.push('\n');
         }
         s
     }
 
+    /// The variables COPY sources and destinations expand with.
     fn vars(&self) -> BTreeMap<String, String> {
         let mut v = BTreeMap::new();
         v.insert("D".to_string(), "x".to_string());
@@ -466,6 +617,57 @@ impl Kube {
         }
         v.insert("ARCH".to_string(), host_arch().to_string());
         v
+    }
+
+    fn copy_indices(&self) -> Vec<usize> {
+        (0..self.steps.len())
+            .filter(|&i| !self.steps[i].is_run())
+            .collect()
+    }
+
+    fn run_indices(&self) -> Vec<usize> {
+        (0..self.steps.len())
+            .filter(|&i| self.steps[i].is_run())
+            .collect()
+    }
+
+    fn copy_at(&self, i: usize) -> &CopyLine {
+        self.steps[i].copy().expect("a COPY step")
+    }
+
+    fn copy_mut(&mut self, i: usize) -> &mut CopyLine {
+        match &mut self.steps[i] {
+            Line::Copy(c) => c,
+            Line::Run(_) => panic!("step {i} is not a COPY"),
+        }
+    }
+
+    /// Remove step `i`; labels and declarations after it stay after the same steps.
+    fn remove_step(&mut self, i: usize) -> Line {
+        let line = self.steps.remove(i);
+        for at in self
+            .labels
+            .iter_mut()
+            .map(|(at, _)| at)
+            .chain(self.decls.iter_mut().map(|(at, _)| at))
+        {
+            if *at > i {
+                *at -= 1;
+            }
+        }
+        line
+    }
+
+    /// Where the declaration of `V` (`arg`) or `W` is placed.
+    fn decl_index(&self, arg: bool) -> Option<usize> {
+        self.decls
+            .iter()
+            .position(|(_, d)| matches!(d, Decl::ArgV(_)) == arg)
+    }
+
+    /// Whether some RUN sees the declaration at `at` (declared before it).
+    fn seen_by_a_run(&self, at: usize) -> bool {
+        self.run_indices().iter().any(|&r| at <= r)
     }
 }
 
@@ -501,12 +703,26 @@ struct Model<'a> {
     ignore: Ignore,
 }
 
-/// The model's view of one COPY step.
+/// The model's view of one step.
 #[derive(Debug, Clone)]
 struct StepModel {
-    /// Hash of `text`: the step's inputs, its destination normalised.
+    /// Hash of `text`: the step's inputs (a COPY's destination normalised).
     fp: String,
     text: String,
+    /// Identity of the layer the step produces: for a COPY, a hash of the layer's predicted
+    /// entries; for a RUN, a hash of its inputs with the variables narrowed to those its
+    /// command reads.
+    layer: String,
+    /// The context files a COPY reads (resolved paths); empty for a RUN.
+    files: Vec<String>,
+}
+
+/// One path a COPY source brings in, relative to the matched source (`""`: the match itself).
+struct Entry {
+    rel: String,
+    kind: String,
+    mode: u32,
+    symlink: bool,
 }
 
 impl Model<'_> {
@@ -526,8 +742,14 @@ impl Model<'_> {
             (u.parse::<u32>().unwrap(), g.parse::<u32>().unwrap())
         });
         let raw_dest = expand(&line.dest, vars);
+        let dest = clean(&raw_dest);
+        let (uid, gid) = chown.unwrap_or((0, 0));
         let flags = format!("chmod={chmod:?} chown={chown:?}");
         let mut out = String::new();
+        // The layer: path -> `kind mode uid:gid` (KUBEFILE.md "COPY semantics": targets, mode
+        // bits unless `--chmod`, owner 0:0 unless `--chown`; symlinks are 0777).
+        let mut layer: BTreeMap<String, String> = BTreeMap::new();
+        let mut files = Vec::new();
         for (si, raw) in line.sources().enumerate() {
             let word = expand(raw, vars);
             let contents_only = word.ends_with("/.") || word == ".";
@@ -561,26 +783,69 @@ impl Model<'_> {
                 if resolved != rel && self.ignore.excluded(&resolved) {
                     return Err(fail(&rel, Failure::BadSymlink));
                 }
-                writeln!(out, " match {:?}", basename(&rel)).unwrap();
+                let name = basename(&rel);
+                writeln!(out, " match {name:?}").unwrap();
                 let Some(kind) = self.kind(&resolved, &meta) else {
                     return Err(fail(&rel, Failure::Unsupported));
                 };
-                writeln!(out, "  \"\" {kind} {:o}", meta.mode() & 0o7777).unwrap();
+                let mut entries = vec![Entry {
+                    rel: String::new(),
+                    kind,
+                    mode: meta.mode() & 0o7777,
+                    symlink: false,
+                }];
                 if meta.is_dir() {
-                    let mut entries = Vec::new();
-                    self.walk(&resolved, "", &mut entries);
-                    entries.sort();
-                    for e in entries {
-                        writeln!(out, "  {e}").unwrap();
+                    let mut below = Vec::new();
+                    self.walk(&resolved, "", &mut below);
+                    below.sort_by(|a, b| a.rel.cmp(&b.rel));
+                    entries.extend(below);
+                }
+                let into_dest = meta.is_dir() && (contents_only || name.is_empty());
+                let target = if into_dest || basename(&dest) == name {
+                    dest.clone()
+                } else {
+                    join(&dest, name)
+                };
+                for e in &entries {
+                    writeln!(out, "  {:?} {} {:o}", e.rel, e.kind, e.mode).unwrap();
+                    if e.kind.starts_with("file ") {
+                        files.push(join(&resolved, &e.rel));
                     }
+                    let path = join(&target, &e.rel);
+                    if (into_dest && e.rel.is_empty()) || path.is_empty() {
+                        continue;
+                    }
+                    let mode = match (e.symlink, chmod) {
+                        (true, _) => 0o777,
+                        (false, Some(m)) => m,
+                        (false, None) => e.mode,
+                    };
+                    layer.insert(path, format!("{} {mode:o} {uid}:{gid}", e.kind));
                 }
             }
         }
+        // Every entry's missing ancestors are 0755 directories with the COPY's owner.
+        let paths: Vec<String> = layer.keys().cloned().collect();
+        for path in paths {
+            for (i, _) in path.match_indices('/') {
+                layer
+                    .entry(path[..i].to_string())
+                    .or_insert_with(|| format!("dir 755 {uid}:{gid}"));
+            }
+        }
+        let mut layer_text = String::new();
+        for (path, what) in &layer {
+            writeln!(layer_text, "{path:?} {what}").unwrap();
+        }
         // `a`, `/a`, `a/` and `./a` are one destination (KUBEFILE.md "COPY semantics").
-        let text = format!("COPY dest={:?} {flags}\n{out}", clean(&raw_dest));
+        let text = format!("COPY dest={dest:?} {flags}\n{out}");
+        files.sort();
+        files.dedup();
         Ok(StepModel {
             fp: blake3::hash(text.as_bytes()).to_hex().to_string(),
             text,
+            layer: blake3::hash(layer_text.as_bytes()).to_hex().to_string(),
+            files,
         })
     }
 
@@ -651,24 +916,35 @@ impl Model<'_> {
         }
     }
 
-    /// The entries below the directory `base`, as `rel kind mode` lines. An excluded directory
-    /// is not an entry, but is still walked when a `!` rule could re-include something in it.
-    fn walk(&self, base: &str, sub: &str, out: &mut Vec<String>) {
+    /// The entries below the directory `base`. An excluded directory is not an entry, but is
+    /// still walked when a `!` rule could re-include something in it.
+    fn walk(&self, base: &str, sub: &str, out: &mut Vec<Entry>) {
         for entry in fs::read_dir(self.ctx.join(join(base, sub))).unwrap() {
             let entry = entry.unwrap();
             let rel = join(sub, &entry.file_name().to_string_lossy());
             let excluded = self.ignore.excluded(&join(base, &rel));
             let meta = fs::symlink_metadata(entry.path()).unwrap();
+            let mode = meta.mode() & 0o7777;
             if meta.is_dir() {
                 if !excluded {
-                    out.push(format!("{rel:?} dir {:o}", meta.mode() & 0o7777));
+                    out.push(Entry {
+                        rel: rel.clone(),
+                        kind: "dir".into(),
+                        mode,
+                        symlink: false,
+                    });
                 }
                 if !excluded || self.ignore.has_negation {
                     self.walk(base, &rel, out);
                 }
             } else if !excluded {
                 if let Some(kind) = self.kind(&join(base, &rel), &meta) {
-                    out.push(format!("{rel:?} {kind} {:o}", meta.mode() & 0o7777));
+                    out.push(Entry {
+                        rel,
+                        kind,
+                        mode,
+                        symlink: meta.file_type().is_symlink(),
+                    });
                 }
             }
         }
@@ -820,6 +1096,11 @@ struct Report {
     both_failed: usize,
     steps_cached: usize,
     steps_done: usize,
+    /// RUN steps of incremental builds: cached, cached although an earlier step re-ran (its
+    /// layer was unchanged: early cutoff), executed.
+    runs_cached: usize,
+    run_cutoffs: usize,
+    runs_done: usize,
     files_read: usize,
     kinds: BTreeMap<&'static str, usize>,
     /// Incremental and clean builds disagree (digest, or one of them failed).
@@ -851,6 +1132,12 @@ impl Report {
             s,
             "  incremental steps: {} cached, {} executed; {} files read",
             self.steps_cached, self.steps_done, self.files_read
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "  incremental RUN steps: {} cached, {} cached after an earlier step re-ran (early cutoff), {} executed",
+            self.runs_cached, self.run_cutoffs, self.runs_done
         )
         .unwrap();
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k}={n}")).collect();
@@ -911,8 +1198,12 @@ struct Harness {
     ctx: PathBuf,
     store: PathBuf,
     kube: Kube,
-    /// Every COPY fingerprint built in the long-lived store so far.
+    /// Every step fingerprint built in the long-lived store so far.
     seen: BTreeSet<String>,
+    /// The diffID seal made for each model layer identity, and the model identity of each COPY
+    /// diffID (a RUN's identity is its inputs: several may make one diffID).
+    layer_diff: BTreeMap<String, String>,
+    copy_diff: BTreeMap<String, String>,
     built: bool,
     counter: usize,
     is_root: bool,
@@ -926,9 +1217,7 @@ impl Harness {
         let ctx = tmp.path().join("ctx");
         let store = tmp.path().join("store");
         fs::create_dir_all(&ctx).unwrap();
-        let is_root = fs::metadata("/proc/self")
-            .map(|m| m.uid() == 0)
-            .unwrap_or(false);
+        let is_root = running_as_root();
         Harness {
             seed,
             rng: Rng::new(seed),
@@ -936,12 +1225,15 @@ impl Harness {
             ctx,
             store,
             kube: Kube {
-                copies: Vec::new(),
+                steps: Vec::new(),
                 labels: Vec::new(),
+                decls: Vec::new(),
                 build_args: BTreeMap::new(),
                 comment: false,
             },
             seen: BTreeSet::new(),
+            layer_diff: BTreeMap::new(),
+            copy_diff: BTreeMap::new(),
             built: false,
             counter: 0,
             is_root,
@@ -1077,9 +1369,30 @@ impl Harness {
             } else {
                 *self.rng.pick(TEMPLATES[t].dests)
             };
-            self.kube.copies.push(CopyLine::new(t, dest));
+            self.kube.steps.push(Line::Copy(CopyLine::new(t, dest)));
         }
-        let n = self.kube.copies.len();
+        // One or two RUNs between (or after) the COPY steps, never first.
+        if self.is_root {
+            for _ in 0..1 + self.rng.below(2) {
+                let variant = self.unused_run_variant();
+                let at = 1 + self.rng.below(self.kube.steps.len());
+                self.kube.steps.insert(
+                    at,
+                    Line::Run(RunLine {
+                        variant,
+                        lower: false,
+                        wide: false,
+                    }),
+                );
+            }
+        }
+        let n = self.kube.steps.len();
+        let v = V_VALUES[self.rng.below(3)].map(str::to_string);
+        let at = self.decl_position();
+        self.kube.decls.push((at, Decl::ArgV(v)));
+        let w = self.rng.pick(W_VALUES).to_string();
+        let at = self.decl_position();
+        self.kube.decls.push((at, Decl::EnvW(w)));
         self.kube
             .labels
             .push((self.rng.below(n + 1), "LABEL org.seal.d=$D".into()));
@@ -1198,6 +1511,9 @@ impl Harness {
     /// Apply one random mutation; returns its kind and a description, or `None` when the chosen
     /// mutation had nothing to work on.
     fn mutate(&mut self) -> Option<(&'static str, String)> {
+        if self.is_root && self.rng.chance(25) {
+            return self.mutate_run();
+        }
         let inv = self.inventory();
         let roll = self.rng.below(100);
         let pick_file = |h: &mut Harness| -> Option<String> {
@@ -1478,9 +1794,268 @@ impl Harness {
         }
     }
 
+    /// Where to declare `V` or `W`: as often after every RUN (no RUN sees it) as before one.
+    fn decl_position(&mut self) -> usize {
+        let n = self.kube.steps.len();
+        match self.kube.run_indices().last() {
+            Some(&last) if self.rng.chance(50) => last + 1 + self.rng.below(n - last),
+            Some(&last) => self.rng.below(last + 1),
+            None => self.rng.below(n + 1),
+        }
+    }
+
+    /// A RUN command no RUN of the Kubefile uses.
+    fn unused_run_variant(&mut self) -> usize {
+        let used: Vec<usize> = self
+            .kube
+            .steps
+            .iter()
+            .filter_map(|l| match l {
+                Line::Run(r) => Some(r.variant),
+                Line::Copy(_) => None,
+            })
+            .collect();
+        let free: Vec<usize> = (0..RUNS.len()).filter(|v| !used.contains(v)).collect();
+        *self.rng.pick(&free)
+    }
+
+    /// Rewrite the context file `f` with new content of another size.
+    fn rewrite(&mut self, f: &str) -> String {
+        let path = self.path(f);
+        let old = fs::metadata(&path).unwrap().len() as usize;
+        let mut len = self.rng.below(300);
+        if len == old {
+            len += 1;
+        }
+        let bytes = self.rng.content(len);
+        fs::write(&path, bytes).unwrap();
+        format!("rewrite {f} ({old} -> {len} bytes)")
+    }
+
+    /// Where `ARG V` / `ENV W` sits, for a mutation's kind: seen by a RUN or not.
+    fn decl_kind(&self, arg: bool, seen: &'static str, unseen: &'static str) -> &'static str {
+        match self.kube.decl_index(arg) {
+            Some(d) if self.kube.seen_by_a_run(self.kube.decls[d].0) => seen,
+            _ => unseen,
+        }
+    }
+
+    /// A mutation aimed at the RUN steps (KUBEFILE.md "Cache rules": a RUN's key is its
+    /// command, the variables it sees and the rootfs it runs on).
+    fn mutate_run(&mut self) -> Option<(&'static str, String)> {
+        let runs = self.kube.run_indices();
+        let n = self.kube.steps.len();
+        let r = *self.rng.pick(&runs);
+        let out = match self.rng.below(100) {
+            0..=13 => {
+                let variant = self.unused_run_variant();
+                let Line::Run(run) = &mut self.kube.steps[r] else {
+                    unreachable!()
+                };
+                let old = std::mem::replace(&mut run.variant, variant);
+                (
+                    "run-command",
+                    format!("RUN step {}: `{}` -> `{}`", r + 2, RUNS[old], RUNS[variant]),
+                )
+            }
+            14..=23 => {
+                let d = self.kube.decl_index(true)?;
+                let v = self.rng.pick(V_VALUES).map(str::to_string);
+                let decl = Decl::ArgV(v);
+                if self.kube.decls[d].1 == decl {
+                    return None;
+                }
+                let kind = self.decl_kind(true, "run-arg-default-seen", "run-arg-default-unseen");
+                let old = std::mem::replace(&mut self.kube.decls[d].1, decl.clone());
+                (kind, format!("`{}` -> `{}`", old.render(), decl.render()))
+            }
+            24..=33 => {
+                let kind = self.decl_kind(true, "run-build-arg-seen", "run-build-arg-unseen");
+                if self.rng.chance(30) {
+                    self.kube.build_args.remove("V")?;
+                    (kind, "drop --build-arg V".to_string())
+                } else {
+                    let v = self.rng.pick(&["v1", "v2", "v9"]).to_string();
+                    let old = self.kube.build_args.insert("V".into(), v.clone());
+                    if old.as_deref() == Some(v.as_str()) {
+                        return None;
+                    }
+                    (kind, format!("--build-arg V={v}"))
+                }
+            }
+            34..=45 => {
+                let d = self.kube.decl_index(false)?;
+                let decl = Decl::EnvW(self.rng.pick(W_VALUES).to_string());
+                if self.kube.decls[d].1 == decl {
+                    return None;
+                }
+                let kind = self.decl_kind(false, "run-env-seen", "run-env-unseen");
+                let old = std::mem::replace(&mut self.kube.decls[d].1, decl.clone());
+                (kind, format!("`{}` -> `{}`", old.render(), decl.render()))
+            }
+            46..=52 => {
+                let d = self.rng.below(self.kube.decls.len());
+                let at = self.decl_position();
+                let old = std::mem::replace(&mut self.kube.decls[d].0, at);
+                if old == at {
+                    return None;
+                }
+                (
+                    "run-decl-move",
+                    format!(
+                        "move `{}` from before step {} to before step {}",
+                        self.kube.decls[d].1.render(),
+                        old + 2,
+                        at + 2
+                    ),
+                )
+            }
+            53..=67 => {
+                // A file some COPY before the RUN reads: the RUN's rootfs changes.
+                let expected = self.expected().ok()?;
+                let before: Vec<&String> = (0..r)
+                    .flat_map(|i| &expected[i].files)
+                    .filter(|f| !is_control_file(f))
+                    .collect();
+                if before.is_empty() {
+                    return None;
+                }
+                let f = self.rng.pick(&before).to_string();
+                let what = self.rewrite(&f);
+                return Some((
+                    "run-input-before",
+                    format!("{what}, copied before the RUN at step {}", r + 2),
+                ));
+            }
+            68..=81 => {
+                // A file only COPY steps after the RUN read: the RUN must stay cached.
+                let expected = self.expected().ok()?;
+                let before: BTreeSet<&String> = (0..r).flat_map(|i| &expected[i].files).collect();
+                let after: Vec<&String> = (r + 1..n)
+                    .flat_map(|i| &expected[i].files)
+                    .filter(|f| !before.contains(f) && !is_control_file(f))
+                    .collect();
+                if after.is_empty() {
+                    return None;
+                }
+                let f = self.rng.pick(&after).to_string();
+                let what = self.rewrite(&f);
+                return Some((
+                    "run-input-after",
+                    format!("{what}, copied only after the RUN at step {}", r + 2),
+                ));
+            }
+            82..=85 => return self.respell_before_run(r),
+            86..=89 => {
+                let j = self.rng.below(n);
+                if j == r {
+                    return None;
+                }
+                self.kube.steps.swap(r, j);
+                (
+                    "run-reorder",
+                    format!("swap RUN step {} and step {}", r + 2, j + 2),
+                )
+            }
+            90..=95 => {
+                if runs.len() >= 2 {
+                    let line = self.kube.remove_step(r);
+                    ("run-remove", format!("remove `{}`", line.render()))
+                } else {
+                    let variant = self.unused_run_variant();
+                    let at = self.rng.below(n + 1);
+                    let line = RunLine {
+                        variant,
+                        lower: false,
+                        wide: false,
+                    };
+                    let text = line.render();
+                    self.kube.steps.insert(at, Line::Run(line));
+                    ("run-add", format!("insert `{text}` as step {}", at + 2))
+                }
+            }
+            _ => {
+                let Line::Run(run) = &mut self.kube.steps[r] else {
+                    unreachable!()
+                };
+                if self.rng.chance(50) {
+                    run.lower ^= true;
+                } else {
+                    run.wide ^= true;
+                }
+                (
+                    "run-cosmetic",
+                    format!("respell the keyword of RUN step {}", r + 2),
+                )
+            }
+        };
+        self.write_kubefile();
+        Some(out)
+    }
+
+    /// Early cutoff: give a COPY before the RUN at `r` another destination or flags that change
+    /// its definition (so it re-runs) but, by the model, not its layer (so the RUN stays cached).
+    fn respell_before_run(&mut self, r: usize) -> Option<(&'static str, String)> {
+        let copies: Vec<usize> = self
+            .kube
+            .copy_indices()
+            .into_iter()
+            .filter(|&c| c < r)
+            .collect();
+        if copies.is_empty() {
+            return None;
+        }
+        let c = *self.rng.pick(&copies);
+        let model = Model {
+            ctx: &self.ctx,
+            ignore: Ignore::load(&self.ctx),
+        };
+        let vars = self.kube.vars();
+        let line = self.kube.copy_at(c).clone();
+        let now = model.step(c, &line, &vars).ok()?;
+        let t = &TEMPLATES[line.template];
+        let mut variants = Vec::new();
+        for dest in t.dests {
+            variants.push(CopyLine {
+                dest: dest.to_string(),
+                ..line.clone()
+            });
+        }
+        for chmod in [None, Some("0644"), Some("0755"), Some("0600")] {
+            variants.push(CopyLine {
+                chmod: chmod.map(str::to_string),
+                ..line.clone()
+            });
+        }
+        let same: Vec<CopyLine> = variants
+            .into_iter()
+            .filter(|v| {
+                model
+                    .step(c, v, &vars)
+                    .is_ok_and(|m| m.layer == now.layer && m.fp != now.fp)
+            })
+            .collect();
+        if same.is_empty() {
+            return None;
+        }
+        let new = self.rng.pick(&same).clone();
+        let old = std::mem::replace(self.kube.copy_mut(c), new.clone());
+        self.write_kubefile();
+        Some((
+            "run-cutoff",
+            format!(
+                "`{}` -> `{}` (same layer), before the RUN at step {}",
+                old.render(),
+                new.render(),
+                r + 2
+            ),
+        ))
+    }
+
     /// Make a COPY source missing or ignored (both builds must fail; a repair follows).
     fn break_source(&mut self) -> Option<(&'static str, String)> {
-        let line = self.rng.pick(&self.kube.copies);
+        let copies = self.kube.copy_indices();
+        let line = self.kube.copy_at(*self.rng.pick(&copies));
         let (raw, _) = *self.rng.pick(TEMPLATES[line.template].sources);
         let pattern = clean(&expand(raw, &self.kube.vars()));
         if pattern.is_empty() {
@@ -1588,7 +2163,8 @@ impl Harness {
     }
 
     fn mutate_kubefile(&mut self) -> Option<(&'static str, String)> {
-        let n = self.kube.copies.len();
+        let n = self.kube.steps.len();
+        let copies = self.kube.copy_indices();
         let roll = self.rng.below(100);
         let out = match roll {
             0..=14 => {
@@ -1597,10 +2173,10 @@ impl Harness {
                 if i == j {
                     return None;
                 }
-                self.kube.copies.swap(i, j);
+                self.kube.steps.swap(i, j);
                 (
                     "kube-reorder",
-                    format!("swap COPY lines {} and {}", i + 1, j + 1),
+                    format!("swap steps {} and {}", i + 2, j + 2),
                 )
             }
             15..=32 => {
@@ -1640,21 +2216,21 @@ impl Harness {
                 }
             }
             45..=64 => {
-                let i = self.rng.below(n);
-                let t = self.kube.copies[i].template;
+                let i = *self.rng.pick(&copies);
+                let t = self.kube.copy_at(i).template;
                 let dest = self.rng.pick(TEMPLATES[t].dests).to_string();
-                if dest == self.kube.copies[i].dest {
+                if dest == self.kube.copy_at(i).dest {
                     return None;
                 }
-                let old = std::mem::replace(&mut self.kube.copies[i].dest, dest.clone());
+                let old = std::mem::replace(&mut self.kube.copy_mut(i).dest, dest.clone());
                 (
                     "kube-dest",
-                    format!("COPY line {}: dest {old:?} -> {dest:?}", i + 1),
+                    format!("COPY step {}: dest {old:?} -> {dest:?}", i + 2),
                 )
             }
             65..=74 => {
-                let i = self.rng.below(n);
-                let line = &mut self.kube.copies[i];
+                let i = *self.rng.pick(&copies);
+                let line = self.kube.copy_mut(i);
                 let what = if self.rng.chance(60) {
                     let m = *self.rng.pick(&[
                         None,
@@ -1675,25 +2251,26 @@ impl Harness {
                     line.chown = o.map(str::to_string);
                     format!("--chown={o:?}")
                 };
-                ("kube-flags", format!("COPY line {}: {what}", i + 1))
+                ("kube-flags", format!("COPY step {}: {what}", i + 2))
             }
             75..=84 => {
                 let i = self.rng.below(n);
+                let (lower, wide) = match &mut self.kube.steps[i] {
+                    Line::Copy(c) => (&mut c.lower, &mut c.wide),
+                    Line::Run(r) => (&mut r.lower, &mut r.wide),
+                };
                 match self.rng.below(3) {
-                    0 => self.kube.copies[i].lower ^= true,
-                    1 => self.kube.copies[i].wide ^= true,
+                    0 => *lower ^= true,
+                    1 => *wide ^= true,
                     _ => self.kube.comment ^= true,
                 }
-                (
-                    "kube-cosmetic",
-                    format!("respell COPY line {} / comment", i + 1),
-                )
+                ("kube-cosmetic", format!("respell step {} / comment", i + 2))
             }
             85..=92 => {
                 let unused: Vec<usize> = (0..TEMPLATES.len())
-                    .filter(|t| self.kube.copies.iter().all(|c| c.template != *t))
+                    .filter(|t| copies.iter().all(|&c| self.kube.copy_at(c).template != *t))
                     .collect();
-                if unused.is_empty() || n >= 6 {
+                if unused.is_empty() || copies.len() >= 6 {
                     return None;
                 }
                 let t = *self.rng.pick(&unused);
@@ -1701,23 +2278,18 @@ impl Harness {
                 let at = self.rng.below(n + 1);
                 let line = CopyLine::new(t, &dest);
                 let text = line.render();
-                self.kube.copies.insert(at, line);
+                self.kube.steps.insert(at, Line::Copy(line));
                 (
                     "kube-add-copy",
-                    format!("insert `{text}` at line {}", at + 1),
+                    format!("insert `{text}` as step {}", at + 2),
                 )
             }
             _ => {
-                if n <= 3 {
+                if copies.len() <= 3 {
                     return None;
                 }
-                let i = self.rng.below(n);
-                let line = self.kube.copies.remove(i);
-                for (at, _) in &mut self.kube.labels {
-                    if *at > i {
-                        *at -= 1;
-                    }
-                }
+                let i = *self.rng.pick(&copies);
+                let line = self.kube.remove_step(i);
                 ("kube-remove-copy", format!("remove `{}`", line.render()))
             }
         };
@@ -1726,23 +2298,91 @@ impl Harness {
     }
 
     /// The model's fingerprints of every COPY line (in Kubefile order), or the first error.
+    /// The model of every step (in Kubefile order), or the first COPY that must fail.
     fn expected(&self) -> Result<Vec<StepModel>, ModelError> {
         let model = Model {
             ctx: &self.ctx,
             ignore: Ignore::load(&self.ctx),
         };
         let vars = self.kube.vars();
-        self.kube
-            .copies
-            .iter()
-            .enumerate()
-            .map(|(i, line)| model.step(i, line, &vars))
-            .collect()
+        let build_args = &self.kube.build_args;
+        // What a RUN sees (KUBEFILE.md "Variables"): the ARGs declared so far that have a value
+        // (`--build-arg` wins over the default; `ARG F` has none of its own), then the ENVs in
+        // order (an ENV wins over an ARG of the same name).
+        let mut args: BTreeMap<String, String> = BTreeMap::new();
+        for (name, default) in [("D", Some("x")), ("E", Some("one")), ("F", None)] {
+            if let Some(v) = build_args.get(name).map(String::as_str).or(default) {
+                args.insert(name.to_string(), v.to_string());
+            }
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut layers: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for item in self.kube.items() {
+            match item {
+                Item::Label(_) => {}
+                Item::Decl(Decl::ArgV(default)) => {
+                    args.remove("V");
+                    if let Some(v) = build_args.get("V").or(default.as_ref()) {
+                        args.insert("V".to_string(), v.clone());
+                    }
+                }
+                Item::Decl(Decl::EnvW(raw)) => {
+                    let mut visible = args.clone();
+                    visible.extend(env.iter().cloned());
+                    let value = expand(raw, &visible);
+                    env.retain(|(k, _)| k != "W");
+                    env.push(("W".to_string(), value));
+                }
+                Item::Step(i) => {
+                    let step = match &self.kube.steps[i] {
+                        Line::Copy(line) => model.step(i, line, &vars)?,
+                        Line::Run(run) => {
+                            let mut seen: Vec<String> = args
+                                .iter()
+                                .filter(|(k, _)| env.iter().all(|(e, _)| e != *k))
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect();
+                            seen.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+                            let text = format!(
+                                "RUN {:?}\n env {seen:?}\n rootfs (layers of steps 2..{}): {layers:?}\n",
+                                run.command(),
+                                i + 1,
+                                layers = layers.iter().map(|l| &l[..16]).collect::<Vec<_>>(),
+                            );
+                            // The layer depends on the variables the command uses, not on every
+                            // one it sees: moving `ENV W` past a RUN that never reads `$W`
+                            // re-runs it (its key changed) but makes the same layer.
+                            let used = referenced_vars(run.command());
+                            let used: Vec<&String> = seen
+                                .iter()
+                                .filter(|kv| {
+                                    used.iter().any(|u| kv.split_once('=').unwrap().0 == u)
+                                })
+                                .collect();
+                            let layer = format!(
+                                "RUN {:?}\n env {used:?}\n rootfs {layers:?}\n",
+                                run.command()
+                            );
+                            StepModel {
+                                layer: blake3::hash(layer.as_bytes()).to_hex().to_string(),
+                                fp: blake3::hash(text.as_bytes()).to_hex().to_string(),
+                                text,
+                                files: Vec::new(),
+                            }
+                        }
+                    };
+                    layers.push(step.layer.clone());
+                    out.push(step);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Make the context build again after a mutation broke a COPY source.
     fn repair(&mut self, e: &ModelError) -> String {
-        let line = &self.kube.copies[e.line];
+        let line = self.kube.copy_at(e.line);
         let (raw, sample) = TEMPLATES[line.template].sources[e.source];
         let vars = self.kube.vars();
         match e.failure {
@@ -1844,8 +2484,9 @@ impl Harness {
         let cln = seal_build(&clean_root, &self.ctx, &self.kube.build_args, true);
         let _ = fs::remove_dir_all(&clean_root);
         report.builds += 2;
+        let seed = self.seed;
         let finding = |detail: String| Finding {
-            seed: self.seed,
+            seed,
             round,
             mutations: mutations.to_vec(),
             detail,
@@ -1909,15 +2550,26 @@ impl Harness {
             )));
         }
         let mut new_fp = BTreeSet::new();
+        let mut earlier_done = false;
         for (i, m) in expected.iter().enumerate() {
             let step = i + 2;
             let status = inc.steps.get(&step).copied();
+            let is_run = self.kube.steps[i].is_run();
             match status {
                 Some(Status::Cached) => report.steps_cached += 1,
                 Some(Status::Done) => report.steps_done += 1,
                 None => {}
             }
-            let line = self.kube.copies[i].render();
+            if is_run {
+                match status {
+                    Some(Status::Cached) if earlier_done => report.run_cutoffs += 1,
+                    Some(Status::Cached) => report.runs_cached += 1,
+                    Some(Status::Done) => report.runs_done += 1,
+                    None => {}
+                }
+            }
+            earlier_done |= status == Some(Status::Done);
+            let line = self.kube.steps[i].render();
             let seen = self.seen.contains(&m.fp) || new_fp.contains(&m.fp);
             new_fp.insert(m.fp.clone());
             let detail = |problem: &str| {
@@ -1939,7 +2591,54 @@ impl Harness {
         }
         self.seen.extend(new_fp);
         self.built = true;
+        self.check_layers(&expected, &finding, report);
         None
+    }
+
+    /// The model's layer identities against the diffIDs of the image seal built: one identity is
+    /// always one diffID (else the model misses an input or seal is not deterministic), and one
+    /// COPY diffID one identity (else the model's layer is too fine: its RUN expectations would
+    /// be wrong).
+    fn check_layers(
+        &mut self,
+        expected: &[StepModel],
+        finding: &dyn Fn(String) -> Finding,
+        report: &mut Report,
+    ) {
+        let ids = diff_ids(&self.store);
+        if ids.len() != expected.len() {
+            report.model.push(finding(format!(
+                "{} layers for {} steps: {ids:?}",
+                ids.len(),
+                expected.len()
+            )));
+            return;
+        }
+        for (i, (m, id)) in expected.iter().zip(&ids).enumerate() {
+            let line = self.kube.steps[i].render();
+            let old = self.layer_diff.insert(m.layer.clone(), id.clone());
+            if old.as_ref().is_some_and(|old| old != id) {
+                report.model.push(finding(format!(
+                    "step {}: layer identity {} was diffID {}, now {id}: {line}\n    expected inputs:\n{}",
+                    i + 2,
+                    &m.layer[..16],
+                    old.unwrap(),
+                    m.text
+                )));
+            }
+            if !self.kube.steps[i].is_run() {
+                let old = self.copy_diff.insert(id.clone(), m.layer.clone());
+                if old.as_ref().is_some_and(|old| *old != m.layer) {
+                    report.model.push(finding(format!(
+                        "step {}: diffID {id} had layer identity {}, now {}: {line}\n    expected inputs:\n{}",
+                        i + 2,
+                        &old.unwrap()[..16],
+                        &m.layer[..16],
+                        m.text
+                    )));
+                }
+            }
+        }
     }
 }
 
@@ -2018,6 +2717,13 @@ fn differential_quick() {
     }
     eprintln!("{}in {:.1?}", report.summary(), started.elapsed());
     assert!(report.mutations >= 36, "{}", report.summary());
+    if running_as_root() {
+        assert!(
+            report.runs_cached > 0 && report.runs_done > 0,
+            "RUN steps were not both executed and reused:\n{}",
+            report.summary()
+        );
+    }
     assert_eq!(report.problems(), 0, "\n{}", report.summary());
 }
 
