@@ -28,8 +28,20 @@ pub enum Command {
     Images(ImagesArgs),
     /// Show an image's manifest digest, config, layers and history as JSON
     Inspect(InspectArgs),
-    /// Write an image to an OCI archive (oci-layout, index.json, blobs/)
+    /// Write an image to an OCI archive, an OCI layout directory or a docker archive
     Save(SaveArgs),
+    /// Import images from an OCI archive or layout directory or a docker archive
+    Load(LoadArgs),
+    /// Remove image names (their blobs stay until `seal prune`)
+    Rmi(RmiArgs),
+    /// Delete blobs, snapshots and temp files nothing needs; optionally drop cache records
+    Prune(PruneArgs),
+    /// Show the store's disk usage by kind
+    Du(DuArgs),
+    /// Check every record and blob of the store; `--repair` drops what is broken
+    Fsck(FsckArgs),
+    /// List the container images a context, rootfs, Helm chart or manifest directory needs
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,11 +154,98 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
-    /// Output file
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    /// Output file (a directory for oci-dir: it must not exist, or be empty)
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
     pub output: PathBuf,
+    /// Output format: an OCI archive (tar), an OCI image layout directory, or a `docker save`
+    /// archive (uncompressed layers, for `docker load`/`podman load`)
+    #[arg(long, value_enum, default_value_t = SaveFormat::OciArchive)]
+    pub format: SaveFormat,
     /// Image name
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Do not fail on names that are not in the store
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Image names
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Also drop every cache record: keep only what image names reach
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Drop least-recently-used cache records until blobs and snapshots take at most SIZE
+    /// (`10GiB`, `500MB`; units B, KB/MB/GB/TB, KiB/MiB/GiB/TiB)
+    #[arg(long, value_name = "SIZE", value_parser = crate::commands::prune::parse_size)]
+    pub keep_storage: Option<u64>,
+    /// Drop cache records not used within DUR (`24h`, `7d`, `1h30m`; units s, m, h, d)
+    #[arg(long, value_name = "DUR", value_parser = crate::commands::prune::parse_duration)]
+    pub keep_duration: Option<u64>,
+    /// Print what would be freed, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Drop what is broken: names and cache records naming missing or corrupt blobs, corrupt
+    /// blobs, leftovers of interrupted writes (unreferenced blobs are left to `seal prune`)
+    #[arg(long)]
+    pub repair: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaveFormat {
+    OciArchive,
+    OciDir,
+    DockerArchive,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The archive (OCI or docker, may be gzip/zstd compressed; `-` for stdin) or OCI layout
+    /// directory
+    #[arg(short = 'i', long = "input", value_name = "PATH")]
+    pub input: PathBuf,
+    /// Name the archive's one image NAME (instead of the names the archive gives)
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Output: one reference per line, or a JSON array of {reference, file, document, field}
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    pub format: ScanFormat,
+    /// Values file for the charts found, as `helm template -f` (repeat; later files win)
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// A build context or rootfs (manifests/, application/apps/, charts/), a chart directory, a
+    /// manifest directory, or one file (YAML manifest or imageList)
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Text,
+    Json,
 }
 
 #[cfg(test)]

@@ -1,9 +1,15 @@
 //! One file per subcommand, plus what they share.
 
 pub mod build;
+pub mod du;
+pub mod fsck;
 pub mod images;
 pub mod inspect;
+pub mod load;
+pub mod prune;
+pub mod rmi;
 pub mod save;
+pub mod scan;
 
 use std::path::Path;
 

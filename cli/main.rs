@@ -38,6 +38,12 @@ fn main() -> ExitCode {
         Command::Images(a) => commands::images::run(&root, a),
         Command::Inspect(a) => commands::inspect::run(&root, a),
         Command::Save(a) => commands::save::run(&root, a),
+        Command::Load(a) => commands::load::run(&root, a),
+        Command::Rmi(a) => commands::rmi::run(&root, a),
+        Command::Prune(a) => commands::prune::run(&root, a),
+        Command::Du(a) => commands::du::run(&root, a),
+        Command::Fsck(a) => commands::fsck::run(&root, a),
+        Command::Scan(a) => commands::scan::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh
+# The real Helm, as a test oracle for tests/scan.rs (idempotent; that test skips without it).
+if [ -f ../shared/tools/install-helm-oracle.sh ]; then
+  bash ../shared/tools/install-helm-oracle.sh >/dev/null ||
+    echo "warning: the Helm oracle could not be installed; tests/scan.rs skips its comparison" >&2
+fi
 source scripts/env.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -57,7 +57,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut unit = 0;

@@ -99,12 +99,13 @@ pub async fn build(
         }
     }
     let graph = graph.build();
-    let cache = Arc::new(StoreCache {
-        store: store.clone(),
-    });
+    let cache = Arc::new(StoreCache::new(store.clone()));
     let root = NodeId(def.output as u32);
-    let solved = solve(&graph, &[root], cache, &request.options, progress)
-        .await
+    let solved = solve(&graph, &[root], cache.clone(), &request.options, progress).await;
+    // One batched write of the last-used times of this solve's hits (`seal prune`'s LRU).
+    cache.touch_hits();
+    let solved = solved
+        // A build error names the Definition node it came from.
         .map_err(|e| match e {
             SolveError::Exec { node, source } | SolveError::Cache { node, source } => {
                 let index = node.0 as usize;

@@ -1,6 +1,8 @@
 //! Cache records in the store: a layer chain per cache key, trusted only while its blobs exist.
+//! Hits are collected and their last-used times written in one batch after the solve
+//! ([`StoreCache::touch_hits`]), for `seal prune`'s LRU order; saves record theirs directly.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use seal_solver::{CacheKey, CacheStorage};
 use seal_store::Store;
@@ -12,6 +14,30 @@ use crate::EngineError;
 /// The solver's cache, backed by the store's `cache` column family.
 pub struct StoreCache {
     pub store: Arc<Store>,
+    /// Keys served from the store during this solve.
+    hits: Mutex<Vec<[u8; 32]>>,
+}
+
+impl StoreCache {
+    pub fn new(store: Arc<Store>) -> StoreCache {
+        StoreCache {
+            store,
+            hits: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Record that this solve's hits were used now: one batched write, none without hits.
+    /// Best effort: a failure only costs LRU precision, so it is logged, not returned.
+    pub fn touch_hits(&self) {
+        let hits = self
+            .hits
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        if let Err(e) = self.store.touch_cache(&hits) {
+            tracing::warn!("recording the use of cached results: {e}");
+        }
+    }
 }
 
 impl CacheStorage<OpVertex> for StoreCache {
@@ -32,6 +58,9 @@ impl CacheStorage<OpVertex> for StoreCache {
                 .is_some_and(|c| !blobs.contains(c))
         {
             return Ok(None);
+        }
+        if let Ok(mut hits) = self.hits.lock() {
+            hits.push(*key.0.as_bytes());
         }
         Ok(Some(Output::Layers(chain)))
     }

@@ -12,6 +12,8 @@
 //! - [`add`]: ADD's layer entries: COPY rules plus [`archive`] (local tarballs, unpacked
 //!   safely) and [`download`] (`http(s)://` sources, verified by `--checksum`).
 //! - [`apps`]: APP/CNI/CSI type detection and Sealer's `applications` metadata.
+//! - [`collect`]: the container images a context, rootfs, chart or manifest directory needs
+//!   (`seal scan`): PodSpec images from YAML, Helm charts rendered without Helm, imageList.
 //! - [`build`]: the entry point the CLI calls.
 //!
 //! What it deliberately does not do: parse Kubefiles (`frontend`), schedule (`solver`), own
@@ -22,6 +24,7 @@ pub mod apps;
 pub mod archive;
 pub mod build;
 pub mod cache;
+pub mod collect;
 pub mod context;
 pub mod diff;
 pub mod download;

@@ -3,6 +3,7 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `cache` | cache key (32 bytes) | the engine's encoded result record |
+//! | `cache` | `used:` + cache key | the record's last use, unix seconds (u64 LE; `gc.rs`) |
 //! | `images` | normalised image name | [`ImageRecord`] (JSON) |
 //! | `blobs` | digest string | [`BlobRecord`] (JSON) |
 //! | `filehash` | absolute path bytes | [`crate::FileHashEntry`] (fixed binary) |

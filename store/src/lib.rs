@@ -22,10 +22,16 @@
 mod blobs;
 mod db;
 mod digest;
+mod docker_archive;
 mod filehash;
+mod fsck;
+mod gc;
+mod load;
 pub mod oci;
 mod oci_archive;
+mod oci_dir;
 mod reference;
+mod usage;
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +39,11 @@ pub use blobs::{verify_file, BlobStore, BlobWriter};
 pub use db::{now_unix, BlobRecord, ImageRecord};
 pub use digest::{Digest, InvalidDigest};
 pub use filehash::{FileHashEntry, FileStat, RACY_WINDOW_NS};
+pub use fsck::{temp_leftovers, FsckReport, Orphan, Problem};
+pub use gc::{Amount, PruneOptions, PruneReport};
+pub use load::{LoadError, LoadReport, LoadedImage};
 pub use reference::{InvalidReference, Reference};
+pub use usage::Usage;
 
 use db::{Db, CF_BLOBS, CF_CACHE, CF_FILEHASH, CF_IMAGES};
 
@@ -143,9 +153,11 @@ impl Store {
         self.db.get(CF_CACHE, key)
     }
 
-    /// Store a cache record (every blob it names must already exist).
+    /// Store a cache record (every blob it names must already exist), used now.
     pub fn cache_put(&self, key: &[u8; 32], record: &[u8]) -> Result<(), StoreError> {
-        self.db.put(CF_CACHE, key, record)
+        let used = (gc::used_key(key), gc::used_value(now_unix()));
+        self.db
+            .write_batch(CF_CACHE, &[(key.to_vec(), record.to_vec()), used])
     }
 
     /// The record of an image name.

@@ -1,0 +1,96 @@
+//! `seal fsck`: check the store; `--repair` drops what is broken. Exit 1 when problems remain.
+
+use std::path::Path;
+
+use seal_store::{temp_leftovers, FsckReport, Problem};
+
+use crate::args::FsckArgs;
+use crate::commands::images::human_size;
+use crate::commands::{open_existing_store, open_store};
+use crate::failure::Failure;
+
+/// Run `seal fsck`.
+pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
+    if !args.repair {
+        let report = open_existing_store(root)?.fsck()?;
+        print_report(&report, &[]);
+        if report.problems.is_empty() {
+            println!("no problems found");
+            return Ok(());
+        }
+        println!(
+            "{} problems found (`seal fsck --repair` drops what is broken)",
+            report.problems.len()
+        );
+        return Err(Failure::Reported);
+    }
+    // Opening for writing empties tmp/: list its leftovers first to say what was removed.
+    if !root.join("db").exists() {
+        // Repair never creates a store: fail as the read-only check does.
+        open_existing_store(root)?;
+    }
+    let before = temp_leftovers(root);
+    let store = open_store(root)?;
+    let cleaned: Vec<Problem> = before
+        .into_iter()
+        .filter(|(path, _)| !root.join(path).exists())
+        .map(|(path, bytes)| Problem::Leftover { path, bytes })
+        .collect();
+    let report = store.fsck()?;
+    print_report(&report, &cleaned);
+    for p in &cleaned {
+        if let Problem::Leftover { path, .. } = p {
+            println!("repaired: removed leftover {}", path.display());
+        }
+    }
+    for line in store.repair(&report)? {
+        println!("repaired: {line}");
+    }
+    let left = report
+        .problems
+        .iter()
+        .filter(|p| matches!(p, Problem::UnreadableBlob { .. }))
+        .count();
+    if left > 0 {
+        println!("{left} problems could not be repaired");
+        return Err(Failure::Reported);
+    }
+    let found = report.problems.len() + cleaned.len();
+    if found == 0 {
+        println!("no problems found");
+    } else {
+        println!("{found} problems found and repaired");
+    }
+    Ok(())
+}
+
+fn print_report(report: &FsckReport, extra: &[Problem]) {
+    println!(
+        "checked {} images, {} cache records, {} blobs",
+        report.images, report.cache_records, report.blobs
+    );
+    for p in extra.iter().chain(&report.problems) {
+        println!("problem: {p}");
+    }
+    for o in &report.orphans {
+        println!("unreferenced: {o}");
+    }
+    if !report.orphans.is_empty() {
+        let bytes: u64 = report
+            .orphans
+            .iter()
+            .map(|o| match o {
+                seal_store::Orphan::Blob { bytes, .. }
+                | seal_store::Orphan::Snapshot { bytes, .. } => *bytes,
+            })
+            .sum();
+        println!(
+            "{} unreferenced blobs and snapshots ({}): `seal prune` frees them",
+            report.orphans.len(),
+            human_size(bytes)
+        );
+    }
+    if !report.leftovers_checked {
+        println!("note: a build holds the store; temp leftovers were not checked");
+    }
+}

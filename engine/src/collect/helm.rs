@@ -1,0 +1,118 @@
+//! Helm charts: load, compute values, render to manifests, without Helm.
+//!
+//! - [`chart`]: reading a chart directory or `.tgz` (`.helmignore` honoured).
+//! - [`values`]: `-f` files, defaults, subchart values and `global`, conditions and tags.
+//! - [`engine`]: the shared template namespace, `include`/`tpl`, execution with Helm's objects.
+//! - [`rewrite`]: the tree rewrites that give gotmpl Go's method calls, `fmt` printing and
+//!   Sprig's in-place map updates, and record lines for errors.
+//! - [`funcs`]: the Helm/Sprig function library; [`format`] prints values as Go does
+//!   (`%v`, `toYaml`, `toJson`); [`value`], [`semver`], [`glob`]: helpers.
+//!
+//! Real Helm is used only as a test oracle (`tests/scan.rs`).
+
+pub mod chart;
+pub mod engine;
+pub mod format;
+pub mod funcs;
+pub mod glob;
+pub mod rewrite;
+pub mod semver;
+pub mod value;
+pub mod values;
+
+use std::path::Path;
+
+pub use engine::{Release, RenderedFile};
+
+use crate::collect::yaml;
+use value::{as_map, Map};
+
+/// A chart rendered to manifests.
+#[derive(Debug, Clone)]
+pub struct RenderedChart {
+    /// The chart's name (from `Chart.yaml`).
+    pub name: String,
+    /// Every rendered template that is not a partial and not `NOTES.txt`, in Helm's order.
+    pub files: Vec<RenderedFile>,
+    /// Things Helm would print as warnings (values that could not be merged, odd conditions).
+    pub warnings: Vec<String>,
+}
+
+/// Why a chart could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("chart {chart}: {message}")]
+pub struct ChartError {
+    /// The chart's name, or its directory when `Chart.yaml` could not be read.
+    pub chart: String,
+    /// What failed, starting with `template:line` when a template failed.
+    pub message: String,
+}
+
+/// Values files (`helm template -f`), parsed.
+pub fn read_values_file(path: &Path) -> Result<Map, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let doc = yaml::parse_document(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if matches!(doc, yaml::Yaml::Null) {
+        return Ok(Map::new());
+    }
+    as_map(&value::from_yaml(&doc))
+        .cloned()
+        .ok_or_else(|| format!("{}: a values file must be a YAML mapping", path.display()))
+}
+
+/// Render the chart in `dir` as `helm template release DIR -f ...` would.
+pub fn render_dir(dir: &Path, user_values: &[Map]) -> Result<RenderedChart, ChartError> {
+    let chart = chart::load_dir(dir).map_err(|message| ChartError {
+        chart: dir.display().to_string(),
+        message,
+    })?;
+    render_chart(&chart, user_values)
+}
+
+/// Render a loaded chart.
+pub fn render_chart(
+    chart: &chart::Chart,
+    user_values: &[Map],
+) -> Result<RenderedChart, ChartError> {
+    let user = user_values
+        .iter()
+        .fold(Map::new(), |acc, m| values::merge_user_values(&acc, m));
+    // Templates recurse through include/tpl; give them a deep stack of their own.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("helm-render".into())
+            .stack_size(512 << 20)
+            .spawn_scoped(scope, || render_on_this_thread(chart, &user))
+            .map_err(|e| ChartError {
+                chart: chart.metadata.name.clone(),
+                message: format!("starting the render thread: {e}"),
+            })?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(ChartError {
+                    chart: chart.metadata.name.clone(),
+                    message: "the renderer panicked".into(),
+                })
+            })
+    })
+}
+
+fn render_on_this_thread(chart: &chart::Chart, user: &Map) -> Result<RenderedChart, ChartError> {
+    let mut warnings = Vec::new();
+    let tree = values::resolve_dependencies(chart, user, &mut warnings);
+    let values = values::coalesce(&tree, user.clone(), &mut warnings);
+    let files = engine::render(&tree, &values, &Release::default()).map_err(|e| ChartError {
+        chart: chart.metadata.name.clone(),
+        message: e.to_string(),
+    })?;
+    let files = files
+        .into_iter()
+        .filter(|f| !f.name.ends_with("NOTES.txt"))
+        .collect();
+    Ok(RenderedChart {
+        name: chart.metadata.name.clone(),
+        files,
+        warnings,
+    })
+}
