@@ -495,6 +495,9 @@ fn fsck_finds_a_corrupt_layer_and_repair_lets_a_rebuild_recreate_it() {
         out.stdout
     );
 
+    // Leftovers alone are not damage: once the image is repaired they do not fail fsck.
+    assert!(!out.stdout.contains("problem: leftover"), "{}", out.stdout);
+
     let repaired = fsck(&seal, &["--repair"]);
     assert_eq!(repaired.code, 0, "{}", repaired.stdout);
     assert!(
@@ -556,8 +559,8 @@ fn fsck_finds_a_missing_blob_and_leftovers() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     for line in [
         format!("problem: image docker.io/sealerio/demo:v1: config {config} is missing"),
-        "problem: leftover tmp/blob-abandoned (11 B)".to_string(),
-        "problem: leftover snapshots/.unpack-abandoned".to_string(),
+        "leftover tmp/blob-abandoned (11 B) (an interrupted write".to_string(),
+        "leftover snapshots/.unpack-abandoned".to_string(),
     ] {
         assert!(
             out.stdout.contains(&line),
@@ -588,5 +591,26 @@ fn fsck_finds_a_missing_blob_and_leftovers() {
     assert_all_cached(&rebuilt);
     assert_eq!(rebuilt.digest(), digest);
     assert!(blob_path(&seal, &config).exists());
+    assert_fsck_clean(&seal);
+}
+
+/// What a SIGKILLed build leaves (a half-written blob in tmp/) is listed by fsck but is not
+/// damage: a store with only such leftovers checks clean (exit 0), and the next build removes
+/// them.
+#[test]
+fn leftovers_of_a_killed_build_are_not_damage() {
+    let seal = Seal::new();
+    let ctx = two_copies("x\n");
+    seal.digest(ctx.path(), "demo:v1", &[]);
+    std::fs::write(seal.root().join("tmp/blob-killed"), "half").unwrap();
+    let out = fsck(&seal, &[]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("leftover tmp/blob-killed"),
+        "{}",
+        out.stdout
+    );
+    seal.build_ok(ctx.path(), "demo:v1", &[]);
+    assert!(!seal.root().join("tmp/blob-killed").exists());
     assert_fsck_clean(&seal);
 }

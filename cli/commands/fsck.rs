@@ -14,14 +14,14 @@ pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
     if !args.repair {
         let report = open_existing_store(root)?.fsck()?;
         print_report(&report, &[]);
-        if report.problems.is_empty() {
+        // Leftovers of a killed process are listed but are not damage: the store's invariants
+        // hold with them, and the next build removes them.
+        let damage = report.problems.iter().filter(|p| p.is_damage()).count();
+        if damage == 0 {
             println!("no problems found");
             return Ok(());
         }
-        println!(
-            "{} problems found (`seal fsck --repair` drops what is broken)",
-            report.problems.len()
-        );
+        println!("{damage} problems found (`seal fsck --repair` drops what is broken)");
         return Err(Failure::Reported);
     }
     // Opening for writing empties tmp/: list its leftovers first to say what was removed.
@@ -70,7 +70,11 @@ fn print_report(report: &FsckReport, extra: &[Problem]) {
         report.images, report.cache_records, report.blobs
     );
     for p in extra.iter().chain(&report.problems) {
-        println!("problem: {p}");
+        if p.is_damage() {
+            println!("problem: {p}");
+        } else {
+            println!("{p} (an interrupted write; the next build or `--repair` removes it)");
+        }
     }
     for o in &report.orphans {
         println!("unreferenced: {o}");

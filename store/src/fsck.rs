@@ -64,6 +64,14 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// True for what is broken; false for a leftover of an interrupted write, which is
+    /// expected after a crash, harms nothing, and goes at the next build (or `--repair`).
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, Problem::Leftover { .. })
+    }
+}
+
 /// Something nothing references (`seal prune` frees it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Orphan {
