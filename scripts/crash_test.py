@@ -99,7 +99,9 @@ def main():
         what = mutate(ctx, rng) if editing else "no edit"
         if editing:
             done_since_edit.clear()
-        delay = rng.uniform(0, estimate)
+        # Quiet rounds (no edit) let builds get further, so some steps complete and the final
+        # build has finished work to reuse.
+        delay = rng.uniform(0, estimate) if editing else rng.uniform(0.3 * full, 1.2 * full)
         round_started = time.monotonic()
         proc = subprocess.Popen([args.seal, "--root", root, "build", "--progress", "plain", "-t", "crash:1", ctx],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
