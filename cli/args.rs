@@ -16,6 +16,17 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// Registry (`host[:port]`) to reach over plain HTTP instead of HTTPS; repeat or separate
+    /// with commas
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        env = "SEAL_INSECURE_REGISTRIES"
+    )]
+    pub insecure_registries: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,6 +51,16 @@ pub enum Command {
     Du(DuArgs),
     /// Check every record and blob of the store; `--repair` drops what is broken
     Fsck(FsckArgs),
+    /// Pull a cluster image from a registry into the store
+    Pull(PullArgs),
+    /// Push a stored image to its registry
+    Push(PushArgs),
+    /// Give a stored image more names
+    Tag(TagArgs),
+    /// Check and save credentials for a registry
+    Login(LoginArgs),
+    /// Remove saved credentials for a registry
+    Logout(LogoutArgs),
     /// List the container images a context, rootfs, Helm chart or manifest directory needs
     Scan(ScanArgs),
 }
@@ -91,6 +112,11 @@ pub struct BuildArgs {
     #[arg(short = 'm', long, value_enum, default_value_t = ModeArg::Lite)]
     pub mode: ModeArg,
 
+    /// When to pull FROM images from their registry: when the store lacks them, every time, or
+    /// never
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+
     /// The build context: the directory COPY sources are relative to
     #[arg(value_name = "PATH")]
     pub context: PathBuf,
@@ -106,6 +132,58 @@ pub enum ProgressMode {
     Plain,
     /// one JSON object per event and line
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    Missing,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Platform to pick from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Image name (Sealer's defaults: `kubernetes:v1.19.8` is docker.io/sealerio/kubernetes)
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Image name; its registry is where it goes
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// A stored image
+    pub source: String,
+    /// New names
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// User name
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// Password (prefer --password-stdin: arguments are visible to other users)
+    #[arg(short = 'p', long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry `host[:port]`
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry `host[:port]`
+    pub registry: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -33,8 +33,11 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     let root = root::store_root(cli.root);
+    let registries = seal_store::RegistryOptions {
+        insecure: cli.insecure_registries,
+    };
     let result: Result<(), Failure> = match cli.command {
-        Command::Build(a) => commands::build::run(&root, a),
+        Command::Build(a) => commands::build::run(&root, a, &registries),
         Command::Images(a) => commands::images::run(&root, a),
         Command::Inspect(a) => commands::inspect::run(&root, a),
         Command::Save(a) => commands::save::run(&root, a),
@@ -44,6 +47,11 @@ fn main() -> ExitCode {
         Command::Du(a) => commands::du::run(&root, a),
         Command::Fsck(a) => commands::fsck::run(&root, a),
         Command::Scan(a) => commands::scan::run(a),
+        Command::Pull(a) => commands::registry::pull(&root, a, &registries),
+        Command::Push(a) => commands::registry::push(&root, a, &registries),
+        Command::Tag(a) => commands::registry::tag(&root, a),
+        Command::Login(a) => commands::registry::login(a, &registries),
+        Command::Logout(a) => commands::registry::logout(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,15 +16,16 @@ use seal_frontend::diagnostic::{render, render_all};
 use seal_frontend::lower::{lower, LowerOptions, ResolvedImage};
 use seal_frontend::{parse_checked, Diagnostic};
 use seal_solver::{NodeStatus, SolveOptions};
-use seal_store::{Reference, Store};
+use seal_store::registry::Client;
+use seal_store::{Reference, RegistryOptions, Store};
 
-use crate::args::{BuildArgs, CompressionArg, ModeArg};
+use crate::args::{BuildArgs, CompressionArg, ModeArg, PullPolicy};
 use crate::commands::{image_name, open_store};
 use crate::failure::Failure;
 use crate::progress::{Renderer, Style};
 
 /// Run `seal build`.
-pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
+pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result<(), Failure> {
     let name = image_name(&args.tag)?;
     let build_args = parse_build_args(&args.build_args)?;
     let exec_mode = match args.mode {
@@ -71,8 +72,9 @@ pub fn run(root: &Path, args: BuildArgs) -> Result<(), Failure> {
         CompressionArg::None => Compression::None,
     };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
-    let mut resolve =
-        |image: &str| -> Result<ResolvedImage, String> { resolve_image(root, &store, image) };
+    let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
+        resolve_image(root, &store, image, args.pull, registries)
+    };
     let lowered = lower(
         &parsed.kubefile,
         &source,
@@ -213,25 +215,53 @@ fn resolve_image(
     root: &Path,
     slot: &RefCell<Option<Arc<Store>>>,
     image: &str,
+    pull: PullPolicy,
+    registries: &RegistryOptions,
 ) -> Result<ResolvedImage, String> {
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
-    if !root.join("db").exists() {
-        return Err(format!(
-            "image {reference} is not in the local store (the store at {} is empty)",
-            root.display()
-        ));
-    }
-    let store = {
-        let mut slot = slot.borrow_mut();
-        match &*slot {
-            Some(s) => s.clone(),
-            None => {
-                let s = Arc::new(open_store(root).map_err(|e| format!("{e:#}"))?);
-                *slot = Some(s.clone());
-                s
-            }
-        }
+    let exists = root.join("db").exists() || slot.borrow().is_some();
+    let known = if exists {
+        open_slot(root, slot)?
+            .image(&reference)
+            .map_err(|e| e.to_string())?
+            .is_some()
+    } else {
+        false
     };
+    let must_pull = match pull {
+        PullPolicy::Always => true,
+        PullPolicy::Missing => !known,
+        PullPolicy::Never => false,
+    };
+    if must_pull {
+        // The manifest first: a name no registry has fails before the store is created.
+        let mut client = Client::new(registries.clone());
+        let platform = seal_store::Platform::host();
+        let remote = client.resolve(&reference, &platform).map_err(|e| {
+            if known {
+                format!("pulling {reference}: {e}")
+            } else {
+                format!("image {reference} is not in the local store, and pulling it failed: {e}")
+            }
+        })?;
+        eprintln!("pulling {reference}");
+        let store = open_slot(root, slot)?;
+        client
+            .pull_resolved(&store, &reference, remote, &mut |msg| eprintln!("{msg}"))
+            .map_err(|e| format!("pulling {reference}: {e}"))?;
+    } else if !known {
+        return Err(if exists {
+            format!(
+                "image {reference} is not in the local store and --pull never forbids pulling it"
+            )
+        } else {
+            format!(
+                "image {reference} is not in the local store (the store at {} is empty) and --pull never forbids pulling it",
+                root.display()
+            )
+        });
+    }
+    let store = open_slot(root, slot)?;
     let record = store
         .image(&reference)
         .map_err(|e| e.to_string())?
@@ -256,6 +286,17 @@ fn resolve_image(
         manifest: record.manifest.to_string(),
         env,
     })
+}
+
+/// The store the build shares with FROM resolution, opened (or created) on first use.
+fn open_slot(root: &Path, slot: &RefCell<Option<Arc<Store>>>) -> Result<Arc<Store>, String> {
+    let mut slot = slot.borrow_mut();
+    if let Some(s) = &*slot {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(open_store(root).map_err(|e| format!("{e:#}"))?);
+    *slot = Some(s.clone());
+    Ok(s)
 }
 
 /// The Definition nodes `--no-cache-filter` names: `N`, `STAGE` or `STAGE:N`.

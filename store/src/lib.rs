@@ -1,5 +1,5 @@
-//! seal's on-disk state: content-addressed blobs, RocksDB records, the file-hash cache, and
-//! OCI documents and archives.
+//! seal's on-disk state: content-addressed blobs, RocksDB records, the file-hash cache, OCI
+//! documents and archives, and the registry client (`registry`).
 //!
 //! A store is a directory:
 //!
@@ -31,6 +31,7 @@ pub mod oci;
 mod oci_archive;
 mod oci_dir;
 mod reference;
+pub mod registry;
 mod usage;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub use fsck::{temp_leftovers, FsckReport, Orphan, Problem};
 pub use gc::{Amount, PruneOptions, PruneReport};
 pub use load::{LoadError, LoadReport, LoadedImage};
 pub use reference::{InvalidReference, Reference};
+pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
 pub use usage::Usage;
 
 use db::{Db, CF_BLOBS, CF_CACHE, CF_FILEHASH, CF_IMAGES};
