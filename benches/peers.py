@@ -199,6 +199,21 @@ class Buildah(Tool):
                                os.path.join(ctx, "Dockerfile"), ctx))
 
 
+class Failed(Exception):
+    """A tool could not build the scenario at all (e.g. BuildKit's overlay depth limit)."""
+
+
+def attempt(tool, ctx, failures):
+    """Build with `tool` unless it already failed this scenario; (secs, rss) or None."""
+    if tool.name in failures:
+        return None
+    try:
+        return tool.build(ctx)
+    except RuntimeError as e:
+        failures[tool.name] = str(e).strip().splitlines()[-1][:200]
+        return None
+
+
 def run_scenario(name, seal_bin, work, runs):
     sdir = os.path.join(work, name)
     ctx = os.path.join(sdir, "ctx")
@@ -217,24 +232,27 @@ def run_scenario(name, seal_bin, work, runs):
     buildkit.start()
     tools = [Seal(seal_bin, sdir, name), buildkit, Buildah(sdir, name)]
     result = {t.name: {} for t in tools}
+    failures = {}
     try:
         cold = {t.name: [] for t in tools}
         cold_rss = {t.name: [] for t in tools}
         for _ in range(runs):
             for t in tools:
                 t.reset()
-                secs, rss = t.build(ctx)
-                cold[t.name].append(secs)
-                if rss:
-                    cold_rss[t.name].append(rss)
+                got = attempt(t, ctx, failures)
+                if got:
+                    cold[t.name].append(got[0])
+                    if got[1]:
+                        cold_rss[t.name].append(got[1])
         for t in tools:
-            result[t.name]["cold"] = {"runs": cold[t.name], "median_s": statistics.median(cold[t.name]),
+            result[t.name]["cold"] = {"runs": cold[t.name],
+                                      "median_s": statistics.median(cold[t.name]) if cold[t.name] else None,
                                       "peak_rss_kib": max(cold_rss[t.name]) if cold_rss[t.name] else None}
             t.reset()
-            t.build(ctx)
+            attempt(t, ctx, failures)
         time.sleep(2.5)  # past seal's racy window, as a rebuild minutes later would be
         for t in tools:
-            t.build(ctx)
+            attempt(t, ctx, failures)
         target = scenarios.small_file(ctx)
         for phase in ("noop", "change1", "touch1"):
             times = {t.name: [] for t in tools}
@@ -246,14 +264,18 @@ def run_scenario(name, seal_bin, work, runs):
                 elif phase == "touch1":
                     os.utime(target, None)
                 for t in tools:
-                    secs, r = t.build(ctx)
-                    times[t.name].append(secs)
-                    if r:
-                        rss[t.name].append(r)
+                    got = attempt(t, ctx, failures)
+                    if got:
+                        times[t.name].append(got[0])
+                        if got[1]:
+                            rss[t.name].append(got[1])
             for t in tools:
-                result[t.name][phase] = {"runs": times[t.name], "median_s": statistics.median(times[t.name]),
+                result[t.name][phase] = {"runs": times[t.name],
+                                         "median_s": statistics.median(times[t.name]) if times[t.name] else None,
                                          "peak_rss_kib": max(rss[t.name]) if rss[t.name] else None}
         result["BuildKit"]["daemon_peak_rss_kib"] = buildkit.daemon_peak_rss()
+        for tool, error in failures.items():
+            result[tool]["error"] = error
     finally:
         buildkit.stop()
     return result
@@ -276,10 +298,18 @@ def main():
         print(f"== {name}", file=sys.stderr)
         res = run_scenario(name, os.path.abspath(args.seal), os.path.abspath(args.work), args.runs)
         everything["scenarios"][name] = res
+        def cell(v):
+            return f"{v * 1000:.0f} ms" if v else "failed"
+
+        def ratio(v, s):
+            return f"{v / s:.1f}×" if v and s else "–"
+
         for phase in ("cold", "noop", "change1", "touch1"):
             s, b, h = (res[t][phase]["median_s"] for t in ("seal", "BuildKit", "Buildah"))
-            lines.append(f"| {name} | {phase} | {s * 1000:.0f} ms | {b * 1000:.0f} ms | {h * 1000:.0f} ms "
-                         f"| {b / s:.1f}× | {h / s:.1f}× |")
+            lines.append(f"| {name} | {phase} | {cell(s)} | {cell(b)} | {cell(h)} | {ratio(b, s)} | {ratio(h, s)} |")
+        for tool in ("seal", "BuildKit", "Buildah"):
+            if "error" in res[tool]:
+                lines.append(f"| {name} | {tool} failed | {res[tool]['error'].replace('|', '/')} | | | | |")
         rss = [res["seal"]["cold"]["peak_rss_kib"], res["BuildKit"].get("daemon_peak_rss_kib"),
                res["Buildah"]["cold"]["peak_rss_kib"]]
         cells = " | ".join(f"{r / 1024:.0f} MiB" if r else "?" for r in rss)
