@@ -129,7 +129,8 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
     let entries = archive
         .entries()
         .map_err(|e| EngineError::io("reading a layer", dest, e))?;
-    let mut dirs = Vec::new();
+    // Directory entries' modes by path (a later entry for the same path wins).
+    let mut dirs = std::collections::BTreeMap::new();
     // Paths this layer wrote: its own whiteouts and opaque markers never hide them.
     let mut written: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for entry in entries {
@@ -164,6 +165,10 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            // `.wh.`, `.wh..`, `.wh...` would hide `parent/`, `parent/.`, `parent/..`.
+            if matches!(hidden, "" | "." | "..") {
+                return Err(bad(&raw, "a whiteout that names no entry"));
+            }
             let target = parent.join(hidden);
             if written.contains(&target) {
                 continue;
@@ -202,7 +207,7 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
                     remove_any(&target);
                 }
                 fs::create_dir_all(&target).map_err(io_err)?;
-                dirs.push((target.clone(), mode));
+                dirs.insert(rel.clone(), mode);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let mut file = fs::File::create(&target).map_err(io_err)?;
@@ -262,7 +267,15 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
         }
     }
     // Directory modes last, so a read-only directory does not block its own entries.
-    for (dir, mode) in dirs.into_iter().rev() {
+    // Deepest first; a directory that a later entry replaced, or moved under a symlink, is
+    // skipped: its mode must not land on whatever the symlink points at.
+    for (rel, mode) in dirs.into_iter().rev() {
+        let dir = dest.join(&rel);
+        let still_a_dir = ensure_no_symlink_in(dest, &rel).is_ok()
+            && fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        if !still_a_dir {
+            continue;
+        }
         fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
             .map_err(|e| EngineError::io("setting the mode of", &dir, e))?;
     }
@@ -345,18 +358,23 @@ mod tests {
     }
 
     fn unpack_err(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("snap");
-        fs::create_dir(&dest).unwrap();
-        let err = unpack(
-            &tar_of(entries)[..],
-            &dest,
+        unpack_err_with(
+            entries,
             &UnpackOptions {
                 privileged: true,
                 apply_whiteouts: false,
             },
         )
-        .unwrap_err();
+    }
+
+    fn unpack_err_with(
+        entries: &[(&str, tar::EntryType, &[u8], Option<&str>)],
+        options: &UnpackOptions,
+    ) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("snap");
+        fs::create_dir(&dest).unwrap();
+        let err = unpack(&tar_of(entries)[..], &dest, options).unwrap_err();
         // Nothing outside the snapshot directory was touched.
         let outside: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -379,6 +397,64 @@ mod tests {
         assert!(
             unpack_err(&[("hard", T::Link, b"", Some("../../etc/passwd"))]).contains("outside")
         );
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/layer_unpacker.rs): `.wh.`, `.wh..` and `.wh...`
+    /// hide no entry but `<parent>/`, `<parent>/.` and `<parent>/..`, so the whiteout removed the
+    /// snapshot itself or the directory above it.
+    #[test]
+    fn whiteouts_of_no_name_are_refused() {
+        for name in [".wh.", ".wh..", ".wh...", "d/.wh...", "d/.wh."] {
+            for (privileged, apply_whiteouts) in [(false, false), (false, true), (true, false)] {
+                let options = UnpackOptions {
+                    privileged,
+                    apply_whiteouts,
+                };
+                let err = unpack_err_with(
+                    &[
+                        ("d/", tar::EntryType::Directory, b"", None),
+                        (name, tar::EntryType::Regular, b"", None),
+                    ],
+                    &options,
+                );
+                assert!(err.contains("names no entry"), "{name} {options:?}: {err}");
+            }
+        }
+    }
+
+    /// A directory that a later entry replaced with a symlink must not get its mode through
+    /// the symlink: `d/` then `d -> ..` chmodded the directory above the snapshot, and `a/`,
+    /// `a/b/`, `a -> /x` would chmod `/x/b`.
+    #[test]
+    fn directory_modes_are_not_set_through_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        use tar::EntryType as T;
+        for entries in [
+            &[
+                ("d/", T::Directory, &b""[..], None),
+                ("d", T::Symlink, b"", Some("..")),
+            ][..],
+            &[
+                ("a/", T::Directory, b"", None),
+                ("a/snap/", T::Directory, b"", None),
+                ("a", T::Symlink, b"", Some("..")),
+            ],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("snap");
+            fs::create_dir(&dest).unwrap();
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode();
+            let before = (mode(dir.path()), mode(&dest));
+            let _ = unpack(
+                &tar_of(entries)[..],
+                &dest,
+                &UnpackOptions {
+                    privileged: false,
+                    apply_whiteouts: false,
+                },
+            );
+            assert_eq!((mode(dir.path()), mode(&dest)), before, "{entries:?}");
+        }
     }
 
     #[test]
