@@ -370,6 +370,24 @@ fn binary_garbage() {
     }
 }
 
+/// Regression: a malformed `${` in an expanding heredoc used to be copied verbatim, silently.
+#[test]
+fn bad_variable_in_a_heredoc_is_an_error() {
+    for keyword in ["COPY", "ADD"] {
+        let kubefile = format!("FROM scratch\n{keyword} <<EOF etc\nvalue ${{X\nEOF\n");
+        check(
+            kubefile.as_bytes(),
+            &[],
+            &format!("2:{}", keyword.len() + 2),
+            "in heredoc `EOF`",
+        );
+    }
+    // A quoted delimiter means no expansion: the same text is fine.
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM scratch\nCOPY <<'EOF' etc\nvalue ${X\nEOF\n");
+    Seal::new().build_ok(ctx.path(), "demo:v1", &[]);
+}
+
 #[test]
 fn unsupported_instructions() {
     for (kubefile, at) in [

@@ -19,7 +19,7 @@ use seal_engine::llb::{
 };
 use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
-use crate::ast::{Args, Flag, Instruction, Keyword, Kubefile, Span};
+use crate::ast::{Args, Flag, Heredoc, Instruction, Keyword, Kubefile, Span};
 use crate::diagnostic::Diagnostic;
 use crate::expand::{self, ExpandError};
 use crate::lexer;
@@ -293,11 +293,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         for flag in &ins.flags {
             match flag.name.as_str() {
                 "from" => {
-                    let raw = flag.value.clone().unwrap_or_default();
-                    let value = {
-                        let lookup = self.lookup(&Scope::Stage);
-                        expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
-                    };
+                    let value = self.flag_value(flag);
                     from = Some(self.copy_from_node(&value, flag.span)?);
                 }
                 "chmod" => chmod = Some(parse_chmod(flag)?),
@@ -305,21 +301,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 _ => {}
             }
         }
-        let mut words = self.words(ins, &Scope::Stage)?;
-        let Some((dest, _)) = words.pop() else {
-            return Err(Diagnostic::new(
-                "COPY needs a source and a destination",
-                ins.keyword_span,
-            ));
-        };
-        // `a`, `/a`, `a/` and `./a` name one directory: normalise before it enters the digest.
-        let dest = paths::clean(&dest);
-        if words.is_empty() {
-            return Err(
-                Diagnostic::new("COPY needs a source and a destination", ins.args.span())
-                    .with_help("write `COPY <src>... <dest>`"),
-            );
-        }
+        let (words, dest) = self.sources_and_dest(ins)?;
         let mut sources = Vec::new();
         let mut source_spans = Vec::new();
         let mut actions = Vec::new();
@@ -330,24 +312,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 let Some(doc) = heredocs.next() else {
                     return Err(Diagnostic::new("heredoc without a body", *span));
                 };
-                let data = if doc.expand {
-                    let lookup = self.lookup(&Scope::Stage);
-                    expand::expand_word(&doc.content, self.kubefile.escape, &lookup)
-                        .unwrap_or_else(|_| doc.content.clone())
-                } else {
-                    doc.content.clone()
-                };
-                let dest_clean = paths::clean(&dest);
-                let path = if paths::basename(&dest_clean) == doc.name {
-                    dest_clean
-                } else {
-                    paths::join(&dest_clean, &doc.name)
-                };
-                actions.push(FileAction::Mkfile {
-                    path,
-                    mode: chmod.unwrap_or(0o644),
-                    data: data.into_bytes(),
-                });
+                actions.push(self.heredoc_file(doc, &dest, chmod, *span)?);
                 continue;
             }
             // In another stage's rootfs, absolute paths are the normal spelling.
@@ -398,6 +363,65 @@ impl<'k, 'o> Lowering<'k, 'o> {
         self.layers.push(node);
         self.history(ins, false);
         Ok(())
+    }
+
+    /// A flag's value with the stage's variables expanded.
+    fn flag_value(&self, flag: &Flag) -> String {
+        let raw = flag.value.clone().unwrap_or_default();
+        let lookup = self.lookup(&Scope::Stage);
+        expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
+    }
+
+    /// COPY/ADD's expanded source words and its destination, cleaned (`a`, `/a`, `a/` and
+    /// `./a` name one directory, so they must give one digest).
+    fn sources_and_dest(
+        &self,
+        ins: &Instruction,
+    ) -> Result<(Vec<(String, Span)>, String), Diagnostic> {
+        let keyword = ins.keyword;
+        let mut words = self.words(ins, &Scope::Stage)?;
+        let Some((dest, _)) = words.pop() else {
+            return Err(Diagnostic::new(
+                format!("{keyword} needs a source and a destination"),
+                ins.keyword_span,
+            ));
+        };
+        if words.is_empty() {
+            return Err(Diagnostic::new(
+                format!("{keyword} needs a source and a destination"),
+                ins.args.span(),
+            )
+            .with_help(format!("write `{keyword} <src>... <dest>`")));
+        }
+        Ok((words, paths::clean(&dest)))
+    }
+
+    /// `COPY <<NAME dest` / `ADD <<NAME dest`: the heredoc as the file `dest/NAME`, or `dest`
+    /// itself when dest already ends in NAME (the seed's destination rule).
+    fn heredoc_file(
+        &self,
+        doc: &Heredoc,
+        dest: &str,
+        chmod: Option<u32>,
+        span: Span,
+    ) -> Result<FileAction, Diagnostic> {
+        let data = if doc.expand {
+            let lookup = self.lookup(&Scope::Stage);
+            expand::expand_word(&doc.content, self.kubefile.escape, &lookup)
+                .map_err(|e| Diagnostic::new(format!("in heredoc `{}`: {e}", doc.name), span))?
+        } else {
+            doc.content.clone()
+        };
+        let path = if paths::basename(dest) == doc.name {
+            dest.to_string()
+        } else {
+            paths::join(dest, &doc.name)
+        };
+        Ok(FileAction::Mkfile {
+            path,
+            mode: chmod.unwrap_or(0o644),
+            data: data.into_bytes(),
+        })
     }
 
     /// The Local source op selecting `sources` (minus the ignore file's paths) for `ins`.

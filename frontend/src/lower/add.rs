@@ -8,12 +8,10 @@
 
 use seal_engine::download;
 use seal_engine::llb::{AddAction, FileAction, FileOp, Op, UrlSource};
-use seal_engine::paths;
 
-use super::{context_source, parse_chmod, Lowering, Scope};
+use super::{context_source, parse_chmod, Lowering};
 use crate::ast::{Instruction, Span};
 use crate::diagnostic::Diagnostic;
-use crate::expand;
 use crate::lexer;
 
 impl Lowering<'_, '_> {
@@ -26,12 +24,7 @@ impl Lowering<'_, '_> {
                 "chmod" => chmod = Some(parse_chmod(flag)?),
                 "chown" => chown = Some(self.parse_chown(flag)?),
                 "checksum" => {
-                    let raw = flag.value.clone().unwrap_or_default();
-                    let value = {
-                        let lookup = self.lookup(&Scope::Stage);
-                        expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
-                    };
-                    let parsed = download::parse_checksum(&value)
+                    let parsed = download::parse_checksum(&self.flag_value(flag))
                         .map_err(|message| Diagnostic::new(message, flag.span))?;
                     checksum = Some((parsed, flag.span));
                 }
@@ -40,20 +33,7 @@ impl Lowering<'_, '_> {
                 _ => {}
             }
         }
-        let mut words = self.words(ins, &Scope::Stage)?;
-        let Some((dest, _)) = words.pop() else {
-            return Err(Diagnostic::new(
-                "ADD needs a source and a destination",
-                ins.keyword_span,
-            ));
-        };
-        let dest = paths::clean(&dest);
-        if words.is_empty() {
-            return Err(
-                Diagnostic::new("ADD needs a source and a destination", ins.args.span())
-                    .with_help("write `ADD <src>... <dest>`"),
-            );
-        }
+        let (words, dest) = self.sources_and_dest(ins)?;
         let mut sources = Vec::new();
         let mut source_spans = Vec::new();
         let mut urls: Vec<UrlSource> = Vec::new();
@@ -66,23 +46,7 @@ impl Lowering<'_, '_> {
                 let Some(doc) = heredocs.next() else {
                     return Err(Diagnostic::new("heredoc without a body", *span));
                 };
-                let data = if doc.expand {
-                    let lookup = self.lookup(&Scope::Stage);
-                    expand::expand_word(&doc.content, self.kubefile.escape, &lookup)
-                        .unwrap_or_else(|_| doc.content.clone())
-                } else {
-                    doc.content.clone()
-                };
-                let path = if paths::basename(&dest) == doc.name {
-                    dest.clone()
-                } else {
-                    paths::join(&dest, &doc.name)
-                };
-                heredoc_actions.push(FileAction::Mkfile {
-                    path,
-                    mode: chmod.unwrap_or(0o644),
-                    data: data.into_bytes(),
-                });
+                heredoc_actions.push(self.heredoc_file(doc, &dest, chmod, *span)?);
                 continue;
             }
             if download::is_url(word) {
