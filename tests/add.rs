@@ -10,8 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::{tool, Ctx, Out, Seal, Step};
-use serde_json::Value;
+use common::{tool, Ctx, Out, SavedLayout, Seal, Step};
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
@@ -31,29 +30,12 @@ impl LayerView {
 
 /// `seal save` the image (built with `--compression gzip`) and open every layer with GNU tar.
 fn layers(seal: &Seal, name: &str) -> Vec<LayerView> {
-    let dir = TempDir::new().unwrap();
-    let archive = dir.path().join("img.tar");
-    seal.save(name, &archive);
-    let layout = dir.path().join("layout");
-    std::fs::create_dir(&layout).unwrap();
-    let d = dir.path();
-    tool("tar", &["-xf", s(&archive), "-C", s(&layout)], d);
-    let read_json = |path: &Path| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
-    let blob = |digest: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap())
-    };
-    let index = read_json(&layout.join("index.json"));
-    let manifest = read_json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
-    manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|layer| {
-            let path = blob(layer["digest"].as_str().unwrap());
+    let saved = SavedLayout::new(seal, name);
+    let d = saved.dir.path();
+    saved
+        .layer_blobs()
+        .into_iter()
+        .map(|path| {
             let listing = std::process::Command::new("tar")
                 .args(["--numeric-owner", "-tvzf"])
                 .arg(&path)

@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{tool, Ctx, Seal, Step};
+use common::{tool, Ctx, SavedLayout, Seal, Step};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 /// A context with one app of each type and a file no type claims.
 fn apps_context(kubefile: &str) -> Ctx {
@@ -61,38 +58,13 @@ fn app(extension: &Value, name: &str) -> Value {
 
 /// `seal save` the image (built with `--compression gzip`) and list every layer with GNU tar.
 fn layer_paths(seal: &Seal, name: &str) -> Vec<Vec<String>> {
-    let dir = TempDir::new().unwrap();
-    let archive = dir.path().join("img.tar");
-    seal.save(name, &archive);
-    let layout = dir.path().join("layout");
-    std::fs::create_dir(&layout).unwrap();
-    tool(
-        "tar",
-        &[
-            "-xf",
-            archive.to_str().unwrap(),
-            "-C",
-            layout.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    let read_json = |path: &Path| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
-    let blob = |digest: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap())
-    };
-    let index = read_json(&layout.join("index.json"));
-    let manifest = read_json(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
-    manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|layer| {
-            let path = blob(layer["digest"].as_str().unwrap());
-            tool("tar", &["-tzf", path.to_str().unwrap()], dir.path())
+    let saved = SavedLayout::new(seal, name);
+    let dir = saved.dir.path();
+    saved
+        .layer_blobs()
+        .into_iter()
+        .map(|path| {
+            tool("tar", &["-tzf", path.to_str().unwrap()], dir)
                 .lines()
                 .map(|l| l.trim_end_matches('/').to_string())
                 .collect()

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{tool, Ctx, Seal, OLD};
+use common::{tool, Ctx, SavedLayout, Seal, OLD};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -79,25 +79,12 @@ struct Saved {
 
 impl Saved {
     fn new(seal: &Seal, name: &str) -> Saved {
-        let dir = TempDir::new().unwrap();
-        let archive = dir.path().join("img.tar");
-        seal.save(name, &archive);
-        let layout = dir.path().join("layout");
-        std::fs::create_dir(&layout).unwrap();
-        tool(
-            "tar",
-            &[
-                "-xf",
-                archive.to_str().unwrap(),
-                "-C",
-                layout.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
+        let saved = SavedLayout::new(seal, name);
+        let archive = saved.dir.path().join("img.tar");
         Saved {
-            dir,
+            layout: saved.layout,
             archive,
-            layout,
+            dir: saved.dir,
         }
     }
 

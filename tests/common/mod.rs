@@ -385,3 +385,59 @@ pub fn tool(program: &str, args: &[&str], cwd: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// An image written by `seal save` and extracted into an OCI layout directory.
+pub struct SavedLayout {
+    /// Holds the archive and the layout; removed on drop.
+    pub dir: TempDir,
+    pub layout: PathBuf,
+}
+
+impl SavedLayout {
+    /// `seal save NAME` into a temp dir, then `tar -xf` it into `layout/`.
+    pub fn new(seal: &Seal, name: &str) -> SavedLayout {
+        let dir = TempDir::new().expect("temp dir for the archive");
+        let archive = dir.path().join("img.tar");
+        seal.save(name, &archive);
+        let layout = dir.path().join("layout");
+        std::fs::create_dir(&layout).expect("mkdir layout");
+        let (a, l) = (
+            archive.to_str().expect("utf-8"),
+            layout.to_str().expect("utf-8"),
+        );
+        tool("tar", &["-xf", a, "-C", l], dir.path());
+        SavedLayout { dir, layout }
+    }
+
+    /// A JSON document of the layout.
+    pub fn json(&self, rel: &Path) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(rel).unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", rel.display()))
+    }
+
+    /// The path of a blob.
+    pub fn blob(&self, digest: &str) -> PathBuf {
+        self.layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").expect("sha256 digest"))
+    }
+
+    /// The layer blobs of the (first) image, bottom to top.
+    pub fn layer_blobs(&self) -> Vec<PathBuf> {
+        let index = self.json(&self.layout.join("index.json"));
+        let manifest = self.json(
+            &self.blob(
+                index["manifests"][0]["digest"]
+                    .as_str()
+                    .expect("manifest digest"),
+            ),
+        );
+        manifest["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|layer| self.blob(layer["digest"].as_str().expect("layer digest")))
+            .collect()
+    }
+}
