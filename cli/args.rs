@@ -27,6 +27,17 @@ pub struct Cli {
     )]
     pub insecure_registries: Vec<String>,
 
+    /// Blob transfers at once per registry (pull, push, FROM pulls)
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u16).range(1..),
+        env = "SEAL_MAX_CONCURRENT_TRANSFERS"
+    )]
+    pub max_concurrent_transfers: u16,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -146,12 +157,18 @@ pub struct PullArgs {
     /// Platform to pick from a multi-platform image [default: the host's]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
+    /// Progress output: live bars on terminals, plain lines, or one JSON event per line
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// Image name (Sealer's defaults: `kubernetes:v1.19.8` is docker.io/sealerio/kubernetes)
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// Progress output: live bars on terminals, plain lines, or one JSON event per line
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
     /// Image name; its registry is where it goes
     pub name: String,
 }

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let root = root::store_root(cli.root);
     let registries = seal_store::RegistryOptions {
         insecure: cli.insecure_registries,
+        max_concurrent_transfers: usize::from(cli.max_concurrent_transfers),
     };
     let result: Result<(), Failure> = match cli.command {
         Command::Build(a) => commands::build::run(&root, a, &registries),

@@ -20,6 +20,7 @@ use seal_store::registry::Client;
 use seal_store::{Reference, RegistryOptions, Store};
 
 use crate::args::{BuildArgs, CompressionArg, ModeArg, PullPolicy};
+use crate::commands::registry::{Direction, TransferView};
 use crate::commands::{image_name, open_store};
 use crate::failure::Failure;
 use crate::progress::{Renderer, Style};
@@ -235,7 +236,7 @@ fn resolve_image(
     };
     if must_pull {
         // The manifest first: a name no registry has fails before the store is created.
-        let mut client = Client::new(registries.clone());
+        let client = Client::new(registries.clone());
         let platform = seal_store::Platform::host();
         let remote = client.resolve(&reference, &platform).map_err(|e| {
             if known {
@@ -246,8 +247,9 @@ fn resolve_image(
         })?;
         eprintln!("pulling {reference}");
         let store = open_slot(root, slot)?;
+        let view = TransferView::new(Style::Plain, Direction::Pull);
         client
-            .pull_resolved(&store, &reference, remote, &mut |msg| eprintln!("{msg}"))
+            .pull_resolved(&store, &reference, remote, &|e| view.handle(e))
             .map_err(|e| format!("pulling {reference}: {e}"))?;
     } else if !known {
         return Err(if exists {

@@ -1,12 +1,28 @@
-//! Registry credentials (`auths.<registry>.auth` of Docker's `config.json`, Podman's
-//! `auth.json`) and `WWW-Authenticate` challenges.
+//! Registry credentials and `WWW-Authenticate` challenges.
 //!
-//! A tiny parser rather than `docker_credential`: seal reads and writes only the `auths` map;
-//! credential helpers (`credsStore`, `credHelpers`) are not consulted.
+//! Credentials live in Docker's `config.json` (or Podman's `auth.json`): the `auths` map
+//! (`auths.<registry>.auth` = base64 of `user:password`), or a credential helper — a program
+//! `docker-credential-<name>` named by `credHelpers.<registry>` or `credsStore` and spoken to
+//! with Docker's protocol (`get` / `store` / `erase`, the server on stdin, JSON on stdout).
+//!
+//! The files are read in order: `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`,
+//! `~/.docker/config.json`. Within one file the order is Docker's: `credHelpers[registry]`,
+//! then `credsStore`, then `auths`; the first file that yields credentials wins (a helper that
+//! answers "credentials not found" yields none, so the next source is tried). A helper that is
+//! missing or fails any other way is an error naming it, never silently anonymous.
+//!
+//! A helper answering the user name `<token>` hands out an identity (refresh) token instead of
+//! a password. Seal sends it as the password of the Basic credentials of the Bearer token
+//! request, which registries accepting refresh tokens take at minimum; the OAuth2
+//! `grant_type=refresh_token` POST that Docker tries first is not implemented.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The user name with which a credential helper marks an identity token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// A user name and password (or identity token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,6 +45,190 @@ impl Credentials {
             base64_encode(format!("{}:{}", self.username, self.password).as_bytes())
         )
     }
+
+    /// True when `password` is an identity token handed out by a credential helper.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == IDENTITY_TOKEN_USER
+    }
+}
+
+/// What can go wrong reading or writing credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("credential helper `{program}` ({origin}) could not {action} credentials for {registry}: {reason}")]
+    Helper {
+        program: String,
+        /// Where the helper is configured: `credsStore in /root/.docker/config.json`.
+        origin: String,
+        action: &'static str,
+        registry: String,
+        reason: String,
+    },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("nowhere to save credentials: set HOME, DOCKER_CONFIG or REGISTRY_AUTH_FILE")]
+    NoAuthFile,
+}
+
+/// A credential helper configured for a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Helper {
+    /// The `<name>` of `docker-credential-<name>`.
+    pub name: String,
+    /// The file that configures it.
+    pub config: PathBuf,
+    /// `credHelpers` or `credsStore`.
+    pub key: &'static str,
+}
+
+/// Where `seal login` put credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    Helper(Helper),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Saved::Helper(h) => write!(f, "credential helper {}", h.program()),
+            Saved::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What a helper's `get` printed.
+#[derive(serde::Deserialize)]
+struct HelperCredentials {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+impl Helper {
+    /// `docker-credential-<name>`.
+    pub fn program(&self) -> String {
+        format!("docker-credential-{}", self.name)
+    }
+
+    fn error(&self, action: &'static str, registry: &str, reason: String) -> AuthError {
+        AuthError::Helper {
+            program: self.program(),
+            origin: format!("{} in {}", self.key, self.config.display()),
+            action,
+            registry: registry.into(),
+            reason,
+        }
+    }
+
+    /// Run `docker-credential-<name> <verb>` with `input` on stdin. `Ok(None)` when the
+    /// helper says it has no credentials for the server.
+    fn run(
+        &self,
+        verb: &'static str,
+        registry: &str,
+        input: &[u8],
+    ) -> Result<Option<Vec<u8>>, AuthError> {
+        // A name from a config file must not turn into a path.
+        if self.name.is_empty() || self.name.contains('/') {
+            return Err(self.error(verb, registry, "not a valid helper name".into()));
+        }
+        let program = self.program();
+        let mut child = Command::new(&program)
+            .arg(verb)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                let reason = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("`{program}` is not installed (not found on PATH)")
+                } else {
+                    format!("cannot run it: {e}")
+                };
+                self.error(verb, registry, reason)
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A helper may exit before reading; its exit status tells what happened.
+            let _ = stdin.write_all(input);
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| self.error(verb, registry, format!("waiting for it: {e}")))?;
+        if output.status.success() {
+            return Ok(Some(output.stdout));
+        }
+        let said = String::from_utf8_lossy(&output.stdout).trim().to_string()
+            + " "
+            + String::from_utf8_lossy(&output.stderr).trim();
+        let said = said.trim();
+        if said.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        Err(self.error(
+            verb,
+            registry,
+            format!(
+                "it exited with {}{}",
+                output.status,
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                }
+            ),
+        ))
+    }
+
+    /// The helper's credentials for `registry`, if it has some.
+    pub fn get(&self, registry: &str) -> Result<Option<Credentials>, AuthError> {
+        let Some(out) = self.run("get", registry, server_url(registry).as_bytes())? else {
+            return Ok(None);
+        };
+        let creds: HelperCredentials = serde_json::from_slice(&out)
+            .map_err(|e| self.error("get", registry, format!("unreadable answer: {e}")))?;
+        if creds.username.is_empty() && creds.secret.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Credentials {
+            username: creds.username,
+            password: creds.secret,
+        }))
+    }
+
+    /// Give the helper credentials for `registry` to keep.
+    pub fn store(&self, registry: &str, creds: &Credentials) -> Result<(), AuthError> {
+        let input = serde_json::json!({
+            "ServerURL": server_url(registry),
+            "Username": creds.username,
+            "Secret": creds.password,
+        });
+        self.run("store", registry, input.to_string().as_bytes())?
+            .map(|_| ())
+            .ok_or_else(|| self.error("store", registry, "it answered \"not found\"".into()))
+    }
+
+    /// Make the helper forget `registry`; false when it had nothing.
+    pub fn erase(&self, registry: &str) -> Result<bool, AuthError> {
+        Ok(self
+            .run("erase", registry, server_url(registry).as_bytes())?
+            .is_some())
+    }
+}
+
+/// The server a helper is asked about: the host, or Docker Hub's historical URL.
+pub fn server_url(registry: &str) -> String {
+    if registry == "docker.io" {
+        "https://index.docker.io/v1/".into()
+    } else {
+        registry.into()
+    }
 }
 
 /// The auth files read, in order: `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`,
@@ -47,7 +247,7 @@ pub fn auth_files() -> Vec<PathBuf> {
     out
 }
 
-/// The file `seal login` writes: the first of [`auth_files`].
+/// The file `seal login` writes when no helper is configured: the first of [`auth_files`].
 pub fn auth_file_for_write() -> Option<PathBuf> {
     auth_files().into_iter().next()
 }
@@ -66,25 +266,97 @@ fn keys_for(registry: &str) -> Vec<String> {
     keys
 }
 
-/// Stored credentials for `registry` (`host[:port]`), if any auth file has them.
-pub fn lookup(registry: &str) -> Option<Credentials> {
+/// The auth files that exist and parse, with their documents.
+fn documents() -> Vec<(PathBuf, serde_json::Value)> {
+    let mut out = Vec::new();
     for file in auth_files() {
         let Ok(bytes) = std::fs::read(&file) else {
             continue;
         };
-        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-            tracing::warn!("ignoring {}: not JSON", file.display());
-            continue;
-        };
-        for key in keys_for(registry) {
-            if let Some(auth) = doc["auths"][&key]["auth"].as_str() {
-                if let Some(creds) = decode_auth(auth) {
-                    return Some(creds);
-                }
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(doc) => out.push((file, doc)),
+            Err(_) => tracing::warn!("ignoring {}: not JSON", file.display()),
+        }
+    }
+    out
+}
+
+/// The helper one document configures for `registry`: `credHelpers` first, then `credsStore`.
+fn helper_in(file: &Path, doc: &serde_json::Value, registry: &str) -> Option<Helper> {
+    let per_registry = keys_for(registry)
+        .iter()
+        .find_map(|k| doc["credHelpers"][k].as_str().map(str::to_string));
+    let (name, key) = match per_registry {
+        Some(name) => (name, "credHelpers"),
+        None => (doc["credsStore"].as_str()?.to_string(), "credsStore"),
+    };
+    (!name.is_empty()).then(|| Helper {
+        name,
+        config: file.to_path_buf(),
+        key,
+    })
+}
+
+fn auths_in(doc: &serde_json::Value, registry: &str) -> Option<Credentials> {
+    keys_for(registry)
+        .iter()
+        .find_map(|k| doc["auths"][k]["auth"].as_str().and_then(decode_auth))
+}
+
+/// The credential helper `seal login` stores through for `registry`: the first one any auth
+/// file configures for it.
+pub fn helper_for(registry: &str) -> Option<Helper> {
+    documents()
+        .iter()
+        .find_map(|(file, doc)| helper_in(file, doc, registry))
+}
+
+/// Stored credentials for `registry` (`host[:port]`), if any source has them.
+pub fn lookup(registry: &str) -> Result<Option<Credentials>, AuthError> {
+    for (file, doc) in documents() {
+        if let Some(helper) = helper_in(&file, &doc, registry) {
+            if let Some(creds) = helper.get(registry)? {
+                return Ok(Some(creds));
+            }
+        }
+        if let Some(creds) = auths_in(&doc, registry) {
+            return Ok(Some(creds));
+        }
+    }
+    Ok(None)
+}
+
+/// Save credentials for `registry`: through its credential helper when one is configured,
+/// else in the first auth file.
+pub fn save_credentials(registry: &str, creds: &Credentials) -> Result<Saved, AuthError> {
+    if let Some(helper) = helper_for(registry) {
+        helper.store(registry, creds)?;
+        return Ok(Saved::Helper(helper));
+    }
+    let file = auth_file_for_write().ok_or(AuthError::NoAuthFile)?;
+    save(&file, registry, creds).map_err(|source| AuthError::Io {
+        what: "saving credentials to",
+        path: file.clone(),
+        source,
+    })?;
+    Ok(Saved::File(file))
+}
+
+/// Forget `registry` everywhere: every helper configured for it, every auth file's `auths`.
+/// True when some source had credentials.
+pub fn erase(registry: &str) -> Result<bool, AuthError> {
+    let mut removed = false;
+    let mut asked = Vec::new();
+    for (file, doc) in documents() {
+        if let Some(helper) = helper_in(&file, &doc, registry) {
+            if !asked.contains(&helper.name) {
+                removed |= helper.erase(registry)?;
+                asked.push(helper.name);
             }
         }
     }
-    None
+    removed |= remove(registry)?;
+    Ok(removed)
 }
 
 fn decode_auth(auth: &str) -> Option<Credentials> {
@@ -137,14 +409,19 @@ pub fn save(file: &std::path::Path, registry: &str, creds: &Credentials) -> std:
     write_doc(file, &doc)
 }
 
-/// Remove `registry` from every auth file that has it; true when one had it.
-pub fn remove(registry: &str) -> std::io::Result<bool> {
+/// Remove `registry` from the `auths` of every auth file that has it; true when one had it.
+pub fn remove(registry: &str) -> Result<bool, AuthError> {
     let mut removed = false;
     for file in auth_files() {
         if !file.exists() {
             continue;
         }
-        let mut doc = read_doc(&file)?;
+        let io = |source| AuthError::Io {
+            what: "removing credentials from",
+            path: file.clone(),
+            source,
+        };
+        let mut doc = read_doc(&file).map_err(io)?;
         let mut changed = false;
         if let Some(auths) = doc.get_mut("auths").and_then(|a| a.as_object_mut()) {
             for key in keys_for(registry) {
@@ -152,7 +429,7 @@ pub fn remove(registry: &str) -> std::io::Result<bool> {
             }
         }
         if changed {
-            write_doc(&file, &doc)?;
+            write_doc(&file, &doc).map_err(io)?;
             removed = true;
         }
     }
@@ -238,6 +515,46 @@ mod tests {
         }
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64_encode(b"fo"), "Zm8=");
+    }
+
+    #[test]
+    fn cred_helpers_win_over_creds_store_which_wins_over_auths() {
+        let file = Path::new("/c/config.json");
+        let doc = serde_json::json!({
+            "credsStore": "desktop",
+            "credHelpers": { "https://reg.example:5000": "ecr-login" },
+            "auths": { "reg.example:5000": { "auth": base64_encode(b"u:p") } },
+        });
+        let helper = helper_in(file, &doc, "reg.example:5000").unwrap();
+        assert_eq!(helper.program(), "docker-credential-ecr-login");
+        assert_eq!(helper.key, "credHelpers");
+        let other = helper_in(file, &doc, "other.example").unwrap();
+        assert_eq!((other.name.as_str(), other.key), ("desktop", "credsStore"));
+        assert_eq!(
+            auths_in(&doc, "reg.example:5000"),
+            Some(Credentials {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+        let plain = serde_json::json!({ "auths": {} , "credsStore": "" });
+        assert_eq!(helper_in(file, &plain, "reg.example:5000"), None);
+        assert_eq!(server_url("docker.io"), "https://index.docker.io/v1/");
+    }
+
+    #[test]
+    fn a_helper_name_cannot_be_a_path() {
+        let helper = Helper {
+            name: "../../bin/sh".into(),
+            config: PathBuf::from("/c/config.json"),
+            key: "credsStore",
+        };
+        let err = helper.get("reg.example").unwrap_err().to_string();
+        assert!(
+            err.contains("docker-credential-../../bin/sh")
+                && err.contains("not a valid helper name"),
+            "{err}"
+        );
     }
 
     #[test]
