@@ -5,9 +5,11 @@
 #   busybox-static    a tiny rootfs for RUN tests and benchmarks
 #   runc              the container executor (container mode)
 #   docker-registry   a local registry for registry tests
+#   openssl           the registry tests' token server: its key, certificate and RS256 signatures
+#   python3           the registry tests' token server, scripts/crash_test.py, benches/*.py
 #   unzip             unpacks the Helm test oracle (../shared/tools/install-helm-oracle.sh)
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry python3 unzip)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

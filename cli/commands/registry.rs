@@ -109,9 +109,8 @@ impl TransferView {
         }
         let state = self.state();
         match &state.multi {
-            Some(multi) => {
-                let _ = multi.println(message);
-            }
+            // Printed even when the bars are hidden (`--progress tty` without a terminal).
+            Some(multi) => multi.suspend(|| eprintln!("{message}")),
             None => eprintln!("{message}"),
         }
     }
