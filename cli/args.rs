@@ -124,9 +124,29 @@ pub struct BuildArgs {
     pub mode: ModeArg,
 
     /// When to pull FROM images from their registry: when the store lacks them, every time, or
-    /// never
+    /// never. Collected images: `never` asks no registry and uses what this store resolved
+    /// before; otherwise each tag is checked with one manifest request per build
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
+
+    /// Image collection: `full` pulls every container image the cluster needs (from
+    /// manifests/, application/apps/ and charts/ of the result) into its registry/ directory;
+    /// `lite` (Sealer's name) skips collection
+    #[arg(long, value_enum, default_value_t = BuildMode::Full)]
+    pub build_mode: BuildMode,
+
+    /// Also collect the references listed in FILE (one per line; blank and `#` lines ignored)
+    #[arg(long, value_name = "FILE")]
+    pub image_list: Vec<PathBuf>,
+
+    /// Do not collect the references listed in FILE (same format as --image-list)
+    #[arg(long, value_name = "FILE")]
+    pub ignored_image_list: Vec<PathBuf>,
+
+    /// Render the chart at CHART_DIR (its directory in the image, e.g. `charts/app`) with the
+    /// values in FILE, as `helm template -f FILE` does; repeat for more files or charts
+    #[arg(long, value_name = "CHART_DIR=FILE")]
+    pub chart_values: Vec<String>,
 
     /// The build context: the directory COPY sources are relative to
     #[arg(value_name = "PATH")]
@@ -143,6 +163,14 @@ pub enum ProgressMode {
     Plain,
     /// one JSON object per event and line
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuildMode {
+    /// Collect container images into registry/
+    Full,
+    /// Skip image collection
+    Lite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

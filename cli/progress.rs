@@ -2,7 +2,8 @@
 //!
 //! Events come from the solver with Definition node indices; only nodes with a description
 //! (the Kubefile's steps) are shown. Each shown node gets a number `#N` in order of first
-//! appearance, as BuildKit does.
+//! appearance, as BuildKit does. A quiet node (image collection) is shown only once it logs
+//! or fails, and never counted as a step.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -50,6 +51,10 @@ pub struct Tally {
 pub struct Renderer {
     style: Style,
     names: Vec<Option<String>>,
+    /// Per node: shown only when it logs or fails.
+    quiet: Vec<bool>,
+    /// Quiet nodes that have said something (and are shown from then on).
+    speaking: std::collections::HashSet<usize>,
     numbers: HashMap<usize, usize>,
     bars: HashMap<usize, ProgressBar>,
     multi: Option<MultiProgress>,
@@ -59,12 +64,14 @@ pub struct Renderer {
 
 impl Renderer {
     /// A renderer for nodes described by `names` (index = Definition node).
-    pub fn new(style: Style, names: Vec<Option<String>>) -> Renderer {
+    pub fn new(style: Style, names: Vec<Option<String>>, quiet: Vec<bool>) -> Renderer {
         let multi = (style == Style::Tty)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Renderer {
             style,
             names,
+            quiet,
+            speaking: std::collections::HashSet::new(),
             numbers: HashMap::new(),
             bars: HashMap::new(),
             multi,
@@ -79,17 +86,39 @@ impl Renderer {
         let Some(Some(name)) = self.names.get(node).cloned() else {
             return;
         };
-        match &event.kind {
-            EventKind::Cached => self.tally.cached += 1,
-            EventKind::Started => self.tally.executed += 1,
-            _ => {}
+        if self.quiet.get(node).copied().unwrap_or(false) {
+            match &event.kind {
+                EventKind::Started | EventKind::Cached => return,
+                EventKind::Done { .. } if !self.speaking.contains(&node) => return,
+                EventKind::Log(_) | EventKind::Bytes { .. } | EventKind::Error(_)
+                    if self.speaking.insert(node) =>
+                {
+                    let started = ProgressEvent {
+                        node: event.node,
+                        at: event.at,
+                        kind: EventKind::Started,
+                    };
+                    self.render(node, &name, &started);
+                }
+                _ => {}
+            }
+        } else {
+            match &event.kind {
+                EventKind::Cached => self.tally.cached += 1,
+                EventKind::Started => self.tally.executed += 1,
+                _ => {}
+            }
         }
+        self.render(node, &name, event);
+    }
+
+    fn render(&mut self, node: usize, name: &str, event: &ProgressEvent) {
         let next = self.numbers.len() + 1;
         let number = *self.numbers.entry(node).or_insert(next);
         match self.style {
-            Style::Json => self.json(number, &name, event),
-            Style::Plain => self.plain(number, &name, &event.kind),
-            Style::Tty => self.tty(number, node, &name, &event.kind),
+            Style::Json => self.json(number, name, event),
+            Style::Plain => self.plain(number, name, &event.kind),
+            Style::Tty => self.tty(number, node, name, &event.kind),
         }
     }
 

@@ -13,6 +13,28 @@ fn two_copies() -> Ctx {
 }
 
 #[test]
+fn build_mode_lite_lowers_without_image_collection() {
+    let ctx = two_copies();
+    let seal = Seal::new();
+    let out = seal.run_in(
+        ctx.path(),
+        &[
+            "build",
+            "--build-mode",
+            "lite",
+            "--print-llb",
+            "-t",
+            "x:1",
+            ".",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let def: serde_json::Value = serde_json::from_str(&out.stdout).expect("LLB is JSON");
+    assert_eq!(def["nodes"].as_array().expect("nodes").len(), 6);
+    assert_eq!(def["output"], 5);
+}
+
+#[test]
 fn print_llb_shows_the_graph_and_writes_nothing() {
     let ctx = two_copies();
     let seal = Seal::new();
@@ -20,12 +42,17 @@ fn print_llb_shows_the_graph_and_writes_nothing() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let def: serde_json::Value = serde_json::from_str(&out.stdout).expect("LLB is JSON");
     let nodes = def["nodes"].as_array().expect("nodes");
-    // scratch, two (local, file) pairs, and the merge that is the output.
-    assert_eq!(nodes.len(), 6);
-    assert_eq!(def["output"], 5);
+    // scratch, two (local, file) pairs, the merge of the rootfs, then image collection: the
+    // collect node, the registry layer and the merge that is the output.
+    assert_eq!(nodes.len(), 9);
+    assert_eq!(def["output"], 8);
     assert!(nodes[5]["op"]["merge"].is_object());
+    assert!(nodes[6]["op"]["collect"].is_object());
+    assert!(nodes[7]["op"]["registry_layer"].is_object());
+    assert_eq!(nodes[8]["inputs"], serde_json::json!([5, 7]));
     let descriptions: Vec<&str> = nodes
         .iter()
+        .filter(|n| n["metadata"]["quiet"] != true)
         .filter_map(|n| n["metadata"]["description"].as_str())
         .collect();
     assert_eq!(

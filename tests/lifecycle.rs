@@ -339,8 +339,9 @@ fn keep_duration_drops_records_not_used_recently() {
     seal.digest(new.path(), "new:1", &[]);
 
     let pruned = prune(&seal, &["--keep-duration", "2s"]);
-    // old's own COPY and its merge; the scratch source and the shared COPY were hit by `new`.
-    assert_eq!(pruned["cache_records"], 2, "{pruned}");
+    // old's own COPY, its merge and the merge with its (empty) registry layer; the scratch
+    // source, the shared COPY and the empty registry layer were hit by `new`.
+    assert_eq!(pruned["cache_records"], 3, "{pruned}");
     assert_eq!(
         n(&pruned, "blobs", "count"),
         0,
@@ -384,7 +385,10 @@ fn keep_storage_drops_least_recently_used_records_first() {
     // Room for one layer: b's records (older) go, a's stay.
     let limit = (cached - 1).to_string();
     let pruned = prune(&seal, &["--keep-storage", &limit]);
-    assert_eq!(pruned["cache_records"], 2, "b's COPY and merge: {pruned}");
+    assert_eq!(
+        pruned["cache_records"], 3,
+        "b's COPY, its merge and the merge with its (empty) registry layer: {pruned}"
+    );
     assert_eq!(n(&pruned, "blobs", "count"), 1, "{pruned}");
     assert!(blob_path(&seal, &a_layer).exists());
     assert!(!blob_path(&seal, &b_layer).exists());

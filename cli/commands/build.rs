@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use seal_engine::llb::{Compression, ExecMode, LayerFormat};
+use seal_engine::llb::{ChartValues, CollectOp, Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
 use seal_frontend::diagnostic::{render, render_all};
 use seal_frontend::lower::{lower, LowerOptions, ResolvedImage};
@@ -19,7 +19,7 @@ use seal_solver::{NodeStatus, SolveOptions};
 use seal_store::registry::Client;
 use seal_store::{Reference, RegistryOptions, Store};
 
-use crate::args::{BuildArgs, CompressionArg, ModeArg, PullPolicy};
+use crate::args::{BuildArgs, BuildMode, CompressionArg, ModeArg, PullPolicy};
 use crate::commands::registry::{Direction, TransferView};
 use crate::commands::{image_name, open_store};
 use crate::failure::Failure;
@@ -72,6 +72,10 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         CompressionArg::Zstd => Compression::Zstd,
         CompressionArg::None => Compression::None,
     };
+    let collect = match args.build_mode {
+        BuildMode::Lite => None,
+        BuildMode::Full => Some(collect_op(&args)?),
+    };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
     let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
         resolve_image(root, &store, image, args.pull, registries)
@@ -91,6 +95,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
             exec_mode,
             target: args.target.clone(),
             resolve_image: &mut resolve,
+            collect,
         },
     )
     .map_err(|diags| {
@@ -136,6 +141,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         .iter()
         .map(|n| n.metadata.description.clone())
         .collect();
+    let quiet: Vec<bool> = definition.nodes.iter().map(|n| n.metadata.quiet).collect();
     let options = SolveOptions {
         max_parallelism: args
             .max_parallelism
@@ -152,12 +158,14 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         name: name.clone(),
         options,
         seal_version: env!("CARGO_PKG_VERSION").into(),
+        registries: registries.clone(),
+        pull_never: args.pull == PullPolicy::Never,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let mut renderer = Renderer::new(Style::from_mode(args.progress), names);
+    let mut renderer = Renderer::new(Style::from_mode(args.progress), names, quiet);
     let cancel = request.options.cancel.clone();
     let result = runtime.block_on(async {
         // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
@@ -195,7 +203,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         .nodes
         .iter()
         .zip(&report.status)
-        .filter(|(n, _)| n.metadata.description.is_some());
+        .filter(|(n, _)| n.metadata.description.is_some() && !n.metadata.quiet);
     let (mut cached, mut executed) = (0, 0);
     for (_, status) in steps {
         match status {
@@ -204,12 +212,82 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
             None => {}
         }
     }
+    let images = match report.collected.as_ref().map(|c| c.images.len()) {
+        Some(n) if n > 0 => format!(", {n} container images in registry/"),
+        _ => String::new(),
+    };
     renderer.finish(&format!(
-        "built {name} {}: {cached} steps cached, {executed} executed, {} files read",
+        "built {name} {}: {cached} steps cached, {executed} executed, {} files read{images}",
         report.exported.manifest, report.files_hashed
     ));
     println!("{}", report.exported.manifest);
     Ok(())
+}
+
+/// Image collection as the flags ask: `--image-list`, `--ignored-image-list` and
+/// `--chart-values` are read (and checked) now, so their content is part of the build graph.
+fn collect_op(args: &BuildArgs) -> Result<CollectOp, Failure> {
+    let mut chart_values = Vec::new();
+    for item in &args.chart_values {
+        let Some((chart, file)) = item
+            .split_once('=')
+            .filter(|(c, f)| !c.is_empty() && !f.is_empty())
+        else {
+            return Err(Failure::Usage(format!(
+                "--chart-values `{item}`: expected CHART_DIR=FILE, e.g. charts/app=values.yaml"
+            )));
+        };
+        let yaml = std::fs::read_to_string(file)
+            .with_context(|| format!("--chart-values: reading {file}"))?;
+        seal_engine::collect::helm::parse_values(&yaml, file)
+            .map_err(|e| Failure::Error(anyhow::anyhow!("--chart-values: {e}")))?;
+        let chart = chart
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string();
+        chart_values.push(ChartValues {
+            chart,
+            file: file.to_string(),
+            yaml,
+        });
+    }
+    Ok(CollectOp {
+        platform: {
+            let p = Platform::host();
+            format!("{}/{}", p.os, p.architecture)
+        },
+        added: read_image_lists(&args.image_list, "--image-list")?,
+        ignored: read_image_lists(&args.ignored_image_list, "--ignored-image-list")?,
+        chart_values,
+    })
+}
+
+/// Normalised references of image-list files: one per line, blank and `#` lines ignored.
+fn read_image_lists(files: &[PathBuf], flag: &str) -> Result<Vec<String>, Failure> {
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("{flag}: reading {}", file.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let reference = Reference::parse_container_image(line).map_err(|e| {
+                Failure::Error(anyhow::anyhow!(
+                    "{}:{}: invalid image reference `{line}`: {}\nhelp: write one image per line, e.g. nginx:1.25 or quay.io/org/app@sha256:...",
+                    file.display(),
+                    i + 1,
+                    e.reason
+                ))
+            })?;
+            out.push(reference.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 fn resolve_image(

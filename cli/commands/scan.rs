@@ -27,6 +27,7 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
         &args.path,
         &ScanOptions {
             values_files: args.values,
+            ..ScanOptions::default()
         },
     );
     for w in &scan.warnings {

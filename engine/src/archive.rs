@@ -258,9 +258,11 @@ fn check_parents(tree: &BTreeMap<String, LayerEntry>, rel: &str) -> Result<(), S
             Some(LayerEntryKind::Symlink { .. }) => {
                 return Err(format!("the path goes through the symlink `{parent}`"))
             }
-            Some(LayerEntryKind::File { .. } | LayerEntryKind::Bytes(_)) => {
-                return Err(format!("the path goes through the file `{parent}`"))
-            }
+            Some(
+                LayerEntryKind::File { .. }
+                | LayerEntryKind::Bytes(_)
+                | LayerEntryKind::Blob { .. },
+            ) => return Err(format!("the path goes through the file `{parent}`")),
             Some(LayerEntryKind::Dir) | None => {}
         }
         end += slash + 1;
@@ -427,6 +429,7 @@ mod tests {
                     LayerEntryKind::File { size, .. } => format!("file {size}"),
                     LayerEntryKind::Symlink { target } => format!("-> {target}"),
                     LayerEntryKind::Bytes(_) => "bytes".into(),
+                    LayerEntryKind::Blob { size, .. } => format!("blob {size}"),
                 };
                 format!("{} {:o} {}:{} {kind}", e.path, e.mode, e.uid, e.gid)
             })

@@ -15,7 +15,7 @@ use crate::export::{export, Exported};
 use crate::ignore::IgnoreMatcher;
 use crate::image_spec::ImageSpec;
 use crate::llb::{Definition, Op, SourceOp};
-use crate::output::Output;
+use crate::output::{CollectedImages, Output};
 use crate::vertex::{ExecEnv, OpVertex};
 use crate::EngineError;
 
@@ -29,6 +29,10 @@ pub struct BuildRequest {
     pub options: SolveOptions,
     /// Recorded in the image metadata.
     pub seal_version: String,
+    /// How image collection reaches registries.
+    pub registries: seal_store::RegistryOptions,
+    /// `--pull never`: image collection asks no registry.
+    pub pull_never: bool,
 }
 
 /// What a successful build did.
@@ -39,6 +43,8 @@ pub struct BuildReport {
     pub status: Vec<Option<NodeStatus>>,
     /// Context files whose content was read.
     pub files_hashed: usize,
+    /// What image collection found (`None` when the build does not collect).
+    pub collected: Option<Arc<CollectedImages>>,
 }
 
 /// A failed build: the error and the Definition node it came from (for the Kubefile span).
@@ -83,6 +89,8 @@ pub async fn build(
     let env = Arc::new(ExecEnv {
         store: store.clone(),
         context_dir: request.context_dir.clone(),
+        registry: seal_store::registry::Client::new(request.registries.clone()),
+        pull_never: request.pull_never,
     });
     let mut graph = GraphBuilder::new();
     for (i, node) in def.nodes.iter().enumerate() {
@@ -133,9 +141,17 @@ pub async fn build(
         .values()
         .map(|o| match o {
             Output::Context(sel) => sel.files_hashed,
-            Output::Layers(_) => 0,
+            Output::Layers(_) | Output::Images(_) => 0,
         })
         .sum();
+    let collected = def
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, Op::Collect(_)))
+        .and_then(|i| match solved.outputs.get(&NodeId(i as u32)) {
+            Some(Output::Images(images)) => Some(images.clone()),
+            _ => None,
+        });
     // App types come from what each app's copy selected; an undetectable app fails at its APP.
     let applications = apps::applications(def, &request.image.apps, |i| {
         match solved.outputs.get(&NodeId(i as u32)) {
@@ -152,6 +168,7 @@ pub async fn build(
         chain,
         &request.image,
         &applications,
+        collected.as_deref(),
         &request.name,
         &request.seal_version,
     )?;
@@ -162,6 +179,7 @@ pub async fn build(
         exported,
         status,
         files_hashed,
+        collected,
     })
 }
 

@@ -18,6 +18,7 @@
 pub mod helm;
 pub mod lines;
 pub mod podspec;
+pub mod rootfs;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ use self::yaml::Yaml;
 pub struct ScanOptions {
     /// Values files for the charts found (`helm template -f`, later files win).
     pub values_files: Vec<PathBuf>,
+    /// Values for one chart only (`seal build --chart-values CHART_DIR=FILE`): the chart's
+    /// directory relative to the scanned path, and the parsed values, applied after
+    /// `values_files`.
+    pub chart_values: Vec<(String, Map)>,
 }
 
 /// One image reference and where it was first found.
@@ -87,6 +92,7 @@ pub fn scan(path: &Path, options: &ScanOptions) -> Scan {
     let mut scanner = Scanner {
         root: path.to_path_buf(),
         values: Vec::new(),
+        chart_values: options.chart_values.clone(),
         found: Vec::new(),
         warnings: Vec::new(),
         errors: Vec::new(),
@@ -109,6 +115,7 @@ pub fn scan(path: &Path, options: &ScanOptions) -> Scan {
 struct Scanner {
     root: PathBuf,
     values: Vec<Map>,
+    chart_values: Vec<(String, Map)>,
     found: Vec<FoundImage>,
     warnings: Vec<Warning>,
     errors: Vec<ScanError>,
@@ -285,7 +292,15 @@ impl Scanner {
     }
 
     fn scan_chart(&mut self, dir: &Path) {
-        let rendered = helm::render_dir(dir, &self.values);
+        let label = self.label(dir);
+        let mut values = self.values.clone();
+        values.extend(
+            self.chart_values
+                .iter()
+                .filter(|(chart, _)| chart.trim_end_matches('/') == label)
+                .map(|(_, v)| v.clone()),
+        );
+        let rendered = helm::render_dir(dir, &values);
         self.scan_rendered(dir, rendered);
     }
 

@@ -64,6 +64,10 @@ pub enum EngineError {
     AppUndetectable { name: String, reason: String },
     #[error("app `{name}`: {reason}")]
     AppLayout { name: String, reason: String },
+    #[error("image collection failed:\n  {}", .0.join("\n  "))]
+    Collect(Vec<String>),
+    #[error("cannot pull {reference}: {reason}")]
+    Pull { reference: String, reason: String },
     #[error("{0} is not supported yet")]
     NotSupported(String),
     #[error("build cancelled")]

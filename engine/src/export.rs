@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::apps::Application;
 use crate::image_spec::ImageSpec;
-use crate::output::LayerChain;
+use crate::output::{CollectedImages, LayerChain};
 use crate::EngineError;
 
 /// The label Sealer puts on every cluster image.
@@ -53,6 +53,24 @@ struct Launch<'a> {
     app_names: Vec<&'a str>,
 }
 
+/// One entry of [`ANNOTATION_CONTAINER_IMAGES`] (Sealer's `ContainerImage`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerImage<'a> {
+    image: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_name: Option<&'a str>,
+    platform: PlatformJson<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlatformJson<'a> {
+    architecture: &'a str,
+    os: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+}
+
 /// The stored image.
 #[derive(Debug, Clone)]
 pub struct Exported {
@@ -67,6 +85,7 @@ pub fn export(
     chain: &LayerChain,
     spec: &ImageSpec,
     apps: &[Application],
+    collected: Option<&CollectedImages>,
     name: &Reference,
     seal_version: &str,
 ) -> Result<Exported, EngineError> {
@@ -133,6 +152,31 @@ pub fn export(
         ANNOTATION_EXTENSION.to_string(),
         String::from_utf8(to_canonical_json(&extension)).unwrap_or_default(),
     );
+    if let Some(collected) = collected.filter(|c| !c.images.is_empty()) {
+        let mut parts = collected.platform.split('/');
+        let (os, architecture, variant) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next(),
+        );
+        let list: Vec<ContainerImage> = collected
+            .images
+            .iter()
+            .map(|i| ContainerImage {
+                image: &i.reference,
+                app_name: i.app.as_deref(),
+                platform: PlatformJson {
+                    architecture,
+                    os,
+                    variant,
+                },
+            })
+            .collect();
+        annotations.insert(
+            ANNOTATION_CONTAINER_IMAGES.to_string(),
+            String::from_utf8(to_canonical_json(&list)).unwrap_or_default(),
+        );
+    }
     let manifest = Manifest {
         schema_version: 2,
         media_type: MEDIA_TYPE_MANIFEST.into(),

@@ -31,6 +31,11 @@ pub struct Layer {
     pub digest: Digest,
     pub size: u64,
     pub media_type: String,
+    /// Known to hold nothing image collection reads (no entry under `manifests/`,
+    /// `application/apps/`, `charts/` or `registry/`), so collection never decompresses it.
+    /// False when unknown (layers of pulled or loaded images).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub collect_free: bool,
 }
 
 /// An entry to write into a layer.
@@ -58,6 +63,12 @@ pub enum LayerEntryKind {
         target: String,
     },
     Bytes(Vec<u8>),
+    /// A blob of the store, verified against its sha256 digest while it is copied.
+    Blob {
+        source: PathBuf,
+        size: u64,
+        digest: Digest,
+    },
 }
 
 /// Write `entries` (sorted by path, parents first) as a layer blob.
@@ -124,6 +135,30 @@ pub fn write_layer(
                     });
                 }
             }
+            LayerEntryKind::Blob {
+                source,
+                size,
+                digest,
+            } => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(*size);
+                let file = File::open(source).map_err(|e| EngineError::io("reading", source, e))?;
+                let mut reader = Sha256Reader {
+                    inner: file.take(*size),
+                    hasher: Sha256::new(),
+                    read: 0,
+                };
+                tar.append_data(&mut h, &entry.path, &mut reader)
+                    .map_err(|e| EngineError::io("reading", source, e))?;
+                let actual = Digest::from_sha256(reader.hasher.finalize().into());
+                if reader.read != *size || &actual != digest {
+                    return Err(seal_store::StoreError::CorruptBlob {
+                        expected: digest.clone(),
+                        actual,
+                    }
+                    .into());
+                }
+            }
         }
     }
     let diff = tar.into_inner().map_err(wrap)?;
@@ -140,6 +175,9 @@ pub fn write_layer(
         digest,
         size,
         media_type: media_type.into(),
+        collect_free: !entries
+            .iter()
+            .any(|e| crate::collect::rootfs::concerns_collection(&e.path)),
     })
 }
 
@@ -169,6 +207,22 @@ struct VerifyingReader<R> {
 }
 
 impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Re-hashes a store blob (sha256) as it is copied into the tar.
+struct Sha256Reader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for Sha256Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);

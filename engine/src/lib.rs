@@ -14,6 +14,8 @@
 //! - [`apps`]: APP/CNI/CSI type detection and Sealer's `applications` metadata.
 //! - [`collect`]: the container images a context, rootfs, chart or manifest directory needs
 //!   (`seal scan`): PodSpec images from YAML, Helm charts rendered without Helm, imageList.
+//!   During a build, `ops::collect` resolves what the final rootfs needs and
+//!   `ops::registry_layer` pulls it into a `registry/` layer ([`registry_layout`]).
 //! - [`build`]: the entry point the CLI calls.
 //!
 //! What it deliberately does not do: parse Kubefiles (`frontend`), schedule (`solver`), own
@@ -38,6 +40,7 @@ pub mod llb;
 pub mod ops;
 pub mod output;
 pub mod paths;
+pub mod registry_layout;
 pub mod unpack;
 pub mod vertex;
 

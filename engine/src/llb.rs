@@ -8,8 +8,8 @@ pub mod encode;
 mod op;
 
 pub use op::{
-    AddAction, Compression, CopyAction, CopySource, ExecMode, ExecOp, FileAction, FileOp,
-    LayerFormat, MergeOp, Op, SourceOp, UrlSource,
+    AddAction, ChartValues, CollectOp, Compression, CopyAction, CopySource, ExecMode, ExecOp,
+    FileAction, FileOp, LayerFormat, MergeOp, Op, RegistryLayerOp, SourceOp, UrlSource,
 };
 
 use serde::Serialize;
@@ -32,6 +32,10 @@ pub struct OpMetadata {
     /// The stage the op belongs to (its `AS` name, or `stage-<index>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// Not a Kubefile step (image collection): shown only when it logs or fails, never
+    /// counted in "N steps cached, M executed".
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quiet: bool,
 }
 
 /// One op with its inputs (indices of earlier nodes) and digest.

@@ -17,6 +17,34 @@ pub enum Output {
     Context(Arc<ContextSelection>),
     /// A rootfs or a diff: layers bottom to top.
     Layers(LayerChain),
+    /// The container images a rootfs needs, resolved (a [`crate::llb::CollectOp`]).
+    Images(Arc<CollectedImages>),
+}
+
+/// What image collection found and resolved for one rootfs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectedImages {
+    /// `OS/ARCH[/VARIANT]` the images were resolved for.
+    pub platform: String,
+    /// Sorted by reference, unique.
+    pub images: Vec<CollectedImage>,
+    /// Blobs the rootfs's `registry/` already holds.
+    pub present: Vec<Digest>,
+    /// Findings worth telling that did not stop the build (a manifest that is not YAML).
+    pub warnings: Vec<String>,
+}
+
+/// One collected image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedImage {
+    /// The normalised reference (`docker.io/library/nginx:1.25`).
+    pub reference: String,
+    /// The app (`application/apps/<name>/`) it was found in, if any.
+    pub app: Option<String>,
+    /// What the reference names now: an index or a manifest.
+    pub top: Digest,
+    /// The manifest for the platform.
+    pub manifest: Digest,
 }
 
 /// Layers bottom to top, plus the config of the base image they started from.
@@ -42,6 +70,22 @@ impl ContentId for Output {
                 for layer in &chain.layers {
                     e.str(&layer.diff_id.to_string())
                         .str(&layer.digest.to_string());
+                }
+                e.finish()
+            }
+            Output::Images(collected) => {
+                // Warnings and apps do not change the registry layer.
+                let mut e = Encoder::new("seal.images.v1");
+                e.str(&collected.platform);
+                e.u64(collected.images.len() as u64);
+                for image in &collected.images {
+                    e.str(&image.reference)
+                        .str(&image.top.to_string())
+                        .str(&image.manifest.to_string());
+                }
+                e.u64(collected.present.len() as u64);
+                for d in &collected.present {
+                    e.str(&d.to_string());
                 }
                 e.finish()
             }

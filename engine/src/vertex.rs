@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use seal_solver::{CacheMap, ExecContext, Vertex};
+use seal_store::registry::Client;
 use seal_store::Store;
 
 use crate::llb::{op_digest, Node, Op, SourceOp};
@@ -16,6 +17,11 @@ use crate::EngineError;
 pub struct ExecEnv {
     pub store: Arc<Store>,
     pub context_dir: PathBuf,
+    /// How image collection reaches registries: one client for the build, so the
+    /// per-registry transfer limit and tokens are shared by every worker.
+    pub registry: Client,
+    /// `--pull never`: image collection asks no registry.
+    pub pull_never: bool,
 }
 
 /// One LLB node scheduled by the solver.
@@ -37,8 +43,12 @@ impl Vertex for OpVertex {
             Op::Source(SourceOp::Local { .. }) => CacheMap::uncached(digest),
             // A download without a checksum may change at any time (ADD without --checksum).
             Op::File(file) if file.always_runs() => CacheMap::uncached(digest),
+            // Tags move: which images a rootfs needs is resolved on every build.
+            Op::Collect(_) => CacheMap::uncached(digest),
             // A merge is cheap, but caching it lets `FROM <stage>` report CACHED like any step.
-            Op::Source(_) | Op::File(_) | Op::Exec(_) | Op::Merge(_) => CacheMap::new(digest),
+            Op::Source(_) | Op::File(_) | Op::Exec(_) | Op::Merge(_) | Op::RegistryLayer(_) => {
+                CacheMap::new(digest)
+            }
         }
     }
 
@@ -58,6 +68,14 @@ impl Vertex for OpVertex {
             }
             Op::File(file) => {
                 blocking(move || ops::file::exec(&file, &inputs, env.store.blobs(), &cancel)).await
+            }
+            Op::Collect(collect) => {
+                let cx = cx.clone();
+                blocking(move || ops::collect::exec(&collect, &inputs, &env, &cx)).await
+            }
+            Op::RegistryLayer(layer) => {
+                let cx = cx.clone();
+                blocking(move || ops::registry_layer::exec(&layer, &inputs, &env, &cx)).await
             }
         }
     }

@@ -14,8 +14,8 @@ mod stages;
 use std::collections::{BTreeMap, BTreeSet};
 
 use seal_engine::llb::{
-    CopyAction, CopySource, Definition, ExecMode, FileAction, FileOp, LayerFormat, Op, OpMetadata,
-    SourceOp,
+    CollectOp, Compression, CopyAction, CopySource, Definition, ExecMode, FileAction, FileOp,
+    LayerFormat, MergeOp, Op, OpMetadata, RegistryLayerOp, SourceOp,
 };
 use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
@@ -51,6 +51,9 @@ pub struct LowerOptions<'a> {
     pub target: Option<String>,
     /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.
     pub resolve_image: &'a mut dyn FnMut(&str) -> Result<ResolvedImage, String>,
+    /// Collect the container images the final rootfs needs into a `registry/` layer
+    /// (`None`: `--build-mode lite`, or `--print-llb` callers that do not want it).
+    pub collect: Option<CollectOp>,
 }
 
 /// The result of lowering.
@@ -172,11 +175,46 @@ impl<'k, 'o> Lowering<'k, 'o> {
             .map(|k| format!("build-arg `{k}` was not consumed by any ARG"))
             .chain(std::mem::take(&mut self.warnings))
             .collect();
+        let output = match self.options.collect.clone() {
+            Some(collect) => self.collect_images(collect, target.rootfs),
+            None => target.rootfs,
+        };
         Ok(Lowered {
-            definition: self.builder.build(target.rootfs),
+            definition: self.builder.build(output),
             image: target.image,
             warnings,
         })
+    }
+
+    /// Image collection after the last step: resolve what `rootfs` needs, write it as a
+    /// `registry/` layer, and stack that layer on top.
+    fn collect_images(&mut self, collect: CollectOp, rootfs: usize) -> usize {
+        let quiet = |description: &str| OpMetadata {
+            description: Some(description.into()),
+            quiet: true,
+            ..OpMetadata::default()
+        };
+        let format = LayerFormat {
+            // Image layers are compressed already: compressing them again costs CPU and
+            // saves nothing.
+            compression: Compression::None,
+            source_date_epoch: self.options.format.source_date_epoch,
+        };
+        let collected = self.builder.add(
+            Op::Collect(collect),
+            &[rootfs],
+            quiet("COLLECT container images"),
+        );
+        let layer = self.builder.add(
+            Op::RegistryLayer(RegistryLayerOp { format }),
+            &[collected],
+            quiet("PULL collected images into registry/"),
+        );
+        self.builder.add(
+            Op::Merge(MergeOp {}),
+            &[rootfs, layer],
+            OpMetadata::default(),
+        )
     }
 
     fn instruction(&mut self, ins: &Instruction) -> Result<(), Diagnostic> {

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         exec_mode: ExecMode::Lite,
         target: None,
         resolve_image: &mut resolve,
+        collect: None,
     };
     if let Err(errors) = lower(&parsed.kubefile, data, options) {
         for error in &errors {

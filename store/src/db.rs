@@ -22,7 +22,16 @@ pub(crate) const CF_IMAGES: &str = "images";
 pub(crate) const CF_BLOBS: &str = "blobs";
 pub(crate) const CF_FILEHASH: &str = "filehash";
 pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
-const ALL_CFS: [&str; 5] = [CF_CACHE, CF_IMAGES, CF_BLOBS, CF_FILEHASH, CF_SNAPSHOTS];
+/// Image collection's records: scans by rootfs, tag resolutions (see `Store::collect_get`).
+pub(crate) const CF_COLLECT: &str = "collect";
+const ALL_CFS: [&str; 6] = [
+    CF_CACHE,
+    CF_IMAGES,
+    CF_BLOBS,
+    CF_FILEHASH,
+    CF_SNAPSHOTS,
+    CF_COLLECT,
+];
 
 /// An image name's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

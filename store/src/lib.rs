@@ -47,7 +47,7 @@ pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
 pub use usage::Usage;
 
-use db::{Db, CF_BLOBS, CF_CACHE, CF_FILEHASH, CF_IMAGES};
+use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +160,18 @@ impl Store {
         let used = (gc::used_key(key), gc::used_value(now_unix()));
         self.db
             .write_batch(CF_CACHE, &[(key.to_vec(), record.to_vec()), used])
+    }
+
+    /// An image-collection record (what a rootfs's scan found, what a tag resolved to last).
+    /// These records name no blob that a build needs: losing one costs a re-scan or a
+    /// manifest fetch, so `prune` leaves them alone.
+    pub fn collect_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get(CF_COLLECT, key.as_bytes())
+    }
+
+    /// Store an image-collection record.
+    pub fn collect_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db.put(CF_COLLECT, key.as_bytes(), value)
     }
 
     /// The record of an image name.

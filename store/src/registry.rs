@@ -15,6 +15,7 @@
 //! same registry when the client knows one that holds it.
 
 pub mod auth;
+pub mod collect;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};

@@ -52,13 +52,18 @@ pub struct ChartError {
 pub fn read_values_file(path: &Path) -> Result<Map, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let doc = yaml::parse_document(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_values(&text, &path.display().to_string())
+}
+
+/// Values YAML text, parsed; `label` names it in errors.
+pub fn parse_values(text: &str, label: &str) -> Result<Map, String> {
+    let doc = yaml::parse_document(text).map_err(|e| format!("{label}: {e}"))?;
     if matches!(doc, yaml::Yaml::Null) {
         return Ok(Map::new());
     }
     as_map(&value::from_yaml(&doc))
         .cloned()
-        .ok_or_else(|| format!("{}: a values file must be a YAML mapping", path.display()))
+        .ok_or_else(|| format!("{label}: a values file must be a YAML mapping"))
 }
 
 /// Render the chart in `dir` as `helm template release DIR -f ...` would.

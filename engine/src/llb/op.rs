@@ -12,6 +12,8 @@ pub enum Op {
     File(FileOp),
     Exec(ExecOp),
     Merge(MergeOp),
+    Collect(CollectOp),
+    RegistryLayer(RegistryLayerOp),
 }
 
 /// Where content enters the graph.
@@ -150,6 +152,39 @@ pub enum ExecMode {
     Container,
 }
 
+/// Find the container images the rootfs of input 0 needs and resolve each for `platform`
+/// (KUBEFILE.md "Image collection"). Runs on every build, because tags move; what it resolved
+/// is the content id by which the [`RegistryLayerOp`] reading it is cached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectOp {
+    /// `OS/ARCH[/VARIANT]` to pick from image indexes.
+    pub platform: String,
+    /// `--image-list`: normalised references added to what the rootfs names.
+    pub added: Vec<String>,
+    /// `--ignored-image-list`: normalised references removed.
+    pub ignored: Vec<String>,
+    /// `--chart-values CHART_DIR=FILE`, in order.
+    pub chart_values: Vec<ChartValues>,
+}
+
+/// Values for one chart of the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChartValues {
+    /// The chart's directory, relative to the rootfs (`charts/app`).
+    pub chart: String,
+    /// The values file as given, for messages (not part of the digest).
+    pub file: String,
+    /// Its YAML text.
+    pub yaml: String,
+}
+
+/// Write the images input 0 (a [`CollectOp`]) resolved as one layer: `registry/` in the
+/// on-disk layout of the CNCF distribution registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryLayerOp {
+    pub format: LayerFormat,
+}
+
 /// Stack the inputs' layers in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MergeOp {}
@@ -196,6 +231,18 @@ impl Op {
             }
             Op::Merge(_) => {
                 e.tag(4);
+            }
+            Op::Collect(c) => {
+                e.tag(5).str(&c.platform).strs(&c.added).strs(&c.ignored);
+                e.u64(c.chart_values.len() as u64);
+                for v in &c.chart_values {
+                    e.str(&v.chart).str(&v.yaml);
+                }
+            }
+            Op::RegistryLayer(r) => {
+                e.tag(6)
+                    .tag(r.format.compression as u8)
+                    .i64(r.format.source_date_epoch);
             }
         }
     }

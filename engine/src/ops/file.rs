@@ -35,7 +35,9 @@ pub fn exec(
                     let selection = stage_selection(copy, chain, blobs, &mut staging)?;
                     plan_copy(copy, &selection, &mut entries)?;
                 }
-                None => return Err(EngineError::Internal("COPY has no input".into())),
+                Some(Output::Images(_)) | None => {
+                    return Err(EngineError::Internal("COPY has no files to copy".into()))
+                }
             },
             FileAction::Mkdir { path, mode } => {
                 let path = paths::clean(path);

@@ -15,9 +15,9 @@ pub fn exec(inputs: &[Output]) -> Result<Output, EngineError> {
                 }
                 chain.layers.extend(c.layers.iter().cloned());
             }
-            Output::Context(_) => {
+            Output::Context(_) | Output::Images(_) => {
                 return Err(EngineError::Internal(
-                    "a merge input is a build context".into(),
+                    "a merge input is not a rootfs".into(),
                 ))
             }
         }

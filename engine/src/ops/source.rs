@@ -55,6 +55,7 @@ fn image(store: &Store, reference: &str, manifest: &str) -> Result<Output, Engin
             digest: desc.digest.clone(),
             size: desc.size,
             media_type: desc.media_type.clone(),
+            collect_free: false,
         })
         .collect();
     Ok(Output::Layers(LayerChain {

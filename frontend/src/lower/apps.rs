@@ -343,6 +343,7 @@ mod tests {
             exec_mode: ExecMode::Lite,
             target: None,
             resolve_image: &mut resolve,
+            collect: None,
         };
         lower(&parsed.kubefile, source.as_bytes(), options)
     }

@@ -1,0 +1,290 @@
+//! The parts of a layer chain that image collection reads, without unpacking the rest: the
+//! directories it scans (`manifests/`, `application/apps/`, `charts/`) extracted into a
+//! scratch directory, and the digests of the blobs already under `registry/` (so the build's
+//! registry layer does not store them again).
+//!
+//! Each layer is read once as a tar stream; entries outside those directories are skipped
+//! (their bytes are never written anywhere), entries inside are copied into a filtered tar
+//! that [`crate::unpack::unpack`] applies with its usual refusals and whiteout rules.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use seal_store::{Digest, Store};
+
+use crate::layer::Layer;
+use crate::unpack::{self, UnpackOptions, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::EngineError;
+
+/// The directories of a rootfs that collection scans.
+pub const SCANNED_DIRS: [&str; 3] = ["manifests", "application/apps", "charts"];
+/// Where the distribution registry keeps blobs, inside a rootfs.
+pub const REGISTRY_BLOBS: &str = "registry/docker/registry/v2/blobs/sha256";
+
+/// What one layer does to the parts collection reads.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct LayerEffect {
+    /// Entries kept for the scan (written to the filtered tar).
+    kept: usize,
+    /// Paths whose registry blobs this layer hides (whiteouts; opaque directories end in `/`).
+    removed: Vec<String>,
+    /// Registry blob files this layer adds.
+    added: Vec<(String, Digest)>,
+}
+
+impl LayerEffect {
+    /// Apply to the registry blobs of the layers below.
+    fn apply(&self, registry: &mut BTreeMap<String, Digest>) {
+        for dir in &self.removed {
+            registry.retain(|p, _| !under(p, dir.trim_end_matches('/')));
+        }
+        registry.extend(self.added.iter().cloned());
+    }
+}
+
+/// The scanned directories of `layers` (bottom to top) extracted into `dest`, and the blobs
+/// the rootfs's `registry/` already holds. A layer with nothing to scan is read once per
+/// store: its effect on `registry/` is remembered by diffID.
+pub fn extract(
+    store: &Store,
+    layers: &[Layer],
+    dest: &Path,
+) -> Result<BTreeSet<Digest>, EngineError> {
+    let blobs = store.blobs();
+    // Registry blob files by path, so whiteouts can remove them again.
+    let mut registry: BTreeMap<String, Digest> = BTreeMap::new();
+    let options = UnpackOptions {
+        apply_whiteouts: true,
+        ..UnpackOptions::for_current_user()
+    };
+    for layer in layers.iter().filter(|l| !l.collect_free) {
+        let memo = format!("layer:{}", layer.diff_id);
+        if let Some(effect) = store
+            .collect_get(&memo)?
+            .and_then(|b| serde_json::from_slice::<LayerEffect>(&b).ok())
+        {
+            effect.apply(&mut registry);
+            continue;
+        }
+        let blob = blobs.open(&layer.digest)?;
+        let mut filtered = tempfile::tempfile_in(blobs.tmp_dir())
+            .map_err(|e| EngineError::io("creating a scratch file in", blobs.tmp_dir(), e))?;
+        let effect = filter_layer(unpack::decompress(blob, &layer.media_type)?, &mut filtered)
+            .map_err(|e| EngineError::io("reading a layer of", Path::new("the rootfs"), e))?;
+        effect.apply(&mut registry);
+        if effect.kept == 0 {
+            let bytes =
+                serde_json::to_vec(&effect).map_err(|e| EngineError::Internal(e.to_string()))?;
+            store.collect_put(&memo, &bytes)?;
+            continue;
+        }
+        filtered
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| EngineError::io("reading", blobs.tmp_dir(), e))?;
+        unpack::unpack(std::io::BufReader::new(filtered), dest, &options)?;
+    }
+    Ok(registry.into_values().collect())
+}
+
+/// Copy the entries of one layer that concern the scanned directories into `out` (a tar),
+/// and note what it does to `registry/`.
+fn filter_layer(
+    reader: impl std::io::Read,
+    out: &mut std::fs::File,
+) -> std::io::Result<LayerEffect> {
+    let mut archive = tar::Archive::new(reader);
+    let mut builder = tar::Builder::new(out);
+    let mut effect = LayerEffect::default();
+    let mut kept_paths: HashSet<String> = HashSet::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = clean(&raw);
+        if path.is_empty() {
+            continue;
+        }
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((p, n)) => (p.to_string(), n.to_string()),
+            None => (String::new(), path.clone()),
+        };
+        // What the entry affects: the hidden path of a whiteout, the directory of an opaque
+        // marker, else itself. A layer's whiteouts never hide its own entries.
+        let affected = if name == WHITEOUT_OPAQUE {
+            if under(&parent, "registry") || under("registry", &parent) {
+                effect.removed.push(format!("{parent}/"));
+            }
+            parent.clone()
+        } else if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            let hidden = join(&parent, hidden);
+            if under(&hidden, "registry") || under("registry", &hidden) {
+                effect.removed.push(hidden.clone());
+            }
+            hidden
+        } else {
+            if entry.header().entry_type().is_file() {
+                if let Some(digest) = registry_blob(&path) {
+                    effect.added.push((path.clone(), digest));
+                }
+            }
+            path.clone()
+        };
+        if !concerns_scan(&affected) {
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        let mut header = entry.header().clone();
+        if kind.is_hard_link() || kind.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            // A hard link to a file that was not kept cannot be recreated; its content is
+            // outside the scanned directories, so nothing is lost by skipping it.
+            if kind.is_hard_link() && !kept_paths.contains(&clean(&target)) {
+                continue;
+            }
+            builder.append_link(&mut header, &raw, &target)?;
+        } else {
+            builder.append_data(&mut header, &raw, &mut entry)?;
+        }
+        kept_paths.insert(path);
+        effect.kept += 1;
+    }
+    builder.finish()?;
+    Ok(effect)
+}
+
+/// `a/b` without leading `./` or `/` and without a trailing `/`.
+fn clean(raw: &str) -> String {
+    let mut s = raw.trim_start_matches("./").trim_start_matches('/');
+    s = s.trim_end_matches('/');
+    s.to_string()
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// `path` is `dir` or inside it (`dir` empty: everything).
+fn under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path == dir
+        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
+/// Whether a layer entry at `path` (rootfs-relative, whiteouts included) could change what
+/// collection reads: the scanned directories or `registry/`.
+pub fn concerns_collection(path: &str) -> bool {
+    let path = clean(path);
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+    let affected = if name == WHITEOUT_OPAQUE {
+        parent.to_string()
+    } else if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        join(parent, hidden)
+    } else {
+        path.clone()
+    };
+    concerns_scan(&affected) || under(&affected, "registry") || affected.is_empty()
+}
+
+/// The entry is inside a scanned directory, or is one of their parents.
+fn concerns_scan(path: &str) -> bool {
+    SCANNED_DIRS
+        .iter()
+        .any(|d| under(path, d) || under(d, path))
+}
+
+/// The digest of `registry/docker/registry/v2/blobs/sha256/xx/<hex>/data`.
+fn registry_blob(path: &str) -> Option<Digest> {
+    let rest = path.strip_prefix(REGISTRY_BLOBS)?.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let (prefix, hex, data) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || data != "data" || !hex.starts_with(prefix) || prefix.len() != 2 {
+        return None;
+    }
+    format!("sha256:{hex}").parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            match data {
+                Some(d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(d.len() as u64);
+                    h.set_mode(0o644);
+                    b.append_data(&mut h, path, *d).unwrap();
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    h.set_mode(0o755);
+                    b.append_data(&mut h, path, std::io::empty()).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn keeps_scanned_dirs_and_lists_registry_blobs() {
+        let hex = "a".repeat(64);
+        let blob = format!("{REGISTRY_BLOBS}/aa/{hex}/data");
+        let layer = tar_of(&[
+            ("bin/", None),
+            ("bin/kubelet", Some(b"big binary")),
+            ("manifests/", None),
+            ("manifests/a.yaml", Some(b"image: x")),
+            ("application/", None),
+            ("application/other", Some(b"not scanned")),
+            ("application/apps/x/app.yaml", Some(b"y")),
+            (&blob, Some(b"blob")),
+        ]);
+        let mut out = tempfile::tempfile().unwrap();
+        let mut registry = BTreeMap::new();
+        let effect = filter_layer(&layer[..], &mut out).unwrap();
+        effect.apply(&mut registry);
+        assert_eq!(
+            effect.kept, 4,
+            "manifests/, its file, application/ and the app file"
+        );
+        assert_eq!(
+            registry.values().map(|d| d.to_string()).collect::<Vec<_>>(),
+            vec![format!("sha256:{hex}")]
+        );
+        // A later layer removing the registry removes its blobs.
+        let wh = tar_of(&[(".wh.registry", Some(b""))]);
+        let mut out = tempfile::tempfile().unwrap();
+        filter_layer(&wh[..], &mut out)
+            .unwrap()
+            .apply(&mut registry);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn registry_blob_paths() {
+        let hex = "0b".repeat(32);
+        assert!(registry_blob(&format!("{REGISTRY_BLOBS}/0b/{hex}/data")).is_some());
+        assert!(registry_blob(&format!("{REGISTRY_BLOBS}/0c/{hex}/data")).is_none());
+        assert!(registry_blob(&format!("{REGISTRY_BLOBS}/0b/{hex}")).is_none());
+        assert!(concerns_scan("application"));
+        assert!(concerns_scan("charts/x/Chart.yaml"));
+        assert!(!concerns_scan("chartsx"));
+        assert!(!concerns_scan("registry/docker"));
+        assert!(concerns_collection("registry/docker"));
+        assert!(concerns_collection(".wh.manifests"));
+        assert!(concerns_collection("charts/.wh..wh..opq"));
+        assert!(!concerns_collection("bin/kubectl"));
+        assert!(!concerns_collection("bin/.wh.kubectl"));
+    }
+}

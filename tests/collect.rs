@@ -1,0 +1,468 @@
+//! Image collection during `seal build`: images referenced by manifests and charts are pulled
+//! from a real registry (the Debian `docker-registry` on 127.0.0.1) into the image's
+//! `registry/` layer, which a second `docker-registry` then serves to `skopeo`.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{tool, Ctx, Out, SavedLayout, Seal};
+use tempfile::TempDir;
+
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A running registry with its access log, killed on drop.
+struct Registry {
+    child: Child,
+    host: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Registry {
+    /// A registry storing in its own temp dir, or serving `root` read-only.
+    fn start(root: Option<&Path>) -> Option<Registry> {
+        if !Path::new(REGISTRY_BIN).exists() {
+            eprintln!(
+                "skipping: {REGISTRY_BIN} is not installed (apt-get install docker-registry)"
+            );
+            return None;
+        }
+        let dir = TempDir::new().expect("registry temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let data = root.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
+        let readonly = if root.is_some() {
+            "  maintenance:\n    readonly:\n      enabled: true\n"
+        } else {
+            ""
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n{readonly}http:\n  addr: {host}\n",
+            data.display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        // The access log (one Apache-style line per request) goes to stdout.
+        let log = dir.path().join("access.log");
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry {
+            child,
+            host,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&registry.host).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+
+    /// The request lines (`GET /v2/...`) logged so far.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let start = l.find('"')? + 1;
+                let end = start + l[start..].find('"')?;
+                Some(l[start..end].to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `seal <args>` in `cwd`, trusting `insecure` over plain HTTP, with no credentials.
+fn seal_in(seal: &Seal, cwd: &Path, insecure: &str, args: &[&str]) -> Out {
+    let mut cmd = seal.command();
+    cmd.current_dir(cwd)
+        .arg("--insecure-registry")
+        .arg(insecure)
+        .args(args)
+        .env("REGISTRY_AUTH_FILE", cwd.join("no-auth.json"))
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("SEAL_INSECURE_REGISTRIES")
+        .stdin(Stdio::null());
+    let output = cmd.output().expect("running seal");
+    Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn ok(out: &Out, what: &str) -> String {
+    assert_eq!(out.code, 0, "{what} failed:\n{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+/// Build a one-file image named `name` with seal and push it; returns its manifest digest.
+fn push_image(seal: &Seal, registry: &Registry, name: &str, content: &str) -> String {
+    let ctx = Ctx::new();
+    ctx.file("app/content.txt", content)
+        .kubefile("FROM scratch\nCOPY app app\n")
+        .age();
+    let build = seal_in(
+        seal,
+        ctx.path(),
+        &registry.host,
+        &["build", "--progress", "plain", "-t", name, "."],
+    );
+    let digest = build.digest();
+    ok(
+        &seal_in(seal, ctx.path(), &registry.host, &["push", name]),
+        "push",
+    );
+    digest
+}
+
+/// A cluster context whose manifest and chart reference `app` and `tool`.
+fn cluster_context(app: &str, tool_repo: &str, tool_tag: &str) -> Ctx {
+    let ctx = Ctx::new();
+    ctx.file(
+        "manifests/deploy.yaml",
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {app}\n"
+        ),
+    )
+    .file(
+        "charts/tool/Chart.yaml",
+        "apiVersion: v2\nname: tool\nversion: 0.1.0\n",
+    )
+    .file(
+        "charts/tool/values.yaml",
+        format!("image:\n  repository: {tool_repo}\n  tag: \"{tool_tag}\"\n"),
+    )
+    .file(
+        "charts/tool/templates/pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-tool\nspec:\n  containers:\n    - name: tool\n      image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n",
+    )
+    .kubefile("FROM scratch\nCOPY manifests manifests\nCOPY charts charts\nCMD kubectl apply -f manifests\n")
+    .age();
+    ctx
+}
+
+/// The `registry/` tree of the image's top layer, extracted into a temp dir.
+fn extract_registry(seal: &Seal, name: &str) -> (SavedLayout, PathBuf) {
+    let saved = SavedLayout::new(seal, name);
+    let top = saved.layer_blobs().pop().expect("a layer");
+    let out = saved.dir.path().join("rootfs");
+    std::fs::create_dir(&out).unwrap();
+    tool(
+        "tar",
+        &["-xf", top.to_str().unwrap(), "-C", out.to_str().unwrap()],
+        saved.dir.path(),
+    );
+    let registry = out.join("registry");
+    assert!(registry.is_dir(), "the top layer has no registry/");
+    (saved, registry)
+}
+
+fn skopeo_digest(reference: &str) -> String {
+    let out = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{reference}"),
+        ],
+        Path::new("/"),
+    );
+    out.trim().to_string()
+}
+
+#[test]
+fn collected_images_are_served_from_the_registry_layer() {
+    let Some(upstream) = Registry::start(None) else {
+        return;
+    };
+    let seal = Seal::new();
+    let host = upstream.host.clone();
+    let app = format!("{host}/team/app:1");
+    let tool_image = format!("{host}/tools/tool:2");
+    let app_digest = push_image(&seal, &upstream, &app, "app v1\n");
+    let tool_digest = push_image(&seal, &upstream, &tool_image, "tool v2\n");
+
+    let ctx = cluster_context(&app, &format!("{host}/tools/tool"), "2");
+    let build = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "cluster:1", "."],
+    );
+    build.assert_built();
+    assert!(
+        build.stderr.contains("2 container images in registry/"),
+        "{}",
+        build.stderr
+    );
+    // The annotation lists both, for the host platform.
+    let inspect = seal.inspect("cluster:1");
+    let annotation = inspect["annotations"]["sealer.image.container.images"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no container images annotation: {inspect:#}"));
+    let listed: serde_json::Value = serde_json::from_str(annotation).unwrap();
+    let refs: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, vec![app.as_str(), tool_image.as_str()]);
+
+    // A second, stock registry serving the layer's registry/ gives skopeo the same images.
+    let (_saved, root) = extract_registry(&seal, "cluster:1");
+    let mirror = Registry::start(Some(&root)).expect("mirror registry");
+    let key = host.replace(':', "_");
+    assert_eq!(
+        skopeo_digest(&format!("{}/{key}/team/app:1", mirror.host)),
+        app_digest
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/{key}/tools/tool:2", mirror.host)),
+        tool_digest
+    );
+    let copied = TempDir::new().unwrap();
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{key}/team/app:1", mirror.host),
+            &format!("oci:{}:app", copied.path().display()),
+        ],
+        Path::new("/"),
+    );
+
+    // A no-op rebuild asks for each tag's manifest once and fetches no blob.
+    let before = upstream.requests().len();
+    let again = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "cluster:1", "."],
+    );
+    assert_eq!(again.digest(), build.digest());
+    assert_eq!(again.summary().executed, 0, "{}", again.stderr);
+    let requests: Vec<String> = upstream.requests()[before..].to_vec();
+    assert!(
+        requests.iter().all(|r| !r.contains("/blobs/")),
+        "a no-op rebuild fetched blobs: {requests:#?}"
+    );
+    let manifests = requests
+        .iter()
+        .filter(|r| r.contains("/manifests/"))
+        .count();
+    assert_eq!(manifests, 2, "one manifest check per tag: {requests:#?}");
+
+    // --pull never asks nothing at all.
+    let before = upstream.requests().len();
+    let offline = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &[
+            "build",
+            "--pull",
+            "never",
+            "--progress",
+            "plain",
+            "-t",
+            "cluster:1",
+            ".",
+        ],
+    );
+    assert_eq!(offline.digest(), build.digest());
+    assert_eq!(
+        upstream.requests().len(),
+        before,
+        "--pull never made requests"
+    );
+
+    // Moving a tag upstream re-pulls that image, and only the registry layer is rebuilt.
+    let app_v2 = push_image(&seal, &upstream, &app, "app v1, rebuilt\n");
+    assert_ne!(app_v2, app_digest);
+    let moved = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "cluster:1", "."],
+    );
+    moved.assert_built();
+    assert_ne!(moved.digest(), build.digest());
+    assert_eq!(moved.summary().executed, 0, "{}", moved.stderr);
+    let (_saved, root) = extract_registry(&seal, "cluster:1");
+    let mirror = Registry::start(Some(&root)).expect("mirror registry");
+    assert_eq!(
+        skopeo_digest(&format!("{}/{key}/team/app:1", mirror.host)),
+        app_v2
+    );
+}
+
+#[test]
+fn image_lists_build_mode_lite_and_pull_failures() {
+    let Some(upstream) = Registry::start(None) else {
+        return;
+    };
+    let seal = Seal::new();
+    let host = upstream.host.clone();
+    let app = format!("{host}/team/app:1");
+    let extra = format!("{host}/team/extra:1");
+    push_image(&seal, &upstream, &app, "app\n");
+    push_image(&seal, &upstream, &extra, "extra\n");
+    let ctx = cluster_context(&app, &format!("{host}/team/app"), "1");
+    ctx.file("lists/add.txt", format!("# more\n\n{extra}\n"))
+        .file("lists/ignore.txt", format!("{app}\n"));
+
+    // --image-list adds, --ignored-image-list removes.
+    let out = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--image-list",
+            "lists/add.txt",
+            "--ignored-image-list",
+            "lists/ignore.txt",
+            "-t",
+            "c:1",
+            ".",
+        ],
+    );
+    out.assert_built();
+    let annotation = seal.inspect("c:1")["annotations"]["sealer.image.container.images"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(annotation.contains(&extra), "{annotation}");
+    assert!(!annotation.contains(&app), "{annotation}");
+
+    // --build-mode lite: no registry layer, no annotation.
+    let lite = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &[
+            "build",
+            "--build-mode",
+            "lite",
+            "--progress",
+            "plain",
+            "-t",
+            "c:lite",
+            ".",
+        ],
+    );
+    lite.assert_built();
+    let manifest = &seal.inspect("c:lite");
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+    assert!(manifest["annotations"]
+        .get("sealer.image.container.images")
+        .is_none());
+
+    // An invalid line in an image list is reported with file:line.
+    ctx.file("lists/bad.txt", "ok:1\nNot A Valid Ref!\n");
+    let bad = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--image-list", "lists/bad.txt", "-t", "c:2", "."],
+    );
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("lists/bad.txt:2"), "{}", bad.stderr);
+
+    // An image the registry lacks fails the build with its name and the registry's answer.
+    let missing = format!("{host}/team/missing:9");
+    let ctx = cluster_context(&missing, &format!("{host}/team/app"), "1");
+    let failed = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "c:3", "."],
+    );
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+    assert!(failed.stderr.contains(&missing), "{}", failed.stderr);
+    assert!(failed.stderr.contains("not found"), "{}", failed.stderr);
+    let inspect = seal.run_in(ctx.path(), &["inspect", "c:3"]);
+    assert_ne!(inspect.code, 0, "a failed build must not name an image");
+}
+
+#[test]
+fn chart_values_for_one_chart_change_what_is_collected() {
+    let Some(upstream) = Registry::start(None) else {
+        return;
+    };
+    let seal = Seal::new();
+    let host = upstream.host.clone();
+    let app = format!("{host}/team/app:1");
+    let other = format!("{host}/team/other:3");
+    push_image(&seal, &upstream, &app, "app\n");
+    push_image(&seal, &upstream, &other, "other\n");
+    let ctx = cluster_context(&app, &format!("{host}/team/app"), "1");
+    ctx.file(
+        "values/tool.yaml",
+        format!("image:\n  repository: {host}/team/other\n  tag: \"3\"\n"),
+    );
+    let out = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &[
+            "build",
+            "--chart-values",
+            "charts/tool=values/tool.yaml",
+            "--progress",
+            "plain",
+            "-t",
+            "c:1",
+            ".",
+        ],
+    );
+    out.assert_built();
+    let annotation = seal.inspect("c:1")["annotations"]["sealer.image.container.images"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(annotation.contains(&other), "{annotation}");
+    assert!(annotation.contains(&app), "{annotation}");
+    // A chart that does not render names the chart and the template line.
+    ctx.file(
+        "charts/tool/templates/broken.yaml",
+        "a: b\nimage: {{ required \"image.missing is required\" .Values.image.missing }}\n",
+    );
+    let failed = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "c:2", "."],
+    );
+    assert_ne!(failed.code, 0);
+    assert!(failed.stderr.contains("chart tool"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("broken.yaml:2"), "{}", failed.stderr);
+}
