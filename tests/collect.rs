@@ -386,6 +386,57 @@ fn image_lists_build_mode_lite_and_pull_failures() {
         .get("sealer.image.container.images")
         .is_none());
 
+    // A manifest that is not valid YAML: a warning with file:line, and the line rule still
+    // finds its image.
+    ctx.file(
+        "manifests/broken.yaml",
+        format!("kind: Pod\nspec: [unclosed\n  image: {extra}\n"),
+    );
+    let warned = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "c:warn", "."],
+    );
+    warned.assert_built();
+    assert!(
+        warned.stderr.contains("warning: manifests/broken.yaml"),
+        "{}",
+        warned.stderr
+    );
+    assert!(
+        !warned.stderr.contains("/tmp/"),
+        "a scratch path leaked: {}",
+        warned.stderr
+    );
+    let annotation = seal.inspect("c:warn")["annotations"]["sealer.image.container.images"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(annotation.contains(&extra), "{annotation}");
+    std::fs::remove_file(ctx.path().join("manifests/broken.yaml")).unwrap();
+    // A chart whose Chart.yaml is not YAML fails the build, naming the chart's rootfs path.
+    ctx.file("charts/bad/Chart.yaml", ": not yaml [")
+        .file("charts/bad/templates/x.yaml", "a: b\n");
+    let bad_chart = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "c:badchart", "."],
+    );
+    assert_ne!(bad_chart.code, 0);
+    assert!(
+        bad_chart.stderr.contains("charts/bad"),
+        "{}",
+        bad_chart.stderr
+    );
+    assert!(
+        !bad_chart.stderr.contains("/tmp/"),
+        "a scratch path leaked: {}",
+        bad_chart.stderr
+    );
+    std::fs::remove_dir_all(ctx.path().join("charts/bad")).unwrap();
+
     // An invalid line in an image list is reported with file:line.
     ctx.file("lists/bad.txt", "ok:1\nNot A Valid Ref!\n");
     let bad = seal_in(
@@ -465,4 +516,92 @@ fn chart_values_for_one_chart_change_what_is_collected() {
     assert_ne!(failed.code, 0);
     assert!(failed.stderr.contains("chart tool"), "{}", failed.stderr);
     assert!(failed.stderr.contains("broken.yaml:2"), "{}", failed.stderr);
+}
+
+#[test]
+fn blobs_in_the_base_images_registry_are_not_stored_again() {
+    let Some(upstream) = Registry::start(None) else {
+        return;
+    };
+    let seal = Seal::new();
+    let host = upstream.host.clone();
+    let app = format!("{host}/team/app:1");
+    let more = format!("{host}/team/more:1");
+    push_image(&seal, &upstream, &app, "app\n");
+    push_image(&seal, &upstream, &more, "more\n");
+    let base = cluster_context(&app, &format!("{host}/team/app"), "1");
+    seal_in(
+        &seal,
+        base.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "base:1", "."],
+    )
+    .assert_built();
+    // A cluster image on top of it: its own manifest adds `more`; `app` is in the base's
+    // registry/ already.
+    let ctx = Ctx::new();
+    ctx.file(
+        "extra/more.yaml",
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: more\nspec:\n  containers:\n    - name: more\n      image: {more}\n"),
+    )
+    .kubefile("FROM base:1\nCOPY extra manifests\n")
+    .age();
+    let out = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &["build", "--progress", "plain", "-t", "top:1", "."],
+    );
+    out.assert_built();
+    assert!(out.stderr.contains("2 container images"), "{}", out.stderr);
+    let (saved, registry) = extract_registry(&seal, "top:1");
+    let blob_files: Vec<String> = walk(&registry.join("docker/registry/v2/blobs"))
+        .into_iter()
+        .filter(|p| p.ends_with("/data"))
+        .collect();
+    // Only `more`'s manifest, config and layer: `app`'s are in the base's layer.
+    assert_eq!(blob_files.len(), 3, "{blob_files:#?}");
+    // Both layers' registry/ trees together serve both images.
+    let merged = saved.dir.path().join("merged");
+    std::fs::create_dir(&merged).unwrap();
+    for layer in saved.layer_blobs() {
+        let listing = tool("tar", &["-tf", layer.to_str().unwrap()], saved.dir.path());
+        if listing.lines().any(|l| l.starts_with("registry/")) {
+            tool(
+                "tar",
+                &[
+                    "-xf",
+                    layer.to_str().unwrap(),
+                    "-C",
+                    merged.to_str().unwrap(),
+                    "registry",
+                ],
+                saved.dir.path(),
+            );
+        }
+    }
+    let mirror = Registry::start(Some(&merged.join("registry"))).expect("mirror registry");
+    let key = host.replace(':', "_");
+    for reference in [&app, &more] {
+        let path = reference.strip_prefix(&format!("{host}/")).unwrap();
+        let digest = skopeo_digest(&format!("{}/{key}/{path}", mirror.host));
+        assert!(digest.starts_with("sha256:"), "{reference}: {digest}");
+    }
+}
+
+/// Every file under `dir`, as paths.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    out
 }

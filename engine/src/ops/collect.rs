@@ -143,9 +143,16 @@ fn scan(op: &CollectOp, chain: &LayerChain, store: &Store) -> Result<ScanRecord,
             chart_values,
         },
     );
+    // Messages name rootfs paths (`charts/app/Chart.yaml`), not the scratch directory.
+    let scratch = format!("{}/", dir.path().display());
+    let rootfs_paths = |text: String| text.replace(&scratch, "");
     if !found.errors.is_empty() {
         return Err(EngineError::Collect(
-            found.errors.iter().map(|e| e.to_string()).collect(),
+            found
+                .errors
+                .iter()
+                .map(|e| rootfs_paths(e.to_string()))
+                .collect(),
         ));
     }
     let warnings = found
@@ -155,6 +162,7 @@ fn scan(op: &CollectOp, chain: &LayerChain, store: &Store) -> Result<ScanRecord,
             Some(line) => format!("{}:{line}: {}", w.file, w.message),
             None => format!("{}: {}", w.file, w.message),
         })
+        .map(rootfs_paths)
         .collect();
     let images = found
         .images
