@@ -52,11 +52,12 @@ done
 
 s() { "$seal" --root "$root" --insecure-registry "$registry" "$@"; }
 
-echo "== building and pushing the images the cluster needs"
+echo "== building and pushing the images the cluster needs (in a separate, throw-away store)"
 for image in web:1.0 metrics:0.7 pause:3.9; do
   name=${image%%:*}
-  s build --progress plain -t "$registry/example/$image" "examples/images/$name" >/dev/null
-  s push "$registry/example/$image"
+  "$seal" --root "$work/seed-store" build --progress plain -t "$registry/example/$image" \
+    "examples/images/$name" >/dev/null
+  "$seal" --root "$work/seed-store" --insecure-registry "$registry" push "$registry/example/$image"
 done
 
 echo "== seal build (store: $root)"
