@@ -605,3 +605,139 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A small differential test of collection's cache: seeded random edits of what the rootfs
+/// references and of what the registry holds. After each, the incremental build must equal a
+/// `--no-cache` build in a fresh store, and the registry layer must be rebuilt exactly when the
+/// resolved list (reference, digest) is one this store has not built before (content
+/// addressing: going back to an earlier list reuses its layer).
+#[test]
+fn collection_cache_follows_references_and_tags() {
+    let Some(upstream) = Registry::start(None) else {
+        return;
+    };
+    let seal = Seal::new();
+    let host = upstream.host.clone();
+    let pool: Vec<String> = (0..4).map(|i| format!("{host}/pool/img{i}:v1")).collect();
+    let mut digests: Vec<String> = pool
+        .iter()
+        .enumerate()
+        .map(|(i, r)| push_image(&seal, &upstream, r, &format!("img{i} gen0\n")))
+        .collect();
+    let ctx = cluster_context(&pool[0], &format!("{host}/pool/img1"), "v1");
+    let mut manifest_image = 0usize;
+    let mut listed: Vec<usize> = vec![2];
+    let mut generation = 0;
+    let write_context = |manifest_image: usize, listed: &[usize], note: u32| {
+        ctx.file(
+            "manifests/deploy.yaml",
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  labels: {{note: \"{note}\"}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {}\n",
+                pool[manifest_image]
+            ),
+        );
+        let list: String = listed.iter().map(|&i| format!("{}\n", pool[i])).collect();
+        ctx.file("manifests/imageList", list);
+        ctx.age();
+    };
+    let mut note = 0u32;
+    write_context(manifest_image, &listed, note);
+    let expected = |manifest_image: usize, listed: &[usize], digests: &[String]| {
+        let mut set: Vec<(usize, String)> = std::iter::once(manifest_image)
+            .chain(std::iter::once(1)) // the chart's image
+            .chain(listed.iter().copied())
+            .map(|i| (i, digests[i].clone()))
+            .collect();
+        set.sort();
+        set.dedup();
+        set
+    };
+    let mut seen: std::collections::BTreeSet<Vec<(usize, String)>> = Default::default();
+    let mut state = 0x9e37_79b9_u64;
+    let mut rng = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    // Every kind of edit twice, with random parameters.
+    for round in 0..11 {
+        let kind = if round == 0 {
+            "initial"
+        } else {
+            match (round - 1) % 5 {
+                0 => {
+                    let i = (rng() % 4) as usize;
+                    generation += 1;
+                    digests[i] = push_image(
+                        &seal,
+                        &upstream,
+                        &pool[i],
+                        &format!("img{i} gen{generation}\n"),
+                    );
+                    "retag-upstream"
+                }
+                1 => {
+                    manifest_image = (manifest_image + 1 + (rng() % 3) as usize) % 4;
+                    "switch-manifest-image"
+                }
+                2 => {
+                    let i = (rng() % 4) as usize;
+                    if let Some(pos) = listed.iter().position(|&x| x == i) {
+                        listed.remove(pos);
+                        "image-list-remove"
+                    } else {
+                        listed.push(i);
+                        "image-list-add"
+                    }
+                }
+                3 => {
+                    note += 1;
+                    "manifest-cosmetic"
+                }
+                _ => "no-edit",
+            }
+        };
+        *kinds.entry(kind).or_default() += 1;
+        write_context(manifest_image, &listed, note);
+        let want = expected(manifest_image, &listed, &digests);
+        let incremental = seal_in(
+            &seal,
+            ctx.path(),
+            &host,
+            &["build", "--progress", "plain", "-t", "diff:1", "."],
+        );
+        incremental.assert_built();
+        let clean_store = Seal::new();
+        let clean = seal_in(
+            &clean_store,
+            ctx.path(),
+            &host,
+            &[
+                "build",
+                "--no-cache",
+                "--progress",
+                "plain",
+                "-t",
+                "diff:1",
+                ".",
+            ],
+        );
+        clean.assert_built();
+        assert_eq!(
+            incremental.digest(),
+            clean.digest(),
+            "round {round} ({kind}): incremental != clean\n{}",
+            incremental.stderr
+        );
+        let rebuilt = incremental.stderr.contains("writing registry/");
+        let new = seen.insert(want);
+        assert_eq!(
+            rebuilt, new,
+            "round {round} ({kind}): registry layer rebuilt = {rebuilt}, resolved list new = {new}\n{}",
+            incremental.stderr
+        );
+    }
+    eprintln!("collection differential: {kinds:?}");
+}
