@@ -43,13 +43,16 @@ fn print_llb_shows_the_graph_and_writes_nothing() {
     let def: serde_json::Value = serde_json::from_str(&out.stdout).expect("LLB is JSON");
     let nodes = def["nodes"].as_array().expect("nodes");
     // scratch, two (local, file) pairs, the merge of the rootfs, then image collection: the
+    // rootfs it reads (neither COPY can write manifests/ or charts/, so only the base), the
     // collect node, the registry layer and the merge that is the output.
-    assert_eq!(nodes.len(), 9);
-    assert_eq!(def["output"], 8);
+    assert_eq!(nodes.len(), 10);
+    assert_eq!(def["output"], 9);
     assert!(nodes[5]["op"]["merge"].is_object());
-    assert!(nodes[6]["op"]["collect"].is_object());
-    assert!(nodes[7]["op"]["registry_layer"].is_object());
-    assert_eq!(nodes[8]["inputs"], serde_json::json!([5, 7]));
+    assert_eq!(nodes[6]["inputs"], serde_json::json!([0]));
+    assert!(nodes[7]["op"]["collect"].is_object());
+    assert_eq!(nodes[7]["inputs"], serde_json::json!([6]));
+    assert!(nodes[8]["op"]["registry_layer"].is_object());
+    assert_eq!(nodes[9]["inputs"], serde_json::json!([5, 8]));
     let descriptions: Vec<&str> = nodes
         .iter()
         .filter(|n| n["metadata"]["quiet"] != true)

@@ -194,6 +194,47 @@ fn skopeo_digest(reference: &str) -> String {
     out.trim().to_string()
 }
 
+/// Collection reads the rootfs up to the last step that may change manifests/, charts/,
+/// application/apps/ or registry/: steps after it do not feed it, so they run while it pulls.
+#[test]
+fn collection_does_not_wait_for_steps_that_cannot_change_what_it_reads() {
+    let ctx = Ctx::new();
+    ctx.file("manifests/a.yaml", "kind: Pod\n")
+        .file("bin/kubectl", "binary")
+        .file("charts/c/Chart.yaml", "name: c\n")
+        .kubefile("FROM scratch\nCOPY charts charts\nCOPY manifests .\nCOPY bin .\nCOPY bin usr/local/bin\n");
+    let seal = Seal::new();
+    let out = seal.run_in(ctx.path(), &["build", "--print-llb", "-t", "x:1", "."]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let def: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let nodes = def["nodes"].as_array().unwrap();
+    let described = |needle: &str| {
+        nodes
+            .iter()
+            .position(|n| {
+                n["metadata"]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(needle))
+            })
+            .unwrap_or_else(|| panic!("no node {needle}"))
+    };
+    let collect = nodes
+        .iter()
+        .position(|n| n["op"]["collect"].is_object())
+        .unwrap();
+    let read: Vec<usize> = serde_json::from_value(
+        nodes[nodes[collect]["inputs"][0].as_u64().unwrap() as usize]["inputs"].clone(),
+    )
+    .unwrap();
+    assert!(read.contains(&described("COPY charts charts")));
+    assert!(read.contains(&described("COPY manifests .")));
+    assert!(!read.contains(&described("COPY bin .")), "{read:?}");
+    assert!(
+        !read.contains(&described("COPY bin usr/local/bin")),
+        "{read:?}"
+    );
+}
+
 #[test]
 fn collected_images_are_served_from_the_registry_layer() {
     let Some(upstream) = Registry::start(None) else {

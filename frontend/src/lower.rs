@@ -94,6 +94,8 @@ struct Lowering<'k, 'o> {
     consumed_args: BTreeSet<String>,
     base: Option<usize>,
     layers: Vec<usize>,
+    /// Per layer: it may change what image collection reads (see `collect_rootfs`).
+    layer_collects: Vec<bool>,
     image: ImageSpec,
     step: usize,
     steps_total: usize,
@@ -142,6 +144,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
             consumed_args: BTreeSet::new(),
             base: None,
             layers: Vec::new(),
+            layer_collects: Vec::new(),
             image,
             step: 0,
             steps_total,
@@ -176,7 +179,14 @@ impl<'k, 'o> Lowering<'k, 'o> {
             .chain(std::mem::take(&mut self.warnings))
             .collect();
         let output = match self.options.collect.clone() {
-            Some(collect) => self.collect_images(collect, target.rootfs),
+            Some(collect) => {
+                let collect_rootfs = self.builder.add(
+                    Op::Merge(MergeOp {}),
+                    &target.collect_inputs,
+                    OpMetadata::default(),
+                );
+                self.collect_images(collect, collect_rootfs, target.rootfs)
+            }
             None => target.rootfs,
         };
         Ok(Lowered {
@@ -186,9 +196,15 @@ impl<'k, 'o> Lowering<'k, 'o> {
         })
     }
 
-    /// Image collection after the last step: resolve what `rootfs` needs, write it as a
-    /// `registry/` layer, and stack that layer on top.
-    fn collect_images(&mut self, collect: CollectOp, rootfs: usize) -> usize {
+    /// Image collection: resolve what `collect_rootfs` (the rootfs up to the last step that may
+    /// change what collection reads) needs, write it as a `registry/` layer, and stack that
+    /// layer on top of `rootfs`. Steps after that last one run while collection pulls.
+    fn collect_images(
+        &mut self,
+        collect: CollectOp,
+        collect_rootfs: usize,
+        rootfs: usize,
+    ) -> usize {
         let quiet = |description: &str| OpMetadata {
             description: Some(description.into()),
             quiet: true,
@@ -202,7 +218,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         };
         let collected = self.builder.add(
             Op::Collect(collect),
-            &[rootfs],
+            &[collect_rootfs],
             quiet("COLLECT container images"),
         );
         let layer = self.builder.add(
@@ -398,9 +414,29 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let mut metadata = self.metadata(ins, description);
         metadata.source_spans = source_spans;
         let node = self.builder.add(op, &inputs, metadata);
-        self.layers.push(node);
+        self.push_layer(node);
         self.history(ins, false);
         Ok(())
+    }
+
+    /// A step's layer joins the stage's rootfs.
+    fn push_layer(&mut self, node: usize) {
+        let collects = seal_engine::collect::rootfs::may_change(&self.builder.node(node).op);
+        self.layers.push(node);
+        self.layer_collects.push(collects);
+    }
+
+    /// The base and the layers up to the last one that may change what image collection
+    /// reads.
+    pub(super) fn collect_inputs(&self) -> Vec<usize> {
+        let last = self
+            .layer_collects
+            .iter()
+            .rposition(|&c| c)
+            .map_or(0, |i| i + 1);
+        let mut inputs: Vec<usize> = self.base.into_iter().collect();
+        inputs.extend(self.layers[..last].iter().copied());
+        inputs
     }
 
     /// A flag's value with the stage's variables expanded.

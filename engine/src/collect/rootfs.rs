@@ -14,6 +14,7 @@ use std::path::Path;
 use seal_store::{Digest, Store};
 
 use crate::layer::Layer;
+use crate::llb::{CopySource, FileAction, Op};
 use crate::unpack::{self, UnpackOptions, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::EngineError;
 
@@ -192,6 +193,66 @@ pub fn concerns_collection(path: &str) -> bool {
     concerns_scan(&affected) || under(&affected, "registry") || affected.is_empty()
 }
 
+/// Whether the layer `op` produces could change what collection reads, judged from the op
+/// alone (no IO): the paths a COPY or ADD writes are `dest/<source's last name>`, unknown for
+/// globs, `dir/.` sources and unpacked archives (then all of `dest` counts); a RUN may write
+/// anywhere. Lowering collects images on the rootfs up to the last op that may, so later
+/// steps (binaries copied after the manifests) run while collection resolves and pulls.
+pub fn may_change(op: &Op) -> bool {
+    let touches = |prefix: &str| concerns_collection(prefix) || concerns_scan_ancestor(prefix);
+    match op {
+        Op::File(file) => file.actions.iter().any(|action| match action {
+            FileAction::Copy(c) => sources_touch(&c.dest, &c.sources, &|_| false, &touches),
+            FileAction::Add(a) => {
+                let archive = |p: &str| crate::archive::archive_kind(last_name(p)).is_some();
+                sources_touch(&a.dest, &a.sources, &archive, &touches)
+                    || a.urls.iter().any(|u| {
+                        let name = u.url.rsplit('/').next().unwrap_or_default();
+                        touches(&join(&clean(&a.dest), name))
+                    })
+            }
+            FileAction::Mkdir { path, .. }
+            | FileAction::Mkfile { path, .. }
+            | FileAction::Rm { path } => touches(&clean(path)),
+        }),
+        Op::Exec(_) => true,
+        Op::Source(_) | Op::Merge(_) | Op::Collect(_) | Op::RegistryLayer(_) => true,
+    }
+}
+
+fn sources_touch(
+    dest: &str,
+    sources: &[CopySource],
+    unpacked: &dyn Fn(&str) -> bool,
+    touches: &dyn Fn(&str) -> bool,
+) -> bool {
+    let dest = clean(dest);
+    sources.iter().any(|s| {
+        if s.contents_only || crate::paths::is_glob(&s.pattern) || unpacked(&s.pattern) {
+            touches(&dest)
+        } else {
+            touches(&join(&dest, last_name(&s.pattern)))
+        }
+    })
+}
+
+fn last_name(pattern: &str) -> &str {
+    pattern
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+}
+
+/// `path` is a parent of a scanned directory or of `registry/` (writing there may create
+/// them): the root, `application`.
+fn concerns_scan_ancestor(path: &str) -> bool {
+    SCANNED_DIRS
+        .iter()
+        .chain(std::iter::once(&"registry"))
+        .any(|d| under(d, path))
+}
+
 /// The entry is inside a scanned directory, or is one of their parents.
 fn concerns_scan(path: &str) -> bool {
     SCANNED_DIRS
@@ -269,6 +330,45 @@ mod tests {
             .unwrap()
             .apply(&mut registry);
         assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn which_ops_may_change_what_collection_reads() {
+        use crate::llb::{CopyAction, FileOp, LayerFormat};
+        let copy = |patterns: &[&str], dest: &str| {
+            Op::File(FileOp {
+                actions: vec![FileAction::Copy(CopyAction {
+                    sources: patterns
+                        .iter()
+                        .map(|p| CopySource {
+                            pattern: p.trim_end_matches("/.").to_string(),
+                            contents_only: p.ends_with("/."),
+                        })
+                        .collect(),
+                    dest: dest.into(),
+                    chmod: None,
+                    chown: None,
+                })],
+                format: LayerFormat {
+                    compression: crate::llb::Compression::Zstd,
+                    source_date_epoch: 0,
+                },
+            })
+        };
+        assert!(!may_change(&copy(&["bin"], "")));
+        assert!(!may_change(&copy(&["build/kubectl"], "usr/bin")));
+        assert!(!may_change(&copy(&["etc/."], "etc")));
+        assert!(may_change(&copy(&["manifests"], "")));
+        assert!(may_change(&copy(&["imageList"], "manifests")));
+        assert!(may_change(&copy(&["src/charts"], "")));
+        assert!(
+            may_change(&copy(&["bin/."], "")),
+            "contents of a dir into the root"
+        );
+        assert!(may_change(&copy(&["*.yaml"], "")), "a glob into the root");
+        assert!(may_change(&copy(&["app"], "application/apps")));
+        assert!(may_change(&copy(&["x"], "application")));
+        assert!(may_change(&copy(&["registry"], "")));
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Lowering<'_, '_> {
         let mut metadata = self.metadata(ins, description);
         metadata.source_spans = source_spans;
         let node = self.builder.add(op, &inputs, metadata);
-        self.layers.push(node);
+        self.push_layer(node);
         self.history(ins, false);
         Ok(())
     }

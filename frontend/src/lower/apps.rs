@@ -95,7 +95,7 @@ impl Lowering<'_, '_> {
         let mut metadata = self.metadata(ins, description);
         metadata.source_spans = source_spans;
         let node = self.builder.add(op, &[local], metadata);
-        self.layers.push(node);
+        self.push_layer(node);
         self.history(ins, false);
         if let Some(kind) = label {
             self.image.labels.insert(

@@ -65,7 +65,7 @@ impl Lowering<'_, '_> {
         });
         let metadata = self.metadata(ins, description);
         let node = self.builder.add(op, &[rootfs], metadata);
-        self.layers.push(node);
+        self.push_layer(node);
         self.history(ins, false);
         Ok(())
     }

@@ -21,6 +21,9 @@ pub(super) struct Stage {
     pub named: bool,
     /// The node of its rootfs (Merge of base and layers).
     pub rootfs: usize,
+    /// The base and the layers up to its last layer that may change what image collection
+    /// reads (merged only for the target stage).
+    pub collect_inputs: Vec<usize>,
     pub env: Vec<(String, String)>,
     pub image: ImageSpec,
 }
@@ -49,6 +52,7 @@ impl Lowering<'_, '_> {
         self.step = 0;
         self.steps_total = self.count_steps(ins);
         self.layers.clear();
+        self.layer_collects.clear();
         // Stage scope starts empty: a global ARG must be re-declared to be seen (Docker).
         self.stage_args.clear();
         self.image = self.fresh_image();
@@ -86,12 +90,14 @@ impl Lowering<'_, '_> {
     /// Record the current stage.
     pub(super) fn end_stage(&mut self) {
         let rootfs = self.rootfs();
+        let collect_inputs = self.collect_inputs();
         let mut image = self.image.clone();
         image.env = self.env.clone();
         self.stages.push(Stage {
             name: self.stage_name.clone(),
             named: self.stage_named,
             rootfs,
+            collect_inputs,
             env: self.env.clone(),
             image,
         });
