@@ -8,7 +8,6 @@
 //! that [`crate::unpack::unpack`] applies with its usual refusals and whiteout rules.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use seal_store::{Digest, Store};
@@ -32,6 +31,9 @@ struct LayerEffect {
     removed: Vec<String>,
     /// Registry blob files this layer adds.
     added: Vec<(String, Digest)>,
+    /// The kept entries as an uncompressed tar blob (when `kept > 0`).
+    #[serde(default)]
+    filtered: Option<Digest>,
 }
 
 impl LayerEffect {
@@ -45,8 +47,9 @@ impl LayerEffect {
 }
 
 /// The scanned directories of `layers` (bottom to top) extracted into `dest`, and the blobs
-/// the rootfs's `registry/` already holds. A layer with nothing to scan is read once per
-/// store: its effect on `registry/` is remembered by diffID.
+/// the rootfs's `registry/` already holds. Each layer is decompressed at most once per store:
+/// its effect on `registry/` is remembered by diffID, with the entries it holds for the scan
+/// kept as a small uncompressed tar blob (a pruned blob means reading the layer again).
 pub fn extract(
     store: &Store,
     layers: &[Layer],
@@ -61,29 +64,34 @@ pub fn extract(
     };
     for layer in layers.iter().filter(|l| !l.collect_free) {
         let memo = format!("layer:{}", layer.diff_id);
-        if let Some(effect) = store
+        let remembered = store
             .collect_get(&memo)?
             .and_then(|b| serde_json::from_slice::<LayerEffect>(&b).ok())
-        {
-            effect.apply(&mut registry);
-            continue;
-        }
-        let blob = blobs.open(&layer.digest)?;
-        let mut filtered = tempfile::tempfile_in(blobs.tmp_dir())
-            .map_err(|e| EngineError::io("creating a scratch file in", blobs.tmp_dir(), e))?;
-        let effect = filter_layer(unpack::decompress(blob, &layer.media_type)?, &mut filtered)
-            .map_err(|e| EngineError::io("reading a layer of", Path::new("the rootfs"), e))?;
+            .filter(|e| e.filtered.as_ref().is_none_or(|d| blobs.contains(d)));
+        let effect = match remembered {
+            Some(effect) => effect,
+            None => {
+                let blob = blobs.open(&layer.digest)?;
+                let mut filtered = blobs.writer()?;
+                let mut effect =
+                    filter_layer(unpack::decompress(blob, &layer.media_type)?, &mut filtered)
+                        .map_err(|e| {
+                            EngineError::io("reading a layer of", Path::new("the rootfs"), e)
+                        })?;
+                if effect.kept > 0 {
+                    effect.filtered = Some(filtered.commit(None)?.0);
+                }
+                let bytes = serde_json::to_vec(&effect)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                store.collect_put(&memo, &bytes)?;
+                effect
+            }
+        };
         effect.apply(&mut registry);
-        if effect.kept == 0 {
-            let bytes =
-                serde_json::to_vec(&effect).map_err(|e| EngineError::Internal(e.to_string()))?;
-            store.collect_put(&memo, &bytes)?;
-            continue;
+        if let Some(filtered) = &effect.filtered {
+            let file = blobs.open(filtered)?;
+            unpack::unpack(std::io::BufReader::new(file), dest, &options)?;
         }
-        filtered
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| EngineError::io("reading", blobs.tmp_dir(), e))?;
-        unpack::unpack(std::io::BufReader::new(filtered), dest, &options)?;
     }
     Ok(registry.into_values().collect())
 }
@@ -92,7 +100,7 @@ pub fn extract(
 /// and note what it does to `registry/`.
 fn filter_layer(
     reader: impl std::io::Read,
-    out: &mut std::fs::File,
+    out: &mut impl std::io::Write,
 ) -> std::io::Result<LayerEffect> {
     let mut archive = tar::Archive::new(reader);
     let mut builder = tar::Builder::new(out);
@@ -367,7 +375,9 @@ mod tests {
         );
         assert!(may_change(&copy(&["*.yaml"], "")), "a glob into the root");
         assert!(may_change(&copy(&["app"], "application/apps")));
-        assert!(may_change(&copy(&["x"], "application")));
+        assert!(!may_change(&copy(&["x"], "application")), "application/x");
+        assert!(may_change(&copy(&["apps"], "application")));
+        assert!(may_change(&copy(&["x/."], "application")), "contents: maybe apps/");
         assert!(may_change(&copy(&["registry"], "")));
     }
 
