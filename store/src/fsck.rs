@@ -335,10 +335,7 @@ impl Store {
         for digest in &corrupt {
             batch.delete_cf(blobs_cf, digest.to_string().as_bytes());
         }
-        self.db
-            .db
-            .write(batch)
-            .map_err(|e| StoreError::Db(e.to_string()))?;
+        self.db.write(batch)?;
         for digest in corrupt {
             remove_tree(&self.blobs.path(digest))?;
             done.push(format!("deleted corrupt blob {digest}"));

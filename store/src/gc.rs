@@ -25,6 +25,44 @@ use crate::{Digest, Store, StoreError};
 /// Key prefix of a cache record's last-used time in the `cache` column family.
 const USED_PREFIX: &[u8] = b"used:";
 
+/// Last-used times of cache hits recorded without opening the writable database: records of
+/// the 32-byte key and the time (u64 LE), appended by [`Store::touch_cache`], folded into the
+/// `used:` entries by its next database write, and read by [`Store::roots`] (the later time
+/// wins). Best effort, like the times themselves: a torn last record is ignored.
+pub(crate) const USED_LOG: &str = "cache-used.log";
+const USED_LOG_RECORD: usize = 40;
+/// Past this size the log is folded even if that opens the writable database.
+const USED_LOG_FOLD_SIZE: u64 = 1 << 20;
+
+fn append_used_log(path: &Path, keys: &[[u8; 32]], secs: u64) -> io::Result<()> {
+    use std::io::Write;
+    let mut bytes = Vec::with_capacity(keys.len() * USED_LOG_RECORD);
+    for k in keys {
+        bytes.extend_from_slice(k);
+        bytes.extend_from_slice(&secs.to_le_bytes());
+    }
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&bytes)
+}
+
+/// The latest logged time per key (empty when there is no log).
+fn read_used_log(root: &Path) -> BTreeMap<[u8; 32], u64> {
+    let mut times = BTreeMap::new();
+    let bytes = fs::read(root.join(USED_LOG)).unwrap_or_default();
+    for record in bytes.chunks_exact(USED_LOG_RECORD) {
+        let (key, secs) = record.split_at(32);
+        if let (Ok(key), Ok(secs)) = (<[u8; 32]>::try_from(key), <[u8; 8]>::try_from(secs)) {
+            let secs = u64::from_le_bytes(secs);
+            let t = times.entry(key).or_insert(secs);
+            *t = (*t).max(secs);
+        }
+    }
+    times
+}
+
 /// Prefix of the temp directories `snapshot` unpacks into.
 pub(crate) const UNPACK_PREFIX: &str = ".unpack-";
 
@@ -173,14 +211,47 @@ pub(crate) struct Inventory {
 }
 
 impl Store {
-    /// Note that cache records were used now (one batched write; for `prune`'s LRU order).
+    /// Note that cache records were used now (for `prune`'s LRU order). While the build has
+    /// not opened the writable database (a no-op build never does), the times are appended to
+    /// [`USED_LOG`] instead; otherwise they are written in one batch that also folds the log in.
     pub fn touch_cache(&self, keys: &[[u8; 32]]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
-        let now = used_value(now_unix());
-        let kv: Vec<(Vec<u8>, Vec<u8>)> = keys.iter().map(|k| (used_key(k), now.clone())).collect();
-        self.db.write_batch(CF_CACHE, &kv)
+        let now = now_unix();
+        let log = self.root.join(USED_LOG);
+        if !self.db.is_writable_open()
+            && fs::metadata(&log).map_or(0, |m| m.len()) < USED_LOG_FOLD_SIZE
+            && append_used_log(&log, keys, now).is_ok()
+        {
+            return Ok(());
+        }
+        let mut times: BTreeMap<[u8; 32], u64> = read_used_log(&self.root);
+        // A logged time never replaces a later one in the database.
+        let logged: Vec<[u8; 32]> = times.keys().copied().collect();
+        let stored = self
+            .db
+            .multi_get(CF_CACHE, &logged.iter().map(used_key).collect::<Vec<_>>())?;
+        for (key, value) in logged.iter().zip(stored) {
+            let secs = value
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, u64::from_le_bytes);
+            if secs >= times[key] {
+                times.remove(key);
+            }
+        }
+        times.extend(keys.iter().map(|k| (*k, now)));
+        let kv: Vec<(Vec<u8>, Vec<u8>)> = times
+            .iter()
+            .map(|(k, t)| (used_key(k), used_value(*t)))
+            .collect();
+        self.db.write_batch(CF_CACHE, &kv)?;
+        match fs::remove_file(&log) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::io("removing", &log, e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Read every root. Damaged images are reported in [`ImageRoot::damage`], not as errors.
@@ -211,6 +282,10 @@ impl Store {
                 let secs = <[u8; 8]>::try_from(v.as_slice()).map_or(0, u64::from_le_bytes);
                 used.insert(key, secs);
             }
+        }
+        for (key, secs) in read_used_log(&self.root) {
+            let t = used.entry(key).or_insert(secs);
+            *t = (*t).max(secs);
         }
         for (key, value) in records {
             let (blobs, diff_ids, readable) = match parse_cache_record(&value) {
@@ -431,10 +506,7 @@ impl Store {
                 batch.delete_cf(blobs_cf, &k);
             }
         }
-        self.db
-            .db
-            .write(batch)
-            .map_err(|e| StoreError::Db(e.to_string()))?;
+        self.db.write(batch)?;
         for (digest, _) in dead_blobs {
             let path = self.blobs.path(digest);
             match fs::remove_file(&path) {
@@ -630,6 +702,49 @@ mod tests {
         assert_eq!(diff_ids, vec![d(1)]);
         assert!(parse_cache_record(&[0u8; 200]).is_none());
         assert!(parse_cache_record(br#"{"base_config":null}"#).is_none());
+    }
+
+    #[test]
+    fn hits_of_a_build_that_writes_nothing_are_logged_then_folded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        {
+            let store = Store::open(tmp.path(), &mut || {}).unwrap();
+            store.cache_put(&a, b"{}").unwrap();
+            store.cache_put(&b, b"{}").unwrap();
+        }
+        let log = tmp.path().join(USED_LOG);
+        let used = |store: &Store, k: &[u8; 32]| {
+            let roots = store.roots().unwrap();
+            roots.cache.iter().find(|r| &r.key == k).unwrap().last_used
+        };
+        // Reopened read-only: a touch goes to the log, and roots see it.
+        let store = Store::open(tmp.path(), &mut || {}).unwrap();
+        assert!(!store.db.is_writable_open());
+        append_used_log(&log, &[a], u64::MAX - 1).unwrap();
+        store.touch_cache(&[b]).unwrap();
+        assert!(
+            !store.db.is_writable_open(),
+            "a touch alone opens no writer"
+        );
+        assert_eq!(used(&store, &a), u64::MAX - 1);
+        assert!(used(&store, &b) >= now_unix() - 5);
+        // A torn record is ignored.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[9; 7]))
+            .unwrap();
+        assert_eq!(read_used_log(tmp.path()).len(), 2);
+        // Once the writer is open, a touch writes to the database and folds the log in.
+        store.cache_put(&[3u8; 32], b"{}").unwrap();
+        assert!(store.db.is_writable_open());
+        store.touch_cache(&[b]).unwrap();
+        assert!(!log.exists());
+        assert_eq!(used(&store, &a), u64::MAX - 1);
+        drop(store);
+        let store = Store::open(tmp.path(), &mut || {}).unwrap();
+        assert_eq!(used(&store, &a), u64::MAX - 1);
     }
 
     #[test]

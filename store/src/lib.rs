@@ -103,7 +103,7 @@ impl Store {
         let lock = lock_store(root, on_wait)?;
         let blobs = BlobStore::create(root)
             .map_err(|e| StoreError::io("creating the blob directory", root, e))?;
-        let db = Db::open(&root.join("db"), on_wait)?;
+        let db = Db::open(&root.join("db"), blobs.tmp_dir(), on_wait)?;
         // We hold the store lock, so nothing else is writing temp blobs right now.
         blobs.clean_tmp();
         clean_snapshot_leftovers(root);
@@ -184,10 +184,17 @@ impl Store {
         }
     }
 
-    /// Point `name` at a manifest (which must already be stored).
+    /// Point `name` at a manifest (which must already be stored). A name already pointing there
+    /// keeps its record (and `tagged_at`): a rebuild that changed nothing writes nothing.
     pub fn set_image(&self, name: &Reference, manifest: &Digest) -> Result<(), StoreError> {
         if !self.blobs.contains(manifest) {
             return Err(StoreError::MissingBlob(manifest.clone()));
+        }
+        if self
+            .image(name)
+            .is_ok_and(|r| r.is_some_and(|r| &r.manifest == manifest))
+        {
+            return Ok(());
         }
         let record = ImageRecord {
             manifest: manifest.clone(),
