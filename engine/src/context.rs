@@ -130,81 +130,71 @@ fn scan_with(
     })
 }
 
-/// A stat tuple plus where to find the file, collected during the walk.
-struct Pending {
-    pattern: usize,
-    matched: usize,
-    entry: usize,
-    path: PathBuf,
-    stat: FileStat,
-}
-
 fn fill_hashes(
     store: Option<&Store>,
     dir: &Path,
     patterns: &mut [Vec<SourceMatch>],
     scan_started: i128,
 ) -> Result<usize, EngineError> {
-    let mut pending = Vec::new();
+    // (pattern, match, entry) of every file, and its host path (the file-hash cache's key).
+    let mut at = Vec::new();
+    let mut paths = Vec::new();
     for (pi, matches) in patterns.iter().enumerate() {
         for (mi, m) in matches.iter().enumerate() {
             for (ei, e) in m.entries.iter().enumerate() {
-                if let (EntryKind::File { .. }, Some(stat)) = (&e.kind, e.stat) {
-                    let path = dir.join(paths::join(&m.resolved, &e.rel));
-                    pending.push(Pending {
-                        pattern: pi,
-                        matched: mi,
-                        entry: ei,
-                        path,
-                        stat,
-                    });
+                if let (EntryKind::File { .. }, Some(_)) = (&e.kind, e.stat) {
+                    at.push((pi, mi, ei));
+                    paths.push(dir.join(paths::join(&m.resolved, &e.rel)));
                 }
             }
         }
     }
-    let paths: Vec<PathBuf> = pending.iter().map(|p| p.path.clone()).collect();
+    let stat_of = |i: usize| {
+        let (pi, mi, ei) = at[i];
+        patterns[pi][mi].entries[ei].stat.unwrap_or(FileStat {
+            dev: 0,
+            ino: 0,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        })
+    };
     let known = match store {
         Some(store) => store.file_hashes(&paths)?,
         None => vec![None; paths.len()],
     };
-    let misses: Vec<usize> = (0..pending.len())
-        .filter(|&i| {
-            known[i]
-                .as_ref()
-                .and_then(|k| k.hash_if_valid(&pending[i].stat))
-                .is_none()
-        })
+    let mut hashes: Vec<Option<[u8; 32]>> = known
+        .iter()
+        .enumerate()
+        .map(|(i, k)| k.as_ref().and_then(|k| k.hash_if_valid(&stat_of(i))))
         .collect();
+    let misses: Vec<usize> = (0..at.len()).filter(|&i| hashes[i].is_none()).collect();
     let hashed: Vec<(usize, [u8; 32])> = misses
         .par_iter()
-        .map(|&i| hash_file(&pending[i].path, pending[i].stat.size).map(|h| (i, h)))
+        .map(|&i| hash_file(&paths[i], stat_of(i).size).map(|h| (i, h)))
         .collect::<Result<_, _>>()?;
-    let mut hashes: Vec<Option<[u8; 32]>> = (0..pending.len())
-        .map(|i| {
-            known[i]
-                .as_ref()
-                .and_then(|k| k.hash_if_valid(&pending[i].stat))
-        })
-        .collect();
     let mut updates = Vec::with_capacity(hashed.len());
-    for (i, h) in &hashed {
-        hashes[*i] = Some(*h);
+    for &(i, h) in &hashed {
+        hashes[i] = Some(h);
         updates.push((
-            pending[*i].path.clone(),
+            paths[i].clone(),
             FileHashEntry {
-                stat: pending[*i].stat,
+                stat: stat_of(i),
                 hashed_at_ns: scan_started,
-                blake3: *h,
+                blake3: h,
             },
         ));
     }
     if let Some(store) = store {
         store.put_file_hashes(&updates)?;
     }
-    for (i, p) in pending.iter().enumerate() {
-        let entry = &mut patterns[p.pattern][p.matched].entries[p.entry];
-        if let (EntryKind::File { size, blake3 }, Some(h)) = (&mut entry.kind, hashes[i]) {
-            *size = p.stat.size;
+    for (i, &(pi, mi, ei)) in at.iter().enumerate() {
+        let entry = &mut patterns[pi][mi].entries[ei];
+        let stat = entry.stat;
+        if let (EntryKind::File { size, blake3 }, Some(stat), Some(h)) =
+            (&mut entry.kind, stat, hashes[i])
+        {
+            *size = stat.size;
             *blake3 = h;
         }
     }
@@ -477,38 +467,55 @@ fn walk_match(
         });
     };
     let is_dir = root_kind == EntryKind::Dir;
-    let mut entries = vec![ContextEntry {
+    let root = ContextEntry {
         rel: String::new(),
         kind: root_kind,
         mode: meta.mode() & 0o7777,
         stat: Some(FileStat::of(meta)),
-    }];
-    if is_dir {
-        entries.extend(walk_dir(dir, resolved, "", ignore)?);
-        entries.sort_by(|a, b| a.rel.cmp(&b.rel));
+    };
+    if !is_dir {
+        return Ok(vec![root]);
+    }
+    let chunks = walk_dir(dir, resolved, "", ignore)?;
+    let mut entries = Vec::with_capacity(1 + chunks.iter().map(Vec::len).sum::<usize>());
+    entries.push(root);
+    for chunk in chunks {
+        entries.extend(chunk);
     }
     Ok(entries)
 }
 
-/// Entries below `base/sub`, in parallel across subdirectories.
+/// One directory's listing, in the order its entries' paths sort.
+enum Item {
+    Entry(ContextEntry),
+    /// A subdirectory's contents: every path in it sorts as `<name>/...`.
+    Below(String),
+}
+
+/// Entries below `base/sub`, as chunks whose concatenation is sorted by `rel` (so the match
+/// needs no sort of all its paths and no entry is copied once per directory level).
+/// Subdirectories are walked in parallel.
+///
+/// Sorting a directory's entries by name and each subdirectory's contents by `<name>/` gives
+/// exactly the byte order of the full paths: a path below `d` shares the prefix `d/`, and
+/// `d` itself sorts before it.
 fn walk_dir(
     dir: &Path,
     base: &str,
     sub: &str,
     ignore: &IgnoreMatcher,
-) -> Result<Vec<ContextEntry>, EngineError> {
+) -> Result<Vec<Vec<ContextEntry>>, EngineError> {
     let path = dir.join(paths::join(base, sub));
     let listing = fs::read_dir(&path).map_err(|e| EngineError::io("listing", &path, e))?;
-    let mut out = Vec::new();
-    let mut subdirs = Vec::new();
+    let mut items: Vec<(String, Item)> = Vec::new();
     for entry in listing {
         let entry = entry.map_err(|e| EngineError::io("listing", &path, e))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            return Err(EngineError::NonUtf8Path { path: entry.path() });
-        };
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| EngineError::NonUtf8Path { path: entry.path() })?;
         let rel = paths::join(sub, &name);
-        let context_rel = paths::join(base, &rel);
-        let excluded = ignore.is_excluded(&context_rel);
+        let excluded = !ignore.is_empty() && ignore.is_excluded(&paths::join(base, &rel));
         let meta = entry
             .metadata()
             .map_err(|e| EngineError::io("reading the metadata of", &entry.path(), e))?;
@@ -516,27 +523,29 @@ fn walk_dir(
             if excluded && ignore.can_skip_dir() {
                 continue;
             }
+            items.push((format!("{name}/"), Item::Below(rel.clone())));
             if !excluded {
-                out.push(ContextEntry {
-                    rel: rel.clone(),
+                let e = ContextEntry {
+                    rel,
                     kind: EntryKind::Dir,
                     mode: meta.mode() & 0o7777,
                     stat: None,
-                });
+                };
+                items.push((name, Item::Entry(e)));
             }
-            subdirs.push(rel);
             continue;
         }
         if excluded {
             continue;
         }
         if let Some(kind) = kind_of(&entry.path(), &meta)? {
-            out.push(ContextEntry {
+            let e = ContextEntry {
                 rel,
                 kind,
                 mode: meta.mode() & 0o7777,
                 stat: Some(FileStat::of(&meta)),
-            });
+            };
+            items.push((name, Item::Entry(e)));
         } else {
             tracing::warn!(
                 "skipping {}: sockets, fifos and devices are not copied",
@@ -544,14 +553,44 @@ fn walk_dir(
             );
         }
     }
-    let nested: Vec<Vec<ContextEntry>> = subdirs
-        .par_iter()
-        .map(|s| walk_dir(dir, base, s, ignore))
-        .collect::<Result<_, _>>()?;
-    for n in nested {
-        out.extend(n);
+    // Keys are unique: names differ, and no name contains the `/` of a `Below` key.
+    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let below: Vec<&str> = items
+        .iter()
+        .filter_map(|(_, i)| match i {
+            Item::Below(rel) => Some(rel.as_str()),
+            Item::Entry(_) => None,
+        })
+        .collect();
+    let mut nested: Vec<Vec<Vec<ContextEntry>>> = if below.len() > 1 {
+        below
+            .par_iter()
+            .map(|s| walk_dir(dir, base, s, ignore))
+            .collect::<Result<_, _>>()?
+    } else {
+        below
+            .iter()
+            .map(|s| walk_dir(dir, base, s, ignore))
+            .collect::<Result<_, _>>()?
+    };
+    nested.reverse();
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    for (_, item) in items {
+        match item {
+            Item::Entry(e) => current.push(e),
+            Item::Below(_) => {
+                if !current.is_empty() {
+                    chunks.push(std::mem::take(&mut current));
+                }
+                chunks.extend(nested.pop().unwrap_or_default());
+            }
+        }
     }
-    Ok(out)
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    Ok(chunks)
 }
 
 fn kind_of(path: &Path, meta: &fs::Metadata) -> Result<Option<EntryKind>, EngineError> {
@@ -608,6 +647,40 @@ mod tests {
             &IgnoreMatcher::default(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn entries_are_in_path_byte_order() {
+        // Names that extend a directory's name with bytes below `/` sort between the
+        // directory and its contents; the walk must still give plain byte order.
+        let (tmp, store) = setup();
+        let d = tmp.path().join("ctx/d");
+        for dir in ["a", "a/b", "a-b", "a.b", "ab", "A", "z", "\u{e9}t\u{e9}"] {
+            fs::create_dir_all(d.join(dir)).unwrap();
+        }
+        for file in [
+            "a/x",
+            "a/b/y",
+            "a.txt",
+            "a-",
+            "a!",
+            "a0",
+            "a/b.c",
+            "a-b/q",
+            "\u{e9}t\u{e9}/f",
+        ] {
+            fs::write(d.join(file), file).unwrap();
+        }
+        let sel = scan_d(&tmp, &store);
+        let rels: Vec<&str> = sel.patterns[0][0]
+            .entries
+            .iter()
+            .map(|e| e.rel.as_str())
+            .collect();
+        let mut sorted = rels.clone();
+        sorted.sort();
+        assert_eq!(rels, sorted);
+        assert_eq!(rels.len(), 1 + 8 + 9 + 1, "{rels:?}");
     }
 
     #[test]
