@@ -9,9 +9,12 @@ decreases, so it is reported once per scenario). The same Kubefile is used as a 
 with COPY destinations rewritten so all three produce the same tree (`COPY dir1 a` in seal
 is `COPY dir1 a/dir1` in Docker's semantics).
 
-The `cluster` scenario needs image collection (issue 4) and is not run yet.
+`cluster` (see scenarios.py) starts a docker-registry on 127.0.0.1 seeded by seal with the base
+image and 10 container images; every tool pulls the base from it (BuildKit: dockerd trusts
+127.0.0.0/8 over plain HTTP; Buildah: --tls-verify=false). Only seal also collects the 10
+images into a registry/ layer (one manifest request per tag on a no-op), so the peers do less.
 
-usage: peers.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,deep,wide] [--out DIR]
+usage: peers.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,deep,wide,cluster] [--out DIR]
 """
 import argparse
 import json
@@ -109,7 +112,8 @@ class Seal(Tool):
             timed([self.binary, "--root", self.root, "build", "--progress", "plain", "-t", "base:1", self.base])
 
     def build(self, ctx):
-        return timed([self.binary, "--root", self.root, "build", "--progress", "plain", "-t", "bench:1", ctx])
+        return timed([self.binary, "--root", self.root, *scenarios.global_args(ctx), "build", "--progress", "plain",
+                      "-t", "bench:1", ctx])
 
 
 class BuildKit(Tool):
@@ -150,6 +154,8 @@ class BuildKit(Tool):
     def reset(self):
         self.docker("builder", "prune", "-af", check=False)
         self.docker("image", "rm", "-f", "bench:1", check=False)
+        if self.scenario == "cluster":
+            self.docker("image", "rm", "-f", f"{scenarios.REGISTRY}/base:1", check=False)
         if self.scenario == "run":
             rootfs = os.path.join(self.work, "base", "rootfs")
             tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
@@ -195,8 +201,8 @@ class Buildah(Tool):
             subprocess.run(self.args("rm", cid), capture_output=True)
 
     def build(self, ctx):
-        return timed(self.args("bud", "--layers", "--isolation", "chroot", "-q", "-t", "bench:1", "-f",
-                               os.path.join(ctx, "Dockerfile"), ctx))
+        return timed(self.args("bud", "--layers", "--isolation", "chroot", "--tls-verify=false", "-q", "-t", "bench:1",
+                               "-f", os.path.join(ctx, "Dockerfile"), ctx))
 
 
 class Failed(Exception):
@@ -215,6 +221,16 @@ def attempt(tool, ctx, failures):
 
 
 def run_scenario(name, seal_bin, work, runs):
+    if name == "cluster":
+        ctx = os.path.join(work, name, "ctx")
+        os.makedirs(ctx, exist_ok=True)
+        GENERATORS[name](ctx)  # idempotent; names embed the registry address
+        with scenarios.ClusterRegistry(seal_bin, os.path.dirname(ctx)):
+            return run_tools(name, seal_bin, work, runs)
+    return run_tools(name, seal_bin, work, runs)
+
+
+def run_tools(name, seal_bin, work, runs):
     sdir = os.path.join(work, name)
     ctx = os.path.join(sdir, "ctx")
     if not os.path.exists(os.path.join(ctx, "Kubefile")):
@@ -286,7 +302,7 @@ def main():
     ap.add_argument("--seal", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--scenarios", default="small,big,run,deep,wide")
+    ap.add_argument("--scenarios", default="small,big,run,deep,wide,cluster")
     ap.add_argument("--out", default=".")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -5,13 +5,26 @@ Generated data (fixed seed, never committed) goes under the work dir. Each measu
 median of N runs; peak RSS comes from wait4's rusage of the seal process. Writes a markdown
 table and the raw JSON.
 
-usage: scenarios.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,wide] [--out DIR]
+The `cluster` scenario starts Debian's docker-registry on 127.0.0.1 (port $SEAL_BENCH_REGISTRY_PORT,
+default 45556) with fresh storage, builds a ~300 MiB base cluster image and 10 small container
+images with seal (in a seed store under the work dir) and pushes them there, then measures
+`FROM <registry>/base:1; COPY manifests; COPY charts; CMD` with image collection on, counting the
+registry's requests during every no-op build. The registry is stopped at the end.
+
+`big` also measures the floor pipeline over the same bytes in the same run: read + blake3 +
+sha256 + zstd -1 on all cores (`cat | tee >(b3sum) >(openssl dgst -sha256) | zstd -1 -T0`;
+openssl because coreutils' sha256sum does not use the CPU's SHA extensions).
+
+usage: scenarios.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,wide,cluster] [--out DIR]
 """
 import argparse
+import collections
 import json
 import os
 import random
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -86,7 +99,164 @@ def gen_wide(ctx, seed=42):
         f.write("\n".join(lines) + "\n")
 
 
-GENERATORS = {"small": gen_small, "big": gen_big, "run": gen_run, "wide": gen_wide}
+REGISTRY_PORT = int(os.environ.get("SEAL_BENCH_REGISTRY_PORT", "45556"))
+REGISTRY = f"127.0.0.1:{REGISTRY_PORT}"
+CLUSTER_IMAGES = [f"{REGISTRY}/bench/app{i}:1" for i in range(10)]
+
+
+def write_if_changed(path, data):
+    """Write `data` unless the file already holds it (mtimes of unchanged files stay old)."""
+    data = data.encode() if isinstance(data, str) else data
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def deployment(name, image):
+    return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: kube-system\n"
+            f"spec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n"
+            f"    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n"
+            f"        - name: {name}\n          image: {image}\n          args: [\"--v=2\"]\n")
+
+
+def chart(name, images):
+    """A chart whose values name the images; the template renders one Deployment each."""
+    values = "".join(f"app{i}:\n  image:\n    repository: {img.rsplit(':', 1)[0]}\n    tag: \"1\"\n"
+                     for i, img in enumerate(images))
+    template = "".join(
+        f"---\n{deployment(f'{name}-{i}', '{{ .Values.app' + str(i) + '.image.repository }}:{{ .Values.app' + str(i) + '.image.tag }}')}"
+        for i in range(len(images)))
+    return {
+        "Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: 0.1.0\nappVersion: \"1\"\n",
+        "values.yaml": values,
+        "templates/deployments.yaml": template,
+    }
+
+
+def gen_cluster(ctx, seed=42):
+    """A ~300 MiB base cluster image (binaries, manifests, a chart), 10 small container images,
+    and the scenario's context: manifests and a chart referencing those images.
+
+    Layout beside ctx: base/ (the base image's context), images/appN/ (each a FROM scratch +
+    COPY context). Image names embed the registry address, so they are rewritten (only when
+    they differ) on every run."""
+    rng = random.Random(seed)
+    top = os.path.dirname(ctx)
+    base = os.path.join(top, "base")
+    # Binaries: random (incompressible) bytes, like stripped executables would mostly be.
+    for name, mib in (("kubelet", 110), ("kubeadm", 60), ("kubectl", 50), ("containerd", 40), ("crictl", 36)):
+        path = os.path.join(base, "bin", name)
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                for _ in range(mib):
+                    f.write(rng.randbytes(1 << 20))
+    for i in range(10):
+        path = os.path.join(top, "images", f"app{i}", "app")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(rng.randbytes(256 << 10))
+        write_if_changed(os.path.join(top, "images", f"app{i}", "Kubefile"), "FROM scratch\nCOPY app app\n")
+    write_cluster_files(ctx)
+
+
+def write_cluster_files(ctx):
+    top = os.path.dirname(ctx)
+    base = os.path.join(top, "base")
+    # The base's own manifests (CNI, DNS, ...) and a chart: 200 small YAML files in all.
+    for i in range(180):
+        image = CLUSTER_IMAGES[8 + i % 2] if i < 2 else None
+        doc = deployment(f"base{i}", image) if image else (
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base{i}\ndata:\n  n: \"{i}\"\n")
+        write_if_changed(os.path.join(base, "manifests", f"base{i:03d}.yaml"), doc)
+    for rel, text in chart("base-addons", []).items():
+        write_if_changed(os.path.join(base, "charts", "base-addons", rel), text)
+    write_if_changed(os.path.join(base, "Kubefile"),
+                     "FROM scratch\nCOPY bin bin\nCOPY manifests manifests\nCOPY charts charts\n")
+    # The scenario: 6 images named by manifests, 2 by a chart (the base names the last 2).
+    for i in range(6):
+        write_if_changed(os.path.join(ctx, "manifests", f"app{i}.yaml"), deployment(f"app{i}", CLUSTER_IMAGES[i]))
+    write_if_changed(os.path.join(ctx, "manifests", "NOTES.txt"), "what change1 and touch1 edit\n")
+    for rel, text in chart("apps", CLUSTER_IMAGES[6:8]).items():
+        write_if_changed(os.path.join(ctx, "charts", "apps", rel), text)
+    write_if_changed(os.path.join(ctx, "Kubefile"),
+                     f"FROM {REGISTRY}/base:1\nCOPY manifests manifests\nCOPY charts charts\n"
+                     "CMD kubectl apply -f manifests/\n")
+
+
+class ClusterRegistry:
+    """Debian's docker-registry on 127.0.0.1 with fresh storage, seeded with the base image and
+    the 10 container images (built by seal in a seed store that survives between runs)."""
+
+    def __init__(self, seal, top):
+        self.seal, self.top = seal, top
+        self.dir = os.path.join(top, "registry")
+        self.log = os.path.join(self.dir, "access.log")
+        self.proc = None
+
+    def __enter__(self):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", REGISTRY_PORT)) == 0:
+                raise SystemExit(f"something already listens on {REGISTRY} (set SEAL_BENCH_REGISTRY_PORT)")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        config = os.path.join(self.dir, "config.yml")
+        with open(config, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                    f"    rootdirectory: {self.dir}/data\nhttp:\n  addr: {REGISTRY}\n")
+        # The access log (one Apache-style line per request) goes to stdout.
+        self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", config],
+                                     stdout=open(self.log, "w"), stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", REGISTRY_PORT)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            raise SystemExit("docker-registry did not start")
+        seed = os.path.join(self.top, "seed-store")
+        base = [self.seal, "--root", seed, "--insecure-registry", REGISTRY]
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+        # gzip layers: Docker 20.10 (BuildKit's peer run) cannot unpack zstd ones.
+        for i, image in enumerate(CLUSTER_IMAGES):
+            subprocess.run(base + ["build", "--progress", "plain", "--compression", "gzip", "-t", image,
+                                   os.path.join(self.top, "images", f"app{i}")], **quiet)
+            subprocess.run(base + ["push", image], **quiet)
+        subprocess.run(base + ["build", "--progress", "plain", "--compression", "gzip", "--build-mode", "lite",
+                               "-t", f"{REGISTRY}/base:1",
+                               os.path.join(self.top, "base")], **quiet)
+        subprocess.run(base + ["push", f"{REGISTRY}/base:1"], **quiet)
+        return self
+
+    def requests(self):
+        """The request lines (`HEAD /v2/... HTTP/1.1`) logged so far."""
+        out = []
+        with open(self.log, errors="replace") as f:
+            for line in f:
+                start = line.find('"') + 1
+                end = line.find('"', start)
+                if start > 0 and end > start:
+                    out.append(line[start:end])
+        return out
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+GENERATORS = {"small": gen_small, "big": gen_big, "run": gen_run, "wide": gen_wide, "cluster": gen_cluster}
 
 
 def prepare_root(name, seal, root, ctx):
@@ -99,11 +269,18 @@ def prepare_root(name, seal, root, ctx):
 
 
 def small_file(ctx):
-    """The file change1/touch1 edit: one small file in dir2."""
+    """The file change1/touch1 edit: one small file in dir2 (cluster: a note beside the manifests)."""
+    if os.path.exists(os.path.join(ctx, "manifests", "NOTES.txt")):
+        return os.path.join(ctx, "manifests", "NOTES.txt")
     for root, _dirs, files in sorted(os.walk(os.path.join(ctx, "dir2"))):
         for name in sorted(files):
             return os.path.join(root, name)
     raise SystemExit("no file in dir2")
+
+
+def global_args(ctx):
+    """seal's global flags a scenario needs (the cluster's registry is plain HTTP)."""
+    return ["--insecure-registry", REGISTRY] if os.path.basename(os.path.dirname(ctx)) == "cluster" else []
 
 
 def run_measured(seal, root, ctx, extra=()):
@@ -115,7 +292,8 @@ def run_measured(seal, root, ctx, extra=()):
         os.dup2(devnull, 1)
         log = os.open(os.path.join(root + ".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 2)
-        os.execv(seal, [seal, "--root", root, "build", "--progress", "plain", "-t", "bench:1", *extra, ctx])
+        os.execv(seal, [seal, "--root", root, *global_args(ctx), "build", "--progress", "plain", "-t", "bench:1",
+                        *extra, ctx])
     _pid, status, rusage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     with open(root + ".log", errors="replace") as f:
@@ -144,12 +322,32 @@ def floor_find(ctx):
     return time.perf_counter() - start
 
 
+def floor_pipeline(ctx):
+    """Seconds to read every file under ctx once and blake3 + sha256 + zstd -1 the stream,
+    the tools running in parallel on all cores."""
+    files = sorted(os.path.join(r, n) for r, _d, ns in os.walk(ctx) for n in ns if n != "Kubefile")
+    script = ('cat "$@" | tee >(b3sum >/dev/null) >(openssl dgst -sha256 >/dev/null) '
+              '| zstd -1 -T0 -q -c >/dev/null; wait')
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", script, "floor", *files], check=True)
+    return time.perf_counter() - start, sum(os.path.getsize(f) for f in files)
+
+
 def scenario(name, seal, work, runs):
     ctx = os.path.join(work, name, "ctx")
+    if name == "cluster":
+        os.makedirs(ctx, exist_ok=True)
+        GENERATORS[name](ctx)  # idempotent; names embed the registry address
+        with ClusterRegistry(seal, os.path.dirname(ctx)) as registry:
+            return measure(name, seal, work, runs, ctx, registry)
     if not os.path.exists(os.path.join(ctx, "Kubefile")):
         shutil.rmtree(ctx, ignore_errors=True)
         os.makedirs(ctx)
         GENERATORS[name](ctx)
+    return measure(name, seal, work, runs, ctx, None)
+
+
+def measure(name, seal, work, runs, ctx, registry):
     results = {}
     # cold: a fresh store every run; let the page cache be warm like a developer's machine.
     cold, rss, written = [], [], []
@@ -161,6 +359,19 @@ def scenario(name, seal, work, runs):
         rss.append(r)
         written.append(du_bytes(root))
     results["cold"] = {"runs": cold, "median_s": statistics.median(cold), "peak_rss_kib": max(rss), "bytes_written": statistics.median(written)}
+    if name == "big":
+        # The floor pipeline over the same bytes, interleaved with seal's cold builds.
+        floor, seal_cold, size = [], [], 0
+        for i in range(runs):
+            t, size = floor_pipeline(ctx)
+            floor.append(t)
+            root = os.path.join(work, name, "root-cold")
+            prepare_root(name, seal, root, ctx)
+            seal_cold.append(run_measured(seal, root, ctx)[0])
+        f, c = statistics.median(floor), statistics.median(seal_cold)
+        results["floor_pipeline"] = {"runs": floor, "median_s": f, "bytes": size, "seal_cold_runs": seal_cold,
+                                     "seal_cold_median_s": c, "floor_mb_s": size / f / 1e6,
+                                     "seal_mb_s": size / c / 1e6, "ratio": f / c}
     if name == "wide":
         serial = []
         for i in range(runs):
@@ -181,6 +392,13 @@ def scenario(name, seal, work, runs):
         rss.append(r)
         summaries.append(s)
     results["noop"] = {"runs": noop, "median_s": statistics.median(noop), "peak_rss_kib": max(rss), "summary": summaries[-1]}
+    if registry:
+        # Registry requests of a no-op build, with the default pull policy and with --pull never.
+        for label, extra in (("noop_requests", ()), ("noop_requests_pull_never", ("--pull", "never"))):
+            before = len(registry.requests())
+            run_measured(seal, root, ctx, extra)
+            made = registry.requests()[before:]
+            results[label] = {"count": len(made), "requests": made}
     target = small_file(ctx)
     for kind in ("change1", "touch1"):
         times, rss, summaries = [], [], []
@@ -228,6 +446,17 @@ def main():
             ratio = serial / res["cold"]["median_s"]
             lines.append(f"| {name} | cold, --max-parallelism 1 | {serial * 1000:.1f} ms | | parallel is {ratio:.2f}x faster |")
         lines.append(f"| {name} | find floor | {res['floor_find_s'] * 1000:.1f} ms | | `find -type f -printf '%s %T@'` |")
+        if "floor_pipeline" in res:
+            fp = res["floor_pipeline"]
+            lines.append(f"| {name} | floor pipeline | {fp['median_s'] * 1000:.1f} ms | | {fp['floor_mb_s']:.0f} MB/s; "
+                         f"seal cold {fp['seal_mb_s']:.0f} MB/s = {fp['ratio'] * 100:.0f}% of the floor |")
+        for label in ("noop_requests", "noop_requests_pull_never"):
+            if label in res:
+                kinds = collections.Counter(
+                    r.split()[0] + (" manifest" if "/manifests/" in r else " blob" if "/blobs/" in r else " " + r.split()[1])
+                    for r in res[label]["requests"])
+                kinds = ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
+                lines.append(f"| {name} | {label.replace('_', ' ')} | {res[label]['count']} | | {kinds} |")
     table = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "seal-scenarios.md"), "w") as f:
         f.write(table)

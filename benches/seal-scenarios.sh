@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Runs the `small`, `big`, `run` and `wide` scenarios of BENCHMARKS.md for seal (cold, noop, change1, touch1)
-# and writes target/bench/seal-scenarios.{md,json}. Generated data lives in $SEAL_BENCH_WORK
-# (default ~/.cache/seal-bench), made once with a fixed seed and never committed.
-# usage: benches/seal-scenarios.sh [--runs N] [--scenarios small,big,run,wide]
+# Runs the `small`, `big`, `run`, `wide` and `cluster` scenarios of BENCHMARKS.md for seal (cold, noop,
+# change1, touch1; `big` also times the floor pipeline over its bytes, `cluster` counts registry
+# requests) and writes target/bench/seal-scenarios.{md,json}. Generated data lives in
+# $SEAL_BENCH_WORK (default ~/.cache/seal-bench), made once with a fixed seed and never committed.
+# usage: benches/seal-scenarios.sh [--runs N] [--scenarios small,big,run,wide,cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh
+# The floor pipeline's tools (b3sum, zstd; openssl comes with the system packages).
+missing=()
+for p in b3sum zstd; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 source scripts/env.sh
 cargo build --release --quiet --bin seal
 work=${SEAL_BENCH_WORK:-$HOME/.cache/seal-bench}
