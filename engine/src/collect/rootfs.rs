@@ -377,7 +377,10 @@ mod tests {
         assert!(may_change(&copy(&["app"], "application/apps")));
         assert!(!may_change(&copy(&["x"], "application")), "application/x");
         assert!(may_change(&copy(&["apps"], "application")));
-        assert!(may_change(&copy(&["x/."], "application")), "contents: maybe apps/");
+        assert!(
+            may_change(&copy(&["x/."], "application")),
+            "contents: maybe apps/"
+        );
         assert!(may_change(&copy(&["registry"], "")));
     }
 
