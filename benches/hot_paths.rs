@@ -1,6 +1,7 @@
-//! Criterion micro-benchmarks for seal's hot paths: the context scan of a no-op rebuild,
-//! content hashing, layer tar + zstd, solving a 10,000-node graph from the cache, and RocksDB
-//! record lookups. Run: `source scripts/env.sh && cargo bench --bench hot_paths`.
+//! Criterion micro-benchmarks for seal's hot paths: the context scan of a no-op rebuild (stat
+//! walk + file-hash cache lookups), content hashing, layer tar + zstd, cache keys and lookups
+//! of a 10,000-node graph solved from the cache, RocksDB record and batched file-hash lookups,
+//! and opening the store. Run: `source scripts/env.sh && cargo bench --bench hot_paths`.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -206,6 +207,32 @@ fn rocksdb_lookups(c: &mut Criterion) {
     for k in &keys {
         store.cache_put(k, &[0u8; 200]).unwrap();
     }
+    // The file-hash entries of a 10,000-file context, looked up in one batch as a no-op does.
+    let paths: Vec<std::path::PathBuf> = (0..10_000)
+        .map(|i| format!("/ctx/d{:03}/f{i:05}.dat", i / 50).into())
+        .collect();
+    let entries: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let stat = seal_store::FileStat {
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime_ns: 4,
+                ctime_ns: 5,
+            };
+            let entry = seal_store::FileHashEntry {
+                stat,
+                hashed_at_ns: 6,
+                blake3: [7; 32],
+            };
+            (p.clone(), entry)
+        })
+        .collect();
+    store.put_file_hashes(&entries).unwrap();
+    drop(store);
+    // Reopened: the store reads through RocksDB's read-only instance, as a no-op build does.
+    let store = Store::open(tmp.path(), &mut || {}).unwrap();
     let mut group = c.benchmark_group("rocksdb");
     group.throughput(Throughput::Elements(keys.len() as u64));
     group.bench_function("cache_get_10000", |b| {
@@ -215,7 +242,17 @@ fn rocksdb_lookups(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("file_hashes_batch_10000", |b| {
+        b.iter(|| {
+            let found = store.file_hashes(&paths).unwrap();
+            assert!(found.iter().all(Option::is_some));
+        })
+    });
     group.finish();
+    drop(store);
+    c.bench_function("store_open_close", |b| {
+        b.iter(|| drop(Store::open(tmp.path(), &mut || {}).unwrap()))
+    });
 }
 
 criterion_group! {
