@@ -392,3 +392,42 @@ fn a_build_arg_reaching_a_copy_changes_it_and_an_unused_one_does_not() {
     );
     assert_all_cached(&unused);
 }
+
+/// A build whose only change is a touched file records the new stat in the file-hash log
+/// instead of opening the database for writing; later builds trust it, and the next build that
+/// writes folds the log into the database.
+#[test]
+fn a_touched_file_is_recorded_in_the_log_and_folded_later() {
+    let ctx = Ctx::new();
+    ctx.file("dir1/a.txt", "a")
+        .file("dir1/b.txt", "b")
+        .kubefile("FROM scratch\nCOPY dir1 d\n")
+        .age();
+    let seal = Seal::new();
+    let first = seal.build_ok(ctx.path(), "t:1", &[]);
+    let log = seal.root().join("filehash.log");
+    assert!(!log.exists());
+
+    ctx.touch("dir1/a.txt", common::OLD + 10);
+    // Out of the racy window of its new ctime.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let touched = seal.build_ok(ctx.path(), "t:1", &[]);
+    assert_eq!(touched.summary().files_read, 1, "{}", touched.stderr);
+    assert_eq!(touched.digest(), first.digest());
+    assert!(log.exists(), "the new stat went to the log");
+    let again = seal.build_ok(ctx.path(), "t:1", &[]);
+    assert_eq!(again.summary().files_read, 0, "the logged entry is trusted");
+
+    ctx.file("dir1/b.txt", "b2")
+        .touch("dir1/b.txt", common::OLD + 20);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let changed = seal.build_ok(ctx.path(), "t:1", &[]);
+    assert_eq!(changed.summary().executed, 1, "{}", changed.stderr);
+    assert!(
+        !log.exists(),
+        "a build that writes folds the log into the database"
+    );
+    let after = seal.build_ok(ctx.path(), "t:1", &[]);
+    assert_eq!(after.summary().files_read, 0, "{}", after.stderr);
+    assert_eq!(after.summary().executed, 0, "{}", after.stderr);
+}

@@ -102,6 +102,50 @@ pub(crate) fn key(path: &Path) -> Vec<u8> {
     path.as_os_str().as_bytes().to_vec()
 }
 
+/// File hashes recorded without opening the writable database: a build whose only writes are a
+/// few re-hashed files (a `touch`) appends them here instead of paying RocksDB's writable open
+/// and flush. Entries here are always newer than the database's: lookups prefer them, and the
+/// next write of file hashes to the database folds the whole log into the same batch first.
+/// Records are `u32 LE key length, key, value` (values have a fixed length); a torn last
+/// record (a crash mid-append) is ignored.
+pub(crate) const LOG: &str = "filehash.log";
+/// At most this many entries per build go to the log; more go to the database.
+pub(crate) const LOG_MAX_BATCH: usize = 256;
+/// Past this size the log is folded into the database.
+pub(crate) const LOG_FOLD_SIZE: u64 = 1 << 20;
+
+pub(crate) fn append_log(path: &Path, entries: &[(Vec<u8>, Vec<u8>)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut bytes = Vec::new();
+    for (k, v) in entries {
+        bytes.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(k);
+        bytes.extend_from_slice(v);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&bytes)
+}
+
+/// The log's entries, later ones winning (empty when there is no log).
+pub(crate) fn read_log(path: &Path) -> std::collections::HashMap<Vec<u8>, Vec<u8>> {
+    let mut out = std::collections::HashMap::new();
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut rest = bytes.as_slice();
+    while rest.len() >= 4 {
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(record) = rest.get(4..4 + len + ENCODED_LEN) else {
+            break;
+        };
+        let (key, value) = record.split_at(len);
+        out.insert(key.to_vec(), value.to_vec());
+        rest = &rest[4 + len + ENCODED_LEN..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +158,41 @@ mod tests {
             mtime_ns: mtime_s * 1_000_000_000,
             ctime_ns: mtime_s * 1_000_000_000,
         }
+    }
+
+    #[test]
+    fn the_log_keeps_the_latest_entry_and_ignores_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(LOG);
+        let entry = |b: u8| {
+            FileHashEntry {
+                stat: FileStat {
+                    dev: 1,
+                    ino: 2,
+                    size: 3,
+                    mtime_ns: 4,
+                    ctime_ns: 5,
+                },
+                hashed_at_ns: 6,
+                blake3: [b; 32],
+            }
+            .encode()
+        };
+        append_log(
+            &log,
+            &[(b"/a".to_vec(), entry(1)), (b"/b".to_vec(), entry(2))],
+        )
+        .unwrap();
+        append_log(&log, &[(b"/a".to_vec(), entry(3))]).unwrap();
+        // A crash mid-append leaves a partial record.
+        let mut torn = std::fs::read(&log).unwrap();
+        torn.extend_from_slice(&[2, 0, 0, 0, b'/', b'c', 9]);
+        std::fs::write(&log, torn).unwrap();
+        let read = read_log(&log);
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[b"/a".as_slice()], entry(3));
+        assert_eq!(read[b"/b".as_slice()], entry(2));
+        assert!(read_log(&dir.path().join("missing")).is_empty());
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Store {
     _lock: Option<std::fs::File>,
     /// The scratch directory of a read-only view (removed on drop).
     _scratch: Option<tempfile::TempDir>,
+    /// The entries of [`filehash::LOG`], read at the first lookup.
+    filehash_log: std::sync::Mutex<Option<std::collections::HashMap<Vec<u8>, Vec<u8>>>>,
 }
 
 impl Store {
@@ -113,6 +115,7 @@ impl Store {
             db,
             _lock: Some(lock),
             _scratch: None,
+            filehash_log: Default::default(),
         })
     }
 
@@ -137,6 +140,7 @@ impl Store {
             db,
             _lock: None,
             _scratch: Some(scratch),
+            filehash_log: Default::default(),
         })
     }
 
@@ -238,18 +242,28 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("config {digest}: {e}")))
     }
 
-    /// Stored file hashes for `paths`, in order (one batched read).
+    /// Stored file hashes for `paths`, in order (one pass over the database, then the log of
+    /// entries recorded without opening it, which are newer).
     pub fn file_hashes(&self, paths: &[PathBuf]) -> Result<Vec<Option<FileHashEntry>>, StoreError> {
         let keys: Vec<Vec<u8>> = paths.iter().map(|p| filehash::key(p)).collect();
-        Ok(self
-            .db
-            .multi_get(CF_FILEHASH, &keys)?
-            .into_iter()
-            .map(|v| v.and_then(|v| FileHashEntry::decode(&v)))
+        let stored = self.db.multi_get(CF_FILEHASH, &keys)?;
+        let mut log = self.filehash_log.lock().unwrap_or_else(|e| e.into_inner());
+        let log = log.get_or_insert_with(|| filehash::read_log(&self.root.join(filehash::LOG)));
+        Ok(keys
+            .iter()
+            .zip(stored)
+            .map(|(k, v)| {
+                log.get(k)
+                    .cloned()
+                    .or(v)
+                    .and_then(|v| FileHashEntry::decode(&v))
+            })
             .collect())
     }
 
-    /// Record file hashes (one batched write).
+    /// Record file hashes. A few, while the database is not open for writing (a `touch`ed
+    /// file in an otherwise unchanged build), are appended to [`filehash::LOG`]; otherwise one
+    /// batched write that folds the log in first.
     pub fn put_file_hashes(&self, entries: &[(PathBuf, FileHashEntry)]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -258,7 +272,28 @@ impl Store {
             .iter()
             .map(|(p, e)| (filehash::key(p), e.encode()))
             .collect();
-        self.db.write_batch(CF_FILEHASH, &kv)
+        let path = self.root.join(filehash::LOG);
+        let mut log = self.filehash_log.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.db.is_writable_open()
+            && kv.len() <= filehash::LOG_MAX_BATCH
+            && std::fs::metadata(&path).map_or(0, |m| m.len()) < filehash::LOG_FOLD_SIZE
+            && filehash::append_log(&path, &kv).is_ok()
+        {
+            if let Some(log) = log.as_mut() {
+                log.extend(kv);
+            }
+            return Ok(());
+        }
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = filehash::read_log(&path).into_iter().collect();
+        batch.extend(kv);
+        self.db.write_batch(CF_FILEHASH, &batch)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("removing the file-hash log", &path, e)),
+        }
+        *log = Some(std::collections::HashMap::new());
+        Ok(())
     }
 
     /// Note that blobs were produced or reused now (for LRU pruning).
@@ -277,6 +312,24 @@ impl Store {
             })
             .collect();
         self.db.write_batch(CF_BLOBS, &kv)
+    }
+}
+
+impl Drop for Store {
+    /// A build that opened the database for writing anyway folds the file-hash log into it,
+    /// so the log stays small. Best effort: the log stays valid if this fails.
+    fn drop(&mut self) {
+        let path = self.root.join(filehash::LOG);
+        if !self.db.is_writable_open() || !path.exists() {
+            return;
+        }
+        let batch: Vec<(Vec<u8>, Vec<u8>)> = filehash::read_log(&path).into_iter().collect();
+        match self.db.write_batch(CF_FILEHASH, &batch) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e) => tracing::warn!("folding {}: {e}", path.display()),
+        }
     }
 }
 
