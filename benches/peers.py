@@ -108,6 +108,12 @@ class Seal(Tool):
 
     def reset(self):
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.scenario == "cluster":
+            # BuildKit keeps a pulled base's layers in its content store across
+            # `builder prune -af` (its cold runs fetch only the config), so every tool starts
+            # its cold run with the base pulled, untimed. The 10 collected images are not.
+            timed([self.binary, "--root", self.root, "--insecure-registry", scenarios.REGISTRY, "pull",
+                   f"{scenarios.REGISTRY}/base:1"])
         if self.scenario == "run":
             timed([self.binary, "--root", self.root, "build", "--progress", "plain", "-t", "base:1", self.base])
 
@@ -193,6 +199,9 @@ class Buildah(Tool):
     def reset(self):
         subprocess.run(self.args("rmi", "-af"), capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.scenario == "cluster":
+            subprocess.run(self.args("pull", "--tls-verify=false", "-q", f"{scenarios.REGISTRY}/base:1"),
+                           capture_output=True, check=True)
         if self.scenario == "run":
             rootfs = os.path.join(self.work, "base", "rootfs")
             cid = subprocess.run(self.args("from", "scratch"), capture_output=True, check=True, text=True).stdout.strip()
