@@ -66,6 +66,7 @@ impl BlobStore {
             out: BufWriter::with_capacity(1 << 20, file),
             hasher: Sha256::new(),
             size: 0,
+            written_back: 0,
             dir: self.dir.clone(),
         })
     }
@@ -146,8 +147,15 @@ pub struct BlobWriter {
     out: BufWriter<tempfile::NamedTempFile>,
     hasher: Sha256,
     size: u64,
+    /// Bytes handed to the kernel's writeback so far (see [`WRITEBACK_CHUNK`]).
+    written_back: u64,
     dir: PathBuf,
 }
+
+/// A big blob's pages are handed to writeback every this many bytes while it is written, so
+/// the disk works while seal hashes and compresses, and the fsync at commit only waits for
+/// the tail (a 1 GiB layer's fsync otherwise waits for all of it at once).
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 impl BlobWriter {
     /// Bytes written so far.
@@ -162,6 +170,7 @@ impl BlobWriter {
             hasher,
             size,
             dir,
+            ..
         } = self;
         let digest = Digest::from_sha256(hasher.finalize().into());
         if let Some(expected) = expected {
@@ -193,6 +202,19 @@ impl Write for BlobWriter {
         let n = self.out.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
+        let on_disk = self.size - self.out.buffer().len() as u64;
+        if on_disk - self.written_back >= WRITEBACK_CHUNK {
+            // POSIX_FADV_DONTNEED starts asynchronous writeback of the range's dirty pages
+            // (and drops its clean ones): nothing waits here. Best effort: the fsync at commit
+            // is what makes the blob durable.
+            let _ = rustix::fs::fadvise(
+                self.out.get_ref().as_file(),
+                self.written_back,
+                std::num::NonZeroU64::new(on_disk - self.written_back),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.written_back = on_disk;
+        }
         Ok(n)
     }
 
