@@ -222,6 +222,9 @@ def attempt(tool, ctx, failures):
     """Build with `tool` unless it already failed this scenario; (secs, rss) or None."""
     if tool.name in failures:
         return None
+    # Start every measurement with no dirty pages: otherwise one tool's build is billed for
+    # the writeback of the previous tool's output.
+    os.sync()
     try:
         return tool.build(ctx)
     except RuntimeError as e:

@@ -285,6 +285,7 @@ def global_args(ctx):
 
 def run_measured(seal, root, ctx, extra=()):
     """Run one build; return (seconds, peak RSS KiB, summary line)."""
+    os.sync()  # no dirty pages of an earlier run are flushed during this one
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
