@@ -204,15 +204,7 @@ impl Write for BlobWriter {
         self.size += n as u64;
         let on_disk = self.size - self.out.buffer().len() as u64;
         if on_disk - self.written_back >= WRITEBACK_CHUNK {
-            // POSIX_FADV_DONTNEED starts asynchronous writeback of the range's dirty pages
-            // (and drops its clean ones): nothing waits here. Best effort: the fsync at commit
-            // is what makes the blob durable.
-            let _ = rustix::fs::fadvise(
-                self.out.get_ref().as_file(),
-                self.written_back,
-                std::num::NonZeroU64::new(on_disk - self.written_back),
-                rustix::fs::Advice::DontNeed,
-            );
+            start_writeback(self.out.get_ref().as_file(), self.written_back, on_disk);
             self.written_back = on_disk;
         }
         Ok(n)
@@ -220,6 +212,22 @@ impl Write for BlobWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// Start asynchronous writeback of `file`'s bytes `start..end` (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`): nothing waits, the pages stay cached for whoever reads the blob
+/// next (a RUN unpacking it, say). Best effort: the fsync at commit is what makes the blob
+/// durable.
+fn start_writeback(file: &File, start: u64, end: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(start), i64::try_from(end - start)) else {
+        return;
+    };
+    // SAFETY: the fd is open for the whole call (borrowed from `file`); sync_file_range only
+    // reads its integer arguments and touches no memory of ours.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
