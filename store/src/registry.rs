@@ -721,18 +721,20 @@ impl Client {
         Ok((done.len(), skipped))
     }
 
-    fn fetch_manifest(
+    /// `method` (GET or HEAD) of the manifest `reference` of `repo`, with the URL asked; a 404
+    /// or any other failure status is an error naming it.
+    fn manifest_response(
         &self,
+        method: &str,
         registry: &str,
         repo: &str,
         reference: &str,
-        expected: Option<&Digest>,
-    ) -> Result<(Vec<u8>, Digest), RegistryError> {
+    ) -> Result<(Response<Body>, String), RegistryError> {
         let url = format!("{}/v2/{repo}/manifests/{reference}", self.base(registry));
-        let mut response = self.send(
+        let response = self.send(
             registry,
             repo,
-            "GET",
+            method,
             &url,
             &[("Accept", MANIFEST_ACCEPT)],
             Payload::Empty,
@@ -751,11 +753,18 @@ impl Client {
                 response,
             ));
         }
-        let header_digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<Digest>().ok());
+        Ok((response, url))
+    }
+
+    fn fetch_manifest(
+        &self,
+        registry: &str,
+        repo: &str,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<(Vec<u8>, Digest), RegistryError> {
+        let (mut response, url) = self.manifest_response("GET", registry, repo, reference)?;
+        let header_digest = content_digest(&response);
         let bytes = response
             .body_mut()
             .with_config()
@@ -1216,6 +1225,15 @@ fn status_error(what: String, status: StatusCode, mut response: Response<Body>) 
             format!(": {detail}")
         },
     }
+}
+
+/// The `Docker-Content-Digest` a registry sent with a manifest.
+fn content_digest(response: &Response<Body>) -> Option<Digest> {
+    response
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Digest>().ok())
 }
 
 /// The `mediaType` of a manifest or index document.

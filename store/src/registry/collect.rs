@@ -5,10 +5,8 @@
 //! Unlike [`Client::pull`], nothing here names an image in the store: collected images live
 //! only inside the cluster image's `registry/` layer.
 
-use ureq::http::StatusCode;
-
-use super::{media_type_of, pick_platform, status_error, Client, Payload, RegistryError};
-use super::{MANIFEST_ACCEPT, MEDIA_TYPE_DOCKER_LIST};
+use super::MEDIA_TYPE_DOCKER_LIST;
+use super::{content_digest, media_type_of, pick_platform, Client, RegistryError};
 use crate::oci::MEDIA_TYPE_MANIFEST;
 use crate::oci::{Manifest, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX};
 use crate::{Digest, Reference, Store};
@@ -33,38 +31,8 @@ impl Client {
         }
         let registry = name.domain.as_str();
         let repo = name.path.as_str();
-        let url = format!(
-            "{}/v2/{repo}/manifests/{}",
-            self.base(registry),
-            name.tag_or_latest()
-        );
-        let response = self.send(
-            registry,
-            repo,
-            "HEAD",
-            &url,
-            &[("Accept", MANIFEST_ACCEPT)],
-            Payload::Empty,
-            false,
-        )?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(RegistryError::Invalid(format!(
-                "{name} was not found in the registry (404)"
-            )));
-        }
-        if !status.is_success() {
-            return Err(status_error(
-                format!("checking the manifest of {name}"),
-                status,
-                response,
-            ));
-        }
-        let header = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<Digest>().ok());
+        let (response, _) = self.manifest_response("HEAD", registry, repo, name.tag_or_latest())?;
+        let header = content_digest(&response);
         match header {
             Some(d) => Ok(d),
             None => {
