@@ -4,93 +4,29 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
+use common::registry::Registry;
 use common::{tool, Ctx, Out, SavedLayout, Seal};
 use tempfile::TempDir;
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-
-/// A running registry with its access log, killed on drop.
-struct Registry {
-    child: Child,
-    host: String,
-    log: PathBuf,
-    _dir: TempDir,
+/// The registry's storage is its own, or `root` served read-only.
+fn start_registry(root: Option<&Path>) -> Option<Registry> {
+    Registry::start(root, |_| String::new())
 }
 
-impl Registry {
-    /// A registry storing in its own temp dir, or serving `root` read-only.
-    fn start(root: Option<&Path>) -> Option<Registry> {
-        if !Path::new(REGISTRY_BIN).exists() {
-            eprintln!(
-                "skipping: {REGISTRY_BIN} is not installed (apt-get install docker-registry)"
-            );
-            return None;
-        }
-        let dir = TempDir::new().expect("registry temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let data = root.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
-        let readonly = if root.is_some() {
-            "  maintenance:\n    readonly:\n      enabled: true\n"
-        } else {
-            ""
-        };
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n{readonly}http:\n  addr: {host}\n",
-            data.display()
-        );
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        // The access log (one Apache-style line per request) goes to stdout.
-        let log = dir.path().join("access.log");
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        let registry = Registry {
-            child,
-            host,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&registry.host).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(registry)
-    }
-
-    /// The request lines (`GET /v2/...`) logged so far.
-    fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let start = l.find('"')? + 1;
-                let end = start + l[start..].find('"')?;
-                Some(l[start..end].to_string())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The request lines (`GET /v2/...`) a registry logged so far.
+fn requests(registry: &Registry) -> Vec<String> {
+    registry
+        .access_log()
+        .iter()
+        .filter_map(|l| {
+            let start = l.find('"')? + 1;
+            let end = start + l[start..].find('"')?;
+            Some(l[start..end].to_string())
+        })
+        .collect()
 }
 
 /// `seal <args>` in `cwd`, trusting `insecure` over plain HTTP, with no credentials.
@@ -237,7 +173,7 @@ fn collection_does_not_wait_for_steps_that_cannot_change_what_it_reads() {
 
 #[test]
 fn collected_images_are_served_from_the_registry_layer() {
-    let Some(upstream) = Registry::start(None) else {
+    let Some(upstream) = start_registry(None) else {
         return;
     };
     let seal = Seal::new();
@@ -276,7 +212,7 @@ fn collected_images_are_served_from_the_registry_layer() {
 
     // A second, stock registry serving the layer's registry/ gives skopeo the same images.
     let (_saved, root) = extract_registry(&seal, "cluster:1");
-    let mirror = Registry::start(Some(&root)).expect("mirror registry");
+    let mirror = start_registry(Some(&root)).expect("mirror registry");
     let key = host.replace(':', "_");
     assert_eq!(
         skopeo_digest(&format!("{}/{key}/team/app:1", mirror.host)),
@@ -299,7 +235,7 @@ fn collected_images_are_served_from_the_registry_layer() {
     );
 
     // A no-op rebuild asks for each tag's manifest once and fetches no blob.
-    let before = upstream.requests().len();
+    let before = requests(&upstream).len();
     let again = seal_in(
         &seal,
         ctx.path(),
@@ -308,19 +244,16 @@ fn collected_images_are_served_from_the_registry_layer() {
     );
     assert_eq!(again.digest(), build.digest());
     assert_eq!(again.summary().executed, 0, "{}", again.stderr);
-    let requests: Vec<String> = upstream.requests()[before..].to_vec();
+    let made: Vec<String> = requests(&upstream)[before..].to_vec();
     assert!(
-        requests.iter().all(|r| !r.contains("/blobs/")),
-        "a no-op rebuild fetched blobs: {requests:#?}"
+        made.iter().all(|r| !r.contains("/blobs/")),
+        "a no-op rebuild fetched blobs: {made:#?}"
     );
-    let manifests = requests
-        .iter()
-        .filter(|r| r.contains("/manifests/"))
-        .count();
-    assert_eq!(manifests, 2, "one manifest check per tag: {requests:#?}");
+    let manifests = made.iter().filter(|r| r.contains("/manifests/")).count();
+    assert_eq!(manifests, 2, "one manifest check per tag: {made:#?}");
 
     // --pull never asks nothing at all.
-    let before = upstream.requests().len();
+    let before = requests(&upstream).len();
     let offline = seal_in(
         &seal,
         ctx.path(),
@@ -338,7 +271,7 @@ fn collected_images_are_served_from_the_registry_layer() {
     );
     assert_eq!(offline.digest(), build.digest());
     assert_eq!(
-        upstream.requests().len(),
+        requests(&upstream).len(),
         before,
         "--pull never made requests"
     );
@@ -356,7 +289,7 @@ fn collected_images_are_served_from_the_registry_layer() {
     assert_ne!(moved.digest(), build.digest());
     assert_eq!(moved.summary().executed, 0, "{}", moved.stderr);
     let (_saved, root) = extract_registry(&seal, "cluster:1");
-    let mirror = Registry::start(Some(&root)).expect("mirror registry");
+    let mirror = start_registry(Some(&root)).expect("mirror registry");
     assert_eq!(
         skopeo_digest(&format!("{}/{key}/team/app:1", mirror.host)),
         app_v2
@@ -365,7 +298,7 @@ fn collected_images_are_served_from_the_registry_layer() {
 
 #[test]
 fn image_lists_build_mode_lite_and_pull_failures() {
-    let Some(upstream) = Registry::start(None) else {
+    let Some(upstream) = start_registry(None) else {
         return;
     };
     let seal = Seal::new();
@@ -507,7 +440,7 @@ fn image_lists_build_mode_lite_and_pull_failures() {
 
 #[test]
 fn chart_values_for_one_chart_change_what_is_collected() {
-    let Some(upstream) = Registry::start(None) else {
+    let Some(upstream) = start_registry(None) else {
         return;
     };
     let seal = Seal::new();
@@ -561,7 +494,7 @@ fn chart_values_for_one_chart_change_what_is_collected() {
 
 #[test]
 fn blobs_in_the_base_images_registry_are_not_stored_again() {
-    let Some(upstream) = Registry::start(None) else {
+    let Some(upstream) = start_registry(None) else {
         return;
     };
     let seal = Seal::new();
@@ -621,7 +554,7 @@ fn blobs_in_the_base_images_registry_are_not_stored_again() {
             );
         }
     }
-    let mirror = Registry::start(Some(&merged.join("registry"))).expect("mirror registry");
+    let mirror = start_registry(Some(&merged.join("registry"))).expect("mirror registry");
     let key = host.replace(':', "_");
     for reference in [&app, &more] {
         let path = reference.strip_prefix(&format!("{host}/")).unwrap();
@@ -654,7 +587,7 @@ fn walk(dir: &Path) -> Vec<String> {
 /// addressing: going back to an earlier list reuses its layer).
 #[test]
 fn collection_cache_follows_references_and_tags() {
-    let Some(upstream) = Registry::start(None) else {
+    let Some(upstream) = start_registry(None) else {
         return;
     };
     let seal = Seal::new();

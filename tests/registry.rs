@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::registry::Registry;
 use common::{Ctx, Out, Seal};
 use tempfile::TempDir;
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 const USER: &str = "sealer";
 const PASSWORD: &str = "s3cret-pass";
 /// bcrypt (cost 4) of PASSWORD, as `htpasswd -B` would write it.
@@ -35,90 +34,36 @@ enum Auth {
     },
 }
 
-/// A running registry, killed on drop.
-struct Registry {
-    child: Child,
-    host: String,
-    dir: TempDir,
-}
-
-impl Registry {
-    /// Start one; `None` (the test is skipped with a message) when the binary is missing.
-    fn start(with_auth: bool) -> Option<Registry> {
-        Registry::start_with(if with_auth {
-            Auth::Htpasswd
-        } else {
-            Auth::None
-        })
-    }
-
-    fn start_with(auth: Auth) -> Option<Registry> {
-        if !Path::new(REGISTRY_BIN).exists() {
-            eprintln!(
-                "skipping: {REGISTRY_BIN} is not installed (apt-get install docker-registry)"
-            );
-            return None;
-        }
-        let dir = TempDir::new().expect("registry temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-            dir.path().join("data").display()
-        );
+/// Start a registry checking clients as `auth` says.
+fn start_registry(auth: Auth) -> Option<Registry> {
+    Registry::start(None, |dir| {
         match auth {
-            Auth::None => {}
-            Auth::Htpasswd => {
-                let htpasswd = dir.path().join("htpasswd");
-                std::fs::write(&htpasswd, format!("{USER}:{PASSWORD_BCRYPT}\n")).unwrap();
-                config.push_str(&format!(
-                    "auth:\n  htpasswd:\n    realm: seal-test\n    path: {}\n",
-                    htpasswd.display()
-                ));
-            }
-            Auth::Token { realm, cert } => config.push_str(&format!(
-                "auth:\n  token:\n    realm: {realm}\n    service: seal-test-registry\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
-                cert.display()
-            )),
+        Auth::None => String::new(),
+        Auth::Htpasswd => {
+            let htpasswd = dir.join("htpasswd");
+            std::fs::write(&htpasswd, format!("{USER}:{PASSWORD_BCRYPT}\n")).unwrap();
+            format!(
+                "auth:\n  htpasswd:\n    realm: seal-test\n    path: {}\n",
+                htpasswd.display()
+            )
         }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        // The access log (one line per request) goes to stdout.
-        let log = std::fs::File::create(dir.path().join("access.log")).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        let registry = Registry { child, host, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&registry.host).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(registry)
+        Auth::Token { realm, cert } => format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: seal-test-registry\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            cert.display()
+        ),
     }
-
-    /// The requests served so far whose line contains `needle` and that were answered `status`.
-    fn requests(&self, needle: &str, status: u16) -> usize {
-        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-        let status = format!("\" {status} ");
-        log.lines()
-            .filter(|l| l.contains(needle) && l.contains(&status))
-            .count()
-    }
+    })
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The requests a registry served so far whose line contains `needle` and that were
+/// answered `status`.
+fn count_requests(registry: &Registry, needle: &str, status: u16) -> usize {
+    let status = format!("\" {status} ");
+    registry
+        .access_log()
+        .iter()
+        .filter(|l| l.contains(needle) && l.contains(&status))
+        .count()
 }
 
 /// `seal <args>` with a private auth file and no inherited registry settings.
@@ -165,7 +110,7 @@ fn auth_path(dir: &TempDir) -> PathBuf {
 
 #[test]
 fn push_then_pull_into_a_fresh_store_keeps_the_digest() {
-    let Some(registry) = Registry::start(false) else {
+    let Some(registry) = start_registry(Auth::None) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -234,7 +179,7 @@ fn push_then_pull_into_a_fresh_store_keeps_the_digest() {
 
 #[test]
 fn from_pulls_the_base_image_unless_told_not_to() {
-    let Some(registry) = Registry::start(false) else {
+    let Some(registry) = start_registry(Auth::None) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -282,7 +227,7 @@ fn from_pulls_the_base_image_unless_told_not_to() {
 
 #[test]
 fn plain_http_needs_insecure_registry() {
-    let Some(registry) = Registry::start(false) else {
+    let Some(registry) = start_registry(Auth::None) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -304,7 +249,7 @@ fn plain_http_needs_insecure_registry() {
 
 #[test]
 fn login_checks_the_password_and_saves_only_good_ones() {
-    let Some(registry) = Registry::start(true) else {
+    let Some(registry) = start_registry(Auth::Htpasswd) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -360,7 +305,7 @@ fn login_checks_the_password_and_saves_only_good_ones() {
 
 #[test]
 fn pulls_a_docker_v2_schema_2_image_that_skopeo_pushed() {
-    let Some(registry) = Registry::start(false) else {
+    let Some(registry) = start_registry(Auth::None) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -541,7 +486,7 @@ impl DockerConfig {
 
 #[test]
 fn credential_helpers_store_get_and_erase_in_dockers_order() {
-    let Some(registry) = Registry::start(true) else {
+    let Some(registry) = start_registry(Auth::Htpasswd) else {
         return;
     };
     let host = registry.host.as_str();
@@ -624,7 +569,7 @@ fn credential_helpers_store_get_and_erase_in_dockers_order() {
 
 #[test]
 fn push_transfers_in_parallel_with_progress_and_mounts_across_repositories() {
-    let Some(registry) = Registry::start(false) else {
+    let Some(registry) = start_registry(Auth::None) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -671,8 +616,11 @@ fn push_transfers_in_parallel_with_progress_and_mounts_across_repositories() {
         mounted.stderr
     );
     assert!(mounted.stderr.contains("from x/a"), "{}", mounted.stderr);
-    assert_eq!(registry.requests("?mount=sha256:", 201), 3);
-    assert_eq!(registry.requests("PUT /v2/x/b/blobs/uploads/", 201), 0);
+    assert_eq!(count_requests(&registry, "?mount=sha256:", 201), 3);
+    assert_eq!(
+        count_requests(&registry, "PUT /v2/x/b/blobs/uploads/", 201),
+        0
+    );
     // An independent client reads both.
     for n in [&first, &second] {
         common::tool(
@@ -727,7 +675,7 @@ fn push_transfers_in_parallel_with_progress_and_mounts_across_repositories() {
 fn the_client_mounts_blobs_it_saw_in_another_repository() {
     use seal_store::registry::{Client, TransferEvent};
     use seal_store::{Reference, RegistryOptions, Store};
-    let Some(registry) = Registry::start(false) else {
+    let Some(registry) = start_registry(Auth::None) else {
         return;
     };
     let auth = TempDir::new().unwrap();
@@ -780,7 +728,7 @@ fn the_client_mounts_blobs_it_saw_in_another_repository() {
     assert!(events
         .iter()
         .all(|e| matches!(e, TransferEvent::Mounted { from, .. } if from == "x/a")));
-    assert_eq!(registry.requests("?mount=sha256:", 201), 3);
+    assert_eq!(count_requests(&registry, "?mount=sha256:", 201), 3);
 }
 
 /// The issuer the token server signs as and the registry trusts.
@@ -947,7 +895,7 @@ fn bearer_tokens_from_a_token_server() {
     let Some(tokens) = TokenServer::start() else {
         return;
     };
-    let Some(registry) = Registry::start_with(Auth::Token {
+    let Some(registry) = start_registry(Auth::Token {
         realm: tokens.realm.clone(),
         cert: tokens.cert(),
     }) else {
@@ -1035,7 +983,7 @@ fn bearer_tokens_from_a_token_server() {
         "{}",
         tokens.log()
     );
-    assert_eq!(registry.requests("?mount=sha256:", 201), 3);
+    assert_eq!(count_requests(&registry, "?mount=sha256:", 201), 3);
 
     // An identity token from a credential helper is accepted in place of the password.
     let helper = Helper::new();

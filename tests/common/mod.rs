@@ -4,6 +4,8 @@
 //! Every test file includes this module with `mod common;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,86 @@
+//! A Debian `docker-registry` (the CNCF distribution registry) for the tests: started on a
+//! free 127.0.0.1 port with plain HTTP, its access log (one Apache-style line per request)
+//! captured, killed on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A running registry.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// Holds the config, the access log and (unless another root was given) the storage.
+    pub dir: TempDir,
+}
+
+impl Registry {
+    /// Start one storing in its own temp dir, or serving `root` read-only, with what `extra`
+    /// returns appended to its config (an `auth:` section, say; it gets the registry's own
+    /// directory for files such a section names). `None` (the test is skipped with a
+    /// message) when the binary is missing.
+    pub fn start(root: Option<&Path>, extra: impl FnOnce(&Path) -> String) -> Option<Registry> {
+        if !Path::new(REGISTRY_BIN).exists() {
+            eprintln!(
+                "skipping: {REGISTRY_BIN} is not installed (apt-get install docker-registry)"
+            );
+            return None;
+        }
+        let dir = TempDir::new().expect("registry temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let data: PathBuf = root.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
+        let extra = extra(dir.path());
+        let readonly = if root.is_some() {
+            "  maintenance:\n    readonly:\n      enabled: true\n"
+        } else {
+            ""
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n{readonly}http:\n  addr: {host}\n{extra}",
+            data.display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("writing the registry config");
+        let log = std::fs::File::create(dir.path().join("access.log")).expect("access log");
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry { child, host, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&registry.host).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+
+    /// The access log's lines so far.
+    pub fn access_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
