@@ -5,9 +5,9 @@ use std::path::Path;
 use seal_store::{Amount, Usage};
 
 use crate::args::{DuArgs, FormatArg};
-use crate::commands::images::human_size;
 use crate::commands::open_existing_store;
 use crate::failure::Failure;
+use seal_store::human_size;
 
 /// Run `seal du`.
 pub fn run(root: &Path, args: DuArgs) -> Result<(), Failure> {

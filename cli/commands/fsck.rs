@@ -5,9 +5,9 @@ use std::path::Path;
 use seal_store::{temp_leftovers, FsckReport, Problem};
 
 use crate::args::FsckArgs;
-use crate::commands::images::human_size;
 use crate::commands::{open_existing_store, open_store};
 use crate::failure::Failure;
+use seal_store::human_size;
 
 /// Run `seal fsck`.
 pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {

@@ -57,20 +57,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+use seal_store::human_size;
 
 fn human_age(secs: u64) -> String {
     match secs {

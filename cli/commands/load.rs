@@ -49,22 +49,7 @@ pub fn run(root: &Path, args: LoadArgs) -> Result<(), Failure> {
         input.display(),
         report.format,
         report.blobs,
-        human_bytes(report.bytes)
+        seal_store::human_size(report.bytes)
     );
     Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

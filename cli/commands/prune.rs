@@ -7,9 +7,9 @@ use std::path::Path;
 use seal_store::{temp_leftovers, Amount, PruneOptions, PruneReport};
 
 use crate::args::{FormatArg, PruneArgs};
-use crate::commands::images::human_size;
 use crate::commands::{open_existing_store, open_store};
 use crate::failure::Failure;
+use seal_store::human_size;
 
 /// Run `seal prune`.
 pub fn run(root: &Path, args: PruneArgs) -> Result<(), Failure> {

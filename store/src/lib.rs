@@ -45,7 +45,7 @@ pub use gc::{Amount, PruneOptions, PruneReport};
 pub use load::{LoadError, LoadReport, LoadedImage};
 pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
-pub use usage::Usage;
+pub use usage::{human_size, Usage};
 
 use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES};
 

@@ -105,8 +105,32 @@ fn dir_files(dir: &Path) -> Amount {
     amount
 }
 
+/// `1.5 MiB`: bytes in binary units with one decimal (`695 B` below 1 KiB), as `seal images`,
+/// `du`, `load` and build progress print sizes.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(super::human_size(695), "695 B");
+        assert_eq!(super::human_size(1536), "1.5 KiB");
+        assert_eq!(super::human_size(3 << 30), "3.0 GiB");
+    }
     use super::*;
     use crate::gc::PruneOptions;
 

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use seal_solver::ExecContext;
 use seal_store::oci::Manifest;
 use seal_store::registry::TransferEvent;
-use seal_store::{Digest, Reference, StoreError};
+use seal_store::{human_size, Digest, Reference, StoreError};
 
 use crate::layer::write_layer;
 use crate::llb::RegistryLayerOp;
@@ -137,7 +137,11 @@ fn pull_missing(
                     if size == 0 {
                         continue;
                     }
-                    cx.log(format!("pulling {} ({})", p.image.reference, bytes(size)));
+                    cx.log(format!(
+                        "pulling {} ({})",
+                        p.image.reference,
+                        human_size(size)
+                    ));
                     let descriptors: Vec<_> = std::iter::once(&p.manifest.config)
                         .chain(&p.manifest.layers)
                         .cloned()
@@ -165,20 +169,4 @@ fn pull_missing(
         return Err(EngineError::Cancelled);
     }
     Ok(())
-}
-
-/// `12.3 MiB`.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
