@@ -476,6 +476,29 @@ fn chart_values_for_one_chart_change_what_is_collected() {
         .to_string();
     assert!(annotation.contains(&other), "{annotation}");
     assert!(annotation.contains(&app), "{annotation}");
+    // Values for a chart path where there is no chart fail the build instead of being
+    // ignored.
+    let typo = seal_in(
+        &seal,
+        ctx.path(),
+        &host,
+        &[
+            "build",
+            "--chart-values",
+            "charts/tol=values/tool.yaml",
+            "--progress",
+            "plain",
+            "-t",
+            "c:typo",
+            ".",
+        ],
+    );
+    assert_ne!(typo.code, 0, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("charts/tol") && typo.stderr.contains("no chart at this path"),
+        "{}",
+        typo.stderr
+    );
     // A chart that does not render names the chart and the template line.
     ctx.file(
         "charts/tool/templates/broken.yaml",

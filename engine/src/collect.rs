@@ -93,6 +93,7 @@ pub fn scan(path: &Path, options: &ScanOptions) -> Scan {
         root: path.to_path_buf(),
         values: Vec::new(),
         chart_values: options.chart_values.clone(),
+        chart_values_used: vec![false; options.chart_values.len()],
         found: Vec::new(),
         warnings: Vec::new(),
         errors: Vec::new(),
@@ -116,6 +117,8 @@ struct Scanner {
     root: PathBuf,
     values: Vec<Map>,
     chart_values: Vec<(String, Map)>,
+    /// Per `chart_values` entry: a chart at its path was rendered.
+    chart_values_used: Vec<bool>,
     found: Vec<FoundImage>,
     warnings: Vec<Warning>,
     errors: Vec<ScanError>,
@@ -292,20 +295,28 @@ impl Scanner {
     }
 
     fn scan_chart(&mut self, dir: &Path) {
-        let label = self.label(dir);
-        let mut values = self.values.clone();
-        values.extend(
-            self.chart_values
-                .iter()
-                .filter(|(chart, _)| chart.trim_end_matches('/') == label)
-                .map(|(_, v)| v.clone()),
-        );
+        let values = self.values_for(dir);
         let rendered = helm::render_dir(dir, &values);
         self.scan_rendered(dir, rendered);
     }
 
+    /// The values files for every chart, then those given for the chart at `path` only
+    /// (which are then marked used).
+    fn values_for(&mut self, path: &Path) -> Vec<Map> {
+        let label = self.label(path);
+        let mut values = self.values.clone();
+        for (i, (chart, v)) in self.chart_values.iter().enumerate() {
+            if chart.trim_end_matches('/') == label {
+                values.push(v.clone());
+                self.chart_values_used[i] = true;
+            }
+        }
+        values
+    }
+
     fn scan_chart_archive(&mut self, path: &Path) {
         let label = self.label(path);
+        let values = self.values_for(path);
         let rendered = std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|bytes| helm::chart::load_archive(&bytes, &label))
@@ -313,7 +324,7 @@ impl Scanner {
                 chart: label.clone(),
                 message,
             })
-            .and_then(|chart| helm::render_chart(&chart, &self.values));
+            .and_then(|chart| helm::render_chart(&chart, &values));
         self.scan_rendered(path, rendered);
     }
 
@@ -408,6 +419,15 @@ impl Scanner {
         });
         self.found
             .dedup_by(|later, first| later.reference == first.reference);
+        // Values for a chart that is not there are a typo, not something to ignore.
+        for ((chart, _), used) in self.chart_values.iter().zip(&self.chart_values_used) {
+            if !used {
+                self.errors.push(ScanError::Read {
+                    path: chart.clone(),
+                    message: "values were given for this chart (--chart-values), but there is no chart at this path; charts are directories with Chart.yaml and templates/, or .tgz archives, under charts/".into(),
+                });
+            }
+        }
         Scan {
             images: self.found,
             warnings: self.warnings,
