@@ -472,6 +472,48 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    #[test]
+    fn chart_values_reach_packaged_charts_and_unknown_paths_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        // charts/pkg.tgz: a packaged chart whose image comes from its values.
+        let mut tgz = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::default(),
+        ));
+        for (name, text) in [
+            ("pkg/Chart.yaml", "apiVersion: v2\nname: pkg\nversion: 0.1.0\n"),
+            ("pkg/values.yaml", "image: default/app:1\n"),
+            (
+                "pkg/templates/pod.yaml",
+                "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: {{ .Values.image }}\n",
+            ),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            tgz.append_data(&mut h, name, text.as_bytes()).unwrap();
+        }
+        let bytes = tgz.into_inner().unwrap().finish().unwrap();
+        std::fs::create_dir_all(dir.path().join("charts")).unwrap();
+        std::fs::write(dir.path().join("charts/pkg.tgz"), bytes).unwrap();
+        let values = |chart: &str| {
+            (
+                chart.to_string(),
+                helm::parse_values("image: override/app:2\n", "v.yaml").unwrap(),
+            )
+        };
+        let scan = scan(
+            dir.path(),
+            &ScanOptions {
+                values_files: Vec::new(),
+                chart_values: vec![values("charts/pkg.tgz"), values("charts/missing")],
+            },
+        );
+        assert_eq!(refs(&scan), ["docker.io/override/app:2"]);
+        assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
+        assert!(scan.errors[0].to_string().contains("charts/missing"));
+    }
+
     fn refs(scan: &Scan) -> Vec<String> {
         scan.images
             .iter()
