@@ -55,24 +55,29 @@ pub struct LayerChain {
     pub base_config: Option<Digest>,
 }
 
+impl LayerChain {
+    /// The chain's content id: what a later op's cache key reads of it.
+    pub fn content_id(&self) -> Id {
+        // The blob digest too, not only the diffID: records of later ops (a cached merge)
+        // name blobs, so a zstd chain and a gzip chain of the same files must differ.
+        let mut e = Encoder::new("seal.layers.v2");
+        e.opt(self.base_config.as_ref(), |e, d| {
+            e.str(&d.to_string());
+        });
+        e.u64(self.layers.len() as u64);
+        for layer in &self.layers {
+            e.str(&layer.diff_id.to_string())
+                .str(&layer.digest.to_string());
+        }
+        e.finish()
+    }
+}
+
 impl ContentId for Output {
     fn content_id(&self) -> Id {
         match self {
             Output::Context(sel) => sel.content_id,
-            Output::Layers(chain) => {
-                // The blob digest too, not only the diffID: records of later ops (a cached merge)
-                // name blobs, so a zstd chain and a gzip chain of the same files must differ.
-                let mut e = Encoder::new("seal.layers.v2");
-                e.opt(chain.base_config.as_ref(), |e, d| {
-                    e.str(&d.to_string());
-                });
-                e.u64(chain.layers.len() as u64);
-                for layer in &chain.layers {
-                    e.str(&layer.diff_id.to_string())
-                        .str(&layer.digest.to_string());
-                }
-                e.finish()
-            }
+            Output::Layers(chain) => chain.content_id(),
             Output::Images(collected) => {
                 // Warnings and apps do not change the registry layer.
                 let mut e = Encoder::new("seal.images.v1");

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use seal_solver::{ContentId, ExecContext};
+use seal_solver::ExecContext;
 use seal_store::registry::collect::Resolved;
 use seal_store::registry::Client;
 use seal_store::{Digest, Platform, Reference, Store};
@@ -106,7 +106,7 @@ fn scan_cached(
 ) -> Result<ScanRecord, EngineError> {
     let mut e = Encoder::new("seal.collect.scan.v1");
     e.str(env!("CARGO_PKG_VERSION"));
-    e.str(&Output::Layers(chain.clone()).content_id().to_hex());
+    e.str(&chain.content_id().to_hex());
     e.u64(op.chart_values.len() as u64);
     for v in &op.chart_values {
         e.str(&v.chart).str(&v.yaml);
