@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use common::registry::Registry;
+use common::registry::{ok, run_seal, Registry};
 use common::{tool, Ctx, Out, SavedLayout, Seal};
 use tempfile::TempDir;
 
@@ -31,26 +30,28 @@ fn requests(registry: &Registry) -> Vec<String> {
 
 /// `seal <args>` in `cwd`, trusting `insecure` over plain HTTP, with no credentials.
 fn seal_in(seal: &Seal, cwd: &Path, insecure: &str, args: &[&str]) -> Out {
-    let mut cmd = seal.command();
-    cmd.current_dir(cwd)
-        .arg("--insecure-registry")
-        .arg(insecure)
-        .args(args)
-        .env("REGISTRY_AUTH_FILE", cwd.join("no-auth.json"))
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("SEAL_INSECURE_REGISTRIES")
-        .stdin(Stdio::null());
-    let output = cmd.output().expect("running seal");
-    Out {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let args: Vec<&str> = ["--insecure-registry", insecure]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_seal(seal, Some(cwd), &cwd.join("no-auth.json"), &args, &[])
 }
 
-fn ok(out: &Out, what: &str) -> String {
-    assert_eq!(out.code, 0, "{what} failed:\n{}", out.stderr);
-    out.stdout.trim().to_string()
+/// `seal build --progress plain <extra...> -t <tag> .` in `ctx`.
+fn build_in(seal: &Seal, ctx: &Ctx, host: &str, tag: &str, extra: &[&str]) -> Out {
+    let mut args = vec!["build", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-t", tag, "."]);
+    seal_in(seal, ctx.path(), host, &args)
+}
+
+/// The `sealer.image.container.images` annotation of a stored image.
+fn collected(seal: &Seal, name: &str) -> String {
+    let inspect = seal.inspect(name);
+    inspect["annotations"]["sealer.image.container.images"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no container images annotation: {inspect:#}"))
+        .to_string()
 }
 
 /// Build a one-file image named `name` with seal and push it; returns its manifest digest.
@@ -59,12 +60,7 @@ fn push_image(seal: &Seal, registry: &Registry, name: &str, content: &str) -> St
     ctx.file("app/content.txt", content)
         .kubefile("FROM scratch\nCOPY app app\n")
         .age();
-    let build = seal_in(
-        seal,
-        ctx.path(),
-        &registry.host,
-        &["build", "--progress", "plain", "-t", name, "."],
-    );
+    let build = build_in(seal, &ctx, &registry.host, name, &[]);
     let digest = build.digest();
     ok(
         &seal_in(seal, ctx.path(), &registry.host, &["push", name]),
@@ -184,12 +180,7 @@ fn collected_images_are_served_from_the_registry_layer() {
     let tool_digest = push_image(&seal, &upstream, &tool_image, "tool v2\n");
 
     let ctx = cluster_context(&app, &format!("{host}/tools/tool"), "2");
-    let build = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "cluster:1", "."],
-    );
+    let build = build_in(&seal, &ctx, &host, "cluster:1", &[]);
     build.assert_built();
     assert!(
         build.stderr.contains("2 container images in registry/"),
@@ -197,11 +188,8 @@ fn collected_images_are_served_from_the_registry_layer() {
         build.stderr
     );
     // The annotation lists both, for the host platform.
-    let inspect = seal.inspect("cluster:1");
-    let annotation = inspect["annotations"]["sealer.image.container.images"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no container images annotation: {inspect:#}"));
-    let listed: serde_json::Value = serde_json::from_str(annotation).unwrap();
+    let annotation = collected(&seal, "cluster:1");
+    let listed: serde_json::Value = serde_json::from_str(&annotation).unwrap();
     let refs: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -236,12 +224,7 @@ fn collected_images_are_served_from_the_registry_layer() {
 
     // A no-op rebuild asks for each tag's manifest once and fetches no blob.
     let before = requests(&upstream).len();
-    let again = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "cluster:1", "."],
-    );
+    let again = build_in(&seal, &ctx, &host, "cluster:1", &[]);
     assert_eq!(again.digest(), build.digest());
     assert_eq!(again.summary().executed, 0, "{}", again.stderr);
     let made: Vec<String> = requests(&upstream)[before..].to_vec();
@@ -254,21 +237,7 @@ fn collected_images_are_served_from_the_registry_layer() {
 
     // --pull never asks nothing at all.
     let before = requests(&upstream).len();
-    let offline = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &[
-            "build",
-            "--pull",
-            "never",
-            "--progress",
-            "plain",
-            "-t",
-            "cluster:1",
-            ".",
-        ],
-    );
+    let offline = build_in(&seal, &ctx, &host, "cluster:1", &["--pull", "never"]);
     assert_eq!(offline.digest(), build.digest());
     assert_eq!(
         requests(&upstream).len(),
@@ -279,12 +248,7 @@ fn collected_images_are_served_from_the_registry_layer() {
     // Moving a tag upstream re-pulls that image, and only the registry layer is rebuilt.
     let app_v2 = push_image(&seal, &upstream, &app, "app v1, rebuilt\n");
     assert_ne!(app_v2, app_digest);
-    let moved = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "cluster:1", "."],
-    );
+    let moved = build_in(&seal, &ctx, &host, "cluster:1", &[]);
     moved.assert_built();
     assert_ne!(moved.digest(), build.digest());
     assert_eq!(moved.summary().executed, 0, "{}", moved.stderr);
@@ -312,47 +276,25 @@ fn image_lists_build_mode_lite_and_pull_failures() {
         .file("lists/ignore.txt", format!("{app}\n"));
 
     // --image-list adds, --ignored-image-list removes.
-    let out = seal_in(
+    let out = build_in(
         &seal,
-        ctx.path(),
+        &ctx,
         &host,
+        "c:1",
         &[
-            "build",
-            "--progress",
-            "plain",
             "--image-list",
             "lists/add.txt",
             "--ignored-image-list",
             "lists/ignore.txt",
-            "-t",
-            "c:1",
-            ".",
         ],
     );
     out.assert_built();
-    let annotation = seal.inspect("c:1")["annotations"]["sealer.image.container.images"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let annotation = collected(&seal, "c:1");
     assert!(annotation.contains(&extra), "{annotation}");
     assert!(!annotation.contains(&app), "{annotation}");
 
     // --build-mode lite: no registry layer, no annotation.
-    let lite = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &[
-            "build",
-            "--build-mode",
-            "lite",
-            "--progress",
-            "plain",
-            "-t",
-            "c:lite",
-            ".",
-        ],
-    );
+    let lite = build_in(&seal, &ctx, &host, "c:lite", &["--build-mode", "lite"]);
     lite.assert_built();
     let manifest = &seal.inspect("c:lite");
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
@@ -366,12 +308,7 @@ fn image_lists_build_mode_lite_and_pull_failures() {
         "manifests/broken.yaml",
         format!("kind: Pod\nspec: [unclosed\n  image: {extra}\n"),
     );
-    let warned = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "c:warn", "."],
-    );
+    let warned = build_in(&seal, &ctx, &host, "c:warn", &[]);
     warned.assert_built();
     assert!(
         warned.stderr.contains("warning: manifests/broken.yaml"),
@@ -383,21 +320,13 @@ fn image_lists_build_mode_lite_and_pull_failures() {
         "a scratch path leaked: {}",
         warned.stderr
     );
-    let annotation = seal.inspect("c:warn")["annotations"]["sealer.image.container.images"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let annotation = collected(&seal, "c:warn");
     assert!(annotation.contains(&extra), "{annotation}");
     std::fs::remove_file(ctx.path().join("manifests/broken.yaml")).unwrap();
     // A chart whose Chart.yaml is not YAML fails the build, naming the chart's rootfs path.
     ctx.file("charts/bad/Chart.yaml", ": not yaml [")
         .file("charts/bad/templates/x.yaml", "a: b\n");
-    let bad_chart = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "c:badchart", "."],
-    );
+    let bad_chart = build_in(&seal, &ctx, &host, "c:badchart", &[]);
     assert_ne!(bad_chart.code, 0);
     assert!(
         bad_chart.stderr.contains("charts/bad"),
@@ -425,12 +354,7 @@ fn image_lists_build_mode_lite_and_pull_failures() {
     // An image the registry lacks fails the build with its name and the registry's answer.
     let missing = format!("{host}/team/missing:9");
     let ctx = cluster_context(&missing, &format!("{host}/team/app"), "1");
-    let failed = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "c:3", "."],
-    );
+    let failed = build_in(&seal, &ctx, &host, "c:3", &[]);
     assert_ne!(failed.code, 0, "{}", failed.stderr);
     assert!(failed.stderr.contains(&missing), "{}", failed.stderr);
     assert!(failed.stderr.contains("not found"), "{}", failed.stderr);
@@ -454,44 +378,25 @@ fn chart_values_for_one_chart_change_what_is_collected() {
         "values/tool.yaml",
         format!("image:\n  repository: {host}/team/other\n  tag: \"3\"\n"),
     );
-    let out = seal_in(
+    let out = build_in(
         &seal,
-        ctx.path(),
+        &ctx,
         &host,
-        &[
-            "build",
-            "--chart-values",
-            "charts/tool=values/tool.yaml",
-            "--progress",
-            "plain",
-            "-t",
-            "c:1",
-            ".",
-        ],
+        "c:1",
+        &["--chart-values", "charts/tool=values/tool.yaml"],
     );
     out.assert_built();
-    let annotation = seal.inspect("c:1")["annotations"]["sealer.image.container.images"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let annotation = collected(&seal, "c:1");
     assert!(annotation.contains(&other), "{annotation}");
     assert!(annotation.contains(&app), "{annotation}");
     // Values for a chart path where there is no chart fail the build instead of being
     // ignored.
-    let typo = seal_in(
+    let typo = build_in(
         &seal,
-        ctx.path(),
+        &ctx,
         &host,
-        &[
-            "build",
-            "--chart-values",
-            "charts/tol=values/tool.yaml",
-            "--progress",
-            "plain",
-            "-t",
-            "c:typo",
-            ".",
-        ],
+        "c:typo",
+        &["--chart-values", "charts/tol=values/tool.yaml"],
     );
     assert_ne!(typo.code, 0, "{}", typo.stderr);
     assert!(
@@ -504,12 +409,7 @@ fn chart_values_for_one_chart_change_what_is_collected() {
         "charts/tool/templates/broken.yaml",
         "a: b\nimage: {{ required \"image.missing is required\" .Values.image.missing }}\n",
     );
-    let failed = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "c:2", "."],
-    );
+    let failed = build_in(&seal, &ctx, &host, "c:2", &[]);
     assert_ne!(failed.code, 0);
     assert!(failed.stderr.contains("chart tool"), "{}", failed.stderr);
     assert!(failed.stderr.contains("broken.yaml:2"), "{}", failed.stderr);
@@ -527,13 +427,7 @@ fn blobs_in_the_base_images_registry_are_not_stored_again() {
     push_image(&seal, &upstream, &app, "app\n");
     push_image(&seal, &upstream, &more, "more\n");
     let base = cluster_context(&app, &format!("{host}/team/app"), "1");
-    seal_in(
-        &seal,
-        base.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "base:1", "."],
-    )
-    .assert_built();
+    build_in(&seal, &base, &host, "base:1", &[]).assert_built();
     // A cluster image on top of it: its own manifest adds `more`; `app` is in the base's
     // registry/ already.
     let ctx = Ctx::new();
@@ -543,12 +437,7 @@ fn blobs_in_the_base_images_registry_are_not_stored_again() {
     )
     .kubefile("FROM base:1\nCOPY extra manifests\n")
     .age();
-    let out = seal_in(
-        &seal,
-        ctx.path(),
-        &host,
-        &["build", "--progress", "plain", "-t", "top:1", "."],
-    );
+    let out = build_in(&seal, &ctx, &host, "top:1", &[]);
     out.assert_built();
     assert!(out.stderr.contains("2 container images"), "{}", out.stderr);
     let (saved, registry) = extract_registry(&seal, "top:1");
@@ -699,28 +588,10 @@ fn collection_cache_follows_references_and_tags() {
         *kinds.entry(kind).or_default() += 1;
         write_context(manifest_image, &listed, note);
         let want = expected(manifest_image, &listed, &digests);
-        let incremental = seal_in(
-            &seal,
-            ctx.path(),
-            &host,
-            &["build", "--progress", "plain", "-t", "diff:1", "."],
-        );
+        let incremental = build_in(&seal, &ctx, &host, "diff:1", &[]);
         incremental.assert_built();
         let clean_store = Seal::new();
-        let clean = seal_in(
-            &clean_store,
-            ctx.path(),
-            &host,
-            &[
-                "build",
-                "--no-cache",
-                "--progress",
-                "plain",
-                "-t",
-                "diff:1",
-                ".",
-            ],
-        );
+        let clean = build_in(&clean_store, &ctx, &host, "diff:1", &["--no-cache"]);
         clean.assert_built();
         assert_eq!(
             incremental.digest(),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::Registry;
+use common::registry::{ok, run_seal, Registry};
 use common::{Ctx, Out, Seal};
 use tempfile::TempDir;
 
@@ -72,26 +72,7 @@ fn seal(seal: &Seal, auth_file: &Path, args: &[&str]) -> Out {
 }
 
 fn seal_env(seal: &Seal, auth_file: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = seal.command();
-    cmd.args(args)
-        .env("REGISTRY_AUTH_FILE", auth_file)
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("SEAL_INSECURE_REGISTRIES")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().expect("running seal");
-    Out {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn ok(out: &Out, what: &str) -> String {
-    assert_eq!(out.code, 0, "{what} failed:\n{}", out.stderr);
-    out.stdout.trim().to_string()
+    run_seal(seal, None, auth_file, args, env)
 }
 
 /// A small image built by seal, named `name`; returns its manifest digest.

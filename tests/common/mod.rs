@@ -118,7 +118,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn from_command(mut cmd: Command) -> Out {
+    pub fn from_command(mut cmd: Command) -> Out {
         let output = cmd.output().expect("running seal");
         Out {
             code: output.status.code().unwrap_or(-1),

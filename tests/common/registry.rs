@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::{Out, Seal};
+
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 /// A running registry.
@@ -83,4 +85,34 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `seal <args>` (in `cwd`, when given) with `auth_file` as its only credentials and no
+/// inherited registry settings; `env` is added on top.
+pub fn run_seal(
+    seal: &Seal,
+    cwd: Option<&Path>,
+    auth_file: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Out {
+    let mut cmd = seal.command();
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.args(args)
+        .env("REGISTRY_AUTH_FILE", auth_file)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("SEAL_INSECURE_REGISTRIES")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Out::from_command(cmd)
+}
+
+/// The trimmed stdout of a command that must have succeeded.
+pub fn ok(out: &Out, what: &str) -> String {
+    assert_eq!(out.code, 0, "{what} failed:\n{}", out.stderr);
+    out.stdout.trim().to_string()
 }
