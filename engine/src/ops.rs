@@ -5,5 +5,6 @@ pub mod collect;
 pub mod exec;
 pub mod file;
 pub mod merge;
+mod network;
 pub mod registry_layer;
 pub mod source;

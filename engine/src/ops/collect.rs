@@ -13,8 +13,7 @@
 //! exactly when an image changed, whatever edit produced the rootfs.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use seal_solver::ExecContext;
 use seal_store::registry::collect::Resolved;
@@ -25,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::collect::{self, helm, rootfs, ScanOptions};
 use crate::llb::encode::Encoder;
 use crate::llb::CollectOp;
+use crate::ops::network;
 use crate::output::{CollectedImage, CollectedImages, LayerChain, Output};
 use crate::vertex::ExecEnv;
 use crate::EngineError;
@@ -185,60 +185,16 @@ fn app_of(file: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Resolve every reference, a few registries at a time; the first failure wins.
+/// Resolve every reference, a few registries at a time.
 fn resolve_all(
     wanted: &[(String, Option<String>)],
     platform: &Platform,
     env: &ExecEnv,
     cx: &ExecContext,
 ) -> Result<Vec<Resolved>, EngineError> {
-    let results: Vec<Mutex<Option<Result<Resolved, EngineError>>>> =
-        wanted.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let workers = RESOLVE_WORKERS.min(wanted.len());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((reference, _)) = wanted.get(i) else {
-                        break;
-                    };
-                    if cx.is_cancelled() {
-                        break;
-                    }
-                    let result = resolve(reference, platform, env, &env.registry);
-                    let failed = result.is_err();
-                    if let Ok(mut slot) = results[i].lock() {
-                        *slot = Some(result);
-                    }
-                    if failed {
-                        // Stop handing out work: the build fails anyway.
-                        next.store(wanted.len(), Ordering::SeqCst);
-                    }
-                }
-            });
-        }
-    });
-    if cx.is_cancelled() {
-        return Err(EngineError::Cancelled);
-    }
-    let mut out = Vec::with_capacity(wanted.len());
-    let mut first_error = None;
-    for slot in results {
-        match slot.into_inner().ok().flatten() {
-            Some(Ok(r)) => out.push(r),
-            Some(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            None => {}
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None if out.len() == wanted.len() => Ok(out),
-        None => Err(EngineError::Internal("an image was not resolved".into())),
-    }
+    network::try_map(wanted, RESOLVE_WORKERS, cx, |(reference, _)| {
+        resolve(reference, platform, env, &env.registry)
+    })
 }
 
 fn resolve(

@@ -6,8 +6,7 @@
 //! Images are pulled by a few threads at once, each image's blobs in order; the layer is
 //! written once every blob is in the store.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use seal_solver::ExecContext;
 use seal_store::oci::Manifest;
@@ -16,6 +15,7 @@ use seal_store::{human_size, Digest, Reference, StoreError};
 
 use crate::layer::write_layer;
 use crate::llb::RegistryLayerOp;
+use crate::ops::network;
 use crate::output::{CollectedImage, LayerChain, Output};
 use crate::registry_layout::{self, LaidOutImage};
 use crate::vertex::ExecEnv;
@@ -118,55 +118,33 @@ fn pull_missing(
         return Ok(());
     }
     let done = AtomicU64::new(0);
-    let next = AtomicUsize::new(0);
-    let error: Mutex<Option<EngineError>> = Mutex::new(None);
     let progress = |event: TransferEvent| {
         if let TransferEvent::Done { total: size, .. } = event {
             let now = done.fetch_add(size, Ordering::SeqCst) + size;
             cx.bytes(now, Some(total));
         }
     };
-    std::thread::scope(|s| {
-        for _ in 0..PULL_WORKERS.min(planned.len()) {
-            s.spawn(|| {
-                while let Some(p) = planned.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    if cx.is_cancelled() {
-                        break;
-                    }
-                    let size = missing(p);
-                    if size == 0 {
-                        continue;
-                    }
-                    cx.log(format!(
-                        "pulling {} ({})",
-                        p.image.reference,
-                        human_size(size)
-                    ));
-                    let descriptors: Vec<_> = std::iter::once(&p.manifest.config)
-                        .chain(&p.manifest.layers)
-                        .cloned()
-                        .collect();
-                    let result =
-                        env.registry
-                            .fetch_blobs(&env.store, &p.reference, &descriptors, &progress);
-                    if let Err(e) = result {
-                        if let Ok(mut slot) = error.lock() {
-                            slot.get_or_insert(EngineError::Pull {
-                                reference: p.image.reference.clone(),
-                                reason: e.to_string(),
-                            });
-                        }
-                        next.store(planned.len(), Ordering::SeqCst);
-                    }
-                }
-            });
+    network::try_map(planned, PULL_WORKERS, cx, |p| {
+        let size = missing(p);
+        if size == 0 {
+            return Ok(());
         }
-    });
-    if let Some(e) = error.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    if cx.is_cancelled() {
-        return Err(EngineError::Cancelled);
-    }
+        cx.log(format!(
+            "pulling {} ({})",
+            p.image.reference,
+            human_size(size)
+        ));
+        let descriptors: Vec<_> = std::iter::once(&p.manifest.config)
+            .chain(&p.manifest.layers)
+            .cloned()
+            .collect();
+        env.registry
+            .fetch_blobs(&env.store, &p.reference, &descriptors, &progress)
+            .map(|_| ())
+            .map_err(|e| EngineError::Pull {
+                reference: p.image.reference.clone(),
+                reason: e.to_string(),
+            })
+    })?;
     Ok(())
 }
