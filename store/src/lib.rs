@@ -284,16 +284,23 @@ impl Store {
             }
             return Ok(());
         }
-        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = filehash::read_log(&path).into_iter().collect();
-        batch.extend(kv);
-        self.db.write_batch(CF_FILEHASH, &batch)?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("removing the file-hash log", &path, e)),
-        }
+        self.fold_filehash_log(kv)?;
         *log = Some(std::collections::HashMap::new());
         Ok(())
+    }
+
+    /// Write the file-hash log and then `newer` to the database in one batch, and remove the
+    /// log. The log's entries are newer than the database's, and `newer` than both.
+    fn fold_filehash_log(&self, newer: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        let path = self.root.join(filehash::LOG);
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = filehash::read_log(&path).into_iter().collect();
+        batch.extend(newer);
+        self.db.write_batch(CF_FILEHASH, &batch)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing the file-hash log", &path, e)),
+        }
     }
 
     /// Note that blobs were produced or reused now (for LRU pruning).
@@ -323,12 +330,8 @@ impl Drop for Store {
         if !self.db.is_writable_open() || !path.exists() {
             return;
         }
-        let batch: Vec<(Vec<u8>, Vec<u8>)> = filehash::read_log(&path).into_iter().collect();
-        match self.db.write_batch(CF_FILEHASH, &batch) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&path);
-            }
-            Err(e) => tracing::warn!("folding {}: {e}", path.display()),
+        if let Err(e) = self.fold_filehash_log(Vec::new()) {
+            tracing::warn!("folding {}: {e}", path.display());
         }
     }
 }
