@@ -232,3 +232,52 @@ fn images_and_inspect_answer_while_a_build_holds_the_store() {
     let inspect: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(inspect["digest"], digest.as_str());
 }
+
+/// Image-collection flags with bad input fail before anything is built, naming the flag.
+#[test]
+fn collection_flags_with_bad_input_are_refused() {
+    let ctx = two_copies();
+    let seal = Seal::new();
+    let missing = seal.run_in(
+        ctx.path(),
+        &["build", "--image-list", "nope.txt", "-t", "x:1", "."],
+    );
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("--image-list") && missing.stderr.contains("nope.txt"),
+        "{}",
+        missing.stderr
+    );
+    let no_equals = seal.run_in(
+        ctx.path(),
+        &["build", "--chart-values", "charts/app", "-t", "x:1", "."],
+    );
+    assert_eq!(no_equals.code, 2, "{}", no_equals.stderr);
+    assert!(
+        no_equals.stderr.contains("CHART_DIR=FILE"),
+        "{}",
+        no_equals.stderr
+    );
+    ctx.file("bad-values.yaml", "- a list, not a mapping\n");
+    let not_a_map = seal.run_in(
+        ctx.path(),
+        &[
+            "build",
+            "--chart-values",
+            "charts/app=bad-values.yaml",
+            "-t",
+            "x:1",
+            ".",
+        ],
+    );
+    assert_eq!(not_a_map.code, 1, "{}", not_a_map.stderr);
+    assert!(
+        not_a_map.stderr.contains("bad-values.yaml") && not_a_map.stderr.contains("mapping"),
+        "{}",
+        not_a_map.stderr
+    );
+    assert!(
+        !seal.root().exists(),
+        "nothing may be written for bad flags"
+    );
+}
