@@ -14,7 +14,7 @@ image and 10 container images; every tool pulls the base from it (BuildKit: dock
 127.0.0.0/8 over plain HTTP; Buildah: --tls-verify=false). Only seal also collects the 10
 images into a registry/ layer (one manifest request per tag on a no-op), so the peers do less.
 
-usage: peers.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,deep,wide,cluster] [--out DIR]
+usage: peers.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,run-container,deep,deep-run,wide,cluster] [--out DIR]
 """
 import argparse
 import json
@@ -53,7 +53,22 @@ def gen_deep(ctx, seed=42):
         f.write("\n".join(lines) + "\n")
 
 
-GENERATORS = dict(scenarios.GENERATORS, deep=gen_deep)
+def gen_deep_run(ctx, seed=42):
+    """`deep` on the busybox base, with a RUN after the 200 instructions: the RUN's rootfs
+    has ~150 layers."""
+    gen_deep(ctx, seed)
+    scenarios.write_busybox_base(ctx)
+    with open(os.path.join(ctx, "Kubefile")) as f:
+        text = f.read().replace("FROM scratch", "FROM base:1", 1)
+    with open(os.path.join(ctx, "Kubefile"), "w") as f:
+        f.write(text + "RUN echo x > c\n")
+
+
+GENERATORS = dict(scenarios.GENERATORS, deep=gen_deep, **{"deep-run": gen_deep_run,
+                                                         "run-container": scenarios.gen_run})
+
+# seal's flags per scenario: `run-container` is the fair comparison (BuildKit runs RUN in runc).
+SEAL_FLAGS = {"run-container": ["--mode", "container"]}
 
 
 def dockerfile_for(kubefile_text):
@@ -114,12 +129,12 @@ class Seal(Tool):
             # its cold run with the base pulled, untimed. The 10 collected images are not.
             timed([self.binary, "--root", self.root, "--insecure-registry", scenarios.REGISTRY, "pull",
                    f"{scenarios.REGISTRY}/base:1"])
-        if self.scenario == "run":
+        if self.scenario in scenarios.RUN_BASED:
             timed([self.binary, "--root", self.root, "build", "--progress", "plain", "-t", "base:1", self.base])
 
     def build(self, ctx):
         return timed([self.binary, "--root", self.root, *scenarios.global_args(ctx), "build", "--progress", "plain",
-                      "-t", "bench:1", ctx])
+                      *SEAL_FLAGS.get(self.scenario, []), "-t", "bench:1", ctx])
 
 
 class BuildKit(Tool):
@@ -162,7 +177,7 @@ class BuildKit(Tool):
         self.docker("image", "rm", "-f", "bench:1", check=False)
         if self.scenario == "cluster":
             self.docker("image", "rm", "-f", f"{scenarios.REGISTRY}/base:1", check=False)
-        if self.scenario == "run":
+        if self.scenario in scenarios.RUN_BASED:
             rootfs = os.path.join(self.work, "base", "rootfs")
             tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
             subprocess.run(["/usr/bin/docker", "import", "-", "base:1"], stdin=tar.stdout, env=self.env,
@@ -202,7 +217,7 @@ class Buildah(Tool):
         if self.scenario == "cluster":
             subprocess.run(self.args("pull", "--tls-verify=false", "-q", f"{scenarios.REGISTRY}/base:1"),
                            capture_output=True, check=True)
-        if self.scenario == "run":
+        if self.scenario in scenarios.RUN_BASED:
             rootfs = os.path.join(self.work, "base", "rootfs")
             cid = subprocess.run(self.args("from", "scratch"), capture_output=True, check=True, text=True).stdout.strip()
             subprocess.run(self.args("copy", cid, rootfs + "/.", "/"), capture_output=True, check=True)
@@ -314,7 +329,7 @@ def main():
     ap.add_argument("--seal", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--scenarios", default="small,big,run,deep,wide,cluster")
+    ap.add_argument("--scenarios", default="small,big,run,run-container,deep,deep-run,wide,cluster")
     ap.add_argument("--out", default=".")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

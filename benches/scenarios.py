@@ -66,6 +66,13 @@ def gen_big(ctx, seed=42):
 def gen_run(ctx, seed=42):
     """The small context plus a busybox-static rootfs to import as base:1."""
     gen_small(ctx, seed)
+    write_busybox_base(ctx)
+    with open(os.path.join(ctx, "Kubefile"), "w") as f:
+        f.write("FROM base:1\nCOPY dir1 a\nCOPY dir2 b\nRUN echo x > c\n")
+
+
+def write_busybox_base(ctx):
+    """A busybox-static rootfs beside ctx (base/rootfs), with the Kubefile that imports it."""
     base = os.path.join(os.path.dirname(ctx), "base")
     rootfs = os.path.join(base, "rootfs", "bin")
     os.makedirs(rootfs, exist_ok=True)
@@ -76,8 +83,6 @@ def gen_run(ctx, seed=42):
             os.symlink("busybox", link)
     with open(os.path.join(base, "Kubefile"), "w") as f:
         f.write("FROM scratch\nCOPY rootfs/. .\n")
-    with open(os.path.join(ctx, "Kubefile"), "w") as f:
-        f.write("FROM base:1\nCOPY dir1 a\nCOPY dir2 b\nRUN echo x > c\n")
 
 
 def gen_wide(ctx, seed=42):
@@ -256,13 +261,16 @@ class ClusterRegistry:
                 self.proc.wait()
 
 
+# Scenarios whose Kubefile starts FROM base:1 (the busybox rootfs beside the context).
+RUN_BASED = ("run", "run-container", "deep-run")
+
 GENERATORS = {"small": gen_small, "big": gen_big, "run": gen_run, "wide": gen_wide, "cluster": gen_cluster}
 
 
 def prepare_root(name, seal, root, ctx):
     """A store in the scenario's starting state (for `run`: holding base:1)."""
     shutil.rmtree(root, ignore_errors=True)
-    if name == "run":
+    if name in RUN_BASED:
         base = os.path.join(os.path.dirname(ctx), "base")
         subprocess.run([seal, "--root", root, "build", "--progress", "plain", "-t", "base:1", base],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)

@@ -119,9 +119,18 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
     pub compression: CompressionArg,
 
-    /// Who executes RUN: host tools (lite), an isolated container, or remote hosts (cloud)
+    /// Who executes RUN: host tools (lite), an isolated container, or remote hosts (cloud).
+    /// lite: the rootfs is the working directory (at /run/seal/rootfs) in a private mount
+    /// namespace where the host's `/` is read-only and /tmp and $HOME are private; container:
+    /// runc with Docker's default capabilities, the rootfs as `/`
     #[arg(short = 'm', long, value_enum, default_value_t = ModeArg::Lite)]
     pub mode: ModeArg,
+
+    /// Grant an entitlement to RUN steps that ask for it, as BuildKit does: `network.host`
+    /// (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`: every
+    /// capability, no masked paths). Repeatable
+    #[arg(long, value_enum, value_name = "ENTITLEMENT")]
+    pub allow: Vec<Entitlement>,
 
     /// When to pull FROM images from their registry: when the store lacks them, every time, or
     /// never. Collected images: `never` asks no registry and uses what this store resolved
@@ -236,6 +245,15 @@ pub enum CompressionArg {
     Gzip,
     Zstd,
     None,
+}
+
+/// `--allow` entitlements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Entitlement {
+    #[value(name = "network.host")]
+    NetworkHost,
+    #[value(name = "security.insecure")]
+    SecurityInsecure,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

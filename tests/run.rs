@@ -139,7 +139,7 @@ fn container_run_cannot_see_the_host() {
     let seal = Seal::new();
     busybox_base(&seal);
     let ctx = Ctx::new();
-    ctx.kubefile("FROM bb:1\nRUN echo ROOT $(ls /); echo PID1 $(cat /proc/1/comm); ip -o link; echo HOST $(hostname)\n");
+    ctx.kubefile("FROM bb:1\nRUN --network=none echo ROOT $(ls /); echo PID1 $(cat /proc/1/comm); ip -o link; echo HOST $(hostname)\n");
     let out = seal.build_ok(ctx.path(), "c:1", &["--mode", "container"]);
     // Log lines of the step are `#N <line>`; the step's own title line also mentions ROOT.
     let log = |prefix: &str| -> Vec<String> {

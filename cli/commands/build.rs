@@ -13,17 +13,25 @@ use anyhow::Context;
 use seal_engine::llb::{ChartValues, CollectOp, Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
 use seal_frontend::diagnostic::{render, render_all};
-use seal_frontend::lower::{lower, LowerOptions, ResolvedImage};
+use seal_frontend::lower::{lower, Entitlements, LowerOptions, ResolvedImage};
 use seal_frontend::{parse_checked, Diagnostic};
 use seal_solver::{NodeStatus, SolveOptions};
 use seal_store::registry::Client;
 use seal_store::{Reference, RegistryOptions, Store};
 
-use crate::args::{BuildArgs, BuildMode, CompressionArg, ModeArg, PullPolicy};
+use crate::args::{BuildArgs, BuildMode, CompressionArg, Entitlement, ModeArg, PullPolicy};
 use crate::commands::registry::{Direction, TransferView};
 use crate::commands::{image_name, open_store};
 use crate::failure::Failure;
 use crate::progress::{Renderer, Style};
+
+/// What `--allow` grants (clap has checked the names).
+fn entitlements(allow: &[Entitlement]) -> Entitlements {
+    Entitlements {
+        network_host: allow.contains(&Entitlement::NetworkHost),
+        security_insecure: allow.contains(&Entitlement::SecurityInsecure),
+    }
+}
 
 /// Run `seal build`.
 pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result<(), Failure> {
@@ -93,6 +101,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
             platform: Platform::host(),
             build_mode: args.mode.as_str().into(),
             exec_mode,
+            entitlements: entitlements(&args.allow),
             target: args.target.clone(),
             resolve_image: &mut resolve,
             collect,
@@ -130,6 +139,16 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         };
     if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
         return Err(span_error(e.node, &e.source, ""));
+    }
+    // RUN needs root: say so at the first RUN, before any step runs.
+    if let Some(first_run) = definition
+        .nodes
+        .iter()
+        .position(|n| matches!(n.op, seal_engine::llb::Op::Exec(_)))
+    {
+        if let Err(e) = seal_engine::executor::check_privileges() {
+            return Err(span_error(Some(first_run), &e, ""));
+        }
     }
 
     let store = match store.into_inner() {

@@ -56,8 +56,14 @@ pub enum EngineError {
         expected: String,
         actual: String,
     },
-    #[error("the command exited with code {code}{}", if tail.is_empty() { String::new() } else { format!("; its last output:\n{tail}") })]
-    RunFailed { code: i32, tail: String },
+    #[error("the command exited with code {code}{}{}", if tail.is_empty() { String::new() } else { format!("; its last output:\n{tail}") }, hint.as_deref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    RunFailed {
+        code: i32,
+        tail: String,
+        hint: Option<String>,
+    },
+    #[error("RUN needs root: {reason}")]
+    NeedsRoot { reason: String },
     #[error("could not start {what}: {reason}")]
     Spawn { what: String, reason: String },
     #[error("cannot tell how to launch app `{name}`: {reason}; add `APPCMDS {name} [...]`")]

@@ -8,20 +8,25 @@
 //! PID namespace whose init dies with seal (parent-death signal + `--kill-child`), so not even
 //! a SIGKILL of seal leaves a process of the step running.
 //!
-//! - [`lite`]: host tools, working directory = the merged rootfs, `<rootfs>/bin` on PATH.
+//! - [`lite`]: host tools; the merged rootfs is the working directory at [`lite::ROOTFS`], the
+//!   host's `/` is read-only, `/tmp` and `$HOME` are private.
 //! - [`container`]: runc with a generated OCI runtime config; the merged rootfs is `/`.
 //!
 //! Executors block; the solver calls them on a blocking thread.
 
 pub mod container;
 pub mod lite;
+mod overlay;
 mod process;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use seal_solver::ExecContext;
 
+use crate::llb::{ExecFile, ExecOp, NetworkMode, SecurityMode};
 use crate::EngineError;
+
+pub use overlay::MAX_LOWERS_PER_MOUNT;
 
 /// What to run and on which filesystem.
 #[derive(Debug, Clone)]
@@ -35,9 +40,19 @@ pub struct ExecRequest {
     pub env: Vec<(String, String)>,
     /// Working directory inside the rootfs (absolute, e.g. `/`).
     pub cwd: String,
-    /// Share the host's network (container mode); lite mode always does.
-    pub host_network: bool,
+    pub network: NetworkMode,
+    pub security: SecurityMode,
+    /// Read-only files the command finds in [`ExecOp::FILES_DIR`] (container mode) or
+    /// [`lite::FILES_DIR`] (lite mode).
+    pub files: Vec<ExecFile>,
 }
+
+/// A shell-form command longer than this runs from a script file: one argv string may not
+/// exceed 128 KiB (MAX_ARG_STRLEN), and argv + environment share a few MiB.
+const SCRIPT_FILE_THRESHOLD: usize = 32 * 1024;
+
+/// The script file a long shell-form command is written to.
+const LONG_SCRIPT_NAME: &str = ".seal-run.sh";
 
 impl ExecRequest {
     /// The overlay upper directory: the step's changes.
@@ -55,32 +70,49 @@ impl ExecRequest {
         self.run_dir.join("work")
     }
 
-    /// The overlay mount options for this request.
-    pub fn overlay_options(&self) -> Result<String, EngineError> {
-        let mut lowers: Vec<String> = Vec::new();
-        for dir in self.lowers.iter().rev() {
-            let s = dir
-                .to_str()
-                .ok_or_else(|| EngineError::NonUtf8Path { path: dir.clone() })?;
-            if s.contains([':', ',']) {
-                return Err(EngineError::Spawn {
-                    what: "the overlay mount".into(),
-                    reason: format!(
-                        "snapshot path {s} contains `:` or `,`; use a store path without them"
-                    ),
-                });
+    /// The directory holding [`ExecRequest::files`] on the host.
+    pub fn files_dir(&self) -> PathBuf {
+        self.run_dir.join("pipes")
+    }
+
+    /// A shell-form command too long for argv becomes a script file run by the same shell.
+    pub fn move_long_script_to_file(&mut self) {
+        let long = matches!(self.args.as_slice(), [sh, c, script]
+            if sh == "/bin/sh" && c == "-c" && script.len() > SCRIPT_FILE_THRESHOLD);
+        if !long {
+            return;
+        }
+        let script = std::mem::take(&mut self.args[2]);
+        self.files.push(ExecFile {
+            name: LONG_SCRIPT_NAME.into(),
+            data: script,
+            mode: 0o644,
+        });
+        self.args = vec![
+            "/bin/sh".into(),
+            format!("{}/{LONG_SCRIPT_NAME}", ExecOp::FILES_DIR),
+        ];
+    }
+
+    /// Write [`ExecRequest::files`] into [`ExecRequest::files_dir`] (created even when empty).
+    fn write_files(&self) -> Result<(), EngineError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.files_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
+        for file in &self.files {
+            if file.name.is_empty() || file.name.contains('/') || file.name.starts_with("..") {
+                return Err(EngineError::Internal(format!(
+                    "bad RUN file name {:?}",
+                    file.name
+                )));
             }
-            lowers.push(s.to_string());
+            let path = dir.join(&file.name);
+            std::fs::write(&path, file.data.as_bytes())
+                .map_err(|e| EngineError::io("writing", &path, e))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o7777))
+                .map_err(|e| EngineError::io("setting the mode of", &path, e))?;
         }
-        if lowers.is_empty() {
-            lowers.push(self.run_dir.join("empty").display().to_string());
-        }
-        Ok(format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off",
-            lowers.join(":"),
-            self.upper().display(),
-            self.work().display()
-        ))
+        Ok(())
     }
 }
 
@@ -88,4 +120,31 @@ impl ExecRequest {
 pub trait Executor {
     /// Run the request to completion; `Ok` only when the command exited 0.
     fn run(&self, request: &ExecRequest, cx: &ExecContext) -> Result<(), EngineError>;
+}
+
+/// RUN steps mount overlays and create namespaces: they need root. The error says so before
+/// anything runs (rootless builds through user namespaces are not supported yet).
+pub fn check_privileges() -> Result<(), EngineError> {
+    if rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    Err(EngineError::NeedsRoot {
+        reason: format!(
+            "seal runs as uid {}, and RUN steps mount overlayfs in their own mount and PID \
+             namespaces; run seal as root (e.g. with sudo) — rootless RUN through user \
+             namespaces is not supported yet",
+            rustix::process::geteuid().as_raw()
+        ),
+    })
+}
+
+/// True when `rel` (relative to the rootfs) exists in some lower layer, as anything but a
+/// whiteout.
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    lowers.iter().rev().any(|lower| {
+        std::fs::symlink_metadata(lower.join(rel))
+            .map(|m| !(m.file_type().is_char_device() && m.rdev() == 0))
+            .unwrap_or(false)
+    })
 }

@@ -8,8 +8,9 @@ pub mod encode;
 mod op;
 
 pub use op::{
-    AddAction, ChartValues, CollectOp, Compression, CopyAction, CopySource, ExecMode, ExecOp,
-    FileAction, FileOp, LayerFormat, MergeOp, Op, RegistryLayerOp, SourceOp, UrlSource,
+    AddAction, ChartValues, CollectOp, Compression, CopyAction, CopySource, ExecFile, ExecMode,
+    ExecOp, FileAction, FileOp, LayerFormat, MergeOp, NetworkMode, Op, RegistryLayerOp,
+    SecurityMode, SourceOp, UrlSource,
 };
 
 use serde::Serialize;

@@ -24,6 +24,8 @@ use crate::diagnostic::Diagnostic;
 use crate::expand::{self, ExpandError};
 use crate::lexer;
 
+pub use run::Entitlements;
+
 /// A FROM image as the caller resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedImage {
@@ -47,6 +49,8 @@ pub struct LowerOptions<'a> {
     pub build_mode: String,
     /// Who executes RUN steps.
     pub exec_mode: ExecMode,
+    /// What `--allow` grants RUN steps.
+    pub entitlements: Entitlements,
     /// The stage to build (`--target`); the last stage when `None`.
     pub target: Option<String>,
     /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         },
         build_mode: "lite".into(),
         exec_mode: ExecMode::Lite,
+        entitlements: Default::default(),
         target: None,
         resolve_image: &mut resolve,
         collect: None,

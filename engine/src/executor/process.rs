@@ -1,5 +1,6 @@
-//! Running one step's process tree: a private mount namespace with the overlay mounted,
-//! output streamed line by line, cancellation, and no process left behind.
+//! Running one step's process tree: a private mount namespace with the overlay mounted (and,
+//! for lite steps, the host made read-only around it), output streamed line by line,
+//! cancellation, and no process left behind.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -10,40 +11,71 @@ use std::time::Duration;
 
 use seal_solver::ExecContext;
 
-use crate::executor::ExecRequest;
+use crate::executor::{overlay, ExecRequest};
 use crate::EngineError;
 
 /// Lines of output kept for the error message of a failed step.
 const TAIL_LINES: usize = 20;
 
-/// Exit code of the mount wrapper when the overlay cannot be mounted.
-const MOUNT_FAILED: i32 = 125;
+/// Exit code of the setup script when the step's namespace cannot be prepared.
+const SETUP_FAILED: i32 = 125;
 
-/// Mount the request's overlay in a new mount namespace, `cd` to `cwd`, and exec `command`.
-/// `env` is the complete environment of the command.
+/// What the step's mount namespace looks like besides the rootfs overlay.
+#[derive(Debug, Clone, Default)]
+pub struct Namespace {
+    /// Shell lines run after the overlay is mounted, before `exec` (each fails the setup).
+    pub setup: Vec<String>,
+    /// A new network namespace (only loopback).
+    pub new_network: bool,
+}
+
+/// Quote `s` for `/bin/sh`.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Mount the request's overlay in a new mount namespace, apply `ns`, `cd` to `cwd`, and exec
+/// `command`. `env` is the complete environment of the command.
 pub fn run_in_overlay(
     request: &ExecRequest,
+    ns: &Namespace,
     command: &[String],
     cwd: &str,
     env: &[(String, String)],
     cx: &ExecContext,
 ) -> Result<(), EngineError> {
-    for dir in [
-        request.upper(),
-        request.work(),
-        request.merged(),
-        request.run_dir.join("empty"),
-    ] {
+    for dir in [request.upper(), request.work(), request.merged()] {
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
     }
-    let script = format!(
-        "/bin/mount -t overlay overlay -o \"$1\" \"$2\" || exit {MOUNT_FAILED}; shift 2; cd \"$SEAL_STEP_CWD\" || exit {MOUNT_FAILED}; unset SEAL_STEP_CWD; exec \"$@\""
-    );
+    request.write_files()?;
+    let mounts = overlay::prepare(request)?;
+    let mut script =
+        String::from("fail() { echo \"seal: preparing the step: $*\" >&2; exit 125; }\n");
+    script.push_str(&format!(
+        "cd {} || fail 'no layer directory'\n",
+        sh_quote(&request.run_dir.join("l").display().to_string())
+    ));
+    for m in &mounts {
+        script.push_str(&format!(
+            "/bin/mount -t overlay overlay -o {} {} || fail 'mounting the rootfs overlay'\n",
+            sh_quote(&m.options),
+            sh_quote(&m.target)
+        ));
+    }
+    for line in &ns.setup {
+        script.push_str(line);
+        script.push('\n');
+    }
+    script.push_str(&format!(
+        "cd {} || fail 'no working directory'\nunset OLDPWD\nexec \"$@\"\n",
+        sh_quote(cwd)
+    ));
     let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args(["--mount", "--propagation", "private"]);
+    if ns.new_network {
+        cmd.arg("--net");
+    }
     cmd.args([
-        "--mount",
-        "--propagation",
-        "private",
         // A PID namespace whose init dies with unshare: when it goes, the kernel kills every
         // process of the step, including ones a shell forked and daemons it left behind.
         "--pid",
@@ -57,12 +89,9 @@ pub fn run_in_overlay(
         &script,
         "seal-step",
     ])
-    .arg(request.overlay_options()?)
-    .arg(request.merged())
     .args(command)
     .env_clear()
     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    .env("SEAL_STEP_CWD", cwd)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -145,21 +174,43 @@ pub fn run_in_overlay(
         .lock()
         .map(|t| t.iter().cloned().collect())
         .unwrap_or_default();
-    if code == MOUNT_FAILED && tail.iter().any(|l| l.contains("mount")) {
+    let setup_error: Vec<&String> = tail
+        .iter()
+        .filter(|l| l.contains("seal: preparing the step") || l.contains("mount"))
+        .collect();
+    if code == SETUP_FAILED && tail.iter().any(|l| l.contains("seal: preparing the step")) {
+        let joined = setup_error
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(EngineError::Spawn {
-            what: "the step's overlay mount".into(),
-            reason: format!(
-                "{} (RUN needs root for mount namespaces and overlayfs)",
-                tail.join("; ")
-            ),
+            what: "the step's namespace".into(),
+            reason: if joined.contains("Operation not permitted") {
+                format!("{joined} (RUN needs root for mount namespaces and overlayfs)")
+            } else {
+                joined
+            },
         });
     }
     Err(EngineError::RunFailed {
         code,
         tail: tail.join("\n"),
+        hint: None,
     })
 }
 
 fn kill_group(pgid: rustix::process::Pid) {
     let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh_quote;
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
 }

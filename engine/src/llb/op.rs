@@ -138,10 +138,51 @@ pub struct ExecOp {
     /// `NAME=VALUE`, every variable the step can see.
     pub env: Vec<String>,
     pub cwd: String,
-    /// Share the host's network (container mode; lite mode always does).
-    pub host_network: bool,
+    /// `RUN --network`.
+    pub network: NetworkMode,
+    /// `RUN --security`.
+    pub security: SecurityMode,
+    /// Files the command can read under [`ExecOp::FILES_DIR`] (a heredoc run as a script),
+    /// never part of the layer.
+    pub files: Vec<ExecFile>,
     pub mode: ExecMode,
     pub format: LayerFormat,
+}
+
+impl ExecOp {
+    /// Where [`ExecOp::files`] appear inside a container (BuildKit's path for heredoc scripts).
+    pub const FILES_DIR: &'static str = "/dev/pipes";
+}
+
+/// A read-only file handed to a RUN step (BuildKit mounts `RUN <<EOF` scripts the same way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecFile {
+    /// A plain file name (no `/`).
+    pub name: String,
+    pub data: String,
+    pub mode: u32,
+}
+
+/// `RUN --network`, as BuildKit defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// Only a loopback interface.
+    None = 0,
+    /// The host's network; needs the `network.host` entitlement.
+    Host = 1,
+    /// The build's default network: the host's (BuildKit's OCI worker without CNI).
+    Default = 2,
+}
+
+/// `RUN --security`, as BuildKit defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityMode {
+    /// Docker's default capabilities, masked and read-only kernel paths.
+    Sandbox = 0,
+    /// Every capability, nothing masked; needs the `security.insecure` entitlement.
+    Insecure = 1,
 }
 
 /// Who executes a RUN step (`--mode`).
@@ -224,8 +265,13 @@ impl Op {
                     .strs(&x.args)
                     .strs(&x.env)
                     .str(&x.cwd)
-                    .tag(x.host_network as u8)
-                    .tag(x.mode as u8);
+                    .tag(x.network as u8)
+                    .tag(x.security as u8);
+                e.u64(x.files.len() as u64);
+                for f in &x.files {
+                    e.str(&f.name).str(&f.data).u64(u64::from(f.mode));
+                }
+                e.tag(x.mode as u8);
                 e.tag(x.format.compression as u8)
                     .i64(x.format.source_date_epoch);
             }

@@ -7,7 +7,7 @@ use seal_store::Store;
 use crate::diff::upper_to_entries;
 use crate::executor::container::ContainerExecutor;
 use crate::executor::lite::LiteExecutor;
-use crate::executor::{ExecRequest, Executor};
+use crate::executor::{check_privileges, ExecRequest, Executor};
 use crate::layer::write_layer;
 use crate::llb::{ExecMode, ExecOp};
 use crate::output::{LayerChain, Output};
@@ -29,14 +29,20 @@ pub fn exec(
         .iter()
         .map(|layer| snapshot(store, layer))
         .collect::<Result<Vec<_>, _>>()?;
+    check_privileges()?;
     let tmp = store.root().join("tmp");
     let run_dir = tempfile::Builder::new()
         .prefix("run-")
         .tempdir_in(&tmp)
         .map_err(|e| EngineError::io("creating a run directory in", &tmp, e))?;
-    let request = ExecRequest {
+    // Mount tables name resolved paths; so must the setup script.
+    let run_path = run_dir
+        .path()
+        .canonicalize()
+        .map_err(|e| EngineError::io("resolving", run_dir.path(), e))?;
+    let mut request = ExecRequest {
         lowers,
-        run_dir: run_dir.path().to_path_buf(),
+        run_dir: run_path,
         args: op.args.clone(),
         env: op
             .env
@@ -45,8 +51,11 @@ pub fn exec(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         cwd: op.cwd.clone(),
-        host_network: op.host_network,
+        network: op.network,
+        security: op.security,
+        files: op.files.clone(),
     };
+    request.move_long_script_to_file();
     let executor: &dyn Executor = match op.mode {
         ExecMode::Lite => &LiteExecutor,
         ExecMode::Container => &ContainerExecutor,

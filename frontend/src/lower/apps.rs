@@ -341,6 +341,7 @@ mod tests {
             },
             build_mode: "lite".into(),
             exec_mode: ExecMode::Lite,
+            entitlements: Default::default(),
             target: None,
             resolve_image: &mut resolve,
             collect: None,
