@@ -25,15 +25,14 @@ pub struct Registry {
 impl Registry {
     /// Start one storing in its own temp dir, or serving `root` read-only, with what `extra`
     /// returns appended to its config (an `auth:` section, say; it gets the registry's own
-    /// directory for files such a section names). `None` (the test is skipped with a
-    /// message) when the binary is missing.
+    /// directory for files such a section names). A missing binary fails the test, naming
+    /// it: a test that cannot run its registry must not pass. (Always `Some`; the `Option`
+    /// keeps the callers' `let Some(..) else` shape.)
     pub fn start(root: Option<&Path>, extra: impl FnOnce(&Path) -> String) -> Option<Registry> {
-        if !Path::new(REGISTRY_BIN).exists() {
-            eprintln!(
-                "skipping: {REGISTRY_BIN} is not installed (apt-get install docker-registry)"
-            );
-            return None;
-        }
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: scripts/test.sh installs it (apt-get install docker-registry)"
+        );
         let dir = TempDir::new().expect("registry temp dir");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
