@@ -425,7 +425,7 @@ fn prune_deletes_snapshots_no_reachable_layer_needs() {
     base.kubefile("FROM scratch\nCOPY rootfs/. .\n");
     seal.build_ok(base.path(), "bb:1", &[]);
     let ctx = Ctx::new();
-    ctx.kubefile("FROM bb:1\nRUN echo hi > /x\n");
+    ctx.kubefile("FROM bb:1\nRUN echo hi > x\n");
     seal.build_ok(ctx.path(), "r:1", &[]);
     let usage = du(&seal);
     assert_eq!(n(&usage, "snapshots", "count"), 1, "bb's layer: {usage}");
