@@ -250,7 +250,10 @@ fn python_accepts_json_lines(text: &str) {
 #[test]
 fn issue12_6_warnings_go_through_the_renderer() {
     let ctx = Ctx::new();
-    ctx.kubefile("FROM scratch\nRUN mkdir -p etc && mkfifo etc/fifo && echo x > etc/x\n");
+    ctx.file("d/file.txt", "f\n").kubefile(
+        "FROM scratch\nCOPY d d\nRUN mkdir -p etc && mkfifo etc/fifo && echo x > etc/x\n",
+    );
+    common::tool("mkfifo", &["d/pipe"], ctx.path());
     let seal = Seal::new();
     let mut cmd = seal.command();
     cmd.current_dir(ctx.path()).args([
@@ -284,6 +287,18 @@ fn issue12_6_warnings_go_through_the_renderer() {
         warnings.iter().any(|w| w.contains("NOPE")),
         "no build-arg warning in {warnings:?}"
     );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`d/pipe` of the build context")),
+        "no context fifo warning in {warnings:?}"
+    );
+    let context = ctx.path().display().to_string();
+    assert!(
+        !json.stderr.contains(&context),
+        "a warning names a host path:\n{}",
+        json.stderr
+    );
     let store = seal.root().display().to_string();
     assert!(
         !json.stderr.contains(&store) && !json.stderr.contains("upper/"),
@@ -292,7 +307,7 @@ fn issue12_6_warnings_go_through_the_renderer() {
     );
     let fifo = events
         .iter()
-        .find(|e| e["event"] == "warning" && e["message"].as_str().unwrap().contains("fifo"))
+        .find(|e| e["event"] == "warning" && e["message"].as_str().unwrap().contains("`etc/fifo`"))
         .unwrap();
     assert!(
         fifo["name"].as_str().unwrap().contains("RUN mkdir"),
@@ -580,7 +595,15 @@ print(os.waitstatus_to_exitcode(status), width)
     let out = Command::new("python3")
         .args(["-c", script, env!("CARGO_BIN_EXE_seal"), "--root"])
         .arg(seal.root())
-        .args(["build", "--progress", "tty", "--build-arg", "NOPE=1", "-t", "t:1"])
+        .args([
+            "build",
+            "--progress",
+            "tty",
+            "--build-arg",
+            "NOPE=1",
+            "-t",
+            "t:1",
+        ])
         .arg(ctx.path())
         .output()
         .unwrap();
