@@ -15,6 +15,8 @@ pub enum Failure {
     Usage(String),
     /// Already printed (rendered diagnostics): exit code 1.
     Reported,
+    /// Bad usage, already printed (as a JSON event of `--progress json`): exit code 2.
+    ReportedUsage,
     /// Stopped by Ctrl-C: exit code 130, as shells report SIGINT.
     Interrupted,
     /// The reader of stdout went away: exit code 141, quietly.
@@ -38,6 +40,7 @@ impl Failure {
                 ExitCode::from(2)
             }
             Failure::Reported => ExitCode::from(1),
+            Failure::ReportedUsage => ExitCode::from(2),
             Failure::Interrupted => ExitCode::from(130),
             Failure::BrokenPipe => ExitCode::from(141),
             Failure::Error(e) => {

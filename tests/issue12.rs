@@ -326,6 +326,23 @@ fn issue12_6_warnings_go_through_the_renderer() {
         "a raw log line reached stderr:\n{}",
         plain.stderr
     );
+    // Failures are JSON events too: a bad Kubefile (exit 1), a bad flag value (exit 2).
+    let broken = Ctx::new();
+    broken.kubefile("FROM scratch\nCPOY a b\n");
+    for (dir, extra, code) in [
+        (broken.path(), None, 1),
+        (ctx.path(), Some("--no-cache-filter=nope"), 2),
+    ] {
+        let mut cmd = seal.command();
+        cmd.current_dir(dir)
+            .args(["build", "--progress", "json", "-t", "w:2"])
+            .args(extra)
+            .arg(".");
+        let out = Out::from_command(cmd);
+        assert_eq!(out.code, code, "{}", out.stderr);
+        python_accepts_json_lines(&out.stderr);
+        assert!(out.stderr.contains(r#""event":"error""#), "{}", out.stderr);
+    }
 }
 
 /// Issue 12.7: no promise of a later release, no cause said twice, `images` fails on what it

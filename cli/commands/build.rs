@@ -39,6 +39,10 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
             renderer.error(&chain_text(&e));
             Err(Failure::Reported)
         }
+        Err(Failure::Usage(message)) if json => {
+            renderer.error(&message);
+            Err(Failure::ReportedUsage)
+        }
         other => other,
     }
 }
@@ -268,6 +272,9 @@ fn build(
         store
             .set_image(other, &report.exported.manifest)
             .with_context(|| format!("naming the image {other}"))?;
+    }
+    while let Ok(warning) = warn_rx.try_recv() {
+        renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     renderer.finish(&format!(
