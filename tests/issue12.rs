@@ -411,7 +411,39 @@ fn issue12_7_messages_say_true_things() {
         save.stderr
     );
 
-    // An image whose manifest cannot be read is not listed as `0 B`, and `images` fails.
+    // A store this user may not read: no `0 B` sizes, a failure, each cause said once.
+    let parent = seal.root().parent().unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_seal"))
+            .arg("--root")
+            .arg(seal.root())
+            .args(args)
+            .current_dir("/");
+        Out::from_command(cmd)
+    };
+    // Opening the store for writing: the lock file's error, said once.
+    let rmi = as_nobody(&["rmi", "esc:1"]);
+    assert_eq!(rmi.code, 1, "{}", rmi.stderr);
+    assert_eq!(
+        rmi.stderr.matches("Permission denied").count(),
+        1,
+        "{}",
+        rmi.stderr
+    );
+    let nobody = as_nobody(&["images"]);
+    assert_eq!(nobody.code, 1, "{}\n{}", nobody.stdout, nobody.stderr);
+    assert!(!nobody.stdout.contains(" 0 B"), "{}", nobody.stdout);
+    assert!(
+        nobody.stderr.contains("Permission denied")
+            && !nobody.stderr.contains("(os error 13): Permission denied"),
+        "{}",
+        nobody.stderr
+    );
+
+    // An image whose manifest is gone is not listed as `0 B` either.
     let digest = seal.inspect("esc:1")["digest"]
         .as_str()
         .unwrap()

@@ -96,7 +96,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
         }
     }
     Err(Failure::Error(anyhow!(
-        "{} of {} images could not be read (run `seal fsck` to check the store)",
+        "{} of {} images could not be read (see above; `seal fsck` checks a damaged store)",
         unreadable.len(),
         rows.len()
     )))
