@@ -110,7 +110,7 @@ impl TransferView {
         }
         let state = self.state();
         match &state.multi {
-            // Printed even when the bars are hidden (`--progress tty` without a terminal).
+            // With the live bars suspended, so they redraw below the message.
             Some(multi) => multi.suspend(|| errln!("{message}")),
             None => errln!("{message}"),
         }
