@@ -794,6 +794,30 @@ fn issue12_9_collection_lists_every_failure() {
         inspect["history"]
     );
 
+    // A FROM pull inside `--progress json` shows its transfers as JSON events.
+    let fresh = Seal::new();
+    let from = Ctx::new();
+    from.kubefile(&format!("FROM {host}/team/app:1\n"));
+    let pulled = run_seal(
+        &fresh,
+        Some(from.path()),
+        &auth,
+        &[
+            "--insecure-registry",
+            &host,
+            "build",
+            "--progress",
+            "json",
+            "-t",
+            "from:1",
+            ".",
+        ],
+        &[],
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    python_accepts_json_lines(&pulled.stderr);
+    assert!(pulled.stderr.contains("pulling"), "{}", pulled.stderr);
+
     // Three that fail for different reasons, one that works: one build names all three.
     let bad = Ctx::new();
     bad.file(
