@@ -82,9 +82,10 @@ pub struct BuildArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Name of the image, e.g. `kubernetes:v1.19.8` (stored as docker.io/sealerio/kubernetes:v1.19.8)
-    #[arg(short = 't', long = "tag", value_name = "NAME")]
-    pub tag: String,
+    /// Name of the image, e.g. `kubernetes:v1.19.8` (stored as docker.io/sealerio/kubernetes:v1.19.8);
+    /// repeat to give it several names
+    #[arg(short = 't', long = "tag", value_name = "NAME", required = true)]
+    pub tags: Vec<String>,
 
     /// Set a build-time variable declared with ARG; `NAME` alone takes the value from the environment
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
@@ -279,6 +280,13 @@ pub struct ImagesArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
+    /// Print only the names, one per line (for `seal rmi $(seal images -q NAME)`)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only images of this repository (`kubernetes`: every tag) or with this name
+    /// (`kubernetes:v1.19.8`, `kubernetes@sha256:...`)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -289,15 +297,17 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Image name
+    /// Image name (`NAME[:TAG]`, `NAME@sha256:...`), or a manifest digest or a prefix of one
+    /// (`sha256:3f9a2c`, `3f9a2c`) as `seal images` shows it
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
-    /// Output file (a directory for oci-dir: it must not exist, or be empty)
+    /// Output file (a directory for oci-dir: it must not exist, or be empty); `-` for stdout,
+    /// which is also the default when stdout is not a terminal
     #[arg(short = 'o', long = "output", value_name = "PATH")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Output format: an OCI archive (tar), an OCI image layout directory, or a `docker save`
     /// archive (uncompressed layers, for `docker load`/`podman load`)
     #[arg(long, value_enum, default_value_t = SaveFormat::OciArchive)]

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod failure;
+mod output;
 mod progress;
 mod root;
 
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("SEAL_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .with_target(false)
         .init();
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
         Command::Login(a) => commands::registry::login(a, &registries),
         Command::Logout(a) => commands::registry::logout(a),
     };
-    match result {
+    match result.and_then(|()| output::flush_stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }

@@ -4,13 +4,20 @@
 //! (the Kubefile's steps) are shown. Each shown node gets a number `#N` in order of first
 //! appearance, as BuildKit does. A quiet node (image collection) is shown only once it logs
 //! or fails, and never counted as a step.
+//!
+//! Every warning of a build goes through the renderer: the frontend's (unused build-args),
+//! a vertex's ([`EventKind::Warning`]), and anything logged at WARN level through `tracing`
+//! while the build runs ([`warnings_to`]). So `--progress json` stays one JSON object per
+//! line, and the tty view prints warnings above its spinners instead of through them.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use seal_solver::{EventKind, ProgressEvent};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::args::ProgressMode;
 
@@ -23,13 +30,13 @@ pub enum Style {
 }
 
 impl Style {
-    /// Resolve `auto` against whether stderr is a terminal.
+    /// Resolve `auto` against whether stderr is a terminal. `tty` without a terminal falls
+    /// back to plain: a live view drawn into a pipe or file would show nothing at all.
     pub fn from_mode(mode: ProgressMode) -> Style {
         match mode {
-            ProgressMode::Tty => Style::Tty,
             ProgressMode::Plain => Style::Plain,
             ProgressMode::Json => Style::Json,
-            ProgressMode::Auto => {
+            ProgressMode::Tty | ProgressMode::Auto => {
                 if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                     Style::Tty
                 } else {
@@ -63,14 +70,14 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// A renderer for nodes described by `names` (index = Definition node).
-    pub fn new(style: Style, names: Vec<Option<String>>, quiet: Vec<bool>) -> Renderer {
+    /// A renderer with no nodes yet (warnings can be shown before the graph exists).
+    pub fn new(style: Style) -> Renderer {
         let multi = (style == Style::Tty)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Renderer {
             style,
-            names,
-            quiet,
+            names: Vec::new(),
+            quiet: Vec::new(),
             speaking: std::collections::HashSet::new(),
             numbers: HashMap::new(),
             bars: HashMap::new(),
@@ -78,6 +85,47 @@ impl Renderer {
             started: Instant::now(),
             tally: Tally::default(),
         }
+    }
+
+    /// The nodes to show: `names` (index = Definition node; `None` is not shown) and which of
+    /// them are quiet.
+    pub fn set_nodes(&mut self, names: Vec<Option<String>>, quiet: Vec<bool>) {
+        self.names = names;
+        self.quiet = quiet;
+    }
+
+    /// The resolved style.
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
+    /// A warning that belongs to no step (`build-arg X was not consumed`, a `tracing` warning).
+    pub fn warning(&mut self, message: &str) {
+        match self.style {
+            Style::Json => {
+                let line = serde_json::json!({
+                    "time": unix_now(),
+                    "event": "warning",
+                    "message": message,
+                });
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            Style::Plain => {
+                let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
+            }
+            Style::Tty => self.above_bars(&format!("warning: {message}")),
+        }
+    }
+
+    /// Rendered diagnostics (a Kubefile error under its source line).
+    pub fn diagnostics(&mut self, text: &str) {
+        diagnostics(self.style, text);
+    }
+
+    /// The error that ends the build, as a JSON `error` event (other styles print it plainly
+    /// through [`crate::failure::Failure`]).
+    pub fn error(&mut self, message: &str) {
+        diagnostics(self.style, &format!("error: {message}\n"));
     }
 
     /// Render one event.
@@ -90,7 +138,10 @@ impl Renderer {
             match &event.kind {
                 EventKind::Started | EventKind::Cached => return,
                 EventKind::Done { .. } if !self.speaking.contains(&node) => return,
-                EventKind::Log(_) | EventKind::Bytes { .. } | EventKind::Error(_)
+                EventKind::Log(_)
+                | EventKind::Warning(_)
+                | EventKind::Bytes { .. }
+                | EventKind::Error(_)
                     if self.speaking.insert(node) =>
                 {
                     let started = ProgressEvent {
@@ -128,6 +179,7 @@ impl Renderer {
             EventKind::Started => writeln!(err, "#{n} {name}"),
             EventKind::Cached => writeln!(err, "#{n} {name}\n#{n} CACHED"),
             EventKind::Log(line) => writeln!(err, "#{n} {line}"),
+            EventKind::Warning(message) => writeln!(err, "#{n} WARNING: {message}"),
             EventKind::Bytes { .. } => Ok(()),
             EventKind::Done { elapsed } => writeln!(err, "#{n} DONE {}", secs(*elapsed)),
             EventKind::Error(msg) if msg == "cancelled" => writeln!(err, "#{n} CANCELED"),
@@ -146,6 +198,9 @@ impl Renderer {
             EventKind::Started => serde_json::json!({ "event": "started" }),
             EventKind::Cached => serde_json::json!({ "event": "cached" }),
             EventKind::Log(line) => serde_json::json!({ "event": "log", "line": line }),
+            EventKind::Warning(message) => {
+                serde_json::json!({ "event": "warning", "message": message })
+            }
             EventKind::Bytes { done, total } => {
                 serde_json::json!({ "event": "bytes", "done": done, "total": total })
             }
@@ -166,34 +221,45 @@ impl Renderer {
         match kind {
             EventKind::Started => {
                 let bar = multi.add(ProgressBar::new_spinner());
+                // `wide_msg` takes what the spinner and the clock leave of the line, and cuts
+                // a long step title to fit: a line wider than the terminal would wrap and
+                // break the redraw.
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.set_message(line);
                 bar.enable_steady_tick(Duration::from_millis(100));
                 self.bars.insert(node, bar);
             }
-            EventKind::Cached => {
-                let _ = multi.println(format!("  {line} CACHED"));
-            }
-            EventKind::Log(text) => {
-                let _ = multi.println(format!("  #{n} {text}"));
-            }
+            EventKind::Cached => self.above_bars(&format!("  {line} CACHED")),
+            EventKind::Log(text) => self.above_bars(&format!("  #{n} {text}")),
+            EventKind::Warning(message) => self.above_bars(&format!("  #{n} WARNING: {message}")),
             EventKind::Bytes { .. } => {}
             EventKind::Done { elapsed } => {
                 if let Some(bar) = self.bars.remove(&node) {
                     bar.finish_and_clear();
                 }
-                let _ = multi.println(format!("  {line} DONE {}", secs(*elapsed)));
+                self.above_bars(&format!("  {line} DONE {}", secs(*elapsed)));
             }
             EventKind::Error(msg) => {
                 if let Some(bar) = self.bars.remove(&node) {
                     bar.finish_and_clear();
                 }
-                let _ = multi.println(format!("  {line} ERROR: {msg}"));
+                self.above_bars(&format!("  {line} ERROR: {msg}"));
             }
         }
+    }
+
+    /// A line printed above the live spinners, cut to the terminal's width (a wrapped line
+    /// would shift the redraw).
+    fn above_bars(&self, text: &str) {
+        let Some(multi) = &self.multi else { return };
+        let width = console::Term::stderr()
+            .size_checked()
+            .map(|(_, cols)| usize::from(cols))
+            .unwrap_or(usize::MAX);
+        let _ = multi.println(console::truncate_str(text, width, "…").as_ref());
     }
 
     /// Print the closing line.
@@ -217,6 +283,113 @@ impl Renderer {
     }
 }
 
+/// Text for the user about a failure: as it is, or as one JSON `error` event in json style.
+pub fn diagnostics(style: Style, text: &str) {
+    if style == Style::Json {
+        let line = serde_json::json!({
+            "time": unix_now(),
+            "event": "error",
+            "message": text.trim_end(),
+        });
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    } else {
+        crate::output::stderr_text(text);
+    }
+}
+
+/// Seconds since the epoch, as JSON events carry them.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
+}
+
+/// Where `tracing` warnings go while a build renders its progress (`None`: to stderr).
+static WARNING_SINK: Mutex<Option<UnboundedSender<String>>> = Mutex::new(None);
+
+/// Send WARN and ERROR `tracing` events to `sink` (a build's renderer reads it) until the
+/// returned guard is dropped.
+pub fn warnings_to(sink: UnboundedSender<String>) -> SinkGuard {
+    *lock_sink() = Some(sink);
+    SinkGuard
+}
+
+/// Restores `tracing` output to stderr when dropped.
+pub struct SinkGuard;
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        *lock_sink() = None;
+    }
+}
+
+fn lock_sink() -> std::sync::MutexGuard<'static, Option<UnboundedSender<String>>> {
+    WARNING_SINK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `tracing`'s writer: warnings to the build's renderer when one listens, everything else
+/// (and everything outside builds) to stderr, never panicking.
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            text: Vec::new(),
+            warning: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogLine {
+        LogLine {
+            text: Vec::new(),
+            warning: *meta.level() <= tracing::Level::WARN,
+        }
+    }
+}
+
+/// One formatted `tracing` event, delivered when dropped.
+pub struct LogLine {
+    text: Vec<u8>,
+    warning: bool,
+}
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.warning {
+            if let Some(sink) = lock_sink().as_ref() {
+                let text = String::from_utf8_lossy(&self.text);
+                // The renderer says "warning" itself: drop the level the formatter wrote.
+                let text = text.trim();
+                let text = text
+                    .strip_prefix("WARN")
+                    .or_else(|| text.strip_prefix("ERROR"))
+                    .unwrap_or(text)
+                    .trim_start();
+                if sink.send(text.to_string()).is_ok() {
+                    return;
+                }
+            }
+        }
+        let _ = std::io::stderr().lock().write_all(&self.text);
+    }
 }

@@ -311,7 +311,8 @@ fn image_lists_build_mode_lite_and_pull_failures() {
     let warned = build_in(&seal, &ctx, &host, "c:warn", &[]);
     warned.assert_built();
     assert!(
-        warned.stderr.contains("warning: manifests/broken.yaml"),
+        // A warning of the collection step, through the renderer (issue 12.6).
+        warned.stderr.contains("WARNING: manifests/broken.yaml"),
         "{}",
         warned.stderr
     );

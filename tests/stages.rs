@@ -103,10 +103,12 @@ fn target_builds_only_the_named_stage_and_what_it_needs() {
         "FROM <stage> carries its ENV: {env}"
     );
 
+    // Bad input, so a usage error (issue 12.8), like --no-cache-filter's.
     let bad = seal.build(ctx.path(), "t:1", &["--target", "nope"]);
-    assert_eq!(bad.code, 1);
+    assert_eq!(bad.code, 2);
     assert!(
-        bad.stderr.contains("--target nope: no stage has that name"),
+        bad.stderr
+            .contains("--target `nope`: no stage has that name"),
         "{}",
         bad.stderr
     );

@@ -22,8 +22,9 @@ use seal_store::{Reference, RegistryOptions, Store};
 use crate::args::{BuildArgs, BuildMode, CompressionArg, Entitlement, ModeArg, PullPolicy};
 use crate::commands::registry::{Direction, TransferView};
 use crate::commands::{image_name, open_store};
-use crate::failure::Failure;
-use crate::progress::{Renderer, Style};
+use crate::failure::{chain_text, Failure};
+use crate::output::outln;
+use crate::progress::{diagnostics, warnings_to, Renderer, Style};
 
 /// What `--allow` grants (clap has checked the names).
 fn entitlements(allow: &[Entitlement]) -> Entitlements {
@@ -33,9 +34,43 @@ fn entitlements(allow: &[Entitlement]) -> Entitlements {
     }
 }
 
-/// Run `seal build`.
+/// Run `seal build`. With `--progress json` every line on stderr is a JSON object, the final
+/// error included.
 pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result<(), Failure> {
-    let name = image_name(&args.tag)?;
+    let mut renderer = Renderer::new(Style::from_mode(args.progress));
+    // Warnings logged anywhere while the build runs reach the renderer.
+    let (warn_tx, warn_rx) = tokio::sync::mpsc::unbounded_channel();
+    let _sink = warnings_to(warn_tx);
+    let json = renderer.style() == Style::Json;
+    match build(root, args, registries, &mut renderer, warn_rx) {
+        Err(Failure::Error(e)) if json => {
+            renderer.error(&chain_text(&e));
+            Err(Failure::Reported)
+        }
+        Err(Failure::Usage(message)) if json => {
+            renderer.error(&message);
+            Err(Failure::ReportedUsage)
+        }
+        other => other,
+    }
+}
+
+fn build(
+    root: &Path,
+    args: BuildArgs,
+    registries: &RegistryOptions,
+    renderer: &mut Renderer,
+    mut warn_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Result<(), Failure> {
+    let style = renderer.style();
+    let names = args
+        .tags
+        .iter()
+        .map(|t| image_name(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(name) = names.first().cloned() else {
+        return Err(Failure::Usage("name the image with -t NAME".into()));
+    };
     let build_args = parse_build_args(&args.build_args)?;
     let exec_mode = match args.mode {
         ModeArg::Lite => ExecMode::Lite,
@@ -68,8 +103,11 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
 
     let parsed = parse_checked(&source);
     if !parsed.errors.is_empty() {
-        eprint!("{}", render_all(&parsed.errors, &file_name, &source));
+        renderer.diagnostics(&render_all(&parsed.errors, &file_name, &source));
         return Err(Failure::Reported);
+    }
+    if let Some(target) = &args.target {
+        check_target(&parsed.kubefile, target)?;
     }
 
     let ignore_patterns =
@@ -86,7 +124,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
     };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
     let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
-        resolve_image(root, &store, image, args.pull, registries)
+        resolve_image(root, &store, image, args.pull, registries, style)
     };
     let lowered = lower(
         &parsed.kubefile,
@@ -108,14 +146,17 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         },
     )
     .map_err(|diags| {
-        eprint!("{}", render_all(&diags, &file_name, &source));
+        renderer.diagnostics(&render_all(&diags, &file_name, &source));
         Failure::Reported
     })?;
     for warning in &lowered.warnings {
-        eprintln!("warning: {warning}");
+        renderer.warning(warning);
+    }
+    while let Ok(warning) = warn_rx.try_recv() {
+        renderer.warning(&warning);
     }
     if args.print_llb {
-        println!("{}", lowered.definition.to_json());
+        outln!("{}", lowered.definition.to_json())?;
         return Ok(());
     }
     let definition = lowered.definition;
@@ -131,7 +172,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
                 Some((start, end)) => {
                     let mut d = Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
                     d.help = help;
-                    eprint!("{}", render(&d, &file_name, &source));
+                    diagnostics(style, &render(&d, &file_name, &source));
                     Failure::Reported
                 }
                 None => Failure::Error(anyhow::anyhow!(message)),
@@ -151,11 +192,12 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         }
     }
 
+    let no_cache_nodes = no_cache_nodes(&definition, &args.no_cache_filter)?;
     let store = match store.into_inner() {
         Some(s) => s,
         None => Arc::new(open_store(root)?),
     };
-    let names: Vec<Option<String>> = definition
+    let descriptions: Vec<Option<String>> = definition
         .nodes
         .iter()
         .map(|n| n.metadata.description.clone())
@@ -167,7 +209,7 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
             .map(usize::from)
             .unwrap_or_else(default_parallelism),
         no_cache: args.no_cache,
-        no_cache_nodes: no_cache_nodes(&definition, &args.no_cache_filter)?,
+        no_cache_nodes,
         ..SolveOptions::default()
     };
     let request = BuildRequest {
@@ -184,21 +226,30 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let mut renderer = Renderer::new(Style::from_mode(args.progress), names, quiet);
+    renderer.set_nodes(descriptions, quiet);
     let cancel = request.options.cancel.clone();
     let result = runtime.block_on(async {
         // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
         let interrupt = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping the build");
+                tracing::warn!("interrupted: stopping the build");
                 interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
-        while let Some(event) = rx.recv().await {
-            renderer.handle(&event);
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => renderer.handle(&event),
+                    None => break,
+                },
+                Some(warning) = warn_rx.recv() => renderer.warning(&warning),
+            }
+        }
+        while let Ok(warning) = warn_rx.try_recv() {
+            renderer.warning(&warning);
         }
         build.await
     });
@@ -235,11 +286,23 @@ pub fn run(root: &Path, args: BuildArgs, registries: &RegistryOptions) -> Result
         Some(n) if n > 0 => format!(", {n} container images in registry/"),
         _ => String::new(),
     };
+    // Every further -t name points at the same manifest (export named the first).
+    for other in &names[1..] {
+        store
+            .set_image(other, &report.exported.manifest)
+            .with_context(|| format!("naming the image {other}"))?;
+    }
+    while let Ok(warning) = warn_rx.try_recv() {
+        renderer.warning(&warning);
+    }
+    let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     renderer.finish(&format!(
-        "built {name} {}: {cached} steps cached, {executed} executed, {} files read{images}",
-        report.exported.manifest, report.files_hashed
+        "built {} {}: {cached} steps cached, {executed} executed, {} files read{images}",
+        all_names.join(", "),
+        report.exported.manifest,
+        report.files_hashed
     ));
-    println!("{}", report.exported.manifest);
+    outln!("{}", report.exported.manifest)?;
     Ok(())
 }
 
@@ -315,6 +378,7 @@ fn resolve_image(
     image: &str,
     pull: PullPolicy,
     registries: &RegistryOptions,
+    style: Style,
 ) -> Result<ResolvedImage, String> {
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
     let exists = root.join("db").exists() || slot.borrow().is_some();
@@ -342,12 +406,13 @@ fn resolve_image(
                 format!("image {reference} is not in the local store, and pulling it failed: {e}")
             }
         })?;
-        eprintln!("pulling {reference}");
         let store = open_slot(root, slot)?;
-        let view = TransferView::new(Style::Plain, Direction::Pull);
-        client
-            .pull_resolved(&store, &reference, remote, &|e| view.handle(e))
-            .map_err(|e| format!("pulling {reference}: {e}"))?;
+        // A FROM pull shows its transfers the way the build shows its steps (JSON stays JSON).
+        let view = TransferView::new(style, Direction::Pull);
+        view.note(&format!("pulling {reference}"));
+        let pulled = client.pull_resolved(&store, &reference, remote, &|e| view.handle(e));
+        view.finish();
+        pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
     } else if !known {
         return Err(if exists {
             format!(
@@ -393,7 +458,7 @@ fn open_slot(root: &Path, slot: &RefCell<Option<Arc<Store>>>) -> Result<Arc<Stor
     if let Some(s) = &*slot {
         return Ok(s.clone());
     }
-    let s = Arc::new(open_store(root).map_err(|e| format!("{e:#}"))?);
+    let s = Arc::new(open_store(root).map_err(|e| chain_text(&e))?);
     *slot = Some(s.clone());
     Ok(s)
 }
@@ -432,13 +497,71 @@ fn no_cache_nodes(
             })
             .collect();
         if matching.is_empty() {
+            let mut stages: Vec<&str> = definition
+                .nodes
+                .iter()
+                .filter(|n| n.metadata.description.is_some())
+                .filter_map(|n| n.metadata.stage.as_deref())
+                .collect();
+            stages.dedup();
             return Err(Failure::Usage(format!(
-                "--no-cache-filter `{item}`: no step of the Kubefile matches"
+                "--no-cache-filter `{item}`: no step of the Kubefile matches{}",
+                suggestion(stage.unwrap_or(item), &stages)
             )));
         }
         nodes.extend(matching.into_iter().map(|i| seal_solver::NodeId(i as u32)));
     }
     Ok(nodes)
+}
+
+/// `--target NAME` must name a stage (`FROM image AS NAME`): checked before anything is
+/// resolved or pulled, as a usage error.
+fn check_target(kubefile: &seal_frontend::ast::Kubefile, target: &str) -> Result<(), Failure> {
+    let stages = stage_names(kubefile);
+    if stages.iter().any(|s| s.eq_ignore_ascii_case(target)) {
+        return Ok(());
+    }
+    let names: Vec<&str> = stages.iter().map(String::as_str).collect();
+    Err(Failure::Usage(format!(
+        "--target `{target}`: no stage has that name{}",
+        suggestion(target, &names)
+    )))
+}
+
+/// The `AS` names of the Kubefile's stages, in order.
+fn stage_names(kubefile: &seal_frontend::ast::Kubefile) -> Vec<String> {
+    kubefile
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == seal_frontend::ast::Keyword::From)
+        .filter_map(|i| match i.words.as_slice() {
+            [_, as_word, name, ..] if as_word.text.eq_ignore_ascii_case("as") => {
+                Some(name.text.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `; did you mean `x`? (stages: a, b, x)` for a name that is not among `stages`.
+fn suggestion(wrong: &str, stages: &[&str]) -> String {
+    if stages.is_empty() {
+        return "; the Kubefile names no stage (`FROM image AS NAME`)".into();
+    }
+    let closest = stages
+        .iter()
+        .map(|s| {
+            (
+                strsim::normalized_damerau_levenshtein(&wrong.to_lowercase(), &s.to_lowercase()),
+                *s,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.5)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match closest {
+        Some((_, best)) => format!("; did you mean `{best}`? (stages: {})", stages.join(", ")),
+        None => format!(" (stages: {})", stages.join(", ")),
+    }
 }
 
 fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {

@@ -2,11 +2,12 @@
 
 use std::path::Path;
 
-use seal_store::{Amount, Usage};
+use seal_store::Usage;
 
 use crate::args::{DuArgs, FormatArg};
 use crate::commands::open_existing_store;
 use crate::failure::Failure;
+use crate::output::{errln, outln};
 use seal_store::human_size;
 
 /// Run `seal du`.
@@ -17,39 +18,40 @@ pub fn run(root: &Path, args: DuArgs) -> Result<(), Failure> {
         Usage::default()
     };
     for damaged in &usage.damaged_images {
-        eprintln!("warning: image {damaged} (run `seal fsck`)");
+        errln!("warning: image {damaged} (run `seal fsck`)");
     }
     match args.format {
         FormatArg::Json => {
             let mut value = serde_json::to_value(&usage)?;
             value["total_bytes"] = usage.total_bytes().into();
-            println!("{value}");
+            outln!("{value}")?;
         }
         FormatArg::Table => {
-            println!("{:<20}  {:>7}  {:>10}", "KIND", "COUNT", "SIZE");
-            let row = |kind: &str, a: Amount| {
-                println!("{kind:<20}  {:>7}  {:>10}", a.count, human_size(a.bytes));
-            };
-            row("image blobs", usage.image_blobs);
-            row("cache-only blobs", usage.cache_blobs);
-            row("unreferenced blobs", usage.unreferenced_blobs);
-            row("snapshots", usage.snapshots);
-            row("temp files", usage.temp);
-            row("metadata", usage.metadata);
-            println!(
+            outln!("{:<20}  {:>7}  {:>10}", "KIND", "COUNT", "SIZE")?;
+            for (kind, a) in [
+                ("image blobs", usage.image_blobs),
+                ("cache-only blobs", usage.cache_blobs),
+                ("unreferenced blobs", usage.unreferenced_blobs),
+                ("snapshots", usage.snapshots),
+                ("temp files", usage.temp),
+                ("metadata", usage.metadata),
+            ] {
+                outln!("{kind:<20}  {:>7}  {:>10}", a.count, human_size(a.bytes))?;
+            }
+            outln!(
                 "{:<20}  {:>7}  {:>10}",
                 "total",
                 "",
                 human_size(usage.total_bytes())
-            );
-            println!(
+            )?;
+            outln!(
                 "{} images, {} cache records; `seal prune` would free {} \
                  (`--all` also {} of cache-only blobs)",
                 usage.images,
                 usage.cache_records,
                 human_size(usage.reclaimable),
                 human_size(usage.cache_blobs.bytes)
-            );
+            )?;
         }
     }
     Ok(())

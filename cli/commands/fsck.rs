@@ -7,21 +7,22 @@ use seal_store::{temp_leftovers, FsckReport, Problem};
 use crate::args::FsckArgs;
 use crate::commands::{open_existing_store, open_store};
 use crate::failure::Failure;
+use crate::output::outln;
 use seal_store::human_size;
 
 /// Run `seal fsck`.
 pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
     if !args.repair {
         let report = open_existing_store(root)?.fsck()?;
-        print_report(&report, &[]);
+        print_report(&report, &[])?;
         // Leftovers of a killed process are listed but are not damage: the store's invariants
         // hold with them, and the next build removes them.
         let damage = report.problems.iter().filter(|p| p.is_damage()).count();
         if damage == 0 {
-            println!("no problems found");
+            outln!("no problems found")?;
             return Ok(());
         }
-        println!("{damage} problems found (`seal fsck --repair` drops what is broken)");
+        outln!("{damage} problems found (`seal fsck --repair` drops what is broken)")?;
         return Err(Failure::Reported);
     }
     // Opening for writing empties tmp/: list its leftovers first to say what was removed.
@@ -37,14 +38,14 @@ pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
         .map(|(path, bytes)| Problem::Leftover { path, bytes })
         .collect();
     let report = store.fsck()?;
-    print_report(&report, &cleaned);
+    print_report(&report, &cleaned)?;
     for p in &cleaned {
         if let Problem::Leftover { path, .. } = p {
-            println!("repaired: removed leftover {}", path.display());
+            outln!("repaired: removed leftover {}", path.display())?;
         }
     }
     for line in store.repair(&report)? {
-        println!("repaired: {line}");
+        outln!("repaired: {line}")?;
     }
     let left = report
         .problems
@@ -52,32 +53,34 @@ pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
         .filter(|p| matches!(p, Problem::UnreadableBlob { .. }))
         .count();
     if left > 0 {
-        println!("{left} problems could not be repaired");
+        outln!("{left} problems could not be repaired")?;
         return Err(Failure::Reported);
     }
     let found = report.problems.len() + cleaned.len();
     if found == 0 {
-        println!("no problems found");
+        outln!("no problems found")?;
     } else {
-        println!("{found} problems found and repaired");
+        outln!("{found} problems found and repaired")?;
     }
     Ok(())
 }
 
-fn print_report(report: &FsckReport, extra: &[Problem]) {
-    println!(
+fn print_report(report: &FsckReport, extra: &[Problem]) -> Result<(), Failure> {
+    outln!(
         "checked {} images, {} cache records, {} blobs",
-        report.images, report.cache_records, report.blobs
-    );
+        report.images,
+        report.cache_records,
+        report.blobs
+    )?;
     for p in extra.iter().chain(&report.problems) {
         if p.is_damage() {
-            println!("problem: {p}");
+            outln!("problem: {p}")?;
         } else {
-            println!("{p} (an interrupted write; the next build or `--repair` removes it)");
+            outln!("{p} (an interrupted write; the next build or `--repair` removes it)")?;
         }
     }
     for o in &report.orphans {
-        println!("unreferenced: {o}");
+        outln!("unreferenced: {o}")?;
     }
     if !report.orphans.is_empty() {
         let bytes: u64 = report
@@ -88,13 +91,14 @@ fn print_report(report: &FsckReport, extra: &[Problem]) {
                 | seal_store::Orphan::Snapshot { bytes, .. } => *bytes,
             })
             .sum();
-        println!(
+        outln!(
             "{} unreferenced blobs and snapshots ({}): `seal prune` frees them",
             report.orphans.len(),
             human_size(bytes)
-        );
+        )?;
     }
     if !report.leftovers_checked {
-        println!("note: a build holds the store; temp leftovers were not checked");
+        outln!("note: a build holds the store; temp leftovers were not checked")?;
     }
+    Ok(())
 }

@@ -1,63 +1,140 @@
-//! `seal images`: the named images in the store, as a table or JSON.
+//! `seal images`: the named images in the store, as a table, JSON or names only (`-q`),
+//! optionally only those of one repository or name.
+//!
+//! An image whose manifest cannot be read (a damaged store, or one this user may not read)
+//! is listed without a size, and the command fails after the listing, naming the error.
 
 use std::path::Path;
 
-use seal_store::now_unix;
+use anyhow::anyhow;
+use seal_store::{human_size, now_unix, ImageRecord, Reference};
 
 use crate::args::{FormatArg, ImagesArgs};
-use crate::commands::open_existing_store;
-use crate::failure::Failure;
+use crate::commands::{image_name, open_existing_store};
+use crate::failure::{chain_text, Failure};
+use crate::output::{errln, outln};
+
+/// One listed image: its name, record, and size (or why it is unknown).
+struct Row {
+    name: String,
+    record: ImageRecord,
+    size: Result<u64, String>,
+}
 
 /// Run `seal images`.
 pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
-    let rows = if root.join("db").exists() {
+    let filter = args.name.as_deref().map(Filter::new).transpose()?;
+    let mut rows = Vec::new();
+    if root.join("db").exists() {
         let store = open_existing_store(root)?;
-        let mut rows = Vec::new();
         for (name, record) in store.images()? {
-            let size = store
-                .manifest(&record.manifest)
-                .map(|m| m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
-                .unwrap_or(0);
-            rows.push((name, record, size));
+            if filter.as_ref().is_some_and(|f| !f.matches(&name, &record)) {
+                continue;
+            }
+            let size = if args.quiet {
+                Ok(0)
+            } else {
+                store
+                    .manifest(&record.manifest)
+                    .map(|m| m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
+                    .map_err(|e| chain_text(&anyhow::Error::new(e)))
+            };
+            rows.push(Row { name, record, size });
         }
-        rows
-    } else {
-        Vec::new()
-    };
+    }
+    if args.quiet {
+        for row in &rows {
+            outln!("{}", row.name)?;
+        }
+        return Ok(());
+    }
     match args.format {
         FormatArg::Json => {
             let items: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|(name, r, size)| serde_json::json!({ "name": name, "digest": r.manifest, "size": size, "tagged_at": r.tagged_at }))
+                .map(|r| {
+                    serde_json::json!({
+                        "name": r.name,
+                        "digest": r.record.manifest,
+                        "size": r.size.as_ref().ok(),
+                        "tagged_at": r.record.tagged_at,
+                    })
+                })
                 .collect();
-            println!("{}", serde_json::Value::Array(items));
+            outln!("{}", serde_json::Value::Array(items))?;
         }
         FormatArg::Table => {
-            let width = rows
-                .iter()
-                .map(|(n, _, _)| n.len())
-                .max()
-                .unwrap_or(4)
-                .max(4);
-            println!(
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+            outln!(
                 "{:<width$}  {:<19}  {:>10}  TAGGED",
-                "NAME", "DIGEST", "SIZE"
-            );
+                "NAME",
+                "DIGEST",
+                "SIZE"
+            )?;
             let now = now_unix();
-            for (name, r, size) in rows {
-                let short = format!("sha256:{}", &r.manifest.hex()[..12]);
-                println!(
-                    "{name:<width$}  {short:<19}  {:>10}  {} ago",
-                    human_size(size),
-                    human_age(now.saturating_sub(r.tagged_at))
-                );
+            for r in &rows {
+                let short = format!("sha256:{}", &r.record.manifest.hex()[..12]);
+                let size = match &r.size {
+                    Ok(size) => human_size(*size),
+                    Err(_) => "?".into(),
+                };
+                outln!(
+                    "{:<width$}  {short:<19}  {size:>10}  {} ago",
+                    r.name,
+                    human_age(now.saturating_sub(r.record.tagged_at))
+                )?;
             }
         }
     }
-    Ok(())
+    let unreadable: Vec<&Row> = rows.iter().filter(|r| r.size.is_err()).collect();
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    for r in &unreadable {
+        if let Err(e) = &r.size {
+            errln!("error: {}: {e}", r.name);
+        }
+    }
+    Err(Failure::Error(anyhow!(
+        "{} of {} images could not be read (see above; `seal fsck` checks a damaged store)",
+        unreadable.len(),
+        rows.len()
+    )))
 }
 
-use seal_store::human_size;
+/// `seal images NAME`: a name with a tag matches that name only; without one, every tag of
+/// the repository (as `docker images nginx` does); `@sha256:...` keeps the names pointing at
+/// that manifest. Sealer's defaults apply.
+struct Filter {
+    reference: Reference,
+    /// The input named a tag (`x:1`); names default to `:latest`, which must not narrow
+    /// `seal images x` to `x:latest`.
+    tagged: bool,
+}
+
+impl Filter {
+    fn new(input: &str) -> Result<Filter, Failure> {
+        let before_digest = input.split('@').next().unwrap_or_default();
+        let tagged = before_digest
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+        Ok(Filter {
+            reference: image_name(input)?,
+            tagged,
+        })
+    }
+
+    fn matches(&self, stored: &str, record: &ImageRecord) -> bool {
+        let Ok(stored) = Reference::parse_cluster_image(stored) else {
+            return false;
+        };
+        let wanted = &self.reference;
+        stored.repository() == wanted.repository()
+            && (!self.tagged || stored.tag_or_latest() == wanted.tag_or_latest())
+            && wanted.digest.as_ref().is_none_or(|d| d == &record.manifest)
+    }
+}
 
 fn human_age(secs: u64) -> String {
     match secs {

@@ -5,16 +5,14 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::args::InspectArgs;
-use crate::commands::{image_name, open_existing_store};
+use crate::commands::{find_image, open_existing_store};
 use crate::failure::Failure;
+use crate::output::outln;
 
 /// Run `seal inspect`.
 pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
-    let name = image_name(&args.name)?;
     let store = open_existing_store(root)?;
-    let record = store
-        .image(&name)?
-        .ok_or_else(|| anyhow::anyhow!("no image named {name} in the store"))?;
+    let (name, record) = find_image(&store, &args.name)?;
     let manifest = store
         .manifest(&record.manifest)
         .context("reading the manifest")?;
@@ -29,16 +27,16 @@ pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
         .collect();
     let out = serde_json::json!({
         "digest": record.manifest,
-        "name": name.to_string(),
+        "name": name,
         "config": config,
         "configDigest": manifest.config.digest,
         "layers": layers,
         "history": config.history,
         "annotations": manifest.annotations,
     });
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&out).context("encoding JSON")?
-    );
+    )?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::args::LoadArgs;
 use crate::commands::{image_name, open_store};
 use crate::failure::Failure;
+use crate::output::{errln, outln};
 
 /// Run `seal load`.
 pub fn run(root: &Path, args: LoadArgs) -> Result<(), Failure> {
@@ -37,12 +38,12 @@ pub fn run(root: &Path, args: LoadArgs) -> Result<(), Failure> {
         .load(input, name.as_ref())
         .with_context(|| format!("loading {}", input.display()))?;
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     for image in &report.images {
-        println!("{} {}", image.name, image.manifest);
+        outln!("{} {}", image.name, image.manifest)?;
     }
-    eprintln!(
+    errln!(
         "loaded {} image{} from {} ({}: {} blobs, {})",
         report.images.len(),
         if report.images.len() == 1 { "" } else { "s" },

@@ -9,6 +9,7 @@ use seal_store::{temp_leftovers, Amount, PruneOptions, PruneReport};
 use crate::args::{FormatArg, PruneArgs};
 use crate::commands::{open_existing_store, open_store};
 use crate::failure::Failure;
+use crate::output::outln;
 use seal_store::human_size;
 
 /// Run `seal prune`.
@@ -46,7 +47,7 @@ pub fn run(root: &Path, args: PruneArgs) -> Result<(), Failure> {
         FormatArg::Json => {
             let mut value = serde_json::to_value(&report)?;
             value["total_bytes"] = report.total_bytes().into();
-            println!("{value}");
+            outln!("{value}")?;
         }
         FormatArg::Table => {
             let verb = if report.dry_run {
@@ -54,26 +55,26 @@ pub fn run(root: &Path, args: PruneArgs) -> Result<(), Failure> {
             } else {
                 "deleted"
             };
-            println!("{verb} {} cache records", report.cache_records);
+            outln!("{verb} {} cache records", report.cache_records)?;
             for (what, amount) in [
                 ("blobs", report.blobs),
                 ("snapshots", report.snapshots),
                 ("temp files", report.temp),
             ] {
-                println!(
+                outln!(
                     "{verb} {} {what} ({})",
                     amount.count,
                     human_size(amount.bytes)
-                );
+                )?;
             }
             let total = report.total_bytes();
             if report.dry_run {
-                println!(
+                outln!(
                     "would free {} in total; nothing was deleted (--dry-run)",
                     human_size(total)
-                );
+                )?;
             } else {
-                println!("freed {} in total", human_size(total));
+                outln!("freed {} in total", human_size(total))?;
             }
         }
     }

@@ -15,6 +15,7 @@ use seal_store::{Digest, Platform, RegistryOptions};
 use crate::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, TagArgs};
 use crate::commands::{image_name, open_existing_store, open_store};
 use crate::failure::Failure;
+use crate::output::{errln, outln};
 use crate::progress::Style;
 
 /// Run `seal pull`: prints the manifest digest.
@@ -35,7 +36,7 @@ pub fn pull(root: &Path, args: PullArgs, options: &RegistryOptions) -> Result<()
         "pulled {name}: {} blobs fetched, {} already present",
         report.transferred, report.skipped
     ));
-    println!("{}", report.manifest);
+    outln!("{}", report.manifest)?;
     Ok(())
 }
 
@@ -53,7 +54,7 @@ pub fn push(root: &Path, args: PushArgs, options: &RegistryOptions) -> Result<()
         "pushed {name}: {} blobs uploaded, {} already in the registry, {} mounted from other repositories",
         report.transferred, report.skipped, report.mounted
     ));
-    println!("{}", report.manifest);
+    outln!("{}", report.manifest)?;
     Ok(())
 }
 
@@ -109,9 +110,9 @@ impl TransferView {
         }
         let state = self.state();
         match &state.multi {
-            // Printed even when the bars are hidden (`--progress tty` without a terminal).
-            Some(multi) => multi.suspend(|| eprintln!("{message}")),
-            None => eprintln!("{message}"),
+            // With the live bars suspended, so they redraw below the message.
+            Some(multi) => multi.suspend(|| errln!("{message}")),
+            None => errln!("{message}"),
         }
     }
 
@@ -277,7 +278,7 @@ pub fn tag(root: &Path, args: TagArgs) -> Result<(), Failure> {
         .ok_or_else(|| anyhow::anyhow!("no image named {source} in the store"))?;
     for target in &targets {
         store.set_image(target, &record.manifest)?;
-        println!("tagged: {target}");
+        outln!("tagged: {target}")?;
     }
     Ok(())
 }
@@ -325,7 +326,7 @@ pub fn login(args: LoginArgs, options: &RegistryOptions) -> Result<(), Failure> 
     let client = Client::new(options.clone());
     client.check_login(&registry, credentials.clone())?;
     let saved = auth::save_credentials(&registry, &credentials)?;
-    println!("Login Succeeded (credentials saved in {saved})");
+    outln!("Login Succeeded (credentials saved in {saved})")?;
     Ok(())
 }
 
@@ -333,7 +334,7 @@ pub fn login(args: LoginArgs, options: &RegistryOptions) -> Result<(), Failure> 
 pub fn logout(args: LogoutArgs) -> Result<(), Failure> {
     let registry = registry_host(&args.registry)?;
     if auth::erase(&registry)? {
-        println!("Removed login credentials for {registry}");
+        outln!("Removed login credentials for {registry}")?;
         Ok(())
     } else {
         Err(anyhow::anyhow!("not logged in to {registry}").into())

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::args::RmiArgs;
 use crate::commands::{image_name, open_store};
 use crate::failure::Failure;
+use crate::output::{errln, outln};
 
 /// Run `seal rmi`: every known name is removed; an unknown one is an error (exit 1) after the
 /// others are done, unless `--force`.
@@ -29,9 +30,9 @@ pub fn run(root: &Path, args: RmiArgs) -> Result<(), Failure> {
         };
         if let (true, Some(store)) = (known, &store) {
             store.remove_image(name)?;
-            println!("untagged: {name}");
+            outln!("untagged: {name}")?;
         } else if !args.force {
-            eprintln!("error: no image named {name} in the store");
+            errln!("error: no image named {name} in the store");
             unknown += 1;
         }
     }

@@ -1,24 +1,67 @@
-//! `seal save`: write an image as an OCI archive, an OCI layout directory or a docker archive.
+//! `seal save`: write an image as an OCI archive, an OCI layout directory or a docker archive,
+//! to a file or (`-o -`, or no `-o` with stdout redirected, as `docker save`) to stdout.
 
+use std::io::{BufWriter, IsTerminal};
 use std::path::Path;
-
-use anyhow::Context;
 
 use crate::args::{SaveArgs, SaveFormat};
 use crate::commands::{image_name, open_existing_store};
-use crate::failure::Failure;
+use crate::failure::{chain_text, Failure};
+use crate::output::errln;
 
 /// Run `seal save`.
 pub fn run(root: &Path, args: SaveArgs) -> Result<(), Failure> {
     let name = image_name(&args.name)?;
-    let store = open_existing_store(root)?;
-    let out = &args.output;
-    let (result, what) = match args.format {
-        SaveFormat::OciArchive => (store.save_oci_archive(&name, out), "an OCI archive"),
-        SaveFormat::OciDir => (store.save_oci_dir(&name, out), "an OCI layout"),
-        SaveFormat::DockerArchive => (store.save_docker_archive(&name, out), "a docker archive"),
+    let to_stdout = match &args.output {
+        Some(path) => path == Path::new("-"),
+        None if std::io::stdout().is_terminal() => {
+            return Err(Failure::Usage(
+                "refusing to write an archive to a terminal: give -o FILE, or redirect stdout"
+                    .into(),
+            ))
+        }
+        None => true,
     };
-    result.with_context(|| format!("saving {name} to {}", out.display()))?;
-    eprintln!("saved {name} to {} as {what}", out.display());
-    Ok(())
+    if to_stdout && args.format == SaveFormat::OciDir {
+        return Err(Failure::Usage(
+            "--format oci-dir writes a directory: give it with -o DIR (stdout takes an archive \
+             format)"
+                .into(),
+        ));
+    }
+    let store = open_existing_store(root)?;
+    let what = match args.format {
+        SaveFormat::OciArchive => "an OCI archive",
+        SaveFormat::OciDir => "an OCI layout",
+        SaveFormat::DockerArchive => "a docker archive",
+    };
+    let (result, shown) = if to_stdout {
+        let shown = Path::new("stdout");
+        let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let result = match args.format {
+            SaveFormat::DockerArchive => store.write_docker_archive(&name, &mut out, shown),
+            _ => store.write_oci_archive(&name, &mut out, shown),
+        };
+        (result, shown.to_path_buf())
+    } else {
+        let out = args.output.clone().unwrap_or_default();
+        let result = match args.format {
+            SaveFormat::OciArchive => store.save_oci_archive(&name, &out),
+            SaveFormat::OciDir => store.save_oci_dir(&name, &out),
+            SaveFormat::DockerArchive => store.save_docker_archive(&name, &out),
+        };
+        (result, out)
+    };
+    match result {
+        Ok(()) => {
+            errln!("saved {name} to {} as {what}", shown.display());
+            Ok(())
+        }
+        Err(e) if to_stdout && e.is_broken_pipe() => Err(Failure::BrokenPipe),
+        Err(e) => Err(Failure::Error(anyhow::anyhow!(
+            "saving {name} to {}: {}",
+            shown.display(),
+            chain_text(&anyhow::Error::new(e))
+        ))),
+    }
 }

@@ -5,12 +5,11 @@
 //! chart failed to render, a reference is invalid, or a path could not be read; the images
 //! that were found are printed all the same.
 
-use std::io::Write;
-
 use seal_engine::collect::{self, ScanOptions};
 
 use crate::args::{ScanArgs, ScanFormat};
 use crate::failure::Failure;
+use crate::output::{errln, outln};
 
 /// One image in `--format json` output (fields in this order).
 #[derive(serde::Serialize)]
@@ -32,15 +31,14 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
     );
     for w in &scan.warnings {
         match w.line {
-            Some(line) => eprintln!("warning: {}:{line}: {}", w.file, w.message),
-            None => eprintln!("warning: {}: {}", w.file, w.message),
+            Some(line) => errln!("warning: {}:{line}: {}", w.file, w.message),
+            None => errln!("warning: {}: {}", w.file, w.message),
         }
     }
-    let mut out = std::io::stdout().lock();
     match args.format {
         ScanFormat::Text => {
             for image in &scan.images {
-                writeln!(out, "{}", image.reference)?;
+                outln!("{}", image.reference)?;
             }
         }
         ScanFormat::Json => {
@@ -54,15 +52,14 @@ pub fn run(args: ScanArgs) -> Result<(), Failure> {
                     field: &i.field,
                 })
                 .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+            outln!("{}", serde_json::to_string_pretty(&items)?)?;
         }
     }
-    out.flush()?;
     if scan.errors.is_empty() {
         return Ok(());
     }
     for e in &scan.errors {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
     }
     Err(Failure::Reported)
 }

@@ -1,11 +1,14 @@
-//! Cache records in the store: a layer chain per cache key, trusted only while its blobs exist.
+//! Cache records in the store: a layer chain per cache key, trusted only while its blobs exist
+//! uncorrupted (`BlobStore::check`: one `stat` for a blob verified since its last write).
+//! A record with a missing or corrupt blob is a miss: the step runs again and writes the blob
+//! anew.
 //! Hits are collected and their last-used times written in one batch after the solve
 //! ([`StoreCache::touch_hits`]), for `seal prune`'s LRU order; saves record theirs directly.
 
 use std::sync::{Arc, Mutex};
 
 use seal_solver::{CacheKey, CacheStorage};
-use seal_store::Store;
+use seal_store::{Store, StoreError};
 
 use crate::output::{LayerChain, Output};
 use crate::vertex::OpVertex;
@@ -49,15 +52,26 @@ impl CacheStorage<OpVertex> for StoreCache {
             tracing::warn!("ignoring an unreadable cache record {key}");
             return Ok(None);
         };
-        // A record whose blobs were removed is a miss, never an error.
+        // A record whose blobs were removed or damaged is a miss, never an error.
         let blobs = self.store.blobs();
-        if !chain.layers.iter().all(|l| blobs.contains(&l.digest))
-            || chain
-                .base_config
-                .as_ref()
-                .is_some_and(|c| !blobs.contains(c))
-        {
-            return Ok(None);
+        let wanted = chain
+            .layers
+            .iter()
+            .map(|l| (&l.digest, Some(l.size)))
+            .chain(chain.base_config.iter().map(|c| (c, None)));
+        for (digest, size) in wanted {
+            match blobs.check(digest, size) {
+                Ok(()) => {}
+                Err(StoreError::MissingBlob(_)) => return Ok(None),
+                Err(StoreError::CorruptBlob { .. }) => {
+                    tracing::warn!(
+                        "blob {digest} of a cached result is corrupt; running the step again \
+                         to write it anew"
+                    );
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if let Ok(mut hits) = self.hits.lock() {
             hits.push(*key.0.as_bytes());

@@ -8,7 +8,8 @@
 //! - `*.yaml`, `*.yml`, `*.tmpl`: multi-document YAML, images from every PodSpec
 //!   ([`podspec`]); a file that is not valid YAML falls back to the line rule ([`lines`]) with
 //!   a warning;
-//! - Helm charts (a directory with `Chart.yaml` and `templates/`, or a `.tgz` under `charts/`):
+//! - Helm charts (a directory with `Chart.yaml` and `templates/`, a `.tgz` under `charts/`, or
+//!   a `.tgz` given as the path to scan):
 //!   rendered like `helm template release CHART` ([`helm`]), then read as YAML.
 //!
 //! Every reference is normalised as Docker does (`nginx` -> `docker.io/library/nginx:latest`);
@@ -137,10 +138,17 @@ impl Scanner {
             }
         };
         if meta.is_file() {
-            if !self.scan_file(path) {
+            // A packaged chart named on the command line is a chart wherever it lies (as for
+            // `helm template chart.tgz`); inside a directory only `charts/*.tgz` are.
+            let name = path.to_string_lossy();
+            if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
+                self.scan_chart_archive(path);
+            } else if !self.scan_file(path) {
                 self.read_error(
                     path,
-                    "not an imageList, a YAML manifest (.yaml, .yml, .tmpl) or a chart".into(),
+                    "not an imageList, a YAML manifest (.yaml, .yml, .tmpl) or a packaged \
+                     chart (.tgz)"
+                        .into(),
                 );
             }
             return;
@@ -512,6 +520,37 @@ mod tests {
         assert_eq!(refs(&scan), ["docker.io/override/app:2"]);
         assert_eq!(scan.errors.len(), 1, "{:?}", scan.errors);
         assert!(scan.errors[0].to_string().contains("charts/missing"));
+    }
+
+    #[test]
+    fn a_packaged_chart_given_alone_is_scanned_wherever_it_lies() {
+        // Issue 12: `seal scan chart.tgz` was refused outside a `charts/` directory.
+        let dir = tempfile::tempdir().unwrap();
+        let mut tgz = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::default(),
+        ));
+        for (name, text) in [
+            (
+                "app/Chart.yaml",
+                "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+            ),
+            (
+                "app/templates/pod.yaml",
+                "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: nginx:1.25\n",
+            ),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            tgz.append_data(&mut h, name, text.as_bytes()).unwrap();
+        }
+        let bytes = tgz.into_inner().unwrap().finish().unwrap();
+        let file = dir.path().join("app-0.1.0.tgz");
+        std::fs::write(&file, bytes).unwrap();
+        let scan = scan(&file, &ScanOptions::default());
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:1.25"]);
     }
 
     fn refs(scan: &Scan) -> Vec<String> {

@@ -547,9 +547,10 @@ fn walk_dir(
             };
             items.push((name, Item::Entry(e)));
         } else {
+            // By its context path: the build's renderer shows it (issue 12.6).
             tracing::warn!(
-                "skipping {}: sockets, fifos and devices are not copied",
-                entry.path().display()
+                "skipping `{}` of the build context: sockets, fifos and devices are not copied",
+                paths::join(base, &rel)
             );
         }
     }

@@ -14,15 +14,24 @@ use crate::layer::{LayerEntry, LayerEntryKind};
 use crate::unpack::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::EngineError;
 
-/// The layer entries of the changes recorded in `upper`, sorted by path.
-pub fn upper_to_entries(upper: &Path) -> Result<Vec<LayerEntry>, EngineError> {
+/// The layer entries of the changes recorded in `upper`, sorted by path. `warn` hears of what
+/// a layer cannot hold, by rootfs path.
+pub fn upper_to_entries(
+    upper: &Path,
+    warn: &mut dyn FnMut(String),
+) -> Result<Vec<LayerEntry>, EngineError> {
     let mut out = Vec::new();
-    walk(upper, "", &mut out)?;
+    walk(upper, "", &mut out, warn)?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-fn walk(root: &Path, rel: &str, out: &mut Vec<LayerEntry>) -> Result<(), EngineError> {
+fn walk(
+    root: &Path,
+    rel: &str,
+    out: &mut Vec<LayerEntry>,
+    warn: &mut dyn FnMut(String),
+) -> Result<(), EngineError> {
     let dir = root.join(rel);
     let mut names: Vec<String> = Vec::new();
     for entry in fs::read_dir(&dir).map_err(|e| EngineError::io("listing", &dir, e))? {
@@ -74,7 +83,7 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<LayerEntry>) -> Result<(), EngineE
                     gid: 0,
                 });
             }
-            walk(root, &path, out)?;
+            walk(root, &path, out, warn)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&host)
                 .map_err(|e| EngineError::io("reading the symlink", &host, e))?;
@@ -104,10 +113,9 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<LayerEntry>) -> Result<(), EngineE
                 gid,
             });
         } else {
-            tracing::warn!(
-                "not recording {}: sockets, fifos and devices created by RUN are dropped",
-                host.display()
-            );
+            warn(format!(
+                "not recording `{path}`: sockets, fifos and devices created by RUN are dropped"
+            ));
         }
     }
     Ok(())

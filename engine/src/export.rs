@@ -89,6 +89,12 @@ pub fn export(
     name: &Reference,
     seal_version: &str,
 ) -> Result<Exported, EngineError> {
+    // Every layer the image names must be intact: a cached step's layers were checked when
+    // the cache served them, but a base image's are checked only here (one `stat` each for
+    // blobs verified since their last write).
+    for layer in &chain.layers {
+        store.blobs().check(&layer.digest, Some(layer.size))?;
+    }
     let mut config = match &chain.base_config {
         Some(d) => store.config(d)?,
         None => ImageConfig::default(),
@@ -123,6 +129,19 @@ pub fn export(
         comment: Some("seal".into()),
         empty_layer: h.empty_layer,
     }));
+    // The registry/ layer of collected images is a layer like the steps' and needs its entry:
+    // tools pair history entries that are not `empty_layer` with the diffIDs, one for one.
+    if let Some(collected) = collected.filter(|c| !c.images.is_empty()) {
+        config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some(format!(
+                "seal: {} container images collected into registry/",
+                collected.images.len()
+            )),
+            comment: Some("seal".into()),
+            empty_layer: false,
+        });
+    }
     let config_bytes = to_canonical_json(&config);
     let config_digest = store.blobs().put(&config_bytes)?;
 

@@ -609,7 +609,12 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let start = ins.keyword_span.end.min(end);
         let text = String::from_utf8_lossy(&self.source[start..end]);
         let escape = self.kubefile.escape;
-        text.split_whitespace()
+        // Comment lines inside a continuation are not part of the instruction (the parser
+        // drops them too): kept, they would glue `# ...` into a shell command line.
+        text.lines()
+            .enumerate()
+            .filter(|(i, line)| *i == 0 || !line.trim_start().starts_with('#'))
+            .flat_map(|(_, line)| line.split_whitespace())
             .filter(|w| *w != escape.to_string())
             .collect::<Vec<_>>()
             .join(" ")

@@ -28,6 +28,9 @@ pub enum EventKind {
     Cached,
     /// A line of output or status.
     Log(String),
+    /// Something the user should know that does not fail the vertex (a file a RUN made that
+    /// the layer cannot hold, a manifest read by the fallback rule).
+    Warning(String),
     /// Bytes processed so far out of an optional total.
     Bytes { done: u64, total: Option<u64> },
     /// Execution finished.
@@ -70,6 +73,11 @@ impl ExecContext {
     /// Report a line of output.
     pub fn log(&self, line: impl Into<String>) {
         self.send(EventKind::Log(line.into()));
+    }
+
+    /// Report a warning.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.send(EventKind::Warning(message.into()));
     }
 
     /// Report bytes processed.

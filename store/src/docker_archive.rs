@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -175,8 +176,55 @@ impl Import<'_> {
 }
 
 impl Store {
-    /// Write image `name` as a docker archive (`docker save` format) at `out`.
+    /// Write image `name` as a docker archive (`docker save` format) at `out` (a temp file
+    /// beside it, renamed into place; mode 0666 less the umask).
     pub fn save_docker_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".seal-save-")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(|e| StoreError::io("creating the archive", dir, e))?;
+        let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
+        let file = self.docker_archive_into(name, tmp.reopen().map_err(io_err)?, out)?;
+        file.sync_all().map_err(io_err)?;
+        drop(file);
+        tmp.persist(out)
+            .map_err(|e| StoreError::io("renaming the archive into place", out, e.error))?;
+        Ok(())
+    }
+
+    /// Stream image `name` as a docker archive into `sink` (`seal save -o -`). A layer's
+    /// size is known only once it is decompressed, and its header comes first, so the archive
+    /// is assembled in an unnamed temp file (`$TMPDIR`) and then copied out.
+    pub fn write_docker_archive(
+        &self,
+        name: &Reference,
+        sink: &mut dyn Write,
+        shown: &Path,
+    ) -> Result<(), StoreError> {
+        let temp_dir = std::env::temp_dir();
+        let file = tempfile::tempfile_in(&temp_dir)
+            .map_err(|e| StoreError::io("creating a temp file in", &temp_dir, e))?;
+        let mut file = self.docker_archive_into(name, file, shown)?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| StoreError::io("reading back", &temp_dir, e))?;
+        io::copy(&mut file, sink)
+            .and_then(|_| sink.flush())
+            .map_err(|e| StoreError::io("writing the archive", shown, e))?;
+        Ok(())
+    }
+
+    /// Write the docker archive of `name` into `file` from its start; the file, flushed.
+    fn docker_archive_into(
+        &self,
+        name: &Reference,
+        file: File,
+        out: &Path,
+    ) -> Result<File, StoreError> {
         let (manifest_digest, manifest_bytes, manifest) = self.saved_manifest(name)?;
         let config_digest = &manifest.config.digest;
         let config_bytes = self.blobs().read(config_digest)?;
@@ -190,16 +238,7 @@ impl Store {
                 diff_ids.len()
             )));
         }
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".seal-save-")
-            .tempfile_in(dir)
-            .map_err(|e| StoreError::io("creating the archive", dir, e))?;
         let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
-        let file = tmp.reopen().map_err(io_err)?;
         let mut tar = TarOut {
             out: BufWriter::with_capacity(1 << 20, file),
             pos: 0,
@@ -220,14 +259,18 @@ impl Store {
                     layer.digest, layer.media_type
                 ))
             })?;
-            let blob = self.blobs().open(&layer.digest)?;
+            // The blob is verified too: a corrupt compressed stream can decompress to the
+            // right diffID (trailing bytes) or fail with a decoder's error instead of ours.
+            let mut blob = self.blobs().open_verified(&layer.digest, layer.size)?;
             let path = self.blobs().path(&layer.digest);
-            let mut decoded = compression
-                .decoder(blob)
-                .map_err(|e| StoreError::io("decompressing a layer", &path, e))?;
-            let (size, actual) = tar
-                .stream(&blob_path(diff_id), &mut decoded)
-                .map_err(|e| StoreError::io("decompressing a layer", &path, e))?;
+            let streamed = compression
+                .decoder(&mut blob)
+                .and_then(|mut decoded| tar.stream(&blob_path(diff_id), &mut decoded));
+            // The verdict on the blob's bytes comes first: a corrupt zstd stream fails in the
+            // decoder ("checksum mismatch") before the digest could say why.
+            blob.finish()?;
+            let (size, actual) =
+                streamed.map_err(|e| StoreError::from_io("decompressing a layer", &path, e))?;
             if &actual != diff_id {
                 return Err(StoreError::Corrupt(format!(
                     "layer {} decompresses to {actual}, but its config says diffID {diff_id}",
@@ -283,12 +326,7 @@ impl Store {
         tar.bytes("manifest.json", &to_canonical_json(&docker_manifest))
             .map_err(io_err)?;
         tar.bytes("oci-layout", OCI_LAYOUT).map_err(io_err)?;
-        let file = tar.finish().map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        drop(file);
-        tmp.persist(out)
-            .map_err(|e| StoreError::io("renaming the archive into place", out, e.error))?;
-        Ok(())
+        tar.finish().map_err(io_err)
     }
 }
 

@@ -36,7 +36,7 @@ mod usage;
 
 use std::path::{Path, PathBuf};
 
-pub use blobs::{verify_file, BlobStore, BlobWriter};
+pub use blobs::{verify_file, BlobStore, BlobWriter, VerifiedBlob};
 pub use db::{now_unix, BlobRecord, ImageRecord};
 pub use digest::{Digest, InvalidDigest};
 pub use filehash::{FileHashEntry, FileStat, RACY_WINDOW_NS};
@@ -61,9 +61,15 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Db(String),
-    #[error("blob {0} is missing from the store")]
+    #[error(
+        "blob {0} is missing from the store (run `seal fsck --repair` to drop what names it, \
+         then build or pull the image again)"
+    )]
     MissingBlob(Digest),
-    #[error("blob content does not match its digest: expected {expected}, found {actual}")]
+    #[error(
+        "blob {expected} is corrupt: its content hashes to {actual} (run `seal fsck --repair` \
+         to drop it and what names it, then build or pull the image again)"
+    )]
     CorruptBlob { expected: Digest, actual: Digest },
     #[error("corrupt store record: {0}")]
     Corrupt(String),
@@ -79,6 +85,27 @@ impl StoreError {
             path: path.to_path_buf(),
             source,
         }
+    }
+
+    /// Like [`StoreError::io`], but a store error carried inside the IO error (a
+    /// [`VerifiedBlob`] found corruption while something else was reading it) comes out as
+    /// itself.
+    pub fn from_io(what: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+        if source
+            .get_ref()
+            .is_some_and(|inner| inner.is::<StoreError>())
+        {
+            if let Some(Ok(inner)) = source.into_inner().map(|b| b.downcast::<StoreError>()) {
+                return *inner;
+            }
+            return StoreError::Corrupt(format!("{what} {}", path.display()));
+        }
+        StoreError::io(what, path, source)
+    }
+
+    /// True when the error is a write to a closed pipe (the reader of `seal save -o -` left).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 

@@ -1,10 +1,12 @@
 //! Writing an image out as an OCI archive (`oci-layout`, `index.json`, `blobs/`) in a tar file.
 //!
-//! The archive is deterministic (sorted entries, mtime 0) and written to a temp file beside
-//! the target, then renamed: an interrupted save never leaves a truncated archive behind.
+//! The archive is deterministic (sorted entries, mtime 0). A file is written to a temp file
+//! beside the target, then renamed: an interrupted save never leaves a truncated archive
+//! behind. `seal save -o -` streams the same bytes to stdout.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::oci::{
@@ -14,8 +16,38 @@ use crate::oci::{
 use crate::{Reference, Store, StoreError};
 
 impl Store {
-    /// Write image `name` as an OCI archive at `out`.
+    /// Write image `name` as an OCI archive at `out` (a temp file beside it, renamed into
+    /// place; its mode is 0666 less the umask, as any file the user creates).
     pub fn save_oci_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".seal-save-")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(|e| StoreError::io("creating the archive", dir, e))?;
+        let mut writer = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        self.write_oci_archive(name, &mut writer, out)?;
+        let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
+        writer.flush().map_err(io_err)?;
+        drop(writer);
+        tmp.as_file().sync_all().map_err(io_err)?;
+        tmp.persist(out)
+            .map_err(|e| StoreError::io("renaming the archive into place", out, e.error))?;
+        Ok(())
+    }
+
+    /// Stream image `name` as an OCI archive into `sink` (`shown` names it in errors). Every
+    /// blob is verified against its digest and size while it is copied: a corrupt blob fails
+    /// the write before the end-of-archive marker, so a reader sees a truncated archive.
+    pub fn write_oci_archive(
+        &self,
+        name: &Reference,
+        sink: &mut dyn Write,
+        shown: &Path,
+    ) -> Result<(), StoreError> {
         let record = self
             .image(name)?
             .ok_or_else(|| StoreError::UnknownImage(name.to_string()))?;
@@ -38,16 +70,8 @@ impl Store {
                 annotations,
             }],
         };
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".seal-save-")
-            .tempfile_in(dir)
-            .map_err(|e| StoreError::io("creating the archive", dir, e))?;
-        let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
-        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+        let io_err = |e: io::Error| StoreError::from_io("writing the archive", shown, e);
+        let mut tar = tar::Builder::new(sink);
         append_bytes(&mut tar, "blobs/", None).map_err(io_err)?;
         append_bytes(&mut tar, "blobs/sha256/", None).map_err(io_err)?;
         let mut blobs: Vec<&Descriptor> = manifest.layers.iter().collect();
@@ -65,7 +89,7 @@ impl Store {
                 .map_err(io_err)?;
                 manifest_written = true;
             }
-            let mut file = self.blobs().open(&desc.digest)?;
+            let mut blob = self.blobs().open_verified(&desc.digest, desc.size)?;
             let mut header = header(
                 &format!("blobs/sha256/{}", desc.digest.hex()),
                 tar::EntryType::Regular,
@@ -73,7 +97,8 @@ impl Store {
             );
             header.set_size(desc.size);
             header.set_cksum();
-            tar.append(&header, &mut file).map_err(io_err)?;
+            tar.append(&header, &mut blob).map_err(io_err)?;
+            blob.finish()?;
         }
         if !manifest_written {
             append_bytes(
@@ -90,12 +115,7 @@ impl Store {
             Some(br#"{"imageLayoutVersion":"1.0.0"}"#),
         )
         .map_err(io_err)?;
-        let mut writer = tar.into_inner().map_err(io_err)?;
-        writer.flush().map_err(io_err)?;
-        drop(writer);
-        tmp.as_file().sync_all().map_err(io_err)?;
-        tmp.persist(out)
-            .map_err(|e| StoreError::io("renaming the archive into place", out, e.error))?;
+        tar.into_inner().map_err(io_err)?.flush().map_err(io_err)?;
         Ok(())
     }
 }

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -120,12 +119,12 @@ impl Store {
         );
         write_file(&tmp.path().join("index.json"), &index).map_err(io_err)?;
         write_file(&tmp.path().join("oci-layout"), OCI_LAYOUT).map_err(io_err)?;
+        // Directories keep the modes the umask gave them, as the files do.
         for dir in [
             tmp.path().to_path_buf(),
             tmp.path().join("blobs"),
             blobs_dir,
         ] {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io_err)?;
             File::open(&dir)
                 .and_then(|d| d.sync_all())
                 .map_err(io_err)?;

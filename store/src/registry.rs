@@ -623,9 +623,8 @@ impl Client {
             self.fetch_manifest(registry, repo, &reference, name.digest.as_ref())?;
         let media_type = media_type_of(&bytes);
         if media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_LIST {
-            let chosen = pick_platform(&bytes, platform).ok_or_else(|| {
-                RegistryError::Invalid(format!("{name} has no image for platform {platform}"))
-            })?;
+            let chosen = pick_platform(&bytes, platform)
+                .ok_or_else(|| no_platform(name, platform, &bytes))?;
             (bytes, digest) =
                 self.fetch_manifest(registry, repo, &chosen.to_string(), Some(&chosen))?;
         }
@@ -963,9 +962,9 @@ impl Client {
             return Ok(Pushed::Skipped);
         }
         let path = store.blobs().path(digest);
-        if !path.is_file() {
-            return Err(StoreError::MissingBlob(digest.clone()).into());
-        }
+        // What goes out is verified first (one `stat` for a blob verified since its last
+        // write): the registry would refuse a corrupt blob, but only with DIGEST_INVALID.
+        store.blobs().check(digest, Some(desc.size))?;
         let _slot = self.slot(registry);
         let from = self
             .seen_elsewhere(registry, repo, digest)
@@ -1242,6 +1241,35 @@ fn media_type_of(bytes: &[u8]) -> String {
         .ok()
         .and_then(|v| v["mediaType"].as_str().map(str::to_string))
         .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string())
+}
+
+/// "no image for platform", with the platforms the index does have.
+fn no_platform(name: &Reference, platform: &Platform, index: &[u8]) -> RegistryError {
+    let doc: serde_json::Value = serde_json::from_slice(index).unwrap_or_default();
+    let mut present: Vec<String> = doc["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| {
+            let p = &m["platform"];
+            let (os, arch) = (p["os"].as_str()?, p["architecture"].as_str()?);
+            Some(match p["variant"].as_str() {
+                Some(v) => format!("{os}/{arch}/{v}"),
+                None => format!("{os}/{arch}"),
+            })
+        })
+        .collect();
+    present.sort();
+    present.dedup();
+    let has = if present.is_empty() {
+        "it lists no platform".to_string()
+    } else {
+        format!("it has {}", present.join(", "))
+    };
+    RegistryError::Invalid(format!(
+        "{name} has no image for platform {platform} ({has})"
+    ))
 }
 
 /// The manifest of an index for `platform`.

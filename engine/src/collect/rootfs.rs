@@ -73,11 +73,18 @@ pub fn extract(
             None => {
                 let blob = blobs.open(&layer.digest)?;
                 let mut filtered = blobs.writer()?;
-                let mut effect =
-                    filter_layer(unpack::decompress(blob, &layer.media_type)?, &mut filtered)
-                        .map_err(|e| {
-                            EngineError::io("reading a layer of", Path::new("the rootfs"), e)
-                        })?;
+                // A layer that does not read is first suspected of corruption, which the
+                // user can repair, before its bytes are blamed.
+                let unreadable = |e: EngineError| match blobs.check(&layer.digest, Some(layer.size))
+                {
+                    Err(corrupt) => EngineError::from(corrupt),
+                    Ok(()) => e,
+                };
+                let decompressed =
+                    unpack::decompress(blob, &layer.media_type).map_err(unreadable)?;
+                let mut effect = filter_layer(decompressed, &mut filtered)
+                    .map_err(|e| EngineError::io("reading a layer of", Path::new("the rootfs"), e))
+                    .map_err(unreadable)?;
                 if effect.kept > 0 {
                     effect.filtered = Some(filtered.commit(None)?.0);
                 }

@@ -63,7 +63,7 @@ pub fn exec(
     let store = &env.store;
     let scan = scan_cached(op, chain, store)?;
     for w in &scan.warnings {
-        cx.log(format!("warning: {w}"));
+        cx.warn(w.clone());
     }
     let ignored: BTreeSet<&str> = op.ignored.iter().map(String::as_str).collect();
     let mut wanted: Vec<(String, Option<String>)> = scan
@@ -192,7 +192,7 @@ fn resolve_all(
     env: &ExecEnv,
     cx: &ExecContext,
 ) -> Result<Vec<Resolved>, EngineError> {
-    network::try_map(wanted, RESOLVE_WORKERS, cx, |(reference, _)| {
+    network::map_all(wanted, RESOLVE_WORKERS, cx, |(reference, _)| {
         resolve(reference, platform, env, &env.registry)
     })
 }

@@ -61,7 +61,7 @@ pub fn exec(
         ExecMode::Container => &ContainerExecutor,
     };
     executor.run(&request, cx)?;
-    let entries = upper_to_entries(&request.upper())?;
+    let entries = upper_to_entries(&request.upper(), &mut |w| cx.warn(w))?;
     let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],

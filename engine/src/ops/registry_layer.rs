@@ -124,7 +124,7 @@ fn pull_missing(
             cx.bytes(now, Some(total));
         }
     };
-    network::try_map(planned, PULL_WORKERS, cx, |p| {
+    network::map_all(planned, PULL_WORKERS, cx, |p| {
         let size = missing(p);
         if size == 0 {
             return Ok(());

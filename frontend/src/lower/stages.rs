@@ -73,8 +73,10 @@ impl Lowering<'_, '_> {
             Op::Source(SourceOp::Scratch)
         } else {
             let resolved = (self.options.resolve_image)(&name).map_err(|message| {
-                Diagnostic::new(message, span)
-                    .with_help("build or load the base image first; pulling from registries comes in a later release")
+                Diagnostic::new(message, span).with_help(
+                    "FROM takes an image in the store (`seal build`, `seal load`) or one a \
+                         registry serves (`seal pull`; `seal login` for a private one)",
+                )
             })?;
             self.env = resolved.env.clone();
             Op::Source(SourceOp::Image {

@@ -6,7 +6,7 @@
 //! only inside the cluster image's `registry/` layer.
 
 use super::MEDIA_TYPE_DOCKER_LIST;
-use super::{content_digest, media_type_of, pick_platform, Client, RegistryError};
+use super::{content_digest, media_type_of, no_platform, pick_platform, Client, RegistryError};
 use crate::oci::MEDIA_TYPE_MANIFEST;
 use crate::oci::{Manifest, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX};
 use crate::{Digest, Reference, Store};
@@ -55,9 +55,8 @@ impl Client {
         let bytes = self.manifest_bytes(store, name, top)?;
         let media_type = media_type_of(&bytes);
         let manifest = if media_type == MEDIA_TYPE_INDEX || media_type == MEDIA_TYPE_DOCKER_LIST {
-            let chosen = pick_platform(&bytes, platform).ok_or_else(|| {
-                RegistryError::Invalid(format!("{name} has no image for platform {platform}"))
-            })?;
+            let chosen = pick_platform(&bytes, platform)
+                .ok_or_else(|| no_platform(name, platform, &bytes))?;
             let child = self.manifest_bytes(store, name, &chosen)?;
             check_manifest(name, &child)?;
             chosen
