@@ -120,8 +120,8 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
     pub compression: CompressionArg,
 
-    /// Who executes RUN: host tools (lite), an isolated container, or remote hosts (cloud).
-    /// lite: the rootfs is the working directory (at /run/seal/rootfs) in a private mount
+    /// WHO RUNS `RUN` steps (not to be confused with --build-mode, which is about image
+    /// collection): host tools (lite), an isolated container, or remote hosts (cloud). lite: the rootfs is the working directory (at /run/seal/rootfs) in a private mount
     /// namespace where the host's `/` is read-only and /tmp and $HOME are private; container:
     /// runc with Docker's default capabilities, the rootfs as `/`
     #[arg(short = 'm', long, value_enum, default_value_t = ModeArg::Lite)]
@@ -139,9 +139,10 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
 
-    /// Image collection: `full` pulls every container image the cluster needs (from
-    /// manifests/, application/apps/ and charts/ of the result) into its registry/ directory;
-    /// `lite` (Sealer's name) skips collection
+    /// WHETHER IMAGES ARE COLLECTED (Sealer's flag; unrelated to --mode, which picks who runs
+    /// RUN): `full` pulls every container image the cluster needs (from manifests/,
+    /// application/apps/ and charts/ of the result) into its registry/ directory; `lite` skips
+    /// collection
     #[arg(long, value_enum, default_value_t = BuildMode::Full)]
     pub build_mode: BuildMode,
 
@@ -262,17 +263,6 @@ pub enum ModeArg {
     Lite,
     Container,
     Cloud,
-}
-
-impl ModeArg {
-    /// The name recorded in the image.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModeArg::Lite => "lite",
-            ModeArg::Container => "container",
-            ModeArg::Cloud => "cloud",
-        }
-    }
 }
 
 #[derive(Debug, Args)]

@@ -137,7 +137,6 @@ fn build(
                 source_date_epoch: epoch,
             },
             platform: Platform::host(),
-            build_mode: args.mode.as_str().into(),
             exec_mode,
             entitlements: entitlements(&args.allow),
             target: args.target.clone(),

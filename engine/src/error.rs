@@ -74,8 +74,6 @@ pub enum EngineError {
     Collect(Vec<String>),
     #[error("cannot pull {reference}: {reason}")]
     Pull { reference: String, reason: String },
-    #[error("{0} is not supported yet")]
-    NotSupported(String),
     #[error("build cancelled")]
     Cancelled,
     #[error("internal error: {0}")]

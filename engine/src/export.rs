@@ -155,7 +155,7 @@ pub fn export(
     let extension = Extension {
         build_client: BuildClient {
             sealer_version: seal_version,
-            build_mode: &spec.build_mode,
+            build_mode: &spec.exec_mode,
         },
         schema_version: "v1alpha1",
         kind: "kube-installer",

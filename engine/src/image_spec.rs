@@ -57,8 +57,9 @@ pub struct ImageSpec {
     pub history: Vec<HistoryStep>,
     /// Seconds since the epoch for `created` and every layer mtime.
     pub source_date_epoch: i64,
-    /// The executor mode recorded in the image (`lite`, `container`, `cloud`).
-    pub build_mode: String,
+    /// Who ran RUN steps (`--mode`: `lite`, `container`), recorded as Sealer's
+    /// `buildClient.buildMode`.
+    pub exec_mode: String,
 }
 
 impl Default for ImageSpec {
@@ -74,7 +75,7 @@ impl Default for ImageSpec {
             launch_apps: Vec::new(),
             history: Vec::new(),
             source_date_epoch: 0,
-            build_mode: "lite".into(),
+            exec_mode: "lite".into(),
         }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! - [`llb`]: ops, digests and the `Definition` a frontend produces (no IO).
 //! - [`vertex`]: an LLB node as a solver vertex; the one `match` dispatching to [`ops`].
-//! - [`ops`]: one file per op: `source` (scratch, store image, build context), `file` (COPY),
-//!   `exec` (RUN), `merge`.
+//! - [`ops`]: one file per op: `source` (scratch, store image, build context), `file` (COPY,
+//!   ADD, APP), `exec` (RUN), `merge`, `collect` and `registry_layer` (image collection), with
+//!   `network` (their registry work, a few requests at a time).
 //! - [`executor`]: who runs RUN (`lite`: host tools; `container`: runc), [`unpack`] (layers into
 //!   overlay snapshots, safely) and [`diff`] (an overlay upper dir into layer entries).
 //! - [`context`] and [`ignore`]: resolving, walking and hashing COPY sources.

@@ -45,8 +45,6 @@ pub struct LowerOptions<'a> {
     pub ignore_patterns: Vec<String>,
     pub format: LayerFormat,
     pub platform: Platform,
-    /// Recorded in the image metadata.
-    pub build_mode: String,
     /// Who executes RUN steps.
     pub exec_mode: ExecMode,
     /// What `--allow` grants RUN steps.
@@ -134,7 +132,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let image = ImageSpec {
             platform: options.platform.clone(),
             source_date_epoch: options.format.source_date_epoch,
-            build_mode: options.build_mode.clone(),
+            exec_mode: options.exec_mode.name().into(),
             ..ImageSpec::default()
         };
         Lowering {

@@ -31,7 +31,6 @@ fuzz_target!(|data: &[u8]| {
             os: "linux".into(),
             architecture: "amd64".into(),
         },
-        build_mode: "lite".into(),
         exec_mode: ExecMode::Lite,
         entitlements: Default::default(),
         target: None,

@@ -7,7 +7,7 @@
 //! | `images` | normalised image name | [`ImageRecord`] (JSON) |
 //! | `blobs` | digest string | [`BlobRecord`] (JSON) |
 //! | `filehash` | absolute path bytes | [`crate::FileHashEntry`] (fixed binary) |
-//! | `snapshots` | layer chain id | unpacked directory (later issues) |
+//! | `snapshots` | (reserved) | opened so every store has it; nothing writes it yet |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

@@ -783,18 +783,6 @@ impl Client {
         Ok((bytes, digest))
     }
 
-    /// Fetch one blob of unknown size into `store` (taking a transfer slot of the registry).
-    #[allow(dead_code)] // for registry::collect
-    fn fetch_blob(
-        &self,
-        store: &Store,
-        registry: &str,
-        repo: &str,
-        digest: &Digest,
-    ) -> Result<(), RegistryError> {
-        self.download(store, registry, repo, digest, 0, &|_| {})
-    }
-
     /// Fetch one blob into `store`, committed under `digest` only if its bytes hash to it.
     /// `size` 0 means unknown (the `Content-Length` is reported as the total).
     fn download(

@@ -193,6 +193,16 @@ pub enum ExecMode {
     Container,
 }
 
+impl ExecMode {
+    /// The `--mode` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecMode::Lite => "lite",
+            ExecMode::Container => "container",
+        }
+    }
+}
+
 /// Find the container images the rootfs of input 0 needs and resolve each for `platform`
 /// (KUBEFILE.md "Image collection"). Runs on every build, because tags move; what it resolved
 /// is the content id by which the [`RegistryLayerOp`] reading it is cached.

@@ -85,12 +85,12 @@ mod tests {
         );
         let one = map_all(&items, 2, &cx, |i| {
             if *i == 3 {
-                Err(EngineError::NotSupported("three".into()))
+                Err(EngineError::Internal("three".into()))
             } else {
                 Ok(())
             }
         });
-        assert!(matches!(one, Err(EngineError::NotSupported(_))));
+        assert!(matches!(one, Err(EngineError::Internal(_))));
         assert_eq!(
             map_all(&items, 3, &cx, |i| Ok(i * 2)).unwrap(),
             [2, 4, 6, 8]

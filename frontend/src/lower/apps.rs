@@ -339,7 +339,6 @@ mod tests {
                 os: "linux".into(),
                 architecture: "amd64".into(),
             },
-            build_mode: "lite".into(),
             exec_mode: ExecMode::Lite,
             entitlements: Default::default(),
             target: None,

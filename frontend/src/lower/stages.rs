@@ -210,7 +210,7 @@ impl Lowering<'_, '_> {
         ImageSpec {
             platform: self.options.platform.clone(),
             source_date_epoch: self.options.format.source_date_epoch,
-            build_mode: self.options.build_mode.clone(),
+            exec_mode: self.options.exec_mode.name().into(),
             ..ImageSpec::default()
         }
     }
