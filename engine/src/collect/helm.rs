@@ -2,9 +2,10 @@
 //!
 //! - [`chart`]: reading a chart directory or `.tgz` (`.helmignore` honoured).
 //! - [`values`]: `-f` files, defaults, subchart values and `global`, conditions and tags.
-//! - [`engine`]: the shared template namespace, `include`/`tpl`, execution with Helm's objects.
-//! - [`rewrite`]: the tree rewrites that give gotmpl Go's method calls, `fmt` printing and
-//!   Sprig's in-place map updates, and record lines for errors.
+//! - [`engine`]: the shared template namespace, one top-level object per chart, Helm's objects
+//!   and render order.
+//! - [`exec`]: Go text/template execution over gotmpl's parse trees (nil errors, methods,
+//!   `include`/`tpl`); [`value`]: values whose maps are shared references, as Go's are.
 //! - [`funcs`]: the Helm/Sprig function library; [`format`] prints values as Go does
 //!   (`%v`, `toYaml`, `toJson`); [`value`], [`semver`], [`glob`]: helpers.
 //!
@@ -12,10 +13,10 @@
 
 pub mod chart;
 pub mod engine;
+pub mod exec;
 pub mod format;
 pub mod funcs;
 pub mod glob;
-pub mod rewrite;
 pub mod semver;
 pub mod value;
 pub mod values;
@@ -62,7 +63,6 @@ pub fn parse_values(text: &str, label: &str) -> Result<Map, String> {
         return Ok(Map::new());
     }
     as_map(&value::from_yaml(&doc))
-        .cloned()
         .ok_or_else(|| format!("{label}: a values file must be a YAML mapping"))
 }
 

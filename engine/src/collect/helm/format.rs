@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-use gotmpl::Value;
+use super::value::Value;
 use regex::Regex;
 
 /// Go's `%v` of a value (what `{{ . }}`, `print` and `toString` produce). Nil is `<nil>`.
@@ -42,7 +42,7 @@ fn write_go(out: &mut String, v: &Value) {
         }
         Value::Map(m) => {
             out.push_str("map[");
-            for (i, (k, v)) in m.iter().enumerate() {
+            for (i, (k, v)) in m.snapshot().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
@@ -52,7 +52,6 @@ fn write_go(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
-        Value::Function(_) => out.push_str("<func>"),
     }
 }
 
@@ -163,7 +162,7 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<&str>, dep
         }
     };
     match v {
-        Value::Nil | Value::Function(_) => out.push_str("null"),
+        Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
@@ -195,7 +194,7 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<&str>, dep
                 return;
             }
             out.push('{');
-            for (i, (k, item)) in m.iter().enumerate() {
+            for (i, (k, item)) in m.snapshot().iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -271,7 +270,7 @@ fn pad(out: &mut String, n: usize) {
 
 fn write_yaml_map(out: &mut String, v: &Value, at: usize, step: usize) {
     let Value::Map(m) = v else { return };
-    for (k, item) in m.iter() {
+    for (k, item) in m.snapshot().iter() {
         pad(out, at);
         out.push_str(&yaml_key(k));
         out.push(':');
@@ -321,7 +320,7 @@ fn write_yaml_list(out: &mut String, v: &Value, at: usize, step: usize) {
 /// literal block's lines get.
 fn write_yaml_scalar(out: &mut String, v: &Value, at: usize) {
     match v {
-        Value::Nil | Value::Function(_) => out.push_str("null"),
+        Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");

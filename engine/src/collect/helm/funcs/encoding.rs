@@ -4,7 +4,8 @@
 use std::cell::Cell;
 use std::fmt::Write;
 
-use gotmpl::{FuncMap, Value};
+use crate::collect::helm::exec::FuncMap;
+use crate::collect::helm::value::Value;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{add, arg, error, last, str_arg, strval, to_i64};

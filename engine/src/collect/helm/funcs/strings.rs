@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use gotmpl::{FuncMap, Value};
+use crate::collect::helm::exec::FuncMap;
+use crate::collect::helm::value::Value;
 use regex::Regex;
 
 use super::{add, arg, error, last, str_arg, strslice, strval, to_i64, FuncResult};
@@ -423,7 +424,7 @@ thread_local! {
 }
 
 /// Compile (once per pattern) a Go RE2 pattern; Rust's `regex` accepts the same syntax.
-fn regex(name: &str, pattern: &str) -> gotmpl::Result<Regex> {
+fn regex(name: &str, pattern: &str) -> Result<Regex, String> {
     if let Some(r) = REGEX_CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(r);
     }
