@@ -341,6 +341,8 @@ impl Scanner {
             }
         };
         let chart_label = self.label(chart_path);
+        let found_before = self.found.len() + self.errors.len();
+        let mut documents = 0;
         for message in &rendered.warnings {
             self.warnings.push(Warning {
                 file: chart_label.clone(),
@@ -368,7 +370,21 @@ impl Scanner {
                     }
                 }
             }
+            documents += docs.len();
             self.scan_documents(&label, &docs);
+        }
+        // An empty result must never be silent: it is how a chart rendered with the wrong
+        // values (or a construct we got wrong) looks.
+        if self.found.len() + self.errors.len() == found_before {
+            self.warnings.push(Warning {
+                file: chart_label,
+                line: None,
+                message: format!(
+                    "chart {} rendered {documents} document{} and no PodSpec with an image",
+                    rendered.name,
+                    if documents == 1 { "" } else { "s" }
+                ),
+            });
         }
     }
 
@@ -603,6 +619,43 @@ mod tests {
         assert!(
             text.contains("a.yaml") && text.contains("Bad:Name"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_chart_without_a_podspec_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "charts/crds/Chart.yaml",
+            "apiVersion: v2\nname: crds\nversion: 0.1.0\n",
+        );
+        write(
+            dir.path(),
+            "charts/crds/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+        );
+        write(
+            dir.path(),
+            "charts/app/Chart.yaml",
+            "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+        );
+        write(
+            dir.path(),
+            "charts/app/templates/pod.yaml",
+            "kind: Pod\nspec:\n  containers:\n  - image: nginx\n",
+        );
+        let scan = scan(dir.path(), &ScanOptions::default());
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:latest"]);
+        let notes: Vec<String> = scan
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.file, w.message))
+            .collect();
+        assert_eq!(
+            notes,
+            ["charts/crds: chart crds rendered 2 documents and no PodSpec with an image"]
         );
     }
 
