@@ -11,10 +11,12 @@
 
 use std::sync::Arc;
 
-use gotmpl::parse::{ListNode, Parser};
+use std::sync::OnceLock;
+
+use gotmpl::parse::{Expr, ListNode, Node, Parser, PipeNode};
 
 use super::chart::Chart;
-use super::exec::{Exec, ExecError, FuncMap, Named, Namespace};
+use super::exec::{is_builtin, Exec, ExecError, FuncMap, Named, Namespace};
 use super::format::{go_string, to_yaml};
 use super::funcs;
 use super::glob::go_match;
@@ -172,7 +174,7 @@ pub fn render(
         let file: Arc<str> = Arc::from(r.name.as_str());
         let (tree, defines) = parse_template(&r.name, &r.text).map_err(|message| RenderError {
             location: None,
-            message,
+            message: format!("parse error: {message}"),
         })?;
         add_defines(&mut namespace, defines, &file);
         namespace.insert(
@@ -184,8 +186,7 @@ pub fn render(
         );
     }
 
-    let funcs = all_funcs();
-    let mut exec = Exec::new(Arc::new(namespace), &funcs, method, parse_template);
+    let mut exec = Exec::new(Arc::new(namespace), known_funcs(), method, parse_template);
     let mut out = Vec::new();
     for r in &renderables {
         let base = r.name.rsplit('/').next().unwrap_or(&r.name);
@@ -217,12 +218,19 @@ impl From<ExecError> for RenderError {
     }
 }
 
-/// Parse one template text named `name`: its body and its `define`s.
+/// Parse one template text named `name`: its body and its `define`s. As in Go, a function
+/// that does not exist is a parse error, even where it would never run.
 fn parse_template(name: &str, text: &str) -> Result<(ListNode, Vec<(String, ListNode)>), String> {
     let text = fix_comment_trim(text);
     let (tree, defines) = Parser::with_name(Some(name), &text, "{{", "}}")
         .and_then(Parser::parse)
         .map_err(|e| e.to_string())?;
+    let known = |f: &str| known_funcs().contains_key(f) || is_builtin(f);
+    for list in std::iter::once(&tree).chain(defines.iter().map(|d| &d.body)) {
+        if let Some((f, line)) = undefined_function(list, &known) {
+            return Err(format!("{name}:{line}: function {f:?} not defined"));
+        }
+    }
     Ok((
         tree,
         defines
@@ -230,6 +238,38 @@ fn parse_template(name: &str, text: &str) -> Result<(ListNode, Vec<(String, List
             .map(|d| (d.name.to_string(), d.body))
             .collect(),
     ))
+}
+
+/// The first function named in `list` that `known` does not know, with its line.
+fn undefined_function(list: &ListNode, known: &dyn Fn(&str) -> bool) -> Option<(String, usize)> {
+    fn pipe(p: &PipeNode, known: &dyn Fn(&str) -> bool) -> Option<(String, usize)> {
+        p.commands
+            .iter()
+            .flat_map(|c| c.args.iter())
+            .find_map(|e| expr(e, known))
+    }
+    fn expr(e: &Expr, known: &dyn Fn(&str) -> bool) -> Option<(String, usize)> {
+        match e {
+            Expr::Identifier(pos, f) if !known(f) => Some((f.to_string(), pos.line)),
+            Expr::Pipe(_, p) => pipe(p, known),
+            Expr::Chain(_, inner, _) => expr(inner, known),
+            _ => None,
+        }
+    }
+    list.nodes.iter().find_map(|n| match n {
+        Node::Action(a) => pipe(&a.pipe, known),
+        Node::If(b) | Node::With(b) | Node::Range(b) => pipe(&b.pipe, known)
+            .or_else(|| undefined_function(&b.body, known))
+            .or_else(|| {
+                b.else_body
+                    .as_ref()
+                    .and_then(|e| undefined_function(e, known))
+            }),
+        Node::Template(t) => t.pipe.as_ref().and_then(|p| pipe(p, known)),
+        Node::List(l) => undefined_function(l, known),
+        Node::Define(d) => undefined_function(&d.body, known),
+        Node::Text(_) | Node::Break(_) | Node::Continue(_) => None,
+    })
 }
 
 /// Add `define`s: a later non-empty body replaces an earlier one; an empty one never does.
@@ -425,6 +465,12 @@ fn files_value(chart: &Chart) -> Value {
             .map(|(k, v)| (Arc::from(k.as_str()), string(String::from_utf8_lossy(v))))
             .collect(),
     ))
+}
+
+/// The function table, built once.
+fn known_funcs() -> &'static FuncMap {
+    static FUNCS: OnceLock<FuncMap> = OnceLock::new();
+    FUNCS.get_or_init(all_funcs)
 }
 
 /// The function table: Sprig and Helm's functions, plus the engine's own.

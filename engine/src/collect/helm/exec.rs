@@ -81,26 +81,27 @@ enum Flow {
     Continue,
 }
 
-/// A dot or variable value; `nil_interface` tells a nil interface (a missing key, a null
-/// element) from Go's "no value", since only the first refuses field access.
+/// A dot or variable value. `in_interface`: it was read out of a map or list, so Go holds it
+/// as an `interface {}`: nil is then a nil interface, whose fields are an error (while the nil
+/// "no value" of a missing dot gives nil), and a field of a non-map names type `interface {}`.
 #[derive(Clone)]
 struct Slot {
     value: Value,
-    nil_interface: bool,
+    in_interface: bool,
 }
 
 impl Slot {
     fn plain(value: Value) -> Slot {
         Slot {
             value,
-            nil_interface: false,
+            in_interface: false,
         }
     }
 
     fn element(value: Value) -> Slot {
         Slot {
             value,
-            nil_interface: true,
+            in_interface: true,
         }
     }
 }
@@ -528,7 +529,7 @@ impl<'a> Exec<'a> {
     ) -> Result<Value> {
         let has_args = args.len() > 1 || last.is_some();
         match &receiver.value {
-            Value::Nil if receiver.nil_interface => Err(self.err(
+            Value::Nil if receiver.in_interface => Err(self.err(
                 f,
                 pos,
                 format!(
@@ -563,7 +564,11 @@ impl<'a> Exec<'a> {
                         format!(
                             "at <{}>: can't evaluate field {name} in type {}",
                             expr_text(node),
-                            type_of(other)
+                            if receiver.in_interface {
+                                "interface {}"
+                            } else {
+                                type_of(other)
+                            }
                         ),
                     )),
                 }
@@ -739,6 +744,11 @@ fn pipe_text(p: &PipeNode) -> String {
 
 type Builtin = fn(&[Value]) -> std::result::Result<Value, String>;
 
+/// Whether `name` is one of Go's builtins or Helm's `include`/`tpl` (which the executor runs).
+pub fn is_builtin(name: &str) -> bool {
+    matches!(name, "and" | "or" | "include" | "tpl" | "call") || builtin(name).is_some()
+}
+
 /// Go's builtin functions (those a chart's function map does not replace).
 fn builtin(name: &str) -> Option<Builtin> {
     Some(match name {
@@ -802,12 +812,21 @@ fn escaper_arg(a: &[Value]) -> String {
 }
 
 /// `printf`, by gotmpl's implementation of Go's `fmt` (maps are handed over as snapshots).
+/// gotmpl's `%v` of a float is not Go's (`1000000` for `1e+06`): a float, list or map that a
+/// plain `%v` prints is handed over already printed, as Go prints it.
 fn printf(a: &[Value]) -> std::result::Result<Value, String> {
+    let mut args: Vec<gotmpl::Value> = a.iter().map(to_gotmpl).collect();
+    if let Some(Value::String(format)) = a.first() {
+        for (verb, index) in verbs(format) {
+            if let (b'v', Some(v @ (Value::Float(_) | Value::List(_) | Value::Map(_)))) =
+                (verb, a.get(index + 1))
+            {
+                args[index + 1] = gotmpl::Value::String(Arc::from(go_string(v)));
+            }
+        }
+    }
     let mut data = std::collections::BTreeMap::new();
-    data.insert(
-        Arc::<str>::from("a"),
-        gotmpl::Value::List(a.iter().map(to_gotmpl).collect::<Vec<_>>().into()),
-    );
+    data.insert(Arc::<str>::from("a"), gotmpl::Value::List(args.into()));
     let args: String = (0..a.len()).map(|i| format!(" (index .a {i})")).collect();
     let src = format!("{{{{printf{args}}}}}");
     gotmpl::Template::new("printf")
@@ -815,6 +834,46 @@ fn printf(a: &[Value]) -> std::result::Result<Value, String> {
         .and_then(|t| t.execute_to_string(&gotmpl::Value::Map(Arc::new(data))))
         .map(value::string)
         .map_err(|e| e.to_string())
+}
+
+/// The verbs of a `printf` format with the index of the argument each prints; empty when the
+/// format uses `*` or explicit argument indexes (then nothing is handed over pre-printed).
+fn verbs(format: &str) -> Vec<(u8, usize)> {
+    let bytes = format.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut arg = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if bytes.get(i) == Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        let mut plain = true;
+        while let Some(&c) = bytes.get(i) {
+            match c {
+                b'+' | b'#' => {
+                    plain = false;
+                    i += 1;
+                }
+                b'-' | b' ' | b'0'..=b'9' | b'.' => i += 1,
+                b'*' | b'[' => return Vec::new(),
+                _ => break,
+            }
+        }
+        if let Some(&verb) = bytes.get(i) {
+            if plain {
+                out.push((verb, arg));
+            }
+            arg += 1;
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A value as gotmpl holds it (maps copied as they are now).
@@ -843,10 +902,13 @@ fn index(a: &[Value]) -> std::result::Result<Value, String> {
     let Some((item, indexes)) = a.split_first() else {
         return Err("wrong number of args for index: want at least 1 got 0".into());
     };
+    if matches!(item, Value::Nil) {
+        return Err("index of untyped nil".into());
+    }
     let mut item = item.clone();
     for i in indexes {
         item = match (&item, i) {
-            (Value::Nil, _) => return Err("index of untyped nil".into()),
+            (Value::Nil, _) => return Err("index of nil pointer".into()),
             (Value::Map(d), Value::String(k)) => d.get(k).unwrap_or(Value::Nil),
             (Value::Map(_), other) => {
                 return Err(format!(
@@ -926,7 +988,11 @@ fn eq(a: &[Value]) -> std::result::Result<bool, String> {
             }
             _ if kind(x) != kind(y) => {
                 if kind(x) != Kind::Invalid && kind(y) != Kind::Invalid {
-                    return Err("incompatible types for comparison".into());
+                    return Err(format!(
+                        "incompatible types for comparison: {} and {}",
+                        type_of(x),
+                        type_of(y)
+                    ));
                 }
                 false
             }

@@ -398,8 +398,7 @@ fn merge_into(dst: &Dict, src: &Dict, overwrite: bool) {
         let take = match &d {
             None => true,
             Some(d) if is_empty(d) => true,
-            Some(_) if overwrite => !matches!(&s, Value::List(l) if l.is_empty()),
-            Some(_) => false,
+            Some(_) => overwrite,
         };
         if take {
             dst.insert(k, s);

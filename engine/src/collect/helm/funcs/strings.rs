@@ -263,8 +263,7 @@ pub(super) fn register(m: &mut FuncMap) {
     add(m, "isAbs", |a| {
         Ok(Value::Bool(str_arg(last(a)).starts_with('/')))
     });
-    add(m, "env", |_| Ok(string("")));
-    add(m, "expandenv", |a| Ok(string(str_arg(last(a)))));
+    // Helm removes Sprig's `env` and `expandenv`: a chart using them does not parse.
 }
 
 fn title(s: &str) -> String {
