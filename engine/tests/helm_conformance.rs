@@ -139,7 +139,11 @@ fn helm_error(stderr: &str) -> (String, String) {
         .split("\n\nUse --debug")
         .next()
         .unwrap_or_default();
-    let file_line = |loc: &str| loc.rsplit_once(':').map_or(loc, |(head, _)| head).to_string();
+    let file_line = |loc: &str| {
+        loc.rsplit_once(':')
+            .map_or(loc, |(head, _)| head)
+            .to_string()
+    };
     for prefix in ["execution error at (", "parse error at ("] {
         if let Some(rest) = text.strip_prefix(prefix) {
             let (loc, msg) = rest.split_once("): ").unwrap_or((rest, ""));

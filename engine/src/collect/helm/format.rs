@@ -258,7 +258,8 @@ fn yaml_document(v: &Value, pretty: bool) -> String {
         Value::Map(m) if !m.is_empty() => w.map(v, 0),
         Value::List(l) if !l.is_empty() => w.list(v, 0),
         other => {
-            w.scalar(other, 0);
+            // A literal block at the top is indented like a mapping's content.
+            w.scalar(other, 2);
             w.out.push('\n');
         }
     }
@@ -522,6 +523,8 @@ mod tests {
         );
         assert_eq!(to_yaml(&list(vec![])), "[]");
         assert_eq!(to_yaml(&string("x")), "x");
+        // A multi-line string alone is a literal block indented like mapping content.
+        assert_eq!(to_yaml(&string("l1\n  l2\n")), "|\n  l1\n    l2");
     }
 
     #[test]

@@ -108,13 +108,26 @@ fn prune<'a>(
 ) -> ChartNode<'a> {
     let tags = values.get("tags").and_then(as_map);
     let tags = tags.as_ref();
+    // Helm evaluates every `dependencies` entry, found or not, and removes every subchart
+    // *named* like a disabled one: also a subchart no entry claims (its version is outside
+    // the entry's range), not only the entry's own chart.
+    let disabled: Vec<String> = node
+        .chart
+        .metadata
+        .dependencies
+        .iter()
+        .filter_map(|req| {
+            let name = if req.alias.is_empty() {
+                &req.name
+            } else {
+                &req.alias
+            };
+            (!enabled(req, name, tags, values, path, warnings)).then(|| name.clone())
+        })
+        .collect();
     let mut deps = Vec::new();
     for dep in node.deps {
-        let enabled = match &dep.requirement {
-            Some(req) => enabled(req, &dep.name, tags, values, path, warnings),
-            None => true,
-        };
-        if enabled {
+        if !disabled.contains(&dep.name) {
             let sub_path = format!("{path}{}.", dep.name);
             deps.push(prune(dep, values, &sub_path, warnings));
         }
