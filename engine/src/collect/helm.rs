@@ -9,7 +9,18 @@
 //! - [`funcs`]: the Helm/Sprig function library; [`format`] prints values as Go does
 //!   (`%v`, `toYaml`, `toJson`); [`value`], [`semver`], [`glob`]: helpers.
 //!
-//! Real Helm is used only as a test oracle (`tests/scan.rs`).
+//! Real Helm is used only as a test oracle: `engine/tests/helm_conformance` (small charts
+//! compared byte for byte with `helm template`) and `tests/scan.rs` (the shared corpus).
+//!
+//! Known differences from Helm, none of which changes what images a chart names:
+//! - functions that are random or read the outside world are deterministic placeholders
+//!   (`now` is the Unix epoch, `lookup` finds nothing, `genCA`/`genPrivateKey` and friends
+//!   return fake PEM blocks of the right type, `derivePassword`, `htpasswd` and `encryptAES`
+//!   are not the real algorithms);
+//! - `sortAlpha` sorts a copy: Sprig sorts a `[]string` argument (what `splitList`, `keys`,
+//!   `regexSplit` return) in place, and we do not tell `[]string` from `[]interface{}`;
+//! - the texts of `fromJson`'s errors are serde_json's, not encoding/json's;
+//! - `.Capabilities.KubeVersion` printed whole is a map, not `v1.35.0` (its fields are right).
 
 pub mod chart;
 pub mod engine;
