@@ -440,7 +440,7 @@ impl Scanner {
             if !used {
                 self.errors.push(ScanError::Read {
                     path: chart.clone(),
-                    message: "values were given for this chart (--chart-values), but there is no chart at this path; charts are directories with Chart.yaml and templates/, or .tgz archives, under charts/".into(),
+                    message: "values were given for this chart (--chart-values), but there is no chart at this path; charts are directories with Chart.yaml and templates/ (or charts/), or .tgz archives, under charts/".into(),
                 });
             }
         }
@@ -682,5 +682,31 @@ mod tests {
         assert!(scan.errors.is_empty(), "{:?}", scan.errors);
         assert_eq!(refs(&scan), ["docker.io/library/nginx:1.2"]);
         assert_eq!(scan.images[0].file, "charts/web/templates/deploy.yaml");
+    }
+
+    #[test]
+    fn an_umbrella_chart_without_templates_is_a_chart() {
+        // Its subchart needs the umbrella's values; rendered alone it would fail on nil.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(
+            root,
+            "Chart.yaml",
+            "apiVersion: v2\nname: umbrella\nversion: 0.1.0\n",
+        );
+        write(root, "values.yaml", "app: {image: {repo: nginx}}\n");
+        write(
+            root,
+            "charts/app/Chart.yaml",
+            "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+        );
+        write(
+            root,
+            "charts/app/templates/pod.yaml",
+            "kind: Pod\nspec:\n  containers:\n  - image: {{ .Values.image.repo }}\n",
+        );
+        let scan = scan(root, &ScanOptions::default());
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:latest"]);
     }
 }
