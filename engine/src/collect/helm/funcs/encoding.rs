@@ -200,7 +200,26 @@ pub(super) fn register(m: &mut FuncMap) {
             .map(Value::Int)
             .ok_or_else(|| error("mustToDate", format!("parsing time {text:?} as {layout:?}")))
     });
-    add(m, "dateModify", |a| Ok(arg(a, 1).clone()));
+    // Dates are Unix seconds here; a modifier that is not a Go duration leaves the date.
+    add(m, "dateModify", |a| {
+        let date = to_i64(arg(a, 1));
+        Ok(Value::Int(match parse_go_duration(&str_arg(arg(a, 0))) {
+            Some(nanos) => date.saturating_add(nanos / 1_000_000_000),
+            None => date,
+        }))
+    });
+    add(m, "mustDateModify", |a| {
+        let modifier = str_arg(arg(a, 0));
+        let nanos = parse_go_duration(&modifier).ok_or_else(|| {
+            error(
+                "mustDateModify",
+                format!("time: invalid duration {modifier:?}"),
+            )
+        })?;
+        Ok(Value::Int(
+            to_i64(arg(a, 1)).saturating_add(nanos / 1_000_000_000),
+        ))
+    });
     add(m, "ago", |_| Ok(string("0s")));
     // Sprig takes seconds as a string or an int64; anything else (a template's `int`) is 0.
     add(m, "duration", |a| {
