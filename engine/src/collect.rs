@@ -685,6 +685,32 @@ mod tests {
     }
 
     #[test]
+    fn a_chart_changing_its_values_does_not_change_another_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "values.yaml", "img: {repo: nginx}\n");
+        for name in ["a", "b"] {
+            write(
+                root,
+                &format!("charts/{name}/Chart.yaml"),
+                &format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"),
+            );
+            write(
+                root,
+                &format!("charts/{name}/templates/pod.yaml"),
+                "kind: Pod\nspec:\n  containers:\n  - image: {{ .Values.img.repo }}\n{{ $_ := set .Values.img \"repo\" \"changed-by-a\" }}\n",
+            );
+        }
+        let options = ScanOptions {
+            values_files: vec![root.join("values.yaml")],
+            ..ScanOptions::default()
+        };
+        let scan = scan(root, &options);
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:latest"]);
+    }
+
+    #[test]
     fn an_umbrella_chart_without_templates_is_a_chart() {
         // Its subchart needs the umbrella's values; rendered alone it would fail on nil.
         let dir = tempfile::tempdir().unwrap();

@@ -117,7 +117,9 @@ pub fn render_chart(
 fn render_on_this_thread(chart: &chart::Chart, user: &Map) -> Result<RenderedChart, ChartError> {
     let mut warnings = Vec::new();
     let tree = values::resolve_dependencies(chart, user, &mut warnings);
-    let values = values::coalesce(&tree, user.clone(), &mut warnings);
+    // Templates may change their values in place: this render gets maps of its own, never
+    // those of the values files that other charts of the same scan are rendered with.
+    let values = values::coalesce(&tree, value::deep_copy_map(user), &mut warnings);
     let files = engine::render(&tree, &values, &Release::default()).map_err(|e| ChartError {
         chart: chart.metadata.name.clone(),
         message: e.to_string(),
