@@ -7,7 +7,7 @@
 #   docker-registry   a local registry for registry tests
 #   openssl           the registry tests' token server: its key, certificate and RS256 signatures
 #   python3           the registry tests' token server, scripts/crash_test.py, benches/*.py
-#   unzip             unpacks the Helm test oracle (../shared/tools/install-helm-oracle.sh)
+#   unzip             unpacks the Helm test oracle (scripts/install-helm.sh)
 #   iproute2          `ip`, which lite-mode RUN tests run from the host to list interfaces
 set -euo pipefail
 packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2)

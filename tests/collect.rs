@@ -308,6 +308,15 @@ fn image_lists_build_mode_lite_and_pull_failures() {
         "manifests/broken.yaml",
         format!("kind: Pod\nspec: [unclosed\n  image: {extra}\n"),
     );
+    // A chart that renders no PodSpec is noted, never silently empty.
+    ctx.file(
+        "charts/rbac/Chart.yaml",
+        "apiVersion: v2\nname: rbac\nversion: 0.1.0\n",
+    )
+    .file(
+        "charts/rbac/templates/sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: x\n",
+    );
     let warned = build_in(&seal, &ctx, &host, "c:warn", &[]);
     warned.assert_built();
     assert!(
@@ -316,6 +325,14 @@ fn image_lists_build_mode_lite_and_pull_failures() {
         "{}",
         warned.stderr
     );
+    assert!(
+        warned
+            .stderr
+            .contains("chart rbac rendered 1 document and no PodSpec with an image"),
+        "{}",
+        warned.stderr
+    );
+    std::fs::remove_dir_all(ctx.path().join("charts/rbac")).unwrap();
     assert!(
         !warned.stderr.contains("/tmp/"),
         "a scratch path leaked: {}",

@@ -349,6 +349,8 @@ impl Scanner {
             }
         };
         let chart_label = self.label(chart_path);
+        let found_before = self.found.len() + self.errors.len();
+        let mut documents = 0;
         for message in &rendered.warnings {
             self.warnings.push(Warning {
                 file: chart_label.clone(),
@@ -376,7 +378,21 @@ impl Scanner {
                     }
                 }
             }
+            documents += docs.len();
             self.scan_documents(&label, &docs);
+        }
+        // An empty result must never be silent: it is how a chart rendered with the wrong
+        // values (or a construct we got wrong) looks.
+        if self.found.len() + self.errors.len() == found_before {
+            self.warnings.push(Warning {
+                file: chart_label,
+                line: None,
+                message: format!(
+                    "chart {} rendered {documents} document{} and no PodSpec with an image",
+                    rendered.name,
+                    if documents == 1 { "" } else { "s" }
+                ),
+            });
         }
     }
 
@@ -432,7 +448,7 @@ impl Scanner {
             if !used {
                 self.errors.push(ScanError::Read {
                     path: chart.clone(),
-                    message: "values were given for this chart (--chart-values), but there is no chart at this path; charts are directories with Chart.yaml and templates/, or .tgz archives, under charts/".into(),
+                    message: "values were given for this chart (--chart-values), but there is no chart at this path; charts are directories with Chart.yaml and templates/ (or charts/), or .tgz archives, under charts/".into(),
                 });
             }
         }
@@ -646,6 +662,43 @@ mod tests {
     }
 
     #[test]
+    fn a_chart_without_a_podspec_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "charts/crds/Chart.yaml",
+            "apiVersion: v2\nname: crds\nversion: 0.1.0\n",
+        );
+        write(
+            dir.path(),
+            "charts/crds/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+        );
+        write(
+            dir.path(),
+            "charts/app/Chart.yaml",
+            "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+        );
+        write(
+            dir.path(),
+            "charts/app/templates/pod.yaml",
+            "kind: Pod\nspec:\n  containers:\n  - image: nginx\n",
+        );
+        let scan = scan(dir.path(), &ScanOptions::default());
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:latest"]);
+        let notes: Vec<String> = scan
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.file, w.message))
+            .collect();
+        assert_eq!(
+            notes,
+            ["charts/crds: chart crds rendered 2 documents and no PodSpec with an image"]
+        );
+    }
+
+    #[test]
     fn charts_are_rendered() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -668,5 +721,57 @@ mod tests {
         assert!(scan.errors.is_empty(), "{:?}", scan.errors);
         assert_eq!(refs(&scan), ["docker.io/library/nginx:1.2"]);
         assert_eq!(scan.images[0].file, "charts/web/templates/deploy.yaml");
+    }
+
+    #[test]
+    fn a_chart_changing_its_values_does_not_change_another_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "values.yaml", "img: {repo: nginx}\n");
+        for name in ["a", "b"] {
+            write(
+                root,
+                &format!("charts/{name}/Chart.yaml"),
+                &format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"),
+            );
+            write(
+                root,
+                &format!("charts/{name}/templates/pod.yaml"),
+                "kind: Pod\nspec:\n  containers:\n  - image: {{ .Values.img.repo }}\n{{ $_ := set .Values.img \"repo\" \"changed-by-a\" }}\n",
+            );
+        }
+        let options = ScanOptions {
+            values_files: vec![root.join("values.yaml")],
+            ..ScanOptions::default()
+        };
+        let scan = scan(root, &options);
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:latest"]);
+    }
+
+    #[test]
+    fn an_umbrella_chart_without_templates_is_a_chart() {
+        // Its subchart needs the umbrella's values; rendered alone it would fail on nil.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(
+            root,
+            "Chart.yaml",
+            "apiVersion: v2\nname: umbrella\nversion: 0.1.0\n",
+        );
+        write(root, "values.yaml", "app: {image: {repo: nginx}}\n");
+        write(
+            root,
+            "charts/app/Chart.yaml",
+            "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+        );
+        write(
+            root,
+            "charts/app/templates/pod.yaml",
+            "kind: Pod\nspec:\n  containers:\n  - image: {{ .Values.image.repo }}\n",
+        );
+        let scan = scan(root, &ScanOptions::default());
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+        assert_eq!(refs(&scan), ["docker.io/library/nginx:latest"]);
     }
 }

@@ -222,8 +222,11 @@ pub enum Step {
 }
 
 /// Parse `--progress plain` lines: `#N <desc>`, then `#N CACHED` / `#N DONE 0.01s` / `#N ERROR: ..`.
+/// Nodes that are not steps (`#7 COLLECT container images`, shown only when they log) are left
+/// out.
 pub fn parse_plain(stderr: &str) -> BTreeMap<String, Step> {
     let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut not_steps = std::collections::BTreeSet::new();
     let mut out = BTreeMap::new();
     for line in stderr.lines() {
         let Some(rest) = line.strip_prefix('#') else {
@@ -244,6 +247,9 @@ pub fn parse_plain(stderr: &str) -> BTreeMap<String, Step> {
         } else {
             None
         };
+        if not_steps.contains(num) {
+            continue;
+        }
         match status {
             Some(s) => {
                 let name = names
@@ -259,6 +265,9 @@ pub fn parse_plain(stderr: &str) -> BTreeMap<String, Step> {
             None if text.starts_with('[') && !names.contains_key(num) => {
                 names.insert(num.to_string(), text.to_string());
                 out.insert(text.to_string(), Step::Running);
+            }
+            None if !names.contains_key(num) => {
+                not_steps.insert(num.to_string());
             }
             None => {}
         }

@@ -2,20 +2,32 @@
 //!
 //! - [`chart`]: reading a chart directory or `.tgz` (`.helmignore` honoured).
 //! - [`values`]: `-f` files, defaults, subchart values and `global`, conditions and tags.
-//! - [`engine`]: the shared template namespace, `include`/`tpl`, execution with Helm's objects.
-//! - [`rewrite`]: the tree rewrites that give gotmpl Go's method calls, `fmt` printing and
-//!   Sprig's in-place map updates, and record lines for errors.
+//! - [`engine`]: the shared template namespace, one top-level object per chart, Helm's objects
+//!   and render order.
+//! - [`exec`]: Go text/template execution over gotmpl's parse trees (nil errors, methods,
+//!   `include`/`tpl`); [`value`]: values whose maps are shared references, as Go's are.
 //! - [`funcs`]: the Helm/Sprig function library; [`format`] prints values as Go does
 //!   (`%v`, `toYaml`, `toJson`); [`value`], [`semver`], [`glob`]: helpers.
 //!
-//! Real Helm is used only as a test oracle (`tests/scan.rs`).
+//! Real Helm is used only as a test oracle: `engine/tests/helm_conformance` (small charts
+//! compared byte for byte with `helm template`) and `tests/scan.rs` (the shared corpus).
+//!
+//! Known differences from Helm, none of which changes what images a chart names:
+//! - functions that are random or read the outside world are deterministic placeholders
+//!   (`now` is the Unix epoch, `lookup` finds nothing, `genCA`/`genPrivateKey` and friends
+//!   return fake PEM blocks of the right type, `derivePassword`, `htpasswd` and `encryptAES`
+//!   are not the real algorithms);
+//! - `sortAlpha` sorts a copy: Sprig sorts a `[]string` argument (what `splitList`, `keys`,
+//!   `regexSplit` return) in place, and we do not tell `[]string` from `[]interface{}`;
+//! - the texts of `fromJson`'s errors are serde_json's, not encoding/json's;
+//! - `.Capabilities.KubeVersion` printed whole is a map, not `v1.35.0` (its fields are right).
 
 pub mod chart;
 pub mod engine;
+pub mod exec;
 pub mod format;
 pub mod funcs;
 pub mod glob;
-pub mod rewrite;
 pub mod semver;
 pub mod value;
 pub mod values;
@@ -62,7 +74,6 @@ pub fn parse_values(text: &str, label: &str) -> Result<Map, String> {
         return Ok(Map::new());
     }
     as_map(&value::from_yaml(&doc))
-        .cloned()
         .ok_or_else(|| format!("{label}: a values file must be a YAML mapping"))
 }
 
@@ -106,7 +117,9 @@ pub fn render_chart(
 fn render_on_this_thread(chart: &chart::Chart, user: &Map) -> Result<RenderedChart, ChartError> {
     let mut warnings = Vec::new();
     let tree = values::resolve_dependencies(chart, user, &mut warnings);
-    let values = values::coalesce(&tree, user.clone(), &mut warnings);
+    // Templates may change their values in place: this render gets maps of its own, never
+    // those of the values files that other charts of the same scan are rendered with.
+    let values = values::coalesce(&tree, value::deep_copy_map(user), &mut warnings);
     let files = engine::render(&tree, &values, &Release::default()).map_err(|e| ChartError {
         chart: chart.metadata.name.clone(),
         message: e.to_string(),

@@ -104,7 +104,8 @@ fn scan_cached(
     chain: &LayerChain,
     store: &Store,
 ) -> Result<ScanRecord, EngineError> {
-    let mut e = Encoder::new("seal.collect.scan.v1");
+    // v2: charts render with Go's map semantics and nil errors, and note an empty chart.
+    let mut e = Encoder::new("seal.collect.scan.v2");
     e.str(env!("CARGO_PKG_VERSION"));
     e.str(&chain.content_id().to_hex());
     e.u64(op.chart_values.len() as u64);

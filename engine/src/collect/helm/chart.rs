@@ -87,9 +87,11 @@ impl Chart {
     }
 }
 
-/// Does `dir` look like a chart (a `Chart.yaml` beside a `templates/` directory)?
+/// Does `dir` look like a chart: a `Chart.yaml` beside a `templates/` directory, or beside
+/// `charts/` only (an umbrella chart whose templates are all its subcharts')?
 pub fn is_chart_dir(dir: &Path) -> bool {
-    dir.join("Chart.yaml").is_file() && dir.join("templates").is_dir()
+    dir.join("Chart.yaml").is_file()
+        && (dir.join("templates").is_dir() || dir.join("charts").is_dir())
 }
 
 /// Load the chart in `dir`.

@@ -1,28 +1,27 @@
-//! Rendering a chart's templates the way Helm's engine does, on gotmpl.
+//! Rendering a chart's templates the way Helm's engine (`pkg/engine`) does.
 //!
 //! All templates of a chart and its subcharts share one namespace of named templates, parsed
-//! in Helm's order (deepest paths first, so a parent's `define` wins over a subchart's); every
-//! template that is not a partial (`_*`) is executed with its own chart's `.Values`, `.Chart`,
-//! `.Files` and `.Template`. `include` and `tpl` need the template set itself, so they live
-//! here: the set being executed is on a thread-local stack (`tpl` pushes a copy with the
-//! string's own `define`s), and so is the location of the action being executed, for errors.
+//! in Helm's order (`sortTemplates`: more path segments first, then reverse lexical order, so
+//! a parent's `define` wins over a subchart's); templates are executed in that same order.
+//! Each chart has **one** top-level object (`.Chart`, `.Files`, `.Values`, `.Subcharts`, and
+//! `.Release`/`.Capabilities` shared by all charts) that all its templates get as `$`, with
+//! `.Template` set before each one runs — so a template that does `set $ "Values" ...` changes
+//! `.Values` for every template after it, as in Helm. A subchart's `.Values` is the very map
+//! under its name in the parent's `.Values`. Execution is [`super::exec`]'s.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
-use gotmpl::parse::{DefineNode, ListNode, Parser};
-use gotmpl::{FuncMap, Template, TemplateError, Value};
+use std::sync::OnceLock;
+
+use gotmpl::parse::{Expr, ListNode, Node, Parser, PipeNode};
 
 use super::chart::Chart;
+use super::exec::{is_builtin, Exec, ExecError, FuncMap, Named, Namespace};
 use super::format::{go_string, to_yaml};
-use super::funcs::{self, error};
+use super::funcs;
 use super::glob::go_match;
-use super::rewrite::rewrite;
-use super::value::{self, as_map, list, string, Map};
+use super::value::{self, list, string, Dict, Map, Tag, Value};
 use super::values::ChartNode;
-
-/// Nested `include`/`tpl` calls allowed (Helm allows 1000 of one name).
-const MAX_INCLUDE_DEPTH: usize = 1000;
 
 /// The Kubernetes version `helm template` assumes without a cluster (Helm v4.1's).
 pub const KUBE_VERSION: &str = "v1.35.0";
@@ -130,15 +129,17 @@ impl std::fmt::Display for RenderError {
     }
 }
 
-/// A template file to parse, with the data its execution gets.
+/// A template file, the chart whose top-level object it gets, and whether it only defines.
 struct Renderable {
     name: String,
     text: String,
-    data: Value,
-    partial_only: bool,
+    /// Index of its chart's top-level object in `render`'s list.
+    chart: usize,
+    base_path: String,
 }
 
-/// Render every template of `root` (its subcharts included) with `values` (already coalesced).
+/// Render every template of `root` (its subcharts included) with `values` (already coalesced,
+/// and this render's own: templates may change them).
 pub fn render(
     root: &ChartNode<'_>,
     values: &Map,
@@ -146,47 +147,60 @@ pub fn render(
 ) -> Result<Vec<RenderedFile>, RenderError> {
     funcs::reset_random();
     let mut renderables = Vec::new();
-    let top = common_data(release);
+    let mut tops = Vec::new();
+    let (release, capabilities) = common_data(release);
+    let ctx = Common {
+        release,
+        capabilities,
+    };
     collect(
         root,
         None,
         &value::map(values.clone()),
-        &top,
+        &ctx,
+        &mut tops,
         &mut renderables,
     );
 
-    // Helm's parse order: more path segments first, then reverse lexical order; later parses
-    // replace earlier `define`s of the same name.
+    // Helm's `sortTemplates`: more path segments first, then reverse lexical order. Later
+    // parses replace earlier `define`s of the same name; templates run in this order too.
     renderables.sort_by(|a, b| {
         let (ca, cb) = (a.name.matches('/').count(), b.name.matches('/').count());
         cb.cmp(&ca).then_with(|| b.name.cmp(&a.name))
     });
 
-    let mut set = Template::new("gotpl").funcs(all_funcs());
+    let mut namespace = Namespace::new();
     for r in &renderables {
         let file: Arc<str> = Arc::from(r.name.as_str());
-        let (tree, defines) = parse(&r.name, &r.text)?;
-        set = add_defines(set, defines, &file);
-        if !r.partial_only {
-            set = set.add_parse_tree(&r.name, rewrite(tree, &file));
-        }
+        let (tree, defines) = parse_template(&r.name, &r.text).map_err(|message| RenderError {
+            location: None,
+            message: format!("parse error: {message}"),
+        })?;
+        add_defines(&mut namespace, defines, &file);
+        namespace.insert(
+            r.name.clone(),
+            Named {
+                body: Arc::new(tree),
+                file,
+            },
+        );
     }
-    let set = Arc::new(set);
 
+    let mut exec = Exec::new(Arc::new(namespace), known_funcs(), method, parse_template);
     let mut out = Vec::new();
     for r in &renderables {
         let base = r.name.rsplit('/').next().unwrap_or(&r.name);
-        if r.partial_only || base.starts_with('_') {
+        if base.starts_with('_') {
             continue;
         }
-        let text = with_set(set.clone(), || {
-            set_location(Arc::from(r.name.as_str()), 0);
-            set.execute_template_to_string(&r.name, &r.data)
-        })
-        .map_err(|e| RenderError {
-            location: Some(current_location()),
-            message: clean_message(&e),
-        })?;
+        let top: &Dict = &tops[r.chart];
+        let mut template = Map::new();
+        template.insert("Name".into(), string(&r.name));
+        template.insert("BasePath".into(), string(&r.base_path));
+        top.insert("Template", value::map(template));
+        let text = exec
+            .execute(&r.name, Value::Map(top.clone()))
+            .map_err(RenderError::from)?;
         out.push(RenderedFile {
             name: r.name.clone(),
             text: text.replace("<no value>", ""),
@@ -195,80 +209,146 @@ pub fn render(
     Ok(out)
 }
 
-/// Parse one file, naming it in errors.
-fn parse(name: &str, text: &str) -> Result<(ListNode, Vec<DefineNode>), RenderError> {
+impl From<ExecError> for RenderError {
+    fn from(e: ExecError) -> RenderError {
+        RenderError {
+            location: Some(format!("{}:{}", e.file, e.line)),
+            message: e.message,
+        }
+    }
+}
+
+/// Parse one template text named `name`: its body and its `define`s. As in Go, a function
+/// that does not exist is a parse error, even where it would never run.
+fn parse_template(name: &str, text: &str) -> Result<(ListNode, Vec<(String, ListNode)>), String> {
     let text = fix_comment_trim(text);
-    Parser::with_name(Some(name), &text, "{{", "}}")
+    let (tree, defines) = Parser::with_name(Some(name), &text, "{{", "}}")
         .and_then(Parser::parse)
-        .map_err(|e| RenderError {
-            location: None,
-            message: e.to_string(),
-        })
+        .map_err(|e| e.to_string())?;
+    let known = |f: &str| known_funcs().contains_key(f) || is_builtin(f);
+    for list in std::iter::once(&tree).chain(defines.iter().map(|d| &d.body)) {
+        if let Some((f, line)) = undefined_function(list, &known) {
+            return Err(format!("{name}:{line}: function {f:?} not defined"));
+        }
+    }
+    Ok((
+        tree,
+        defines
+            .into_iter()
+            .map(|d| (d.name.to_string(), d.body))
+            .collect(),
+    ))
+}
+
+/// The first function named in `list` that `known` does not know, with its line.
+fn undefined_function(list: &ListNode, known: &dyn Fn(&str) -> bool) -> Option<(String, usize)> {
+    fn pipe(p: &PipeNode, known: &dyn Fn(&str) -> bool) -> Option<(String, usize)> {
+        p.commands
+            .iter()
+            .flat_map(|c| c.args.iter())
+            .find_map(|e| expr(e, known))
+    }
+    fn expr(e: &Expr, known: &dyn Fn(&str) -> bool) -> Option<(String, usize)> {
+        match e {
+            Expr::Identifier(pos, f) if !known(f) => Some((f.to_string(), pos.line)),
+            Expr::Pipe(_, p) => pipe(p, known),
+            Expr::Chain(_, inner, _) => expr(inner, known),
+            _ => None,
+        }
+    }
+    list.nodes.iter().find_map(|n| match n {
+        Node::Action(a) => pipe(&a.pipe, known),
+        Node::If(b) | Node::With(b) | Node::Range(b) => pipe(&b.pipe, known)
+            .or_else(|| undefined_function(&b.body, known))
+            .or_else(|| {
+                b.else_body
+                    .as_ref()
+                    .and_then(|e| undefined_function(e, known))
+            }),
+        Node::Template(t) => t.pipe.as_ref().and_then(|p| pipe(p, known)),
+        Node::List(l) => undefined_function(l, known),
+        Node::Define(d) => undefined_function(&d.body, known),
+        Node::Text(_) | Node::Break(_) | Node::Continue(_) => None,
+    })
 }
 
 /// Add `define`s: a later non-empty body replaces an earlier one; an empty one never does.
-fn add_defines(mut set: Template, defines: Vec<DefineNode>, file: &Arc<str>) -> Template {
-    for d in defines {
-        if d.body.is_empty_tree() && set.lookup(&d.name).is_some() {
+fn add_defines(namespace: &mut Namespace, defines: Vec<(String, ListNode)>, file: &Arc<str>) {
+    for (name, body) in defines {
+        if body.is_empty_tree() && namespace.contains_key(&name) {
             continue;
         }
-        let name = d.name.to_string();
-        set = set.add_parse_tree(&name, rewrite(d.body, file));
+        namespace.insert(
+            name,
+            Named {
+                body: Arc::new(body),
+                file: file.clone(),
+            },
+        );
     }
-    set
 }
 
-/// Build the renderables of one chart and its subcharts (Helm's `recAllTpls`).
+/// `.Release` and `.Capabilities`: one object each, shared by every chart.
+struct Common {
+    release: Value,
+    capabilities: Value,
+}
+
+/// Build the top-level object of one chart and its subcharts, and list their templates
+/// (Helm's `recAllTpls`). Returns the chart's top-level object.
 fn collect(
     node: &ChartNode<'_>,
-    parent: Option<(&str, &Value)>,
+    parent: Option<(&str, &Dict)>,
     root_values: &Value,
-    top: &Map,
+    common: &Common,
+    tops: &mut Vec<Dict>,
     out: &mut Vec<Renderable>,
-) -> Value {
+) -> Dict {
     let (path, values) = match parent {
         None => (node.name.clone(), root_values.clone()),
-        Some((parent_path, parent_values)) => (
+        Some((parent_path, parent_top)) => (
             format!("{parent_path}/charts/{}", node.name),
-            parent_values
-                .field(&node.name)
-                .filter(|v| as_map(v).is_some())
-                .cloned()
+            // The same map as the parent's `.Values.<name>`, when that is a map.
+            parent_top
+                .get("Values")
+                .and_then(|v| v.field(&node.name))
+                .filter(|v| matches!(v, Value::Map(_)))
                 .unwrap_or_else(value::empty_map),
         ),
     };
-    let mut subcharts = Map::new();
+    let subcharts = Dict::new(Map::new());
+    let top = Dict::new(Map::new());
+    top.insert("Chart", chart_value(node, parent.is_none()));
+    top.insert("Files", files_value(node.chart));
+    top.insert("Release", common.release.clone());
+    top.insert("Capabilities", common.capabilities.clone());
+    top.insert("Values", values);
+    top.insert("Subcharts", Value::Map(subcharts.clone()));
     for dep in &node.deps {
-        let sub_values = collect(dep, Some((&path, &values)), root_values, top, out);
-        subcharts.insert(Arc::from(dep.name.as_str()), sub_values);
+        let child = collect(dep, Some((&path, &top)), root_values, common, tops, out);
+        subcharts.insert(dep.name.as_str(), Value::Map(child));
     }
+    let index = tops.len();
+    tops.push(top.clone());
     let chart = node.chart;
-    let base_path = format!("{path}/templates");
-    let mut data = top.clone();
-    data.insert("Chart".into(), chart_value(node, parent.is_none()));
-    data.insert("Files".into(), files_value(chart));
-    data.insert("Values".into(), values.clone());
-    data.insert("Subcharts".into(), value::map(subcharts));
     for (file, text) in &chart.templates {
-        let name = format!("{path}/{file}");
         let base = file.rsplit('/').next().unwrap_or(file);
-        let mut d = data.clone();
-        let mut template = Map::new();
-        template.insert("Name".into(), string(&name));
-        template.insert("BasePath".into(), string(&base_path));
-        d.insert("Template".into(), value::map(template));
+        // A library chart's templates other than partials are not templates at all.
+        if chart.is_library() && !base.starts_with('_') {
+            continue;
+        }
         out.push(Renderable {
-            name,
+            name: format!("{path}/{file}"),
             text: text.clone(),
-            data: value::map(d),
-            partial_only: chart.is_library() && !base.starts_with('_'),
+            chart: index,
+            base_path: format!("{path}/templates"),
         });
     }
-    values
+    top
 }
 
-/// `.Release` and `.Capabilities`, the same for every template.
-fn common_data(release: &Release) -> Map {
+/// `.Release` and `.Capabilities`.
+fn common_data(release: &Release) -> (Value, Value) {
     let mut rel = Map::new();
     rel.insert("Name".into(), string(&release.name));
     rel.insert("Namespace".into(), string(&release.namespace));
@@ -297,10 +377,7 @@ fn common_data(release: &Release) -> Map {
     caps.insert("KubeVersion".into(), value::map(kube));
     caps.insert("HelmVersion".into(), value::map(helm));
 
-    let mut top = Map::new();
-    top.insert("Release".into(), value::map(rel));
-    top.insert("Capabilities".into(), value::map(caps));
-    top
+    (value::map(rel), value::map(caps))
 }
 
 /// `.Chart`, with Helm's capitalised field names.
@@ -380,120 +457,87 @@ fn chart_value(node: &ChartNode<'_>, is_root: bool) -> Value {
 
 /// `.Files`: path -> content. Its methods (`Get`, `Glob`, `AsConfig`...) are `__method`'s.
 fn files_value(chart: &Chart) -> Value {
-    value::map(
+    Value::Map(Dict::tagged(
+        Tag::Files,
         chart
             .files
             .iter()
             .map(|(k, v)| (Arc::from(k.as_str()), string(String::from_utf8_lossy(v))))
             .collect(),
-    )
+    ))
+}
+
+/// The function table, built once.
+fn known_funcs() -> &'static FuncMap {
+    static FUNCS: OnceLock<FuncMap> = OnceLock::new();
+    FUNCS.get_or_init(all_funcs)
 }
 
 /// The function table: Sprig and Helm's functions, plus the engine's own.
 fn all_funcs() -> FuncMap {
     let mut m = funcs::func_map();
-    let mut add = |name: &str, f: fn(&[Value]) -> gotmpl::Result<Value>| {
-        m.insert(name.to_string(), Arc::new(f));
-    };
-    add("include", include);
-    add("tpl", tpl);
-    add("required", |a| {
+    m.insert("required".into(), |a| {
         let msg = a.first().map(go_string).unwrap_or_default();
         match a.get(1) {
-            None | Some(Value::Nil) => Err(TemplateError::Exec(msg)),
-            Some(Value::String(s)) if s.is_empty() => Err(TemplateError::Exec(msg)),
+            None | Some(Value::Nil) => Err(msg),
+            Some(Value::String(s)) if s.is_empty() => Err(msg),
             Some(v) => Ok(v.clone()),
         }
     });
-    add("fail", |a| {
-        Err(TemplateError::Exec(
-            a.first().map(go_string).unwrap_or_default(),
-        ))
+    m.insert("fail".into(), |a| {
+        Err(a.first().map(go_string).unwrap_or_default())
     });
-    add("lookup", |_| Ok(value::empty_map()));
-    add("__at", |a| {
-        if let (Some(Value::String(file)), Some(Value::Int(line))) = (a.first(), a.get(1)) {
-            set_location(file.clone(), *line);
-        }
-        Ok(string(""))
-    });
-    add("__fmt", |a| {
-        Ok(match a.last() {
-            None | Some(Value::Nil) => string("<no value>"),
-            Some(v @ Value::String(_)) => v.clone(),
-            Some(v) => string(go_string(v)),
-        })
-    });
-    add("__method", method);
-    add("__setPath", |a| {
-        let root = a.first().cloned().unwrap_or(Value::Nil);
-        let v = a.get(1).cloned().unwrap_or(Value::Nil);
-        let path: Vec<Arc<str>> = a
-            .iter()
-            .skip(2)
-            .map(|p| Arc::from(go_string(p).as_str()))
-            .collect();
-        Ok(value::set_path(&root, &path, v))
-    });
+    // `helm template` has no cluster: `lookup` finds nothing (an empty map).
+    m.insert("lookup".into(), |_| Ok(value::empty_map()));
     m
 }
 
-/// A method call on Helm's objects: `Files.Get/Glob/Lines/AsConfig/AsSecrets`,
-/// `Capabilities.APIVersions.Has`, or a function stored in a map.
-fn method(a: &[Value]) -> gotmpl::Result<Value> {
-    let name = match a.first() {
-        Some(Value::String(s)) => s.to_string(),
-        _ => return Err(TemplateError::Exec("bad method call".into())),
-    };
-    let receiver = a.get(1).unwrap_or(&Value::Nil);
-    let args = &a[2.min(a.len())..];
+/// Methods of Helm's objects: `.Files.Get/GetBytes/Glob/Lines/AsConfig/AsSecrets` and
+/// `.Capabilities.APIVersions.Has`. `None`: `receiver` has no method `name`.
+fn method(name: &str, receiver: &Value, args: &[Value]) -> Option<Result<Value, String>> {
     let text = |i: usize| args.get(i).map(go_string).unwrap_or_default();
-    match (name.as_str(), receiver) {
-        (_, Value::Map(m)) if matches!(m.get(name.as_str()), Some(Value::Function(_))) => {
-            match m.get(name.as_str()) {
-                Some(Value::Function(f)) => f(args),
-                _ => Ok(Value::Nil),
-            }
-        }
-        ("Has", Value::List(items)) => {
+    let files = match receiver {
+        Value::List(items) if name == "Has" => {
             let wanted = text(0);
-            Ok(Value::Bool(
+            return Some(Ok(Value::Bool(
                 items
                     .iter()
                     .any(|i| matches!(i, Value::String(s) if **s == *wanted)),
-            ))
+            )));
         }
-        ("Get", Value::Map(files)) => Ok(files
-            .get(text(0).as_str())
-            .cloned()
-            .unwrap_or_else(|| string(""))),
-        ("Glob", Value::Map(files)) => {
+        Value::Map(d) if d.tag() == Tag::Files => d,
+        _ => return None,
+    };
+    Some(Ok(match name {
+        "Get" | "GetBytes" => files.get(&text(0)).unwrap_or_else(|| string("")),
+        "Glob" => {
             let pattern = text(0);
-            Ok(value::map(
+            Value::Map(Dict::tagged(
+                Tag::Files,
                 files
-                    .iter()
+                    .snapshot()
+                    .into_iter()
                     .filter(|(k, _)| go_match(&pattern, k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ))
         }
-        ("Lines", Value::Map(files)) => {
+        "Lines" => {
             let content = files
-                .get(text(0).as_str())
-                .map(go_string)
+                .get(&text(0))
+                .map(|v| go_string(&v))
                 .unwrap_or_default();
             if content.is_empty() {
-                return Ok(list(vec![]));
+                return Some(Ok(list(vec![])));
             }
             let content = content.strip_suffix('\n').unwrap_or(&content);
-            Ok(list(content.split('\n').map(string).collect()))
+            list(content.split('\n').map(string).collect())
         }
-        ("AsConfig" | "AsSecrets", Value::Map(files)) => {
+        "AsConfig" | "AsSecrets" => {
             let secrets = name == "AsSecrets";
             let mut m = Map::new();
-            for (k, v) in files.iter() {
-                let base = k.rsplit('/').next().unwrap_or(k);
-                let content = go_string(v);
+            for (k, v) in files.snapshot() {
+                let base = k.rsplit('/').next().unwrap_or(&k);
+                let content = go_string(&v);
                 let content = if secrets {
                     funcs::base64(content.as_bytes())
                 } else {
@@ -501,135 +545,14 @@ fn method(a: &[Value]) -> gotmpl::Result<Value> {
                 };
                 m.insert(Arc::from(base), string(content));
             }
-            Ok(string(if m.is_empty() {
+            string(if m.is_empty() {
                 String::new()
             } else {
                 to_yaml(&value::map(m))
-            }))
+            })
         }
-        _ => Err(TemplateError::Exec(format!(
-            "can't evaluate method {name} on type {}",
-            receiver.type_name()
-        ))),
-    }
-}
-
-#[derive(Default)]
-struct State {
-    /// Template sets being executed; the last is current.
-    sets: Vec<Arc<Template>>,
-    /// The file and line of the last action started.
-    location: (Arc<str>, i64),
-    depth: usize,
-}
-
-thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State {
-        sets: Vec::new(),
-        location: (Arc::from(""), 0),
-        depth: 0,
-    });
-}
-
-fn with_set<T>(set: Arc<Template>, f: impl FnOnce() -> T) -> T {
-    STATE.with(|s| s.borrow_mut().sets.push(set));
-    let out = f();
-    STATE.with(|s| s.borrow_mut().sets.pop());
-    out
-}
-
-fn current_set() -> Option<Arc<Template>> {
-    STATE.with(|s| s.borrow().sets.last().cloned())
-}
-
-fn set_location(file: Arc<str>, line: i64) {
-    STATE.with(|s| s.borrow_mut().location = (file, line));
-}
-
-fn location() -> (Arc<str>, i64) {
-    STATE.with(|s| s.borrow().location.clone())
-}
-
-fn current_location() -> String {
-    let (file, line) = location();
-    format!("{file}:{line}")
-}
-
-/// Enter a nested `include`/`tpl`, refusing runaway recursion.
-fn enter(name: &str) -> gotmpl::Result<()> {
-    STATE.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.depth >= MAX_INCLUDE_DEPTH {
-            return Err(TemplateError::Exec(format!(
-                "rendering template has a nested reference name: {name}: unable to execute template"
-            )));
-        }
-        s.depth += 1;
-        Ok(())
-    })
-}
-
-fn leave() {
-    STATE.with(|s| s.borrow_mut().depth -= 1);
-}
-
-/// Run a nested execution; on failure, put the inner location into the message and restore the
-/// caller's location, so that each level of the error names its own line.
-fn nested(
-    function: &str,
-    name: &str,
-    run: impl FnOnce() -> gotmpl::Result<String>,
-) -> gotmpl::Result<Value> {
-    enter(name)?;
-    let saved = location();
-    let result = run();
-    leave();
-    let inner = location();
-    set_location(saved.0.clone(), saved.1);
-    match result {
-        Ok(text) => Ok(string(text)),
-        // A deep chain (runaway recursion) keeps its innermost levels only.
-        Err(e) if clean_message(&e).matches("error calling ").count() >= 8 => Err(e),
-        Err(e) if inner != saved => Err(error(
-            function,
-            format!("{}:{}: {}", inner.0, inner.1, clean_message(&e)),
-        )),
-        Err(e) => Err(error(function, clean_message(&e))),
-    }
-}
-
-/// Helm's `include NAME DATA`.
-fn include(a: &[Value]) -> gotmpl::Result<Value> {
-    let name = a.first().map(go_string).unwrap_or_default();
-    let data = a.get(1).cloned().unwrap_or(Value::Nil);
-    let set = current_set().ok_or_else(|| error("include", "no template set"))?;
-    nested("include", &name, || {
-        set.execute_template_to_string(&name, &data)
-    })
-}
-
-/// Helm's `tpl TEXT DATA`: TEXT is parsed as a template (its `define`s visible to `include`
-/// inside it) and executed with DATA.
-fn tpl(a: &[Value]) -> gotmpl::Result<Value> {
-    let text = a.first().map(go_string).unwrap_or_default();
-    let data = a.get(1).cloned().unwrap_or(Value::Nil);
-    let set = current_set().ok_or_else(|| error("tpl", "no template set"))?;
-    let (caller, _) = location();
-    let label = format!("{caller} (tpl)");
-    let file: Arc<str> = Arc::from(label.as_str());
-    let text = fix_comment_trim(&text);
-    let (tree, defines) = Parser::with_name(Some(&label), &text, "{{", "}}")
-        .and_then(Parser::parse)
-        .map_err(|e| error("tpl", e))?;
-    let mut copy = add_defines((*set).clone(), defines, &file);
-    copy = copy.add_parse_tree(&label, rewrite(tree, &file));
-    let copy = Arc::new(copy);
-    let result = nested("tpl", &label, || {
-        with_set(copy.clone(), || {
-            copy.execute_template_to_string(&label, &data)
-        })
-    })?;
-    Ok(string(go_string(&result).replace("<no value>", "")))
+        _ => return None,
+    }))
 }
 
 /// Work around gotmpl 0.6 trimming the text *after* `{{- /* comment */}}` (Go trims only
@@ -673,14 +596,6 @@ fn fix_comment_trim(text: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
-}
-
-/// An engine error without gotmpl's `execution error: ` prefix.
-fn clean_message(e: &TemplateError) -> String {
-    let s = e.to_string();
-    s.strip_prefix("execution error: ")
-        .unwrap_or(&s)
-        .to_string()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-use gotmpl::Value;
+use super::value::Value;
 use regex::Regex;
 
 /// Go's `%v` of a value (what `{{ . }}`, `print` and `toString` produce). Nil is `<nil>`.
@@ -42,7 +42,7 @@ fn write_go(out: &mut String, v: &Value) {
         }
         Value::Map(m) => {
             out.push_str("map[");
-            for (i, (k, v)) in m.iter().enumerate() {
+            for (i, (k, v)) in m.snapshot().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
@@ -52,7 +52,6 @@ fn write_go(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
-        Value::Function(_) => out.push_str("<func>"),
     }
 }
 
@@ -163,7 +162,7 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<&str>, dep
         }
     };
     match v {
-        Value::Nil | Value::Function(_) => out.push_str("null"),
+        Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
@@ -195,7 +194,7 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<&str>, dep
                 return;
             }
             out.push('{');
-            for (i, (k, item)) in m.iter().enumerate() {
+            for (i, (k, item)) in m.snapshot().iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -237,10 +236,33 @@ fn json_string(out: &mut String, s: &str, html: bool) {
     out.push('"');
 }
 
-/// Helm's `toYaml`: go-yaml v2 block style, keys sorted, no trailing newline.
+/// Helm's `toYaml`: go-yaml v2 block style (through JSON), keys sorted, no trailing newline.
 pub fn to_yaml(v: &Value) -> String {
+    yaml_document(v, false)
+}
+
+/// Helm's `toYamlPretty`: go-yaml v3 on the value itself, indent 2: sequences indented under
+/// their key, floats as Go's `%g` (`1.2345678e+07`, not the JSON round trip's integer).
+pub fn to_yaml_pretty(v: &Value) -> String {
+    yaml_document(v, true)
+}
+
+fn yaml_document(v: &Value, pretty: bool) -> String {
     let mut out = String::new();
-    write_yaml_document(&mut out, v, 2);
+    let mut w = YamlWriter {
+        out: &mut out,
+        step: 2,
+        pretty,
+    };
+    match v {
+        Value::Map(m) if !m.is_empty() => w.map(v, 0),
+        Value::List(l) if !l.is_empty() => w.list(v, 0),
+        other => {
+            // A literal block at the top is indented like a mapping's content.
+            w.scalar(other, 2);
+            w.out.push('\n');
+        }
+    }
     // Helm trims one newline (`strings.TrimSuffix(s, "\n")`).
     if out.ends_with('\n') {
         out.pop();
@@ -248,91 +270,100 @@ pub fn to_yaml(v: &Value) -> String {
     out
 }
 
-/// Helm's `toYamlPretty`: like `toYaml`, sequences indented under their key.
-pub fn to_yaml_pretty(v: &Value) -> String {
-    // The sequence indentation is a matter of layout only; keep one emitter.
-    to_yaml(v)
-}
-
-fn write_yaml_document(out: &mut String, v: &Value, indent: usize) {
-    match v {
-        Value::Map(m) if !m.is_empty() => write_yaml_map(out, v, 0, indent),
-        Value::List(l) if !l.is_empty() => write_yaml_list(out, v, 0, indent),
-        other => {
-            write_yaml_scalar(out, other, 0);
-            out.push('\n');
-        }
-    }
-}
-
 fn pad(out: &mut String, n: usize) {
     out.extend(std::iter::repeat_n(' ', n));
 }
 
-fn write_yaml_map(out: &mut String, v: &Value, at: usize, step: usize) {
-    let Value::Map(m) = v else { return };
-    for (k, item) in m.iter() {
-        pad(out, at);
-        out.push_str(&yaml_key(k));
-        out.push(':');
-        match item {
-            Value::Map(inner) if !inner.is_empty() => {
-                out.push('\n');
-                write_yaml_map(out, item, at + step, step);
-            }
-            Value::List(inner) if !inner.is_empty() => {
-                out.push('\n');
-                write_yaml_list(out, item, at, step);
-            }
-            scalar => {
-                out.push(' ');
-                write_yaml_scalar(out, scalar, at + step);
-                out.push('\n');
+struct YamlWriter<'a> {
+    out: &'a mut String,
+    step: usize,
+    pretty: bool,
+}
+
+impl YamlWriter<'_> {
+    fn map(&mut self, v: &Value, at: usize) {
+        let Value::Map(m) = v else { return };
+        for (k, item) in m.snapshot().iter() {
+            pad(self.out, at);
+            self.out.push_str(&yaml_key(k));
+            self.out.push(':');
+            match item {
+                Value::Map(inner) if !inner.is_empty() => {
+                    self.out.push('\n');
+                    self.map(item, at + self.step);
+                }
+                Value::List(inner) if !inner.is_empty() => {
+                    self.out.push('\n');
+                    let list_at = if self.pretty { at + self.step } else { at };
+                    self.list(item, list_at);
+                }
+                scalar => {
+                    self.out.push(' ');
+                    self.scalar(scalar, at + self.step);
+                    self.out.push('\n');
+                }
             }
         }
     }
-}
 
-fn write_yaml_list(out: &mut String, v: &Value, at: usize, step: usize) {
-    let Value::List(items) = v else { return };
-    for item in items.iter() {
-        pad(out, at);
-        out.push_str("- ");
-        match item {
-            Value::Map(inner) if !inner.is_empty() => {
-                let mut block = String::new();
-                write_yaml_map(&mut block, item, at + 2, step);
-                out.push_str(&block[at + 2..]);
-            }
-            Value::List(inner) if !inner.is_empty() => {
-                let mut block = String::new();
-                write_yaml_list(&mut block, item, at + 2, step);
-                out.push_str(&block[at + 2..]);
-            }
-            scalar => {
-                write_yaml_scalar(out, scalar, at + 2);
-                out.push('\n');
+    fn list(&mut self, v: &Value, at: usize) {
+        let Value::List(items) = v else { return };
+        for item in items.iter() {
+            pad(self.out, at);
+            self.out.push_str("- ");
+            match item {
+                Value::Map(inner) if !inner.is_empty() => {
+                    let mut block = String::new();
+                    YamlWriter {
+                        out: &mut block,
+                        step: self.step,
+                        pretty: self.pretty,
+                    }
+                    .map(item, at + 2);
+                    self.out.push_str(&block[at + 2..]);
+                }
+                Value::List(inner) if !inner.is_empty() => {
+                    let mut block = String::new();
+                    YamlWriter {
+                        out: &mut block,
+                        step: self.step,
+                        pretty: self.pretty,
+                    }
+                    .list(item, at + 2);
+                    self.out.push_str(&block[at + 2..]);
+                }
+                scalar => {
+                    self.scalar(scalar, at + 2);
+                    self.out.push('\n');
+                }
             }
         }
     }
-}
 
-/// A scalar (or an empty collection) in block context; `at` is the indentation that a
-/// literal block's lines get.
-fn write_yaml_scalar(out: &mut String, v: &Value, at: usize) {
-    match v {
-        Value::Nil | Value::Function(_) => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
+    /// A scalar (or an empty collection) in block context; `at` is the indentation that a
+    /// literal block's lines get.
+    fn scalar(&mut self, v: &Value, at: usize) {
+        let out = &mut *self.out;
+        match v {
+            Value::Nil => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Uint(u) => {
+                let _ = write!(out, "{u}");
+            }
+            Value::Float(f) if self.pretty => out.push_str(&match go_float(*f).as_str() {
+                "+Inf" => ".inf".to_string(),
+                "-Inf" => "-.inf".to_string(),
+                "NaN" => ".nan".to_string(),
+                s => s.to_string(),
+            }),
+            Value::Float(f) => out.push_str(&yaml_float(*f)),
+            Value::String(s) => write_yaml_string(out, s, at),
+            Value::List(_) => out.push_str("[]"),
+            Value::Map(_) => out.push_str("{}"),
         }
-        Value::Uint(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Value::Float(f) => out.push_str(&yaml_float(*f)),
-        Value::String(s) => write_yaml_string(out, s, at),
-        Value::List(_) => out.push_str("[]"),
-        Value::Map(_) => out.push_str("{}"),
     }
 }
 
@@ -492,6 +523,8 @@ mod tests {
         );
         assert_eq!(to_yaml(&list(vec![])), "[]");
         assert_eq!(to_yaml(&string("x")), "x");
+        // A multi-line string alone is a literal block indented like mapping content.
+        assert_eq!(to_yaml(&string("l1\n  l2\n")), "|\n  l1\n    l2");
     }
 
     #[test]

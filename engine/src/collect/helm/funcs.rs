@@ -1,4 +1,4 @@
-//! Helm's template function library, Sprig's functions included, as gotmpl functions.
+//! Helm's template function library, Sprig's functions included.
 //!
 //! Each group lives in its own file; this file has the argument helpers they share and the one
 //! table that names every function. Helm's own context-dependent functions (`include`, `tpl`,
@@ -15,16 +15,15 @@ mod encoding;
 mod math;
 mod strings;
 
-use std::sync::Arc;
-
-use gotmpl::{FuncMap, TemplateError, Value};
+use super::exec::FuncMap;
+use super::value::Value;
 
 use super::format::go_string;
 
 pub use encoding::{base64_encode as base64, from_yaml_map, reset_random};
 
 /// A function's result.
-pub type FuncResult = gotmpl::Result<Value>;
+pub type FuncResult = Result<Value, String>;
 
 /// All functions of this module, by template name.
 pub fn func_map() -> FuncMap {
@@ -38,12 +37,12 @@ pub fn func_map() -> FuncMap {
 
 /// Add one function to `m`.
 fn add(m: &mut FuncMap, name: &str, f: fn(&[Value]) -> FuncResult) {
-    m.insert(name.to_string(), Arc::new(f));
+    m.insert(name.to_string(), f);
 }
 
 /// An execution error from function `name`.
-pub fn error(name: &str, msg: impl std::fmt::Display) -> TemplateError {
-    TemplateError::Exec(format!("error calling {name}: {msg}"))
+pub fn error(name: &str, msg: impl std::fmt::Display) -> String {
+    format!("error calling {name}: {msg}")
 }
 
 /// Argument `i`, or nil when absent.
@@ -129,7 +128,7 @@ fn to_f64(v: &Value) -> f64 {
 }
 
 /// The items of a list argument (nil is an empty list).
-fn list_arg(name: &str, v: &Value) -> gotmpl::Result<Vec<Value>> {
+fn list_arg(name: &str, v: &Value) -> Result<Vec<Value>, String> {
     match v {
         Value::List(items) => Ok(items.to_vec()),
         Value::Nil => Ok(Vec::new()),

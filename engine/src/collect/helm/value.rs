@@ -1,22 +1,183 @@
-//! Template values: building them from YAML, and the Go notions (emptiness, kinds) Sprig uses.
+//! Template values with Go's reference semantics, and the Go notions (emptiness, kinds) Sprig
+//! uses.
+//!
+//! In Helm every map is a Go `map[string]interface{}`: a reference. A helper that runs
+//! `set . "k" v` changes the caller's dot, `set $ "Values" ...` changes the one top-level object
+//! every later template of the chart reads, and a map inside a list is the same map wherever
+//! the list goes. [`Dict`] is that reference: cloning a [`Value::Map`] clones the reference,
+//! [`Dict::insert`] is seen through every clone, [`deep_copy`] makes a new map.
+//!
+//! Lists are immutable (`Arc<[Value]>`): Sprig never changes a list in place (`append`,
+//! `sortAlpha`, `reverse`... build new ones), but the maps inside a list are shared like any
+//! other.
 //!
 //! Helm reads values, `fromYaml` and `fromJson` through JSON, so every number from a file is a
 //! Go `float64`; numbers made inside a template (`1`, `len`, `int`) are integers. We keep the
 //! same split: YAML numbers become [`Value::Float`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use gotmpl::Value;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::collect::yaml::Yaml;
 
-/// A map value.
+/// The contents of a map, keys in Go's sorted order.
 pub type Map = BTreeMap<Arc<str>, Value>;
 
-/// Wrap a map.
+/// What a map stands for, when it is one of Helm's objects with methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// A plain `map[string]interface{}`.
+    Plain,
+    /// Helm's `.Files` (path → content), with `Get`, `Glob`, `Lines`, `AsConfig`, `AsSecrets`.
+    Files,
+}
+
+/// A shared, mutable map: Go's `map[string]interface{}`.
+///
+/// A lock is held only inside one method call, never while other values are evaluated, so a
+/// map that contains itself (`set $m "self" $m`) cannot deadlock a lookup.
+#[derive(Clone)]
+pub struct Dict(Arc<DictInner>);
+
+struct DictInner {
+    tag: Tag,
+    map: Mutex<Map>,
+}
+
+impl Dict {
+    /// A new map holding `m`.
+    pub fn new(m: Map) -> Dict {
+        Dict::tagged(Tag::Plain, m)
+    }
+
+    /// A new map standing for one of Helm's objects.
+    pub fn tagged(tag: Tag, m: Map) -> Dict {
+        Dict(Arc::new(DictInner {
+            tag,
+            map: Mutex::new(m),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Map> {
+        // A panic while the lock was held leaves a map that is still a valid map.
+        self.0.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Which of Helm's objects this is.
+    pub fn tag(&self) -> Tag {
+        self.0.tag
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Set `key`, seen by every reference to this map.
+    pub fn insert(&self, key: impl Into<Arc<str>>, value: Value) {
+        self.lock().insert(key.into(), value);
+    }
+
+    /// Remove `key`.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        self.lock().remove(key)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The keys, sorted.
+    pub fn keys(&self) -> Vec<Arc<str>> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// A copy of the entries as they are now (the values still share their maps).
+    pub fn snapshot(&self) -> Map {
+        self.lock().clone()
+    }
+
+    /// Whether both are the same map (Go's pointer identity).
+    pub fn same(&self, other: &Dict) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Dict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.snapshot()).finish()
+    }
+}
+
+/// A template value: what Go's `interface{}` holds in Helm.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    String(Arc<str>),
+    List(Arc<[Value]>),
+    Map(Dict),
+}
+
+impl PartialEq for Value {
+    /// Go's `reflect.DeepEqual`: integers and floats of the same value differ.
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Uint(a), Value::Uint(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::List(a), Value::List(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => a.same(b) || a.snapshot() == b.snapshot(),
+            _ => false,
+        }
+    }
+}
+
+impl Value {
+    /// Go's truth for `if`, `with`, `and`, `or`, `not`.
+    pub fn is_truthy(&self) -> bool {
+        !is_empty(self)
+    }
+
+    /// The value under `key` when this is a map.
+    pub fn field(&self, key: &str) -> Option<Value> {
+        match self {
+            Value::Map(d) => d.get(key),
+            _ => None,
+        }
+    }
+
+    /// Go's type name (`%T`).
+    pub fn type_name(&self) -> &'static str {
+        type_of(self)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        string(s)
+    }
+}
+
+/// Wrap entries in a new map.
 pub fn map(m: Map) -> Value {
-    Value::Map(Arc::new(m))
+    Value::Map(Dict::new(m))
 }
 
 /// Wrap a list.
@@ -29,12 +190,13 @@ pub fn string(s: impl AsRef<str>) -> Value {
     Value::String(Arc::from(s.as_ref()))
 }
 
-/// An empty map.
+/// A new empty map.
 pub fn empty_map() -> Value {
     map(Map::new())
 }
 
-/// Convert parsed YAML the way Helm does (numbers become floats, keys strings).
+/// Convert parsed YAML the way Helm does (numbers become floats, keys strings); every mapping
+/// becomes a map of its own.
 pub fn from_yaml(yaml: &Yaml) -> Value {
     match yaml {
         Yaml::Null => Value::Nil,
@@ -50,12 +212,35 @@ pub fn from_yaml(yaml: &Yaml) -> Value {
     }
 }
 
-/// The map inside a value, if it is one.
-pub fn as_map(v: &Value) -> Option<&Map> {
+/// The entries of a value that is a map, as they are now.
+pub fn as_map(v: &Value) -> Option<Map> {
     match v {
-        Value::Map(m) => Some(m),
+        Value::Map(d) => Some(d.snapshot()),
         _ => None,
     }
+}
+
+/// The map a value is, if it is one.
+pub fn as_dict(v: &Value) -> Option<&Dict> {
+    match v {
+        Value::Map(d) => Some(d),
+        _ => None,
+    }
+}
+
+/// A copy sharing nothing with `v`: every map inside is a new map (Sprig's `deepCopy`, and how
+/// each render gets values of its own).
+pub fn deep_copy(v: &Value) -> Value {
+    match v {
+        Value::List(items) => list(items.iter().map(deep_copy).collect()),
+        Value::Map(d) => Value::Map(Dict::tagged(d.tag(), deep_copy_map(&d.snapshot()))),
+        other => other.clone(),
+    }
+}
+
+/// [`deep_copy`] of each value of `m`.
+pub fn deep_copy_map(m: &Map) -> Map {
+    m.iter().map(|(k, v)| (k.clone(), deep_copy(v))).collect()
 }
 
 /// Go's notion of an empty value, as Sprig's `empty` and `default` use it.
@@ -69,7 +254,6 @@ pub fn is_empty(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::List(l) => l.is_empty(),
         Value::Map(m) => m.is_empty(),
-        Value::Function(_) => false,
     }
 }
 
@@ -84,7 +268,6 @@ pub fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::List(_) => "slice",
         Value::Map(_) => "map",
-        Value::Function(_) => "func",
     }
 }
 
@@ -98,25 +281,14 @@ pub fn type_of(v: &Value) -> &'static str {
         Value::Float(_) => "float64",
         Value::String(_) => "string",
         Value::List(_) => "[]interface {}",
+        Value::Map(d) if d.tag() == Tag::Files => "engine.files",
         Value::Map(_) => "map[string]interface {}",
-        Value::Function(_) => "func",
     }
 }
 
 /// Deep equality, treating integers and floats of the same value as different (as Go does).
 pub fn deep_equal(a: &Value, b: &Value) -> bool {
     a == b
-}
-
-/// Set `path` (a chain of map keys) inside `root` to `value`, building maps as needed.
-pub fn set_path(root: &Value, path: &[Arc<str>], value: Value) -> Value {
-    let Some((first, rest)) = path.split_first() else {
-        return value;
-    };
-    let mut m = as_map(root).cloned().unwrap_or_default();
-    let inner = m.get(first).cloned().unwrap_or(Value::Nil);
-    m.insert(first.clone(), set_path(&inner, rest, value));
-    map(m)
 }
 
 #[cfg(test)]
@@ -127,21 +299,45 @@ mod tests {
     #[test]
     fn numbers_from_yaml_are_floats() {
         let v = from_yaml(&parse_document("a: 1\nb: [x]\n").unwrap());
-        assert_eq!(v.field("a"), Some(&Value::Float(1.0)));
-        assert_eq!(kind_of(v.field("a").unwrap()), "float64");
-        assert_eq!(type_of(v.field("b").unwrap()), "[]interface {}");
+        assert_eq!(v.field("a"), Some(Value::Float(1.0)));
+        assert_eq!(kind_of(&v.field("a").unwrap()), "float64");
+        assert_eq!(type_of(&v.field("b").unwrap()), "[]interface {}");
     }
 
     #[test]
-    fn set_path_builds_maps() {
-        let v = set_path(
-            &empty_map(),
-            &[Arc::from("a"), Arc::from("b")],
-            Value::Int(1),
-        );
+    fn a_map_is_shared_by_every_reference_and_deep_copy_is_not() {
+        let v = from_yaml(&parse_document("inner: {a: 1}\nlist: [{b: 2}]\n").unwrap());
+        let alias = v.clone();
+        let inner = v.field("inner").unwrap();
+        as_dict(&inner).unwrap().insert("x", Value::Int(1));
         assert_eq!(
-            v.field("a").and_then(|a| a.field("b")),
-            Some(&Value::Int(1))
+            alias.field("inner").and_then(|i| i.field("x")),
+            Some(Value::Int(1))
         );
+        let copy = deep_copy(&v);
+        as_dict(&inner).unwrap().insert("y", Value::Int(2));
+        assert_eq!(copy.field("inner").and_then(|i| i.field("y")), None);
+        assert_eq!(
+            copy.field("inner").and_then(|i| i.field("x")),
+            Some(Value::Int(1))
+        );
+        // A map inside a list is the same map wherever the list goes.
+        let Some(Value::List(items)) = alias.field("list") else {
+            panic!("list")
+        };
+        as_dict(&items[0]).unwrap().insert("c", Value::Int(3));
+        let Some(Value::List(again)) = v.field("list") else {
+            panic!("list")
+        };
+        assert_eq!(again[0].field("c"), Some(Value::Int(3)));
+    }
+
+    #[test]
+    fn a_map_containing_itself_does_not_deadlock_equality() {
+        let v = empty_map();
+        as_dict(&v).unwrap().insert("self", v.clone());
+        assert_eq!(v, v.clone());
+        // Break the cycle so the test does not leak.
+        as_dict(&v).unwrap().remove("self");
     }
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use gotmpl::Value;
+use super::value::Value;
 
 use super::chart::{Chart, Dependency};
 use super::semver;
@@ -29,7 +29,7 @@ pub fn merge_user_values(base: &Map, overlay: &Map) -> Map {
     for (k, v) in overlay {
         match (out.get(k).and_then(as_map), as_map(v)) {
             (Some(dst), Some(src)) => {
-                let merged = merge_user_values(dst, src);
+                let merged = merge_user_values(&dst, &src);
                 out.insert(k.clone(), value::map(merged));
             }
             _ => {
@@ -107,13 +107,27 @@ fn prune<'a>(
     warnings: &mut Vec<String>,
 ) -> ChartNode<'a> {
     let tags = values.get("tags").and_then(as_map);
+    let tags = tags.as_ref();
+    // Helm evaluates every `dependencies` entry, found or not, and removes every subchart
+    // *named* like a disabled one: also a subchart no entry claims (its version is outside
+    // the entry's range), not only the entry's own chart.
+    let disabled: Vec<String> = node
+        .chart
+        .metadata
+        .dependencies
+        .iter()
+        .filter_map(|req| {
+            let name = if req.alias.is_empty() {
+                &req.name
+            } else {
+                &req.alias
+            };
+            (!enabled(req, name, tags, values, path, warnings)).then(|| name.clone())
+        })
+        .collect();
     let mut deps = Vec::new();
     for dep in node.deps {
-        let enabled = match &dep.requirement {
-            Some(req) => enabled(req, &dep.name, tags, values, path, warnings),
-            None => true,
-        };
-        if enabled {
+        if !disabled.contains(&dep.name) {
             let sub_path = format!("{path}{}.", dep.name);
             deps.push(prune(dep, values, &sub_path, warnings));
         }
@@ -151,7 +165,7 @@ fn enabled(
         }
         match path_value(values, &format!("{path}{condition}")) {
             Some(Value::Bool(b)) => {
-                enabled = *b;
+                enabled = b;
                 break;
             }
             Some(Value::Nil) | None => {}
@@ -163,12 +177,12 @@ fn enabled(
     enabled
 }
 
-fn path_value<'v>(values: &'v Map, path: &str) -> Option<&'v Value> {
+fn path_value(values: &Map, path: &str) -> Option<Value> {
     let mut parts = path.split('.');
     let first = parts.next()?;
-    let mut current = values.get(first)?;
+    let mut current = values.get(first)?.clone();
     for part in parts {
-        current = as_map(current)?.get(part)?;
+        current = current.field(part)?;
     }
     Some(current)
 }
@@ -178,7 +192,7 @@ fn path_value<'v>(values: &'v Map, path: &str) -> Option<&'v Value> {
 pub fn coalesce(node: &ChartNode<'_>, dest: Map, warnings: &mut Vec<String>) -> Map {
     let defaults = value::from_yaml(&node.chart.values);
     let mut dest = match as_map(&defaults) {
-        Some(defaults) => coalesce_values(defaults, dest, &node.name, warnings),
+        Some(defaults) => coalesce_values(&defaults, dest, &node.name, warnings),
         None => dest,
     };
     for dep in &node.deps {
@@ -186,7 +200,7 @@ pub fn coalesce(node: &ChartNode<'_>, dest: Map, warnings: &mut Vec<String>) -> 
         let sub = match dest.get(&key) {
             None => Map::new(),
             Some(v) => match as_map(v) {
-                Some(m) => m.clone(),
+                Some(m) => m,
                 None => {
                     warnings.push(format!(
                         "values for subchart {} are not a map; using its defaults",
@@ -212,7 +226,7 @@ fn coalesce_values(defaults: &Map, mut dest: Map, chart: &str, warnings: &mut Ve
             }
             Some(Value::Map(user)) => match as_map(default) {
                 Some(src) => {
-                    let merged = coalesce_tables((**user).clone(), src, warnings);
+                    let merged = coalesce_tables(user.snapshot(), &src, warnings);
                     dest.insert(key.clone(), value::map(merged));
                 }
                 None if !matches!(default, Value::Nil) => {
@@ -241,7 +255,7 @@ fn coalesce_tables(mut dst: Map, src: &Map, warnings: &mut Vec<String>) -> Map {
             }
             Some(d) => match (as_map(d), as_map(s)) {
                 (Some(d), Some(s)) => {
-                    let merged = coalesce_tables(d.clone(), s, warnings);
+                    let merged = coalesce_tables(d, &s, warnings);
                     dst.insert(key.clone(), value::map(merged));
                 }
                 (None, Some(_)) => {
@@ -256,24 +270,16 @@ fn coalesce_tables(mut dst: Map, src: &Map, warnings: &mut Vec<String>) -> Map {
 
 /// Copy the parent's `global` section into a subchart's values (the parent's entries win).
 fn coalesce_globals(mut dest: Map, parent: &Map, warnings: &mut Vec<String>) -> Map {
-    let mut dg = dest
-        .get("global")
-        .and_then(as_map)
-        .cloned()
-        .unwrap_or_default();
-    let sg = parent
-        .get("global")
-        .and_then(as_map)
-        .cloned()
-        .unwrap_or_default();
+    let mut dg = dest.get("global").and_then(as_map).unwrap_or_default();
+    let sg = parent.get("global").and_then(as_map).unwrap_or_default();
     for (key, val) in sg {
         match (as_map(&val), dg.get(&key)) {
             (Some(vv), None) => {
-                dg.insert(key, value::map(vv.clone()));
+                dg.insert(key, value::map(vv));
             }
             (Some(vv), Some(existing)) => match as_map(existing) {
                 Some(dv) => {
-                    let merged = coalesce_tables(vv.clone(), dv, warnings);
+                    let merged = coalesce_tables(vv, &dv, warnings);
                     dg.insert(key, value::map(merged));
                 }
                 None => warnings.push(format!("cannot merge map onto non-map for global {key}")),
@@ -297,9 +303,7 @@ mod tests {
     use crate::collect::yaml::parse_document;
 
     fn m(src: &str) -> Map {
-        as_map(&from_yaml(&parse_document(src).unwrap()))
-            .cloned()
-            .unwrap_or_default()
+        as_map(&from_yaml(&parse_document(src).unwrap())).unwrap_or_default()
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn include_tpl_and_defines() {
 }
 
 #[test]
-fn set_updates_the_variable_or_dot_it_names() {
+fn set_changes_the_map_every_reference_sees() {
     check(
         "",
         "{{- $d := dict \"a\" 1 }}{{ $_ := set $d \"b\" 2 }}{{ $d.b }} {{ $_ := unset $d \"a\" }}{{ hasKey $d \"a\" }}",
@@ -94,13 +94,25 @@ fn set_updates_the_variable_or_dot_it_names() {
     );
     check(
         "cfg: {}\n",
-        "{{- $_ := set .Values.cfg \"k\" \"v\" }}{{ .Values.cfg.k }} {{ $c := .Values.cfg }}{{ $_ := set $c.inner \"x\" 1 }}{{ $c.inner.x }}",
+        "{{- $_ := set .Values.cfg \"k\" \"v\" }}{{ .Values.cfg.k }} {{ $c := .Values.cfg }}{{ $_ := set $c \"inner\" dict }}{{ $_ := set $c.inner \"x\" 1 }}{{ .Values.cfg.inner.x }}",
         "v 1",
     );
     check(
         "",
         "{{- define \"f\" }}{{ $_ := set . \"y\" 2 }}{{ .y }}{{ end }}{{ include \"f\" (dict \"x\" 1) }}",
         "2",
+    );
+    // A helper's `set` on its dot is the caller's map: through `template`, `include`, `tpl`.
+    check(
+        "",
+        "{{- define \"m\" }}{{ $_ := set . \"mode\" \"a\" }}{{ end }}{{ template \"m\" . }}{{ .mode }} {{ $d := dict }}{{ $_ := include \"m\" $d }}{{ $d.mode }} {{ $_ := tpl \"{{ $_ := set .Values \\\"t\\\" 1 }}\" . }}{{ .Values.t }}",
+        "a a 1",
+    );
+    // A map inside a list is shared too; deepCopy is not.
+    check(
+        "l: [{a: 1}]\n",
+        "{{- $c := deepCopy .Values }}{{ $_ := set (index .Values.l 0) \"b\" 2 }}{{ (index .Values.l 0).b }} {{ (index $c.l 0).b }}",
+        "2 ",
     );
 }
 
@@ -203,5 +215,62 @@ fn helm_object_methods_and_numbers() {
         "port: 8080\nratio: 0.5\nbig: 1000000\n",
         "{{ .Values.port }} {{ .Values.ratio }} {{ .Values.big }} {{ int .Values.big }} {{ printf \"%d\" (int .Values.port) }} {{ toYaml .Values }}",
         "8080 0.5 1e+06 1000000 8080 big: 1000000\nport: 8080\nratio: 0.5",
+    );
+}
+
+#[test]
+fn field_access_on_nil_is_an_error_with_the_line() {
+    let err = render("", "a\n{{ .Values.global.x }}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("t/templates/x.yaml:2:")
+            && err.contains("<.Values.global.x>")
+            && err.contains("nil pointer evaluating interface {}.x"),
+        "{err}"
+    );
+    let err = render("l: [null]\n", "{{ range .Values.l }}{{ .x }}{{ end }}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nil pointer evaluating interface {}.x"),
+        "{err}"
+    );
+    // "No value" is not a nil interface: a variable, a parenthesised pipeline, a nil dot.
+    check(
+        "",
+        "{{ $g := .Values.global }}[{{ $g.x }}][{{ (.Values.global).x }}]{{ define \"d\" }}[{{ .x }}]{{ end }}{{ include \"d\" .Values.global }}",
+        "[][][]",
+    );
+    // and/or stop at the first deciding argument.
+    check("", "[{{ and .Values.global .Values.global.x }}]", "[]");
+}
+
+#[test]
+fn one_top_level_object_per_chart_shared_in_render_order() {
+    // Helm renders `zz-defaults.yaml` before `a.yaml` (reverse lexical order at one depth).
+    let c = chart(
+        "_defaults: {mode: standalone, image: app}\nimage: mine\n",
+        &[
+            ("a.yaml", "{{ .Values.mode }} {{ .Values.image }} {{ hasKey .Values \"_defaults\" }}"),
+            (
+                "zz-defaults.yaml",
+                "{{- $d := $.Values._defaults }}{{ $_ := unset $.Values \"_defaults\" }}{{ $_ := set $ \"Values\" (mustMergeOverwrite $d $.Values) }}",
+            ),
+        ],
+        &[],
+    );
+    let rendered = render_chart(&c, &[]).unwrap();
+    let texts: Vec<(&str, &str)> = rendered
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.text.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("t/templates/zz-defaults.yaml", ""),
+            ("t/templates/a.yaml", "standalone mine false"),
+        ]
     );
 }

@@ -1,14 +1,18 @@
 //! Sprig's list, dict, default/empty and type functions.
 //!
-//! Sprig's `set`, `unset`, `merge` and `mergeOverwrite` change their first argument in place;
-//! ours return the changed copy, and `rewrite.rs` stores it back where the template named it.
+//! Sprig's `set`, `unset`, `merge` and `mergeOverwrite` change their first argument in place
+//! and return it; so do ours, on the shared [`Dict`] every reference to the map sees.
+//! `deepCopy` makes maps of its own.
 
 use std::sync::Arc;
 
-use gotmpl::{FuncMap, Value};
+use crate::collect::helm::exec::FuncMap;
+use crate::collect::helm::value::Value;
 
 use super::{add, arg, error, last, list_arg, str_arg, strval, to_i64, FuncResult};
-use crate::collect::helm::value::{self, as_map, is_empty, kind_of, list, string, type_of, Map};
+use crate::collect::helm::value::{
+    self, as_dict, as_map, deep_copy, is_empty, kind_of, list, string, type_of, Dict, Map,
+};
 
 pub(super) fn register(m: &mut FuncMap) {
     add(m, "list", |a| Ok(list(a.to_vec())));
@@ -29,14 +33,14 @@ pub(super) fn register(m: &mut FuncMap) {
             .unwrap_or_else(|| string("")))
     });
     add(m, "set", |a| {
-        let mut d = dict_arg(arg(a, 0));
-        d.insert(Arc::from(str_arg(arg(a, 1)).as_str()), arg(a, 2).clone());
-        Ok(value::map(d))
+        let d = target("set", arg(a, 0))?;
+        d.insert(str_arg(arg(a, 1)).as_str(), arg(a, 2).clone());
+        Ok(Value::Map(d.clone()))
     });
     add(m, "unset", |a| {
-        let mut d = dict_arg(arg(a, 0));
+        let d = target("unset", arg(a, 0))?;
         d.remove(str_arg(arg(a, 1)).as_str());
-        Ok(value::map(d))
+        Ok(Value::Map(d.clone()))
     });
     add(m, "hasKey", |a| {
         Ok(Value::Bool(
@@ -87,8 +91,8 @@ pub(super) fn register(m: &mut FuncMap) {
         let default = a[a.len() - 2].clone();
         let mut current = a[a.len() - 1].clone();
         for key in &a[..a.len() - 2] {
-            match as_map(&current).and_then(|m| m.get(str_arg(key).as_str())) {
-                Some(next) => current = next.clone(),
+            match current.field(str_arg(key).as_str()) {
+                Some(next) => current = next,
                 None => return Ok(default),
             }
         }
@@ -100,8 +104,8 @@ pub(super) fn register(m: &mut FuncMap) {
     for name in ["mergeOverwrite", "mustMergeOverwrite"] {
         add(m, name, |a| merge(a, true));
     }
-    add(m, "deepCopy", |a| Ok(arg(a, 0).clone()));
-    add(m, "mustDeepCopy", |a| Ok(arg(a, 0).clone()));
+    add(m, "deepCopy", |a| Ok(deep_copy(arg(a, 0))));
+    add(m, "mustDeepCopy", |a| Ok(deep_copy(arg(a, 0))));
 
     for name in ["append", "push", "mustAppend", "mustPush"] {
         add(m, name, |a| {
@@ -202,11 +206,7 @@ pub(super) fn register(m: &mut FuncMap) {
         });
     }
     for name in ["slice", "mustSlice"] {
-        add(m, name, |a| {
-            let start = a.get(1).map(to_i64);
-            let end = a.get(2).map(to_i64);
-            arg(a, 0).slice(start, end).map_err(|e| error("slice", e))
-        });
+        add(m, name, |a| slice(a).map_err(|e| error("slice", e)));
     }
     for name in ["chunk", "mustChunk"] {
         add(m, name, |a| {
@@ -292,7 +292,59 @@ pub(super) fn register(m: &mut FuncMap) {
 
 /// A dict argument; nil (a missing value) is an empty dict.
 fn dict_arg(v: &Value) -> Map {
-    as_map(v).cloned().unwrap_or_default()
+    as_map(v).unwrap_or_default()
+}
+
+/// The map a function changes in place; Go cannot pass anything else as `map[string]interface{}`.
+fn target<'v>(name: &str, v: &'v Value) -> Result<&'v Dict, String> {
+    as_dict(v).ok_or_else(|| {
+        error(
+            name,
+            format!(
+                "wrong type for value; expected map[string]interface {{}}; got {}",
+                match v {
+                    Value::Nil => "interface {}",
+                    other => type_of(other),
+                }
+            ),
+        )
+    })
+}
+
+/// Sprig's `slice LIST [START [END]]` (and on strings, Go's `slice`).
+fn slice(a: &[Value]) -> Result<Value, String> {
+    let bound = |i: usize, len: usize, default: usize| -> Result<usize, String> {
+        match a.get(i) {
+            None => Ok(default),
+            Some(v) => {
+                let n = to_i64(v);
+                if n < 0 || n as usize > len {
+                    Err(format!("index out of range: {n}"))
+                } else {
+                    Ok(n as usize)
+                }
+            }
+        }
+    };
+    match arg(a, 0) {
+        Value::List(items) => {
+            let start = bound(1, items.len(), 0)?;
+            let end = bound(2, items.len(), items.len())?;
+            if start > end {
+                return Err(format!("invalid slice index: {start} > {end}"));
+            }
+            Ok(list(items[start..end].to_vec()))
+        }
+        Value::String(s) => {
+            let start = bound(1, s.len(), 0)?;
+            let end = bound(2, s.len(), s.len())?;
+            if start > end {
+                return Err(format!("invalid slice index: {start} > {end}"));
+            }
+            Ok(string(String::from_utf8_lossy(&s.as_bytes()[start..end])))
+        }
+        other => Err(format!("Cannot slice type {}", type_of(other))),
+    }
 }
 
 fn until_step(start: i64, stop: i64, step: i64) -> Vec<Value> {
@@ -308,40 +360,50 @@ fn until_step(start: i64, stop: i64, step: i64) -> Vec<Value> {
     out
 }
 
-/// Sprig's `merge`/`mergeOverwrite` (mergo): deep for maps; without overwrite only empty or
-/// missing destination keys are filled.
+/// Sprig's `merge`/`mergeOverwrite` (mergo): the first map is changed in place and returned;
+/// deep for maps (a nested destination map is changed in place too); without overwrite only
+/// empty or missing destination keys are filled. Source maps are put in by reference, as mergo
+/// does.
 fn merge(a: &[Value], overwrite: bool) -> FuncResult {
-    let mut dst = dict_arg(arg(a, 0));
+    let name = if overwrite { "mergeOverwrite" } else { "merge" };
+    let dst = target(name, arg(a, 0))?;
     for src in a.iter().skip(1) {
-        if let Some(src) = as_map(src) {
-            dst = merge_maps(&dst, src, overwrite);
+        if let Some(src) = as_dict(src) {
+            if !src.same(dst) {
+                merge_into(dst, src, overwrite);
+            }
         }
     }
-    Ok(value::map(dst))
+    Ok(Value::Map(dst.clone()))
 }
 
-fn merge_maps(dst: &Map, src: &Map, overwrite: bool) -> Map {
-    let mut out = dst.clone();
-    for (k, s) in src {
-        let d = dst.get(k);
-        match (d.and_then(as_map), as_map(s)) {
-            (Some(dm), Some(sm)) if !dm.is_empty() => {
-                out.insert(k.clone(), value::map(merge_maps(dm, sm, overwrite)));
+fn merge_into(dst: &Dict, src: &Dict, overwrite: bool) {
+    for (k, s) in src.snapshot() {
+        let d = dst.get(&k);
+        if matches!(s, Value::Nil) {
+            // mergo skips a nil source value, or with overwrite sets it.
+            if overwrite {
+                dst.insert(k, s);
+            }
+            continue;
+        }
+        if let (Some(Value::Map(dm)), Value::Map(sm)) = (&d, &s) {
+            if !dm.same(sm) {
+                merge_into(dm, sm, overwrite);
+            }
+            if !dm.is_empty() {
                 continue;
             }
-            _ => {}
         }
-        let take = match d {
+        let take = match &d {
             None => true,
             Some(d) if is_empty(d) => true,
-            Some(_) if overwrite => !matches!(s, Value::List(l) if l.is_empty()),
-            Some(_) => false,
+            Some(_) => overwrite,
         };
         if take {
-            out.insert(k.clone(), s.clone());
+            dst.insert(k, s);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -367,9 +429,10 @@ mod tests {
         assert_eq!(call("get", &[d.clone(), string("x")]), "");
         assert_eq!(call("hasKey", &[d.clone(), string("a")]), "true");
         assert_eq!(
-            call("set", &[d.clone(), string("z"), Value::Int(3)]),
+            call("set", &[deep_copy(&d), string("z"), Value::Int(3)]),
             "map[a:1 b:map[c:2] z:3]"
         );
+        assert_eq!(call("hasKey", &[d.clone(), string("z")]), "false");
         assert_eq!(call("omit", &[d.clone(), string("b")]), "map[a:1]");
         assert_eq!(call("pick", &[d.clone(), string("b")]), "map[b:map[c:2]]");
         assert_eq!(

@@ -4,7 +4,8 @@
 use std::cell::Cell;
 use std::fmt::Write;
 
-use gotmpl::{FuncMap, Value};
+use crate::collect::helm::exec::FuncMap;
+use crate::collect::helm::value::Value;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{add, arg, error, last, str_arg, strval, to_i64};
@@ -80,7 +81,7 @@ pub(super) fn register(m: &mut FuncMap) {
             Err(e) => list(vec![string(e.message)]),
         })
     });
-    add(m, "toToml", |a| Ok(string(to_json(last(a)))));
+    add(m, "toToml", |a| Ok(string(to_toml(last(a)))));
 
     add(m, "semverCompare", |a| {
         semver::semver_compare(&str_arg(arg(a, 0)), &str_arg(arg(a, 1)))
@@ -156,8 +157,15 @@ pub(super) fn register(m: &mut FuncMap) {
     for name in ["genSignedCert", "genSignedCertWithKey", "buildCustomCert"] {
         add(m, name, |a| Ok(fake_cert(&str_arg(arg(a, 0)))));
     }
-    add(m, "genPrivateKey", |_| {
-        Ok(string(fake_pem("PRIVATE KEY", "seal")))
+    // A placeholder with the PEM type Sprig's key would have (no real key is generated).
+    add(m, "genPrivateKey", |a| {
+        let kind = match str_arg(arg(a, 0)).as_str() {
+            "rsa" => "RSA PRIVATE KEY",
+            "dsa" => "DSA PRIVATE KEY",
+            "ecdsa" => "EC PRIVATE KEY",
+            _ => "PRIVATE KEY",
+        };
+        Ok(string(fake_pem(kind, "seal")))
     });
     add(m, "encryptAES", |a| {
         Ok(string(base64_encode(str_arg(arg(a, 1)).as_bytes())))
@@ -181,15 +189,53 @@ pub(super) fn register(m: &mut FuncMap) {
     add(m, "htmlDateInZone", |a| {
         Ok(string(go_date("2006-01-02", to_i64(arg(a, 0)))))
     });
-    for name in ["toDate", "mustToDate"] {
-        add(m, name, |_| Ok(Value::Int(0)));
-    }
-    add(m, "dateModify", |a| Ok(arg(a, 1).clone()));
-    add(m, "ago", |_| Ok(string("0s")));
-    add(m, "duration", |a| {
-        Ok(string(format!("{}s", to_i64(last(a)))))
+    add(m, "toDate", |a| {
+        Ok(Value::Int(
+            parse_go_date(&str_arg(arg(a, 0)), &str_arg(arg(a, 1))).unwrap_or(-62_135_596_800),
+        ))
     });
-    add(m, "durationRound", |a| Ok(string(str_arg(last(a)))));
+    add(m, "mustToDate", |a| {
+        let (layout, text) = (str_arg(arg(a, 0)), str_arg(arg(a, 1)));
+        parse_go_date(&layout, &text)
+            .map(Value::Int)
+            .ok_or_else(|| error("mustToDate", format!("parsing time {text:?} as {layout:?}")))
+    });
+    // Dates are Unix seconds here; a modifier that is not a Go duration leaves the date.
+    add(m, "dateModify", |a| {
+        let date = to_i64(arg(a, 1));
+        Ok(Value::Int(match parse_go_duration(&str_arg(arg(a, 0))) {
+            Some(nanos) => date.saturating_add(nanos / 1_000_000_000),
+            None => date,
+        }))
+    });
+    add(m, "mustDateModify", |a| {
+        let modifier = str_arg(arg(a, 0));
+        let nanos = parse_go_duration(&modifier).ok_or_else(|| {
+            error(
+                "mustDateModify",
+                format!("time: invalid duration {modifier:?}"),
+            )
+        })?;
+        Ok(Value::Int(
+            to_i64(arg(a, 1)).saturating_add(nanos / 1_000_000_000),
+        ))
+    });
+    add(m, "ago", |_| Ok(string("0s")));
+    // Sprig takes seconds as a string or an int64; anything else (a template's `int`) is 0.
+    add(m, "duration", |a| {
+        let secs = match last(a) {
+            Value::String(s) => s.trim().parse::<i64>().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(string(go_duration(secs.saturating_mul(1_000_000_000))))
+    });
+    add(m, "durationRound", |a| {
+        let nanos = match last(a) {
+            Value::String(s) => parse_go_duration(s).unwrap_or(0),
+            _ => 0,
+        };
+        Ok(string(duration_round(nanos)))
+    });
 }
 
 /// Helm's `fromYaml`: a map, or `{Error: message}` when the text is not a YAML map.
@@ -203,7 +249,243 @@ pub fn from_yaml_map(text: &str) -> Value {
         Ok(y @ yaml::Yaml::Map(_)) => from_yaml(&y),
         Ok(yaml::Yaml::Null) => value::empty_map(),
         Ok(_) => err("error unmarshaling JSON: json: cannot unmarshal into Go value of type map[string]interface {}".into()),
-        Err(e) => err(e.message),
+        Err(e) => err(format!("error converting YAML to JSON: yaml: {}", yaml_message(&e.message))),
+    }
+}
+
+/// A YAML error's message without our position prefix (go-yaml's has none for most errors).
+fn yaml_message(message: &str) -> &str {
+    let rest = message.strip_prefix("error: ").unwrap_or(message);
+    match rest.strip_prefix("line ") {
+        Some(after) => after
+            .split_once(": ")
+            .filter(|(pos, _)| pos.contains("column"))
+            .map(|(_, m)| m)
+            .unwrap_or(rest),
+        None => rest,
+    }
+}
+
+/// Go's `time.Duration.String` of `nanos`.
+fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let neg = nanos < 0;
+    let u = nanos.unsigned_abs();
+    let mut out = String::new();
+    if u < 1_000_000_000 {
+        // Below a second: ns, µs or ms with a fraction.
+        let (unit, div) = if u < 1_000 {
+            ("ns", 1)
+        } else if u < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        out.push_str(&fraction(u, div));
+        out.push_str(unit);
+    } else {
+        let secs = u / 1_000_000_000;
+        let (h, m) = (secs / 3600, secs / 60 % 60);
+        if h > 0 {
+            let _ = write!(out, "{h}h");
+        }
+        if h > 0 || m > 0 {
+            let _ = write!(out, "{m}m");
+        }
+        out.push_str(&fraction(u % 60_000_000_000, 1_000_000_000));
+        out.push('s');
+    }
+    if neg {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// `n / div` with the fraction's trailing zeros dropped (`1.5`, `2`).
+fn fraction(n: u64, div: u64) -> String {
+    let whole = n / div;
+    let frac = n % div;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let digits = format!("{frac:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds.
+fn parse_go_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(if neg { -(total as i64) } else { total as i64 })
+}
+
+/// Sprig's `durationRound`: the largest whole unit (`2h`, `3d`, `1mo`, `2y`).
+fn duration_round(nanos: i64) -> String {
+    const SECOND: u64 = 1_000_000_000;
+    const MINUTE: u64 = 60 * SECOND;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    const MONTH: u64 = 30 * DAY;
+    const YEAR: u64 = 365 * DAY;
+    let u = nanos.unsigned_abs();
+    let (n, unit) = match u {
+        u if u > YEAR => (u / YEAR, "y"),
+        u if u > MONTH => (u / MONTH, "mo"),
+        u if u > DAY => (u / DAY, "d"),
+        u if u > HOUR => (u / HOUR, "h"),
+        u if u > MINUTE => (u / MINUTE, "m"),
+        u if u > SECOND => (u / SECOND, "s"),
+        _ => return "0s".into(),
+    };
+    format!("{}{n}{unit}", if nanos < 0 { "-" } else { "" })
+}
+
+/// Go's `time.ParseInLocation(layout, text, time.Local)` for numeric layouts and month names,
+/// in UTC: Unix seconds, or None when `text` does not fit `layout`.
+fn parse_go_date(layout: &str, text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (mut year, mut month, mut day, mut hour, mut minute, mut second) =
+        (1i64, 1i64, 1i64, 0i64, 0i64, 0i64);
+    let mut l = layout;
+    let mut t = text;
+    let number = |t: &mut &str, digits: usize| -> Option<i64> {
+        let n: i64 = t.get(..digits)?.parse().ok()?;
+        *t = &t[digits..];
+        Some(n)
+    };
+    while !l.is_empty() {
+        if let Some(r) = l.strip_prefix("2006") {
+            year = number(&mut t, 4)?;
+            l = r;
+        } else if let Some(r) = l.strip_prefix("Jan") {
+            let i = MONTHS.iter().position(|m| t.starts_with(m))?;
+            month = i as i64 + 1;
+            t = &t[3..];
+            l = r;
+        } else {
+            let (token, r) = l.split_at(2.min(l.len()));
+            let slot = match token {
+                "01" => Some(&mut month),
+                "02" => Some(&mut day),
+                "15" => Some(&mut hour),
+                "04" => Some(&mut minute),
+                "05" => Some(&mut second),
+                _ => None,
+            };
+            match slot {
+                Some(slot) => {
+                    *slot = number(&mut t, 2)?;
+                    l = r;
+                }
+                None => {
+                    let c = l.chars().next()?;
+                    t = t.strip_prefix(c)?;
+                    l = &l[c.len_utf8()..];
+                }
+            }
+        }
+    }
+    if !t.is_empty() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// BurntSushi/toml's encoding (what Sprig's `toToml` uses) of a map: plain keys first, then
+/// each table as `[name]` with its entries indented.
+fn to_toml(v: &Value) -> String {
+    let mut out = String::new();
+    if let Value::Map(m) = v {
+        toml_table(&mut out, &m.snapshot(), "", 0);
+    }
+    out
+}
+
+fn toml_table(out: &mut String, m: &Map, prefix: &str, depth: usize) {
+    let indent = "  ".repeat(depth);
+    for (k, v) in m {
+        if !matches!(v, Value::Map(_) | Value::Nil) {
+            let _ = writeln!(out, "{indent}{} = {}", toml_key(k), toml_value(v));
+        }
+    }
+    for (k, v) in m {
+        if let Value::Map(inner) = v {
+            let name = if prefix.is_empty() {
+                toml_key(k)
+            } else {
+                format!("{prefix}.{}", toml_key(k))
+            };
+            let inner_indent = "  ".repeat(depth);
+            let _ = writeln!(out, "\n{inner_indent}[{name}]");
+            toml_table(out, &inner.snapshot(), &name, depth + 1);
+        }
+    }
+}
+
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
+}
+
+fn toml_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{:?}", s.as_ref()),
+        Value::Float(f) if f.fract() == 0.0 && f.is_finite() => format!("{f:.1}"),
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+        ),
+        other => crate::collect::helm::format::go_string(other),
     }
 }
 
@@ -393,7 +675,7 @@ fn go_date(layout: &str, t: i64) -> String {
     ];
     let month_name = MONTHS[(month - 1) as usize];
     let day_name = DAYS[days.rem_euclid(7) as usize];
-    let tokens: [(&str, String); 20] = [
+    let tokens: [(&str, String); 25] = [
         ("2006", format!("{year:04}")),
         ("January", month_name.to_string()),
         ("Monday", day_name.to_string()),
@@ -414,6 +696,11 @@ fn go_date(layout: &str, t: i64) -> String {
         ("PM", if hour < 12 { "AM" } else { "PM" }.into()),
         ("pm", if hour < 12 { "am" } else { "pm" }.into()),
         ("Z0700", "Z".into()),
+        ("1", month.to_string()),
+        ("2", day.to_string()),
+        ("3", ((hour + 11) % 12 + 1).to_string()),
+        ("4", minute.to_string()),
+        ("5", second.to_string()),
     ];
     let mut out = String::new();
     let mut rest = layout;

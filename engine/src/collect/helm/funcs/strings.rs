@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use gotmpl::{FuncMap, Value};
+use crate::collect::helm::exec::FuncMap;
+use crate::collect::helm::value::Value;
 use regex::Regex;
 
 use super::{add, arg, error, last, str_arg, strslice, strval, to_i64, FuncResult};
@@ -262,8 +263,7 @@ pub(super) fn register(m: &mut FuncMap) {
     add(m, "isAbs", |a| {
         Ok(Value::Bool(str_arg(last(a)).starts_with('/')))
     });
-    add(m, "env", |_| Ok(string("")));
-    add(m, "expandenv", |a| Ok(string(str_arg(last(a)))));
+    // Helm removes Sprig's `env` and `expandenv`: a chart using them does not parse.
 }
 
 fn title(s: &str) -> String {
@@ -423,7 +423,7 @@ thread_local! {
 }
 
 /// Compile (once per pattern) a Go RE2 pattern; Rust's `regex` accepts the same syntax.
-fn regex(name: &str, pattern: &str) -> gotmpl::Result<Regex> {
+fn regex(name: &str, pattern: &str) -> Result<Regex, String> {
     if let Some(r) = REGEX_CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(r);
     }

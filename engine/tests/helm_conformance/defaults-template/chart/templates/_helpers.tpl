@@ -1,0 +1,1 @@
+{{- define "dt.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag }}{{- end }}

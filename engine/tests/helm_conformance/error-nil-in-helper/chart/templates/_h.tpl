@@ -1,0 +1,3 @@
+{{- define "enh.reg" }}
+{{- .Values.image.registry.host }}
+{{- end }}

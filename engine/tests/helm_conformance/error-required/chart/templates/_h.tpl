@@ -1,0 +1,3 @@
+{{- define "er.host" }}
+{{ required "host is required!" .Values.host }}
+{{- end }}

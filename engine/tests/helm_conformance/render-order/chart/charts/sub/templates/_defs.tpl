@@ -1,0 +1,1 @@
+{{- define "ro.who" }}sub{{ end }}

@@ -1,0 +1,1 @@
+{{- define "ro.who" }}parent{{ end }}
