@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 
 use seal_store::BlobStore;
 
-use crate::context::{ContextSelection, EntryKind};
+use crate::context::{self, ContextSelection, EntryKind};
 use crate::layer::{write_layer, LayerEntry, LayerEntryKind};
 use crate::llb::{CopyAction, FileAction, FileOp};
 use crate::output::{LayerChain, Output};
@@ -49,6 +49,7 @@ pub fn exec(
                         mode: *mode,
                         uid: 0,
                         gid: 0,
+                        xattrs: Default::default(),
                     },
                 );
             }
@@ -62,6 +63,7 @@ pub fn exec(
                         mode: *mode,
                         uid: 0,
                         gid: 0,
+                        xattrs: Default::default(),
                     },
                 );
             }
@@ -78,6 +80,7 @@ pub fn exec(
                         mode: 0o644,
                         uid: 0,
                         gid: 0,
+                        xattrs: Default::default(),
                     },
                 );
             }
@@ -150,7 +153,7 @@ pub(crate) fn plan_copy(
             } else {
                 paths::join(&dest, &m.name)
             };
-            for e in &m.entries {
+            for (e, link) in m.entries.iter().zip(context::hardlinks_of(m)) {
                 if contents_only && e.rel.is_empty() {
                     continue;
                 }
@@ -158,12 +161,21 @@ pub(crate) fn plan_copy(
                 if path.is_empty() {
                     continue;
                 }
-                let kind = match &e.kind {
-                    EntryKind::Dir => LayerEntryKind::Dir,
-                    EntryKind::Symlink { target } => LayerEntryKind::Symlink {
+                let kind = match (&e.kind, link) {
+                    (EntryKind::File { size, blake3 }, Some(first)) => {
+                        let first = &m.entries[first];
+                        LayerEntryKind::Hardlink {
+                            target: paths::join(&target, &first.rel),
+                            source: selection.host_path(m, first),
+                            size: *size,
+                            blake3: *blake3,
+                        }
+                    }
+                    (EntryKind::Dir, _) => LayerEntryKind::Dir,
+                    (EntryKind::Symlink { target }, _) => LayerEntryKind::Symlink {
                         target: target.clone(),
                     },
-                    EntryKind::File { size, blake3 } => LayerEntryKind::File {
+                    (EntryKind::File { size, blake3 }, None) => LayerEntryKind::File {
                         source: selection.host_path(m, e),
                         size: *size,
                         blake3: *blake3,
@@ -182,6 +194,7 @@ pub(crate) fn plan_copy(
                         mode,
                         uid,
                         gid,
+                        xattrs: e.xattrs.clone(),
                     },
                 );
             }
@@ -213,6 +226,7 @@ pub(crate) fn add_missing_parents(
             mode: 0o755,
             uid,
             gid,
+            xattrs: Default::default(),
         });
     }
 }
