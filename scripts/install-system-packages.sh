@@ -8,8 +8,9 @@
 #   openssl           the registry tests' token server: its key, certificate and RS256 signatures
 #   python3           the registry tests' token server, scripts/crash_test.py, benches/*.py
 #   unzip             unpacks the Helm test oracle (../shared/tools/install-helm-oracle.sh)
+#   attr, libcap2-bin getfattr and getcap: what a RUN sees of a layer's xattrs (tests/fidelity.rs)
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip attr libcap2-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
