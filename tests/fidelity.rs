@@ -41,6 +41,9 @@ COPY --from=base srv /copied/srv
 RUN sh report.sh copied/out/made copied/out/made-too copied/out/dir copied/bin/suid \
     copied/bin/ping copied/bin/one copied/bin/two copied/srv/shared copied/srv/shared/note \
     copied/srv/drop > seen-copied
+ADD layer.tar /added/
+RUN sh report.sh added/usr/bin/suid added/usr/bin/ping added/usr/bin/one added/usr/bin/two \
+    added/srv/shared added/srv/shared/note added/srv/drop > seen-added
 ";
 
 /// `setcap cap_net_raw+ep` as a `security.capability` value (revision 2, effective).
@@ -182,15 +185,20 @@ fn a_layer_keeps_modes_owners_xattrs_and_hardlinks_through_run_copy_from_and_sav
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fidelity_layout.py");
+    let ctx = Ctx::new();
+    let layer_tar = ctx.path().join("layer.tar");
     tool(
         "python3",
-        &[generator.to_str().unwrap(), layout.to_str().unwrap()],
+        &[
+            generator.to_str().unwrap(),
+            layout.to_str().unwrap(),
+            layer_tar.to_str().unwrap(),
+        ],
         work.path(),
     );
     let loaded = seal.run_in(work.path(), &["load", "-i", layout.to_str().unwrap()]);
     assert_eq!(loaded.code, 0, "seal load:\n{}", loaded.stderr);
 
-    let ctx = Ctx::new();
     ctx.file_mode("report.sh", REPORT, 0o755).kubefile(KUBEFILE);
     seal.build_ok(
         ctx.path(),
@@ -298,4 +306,45 @@ fn a_layer_keeps_modes_owners_xattrs_and_hardlinks_through_run_copy_from_and_sav
         listing.member(copy, "copied/out/made-too"),
         format!("copied/out/made-too 1 4750 0:0 -> copied/out/made {made_xattrs}")
     );
+
+    // ADD of the same layer as a local tar: owners 0:0 (ADD's rule), the rest kept.
+    let added = listing.seen("seen-added");
+    assert_eq!(added.stat("added/usr/bin/suid"), "4755 0:0 1");
+    assert_eq!(added.stat("added/usr/bin/one"), "750 0:0 2");
+    assert!(added.same_inode("added/usr/bin/one", "added/usr/bin/two"));
+    assert!(added.stat("added/srv/shared").starts_with("2775 0:0 "));
+    assert!(added.stat("added/srv/drop").starts_with("1777 0:0 "));
+    assert_eq!(added.caps["added/usr/bin/ping"], "cap_net_raw=ep");
+    assert_eq!(
+        added.xattrs("added/srv/shared/note"),
+        base.xattrs("srv/shared/note")
+    );
+
+    // A docker archive holds the same layers (decompressed, never rewritten).
+    let docker = work.path().join("docker.tar");
+    let saved_docker = seal.run_in(
+        work.path(),
+        &[
+            "save",
+            "--format",
+            "docker-archive",
+            "-o",
+            docker.to_str().unwrap(),
+            "fid:out",
+        ],
+    );
+    assert_eq!(saved_docker.code, 0, "{}", saved_docker.stderr);
+    let docker_layout = work.path().join("docker");
+    std::fs::create_dir(&docker_layout).unwrap();
+    tool(
+        "tar",
+        &[
+            "-xf",
+            docker.to_str().unwrap(),
+            "-C",
+            docker_layout.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    assert_eq!(list_layers(&docker_layout).members, listing.members);
 }

@@ -5,7 +5,9 @@ capability (`security.capability`, as `setcap cap_net_raw+ep` writes it), `user.
 a file and a directory, a hardlink pair, and an owner other than root. The layer is written by
 Python's `tarfile` (PAX format, xattrs as `SCHILY.xattr.*` records), not by seal.
 
-Usage: fidelity_layout.py OUT_DIR   (OUT_DIR must not exist; the image is named fidelity:1)
+Usage: fidelity_layout.py OUT_DIR [TAR]
+OUT_DIR must not exist; the image is named fidelity:1. TAR, when given, receives a copy of
+the layer as a plain tar (for ADD).
 """
 
 import gzip
@@ -73,9 +75,12 @@ def write_blob(out, data):
     return "sha256:" + digest, len(data)
 
 
-def main(out):
+def main(out, tar_copy=None):
     os.makedirs(os.path.join(out, "blobs", "sha256"))
     tar = layer()
+    if tar_copy:
+        with open(tar_copy, "wb") as f:
+            f.write(tar)
     diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
     layer_digest, layer_size = write_blob(out, gzip.compress(tar, mtime=0))
     config = {
@@ -116,4 +121,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
