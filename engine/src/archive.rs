@@ -482,6 +482,51 @@ mod tests {
         );
     }
 
+    /// An archive's xattrs (PAX `SCHILY.xattr.*`) are kept, except names no layer keeps, and a
+    /// hardlink shares its target's xattrs.
+    #[test]
+    fn xattrs_are_kept_from_pax_records() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            ("SCHILY.xattr.user.a", &b"1"[..]),
+            ("SCHILY.xattr.security.capability", b"cap"),
+            ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+            ("SCHILY.xattr.security.selinux", b"label"),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_size(1);
+        b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "g", "f").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar");
+        fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let entries = unpack_archive(
+            &archive,
+            "a.tar",
+            ArchiveKind::Tar,
+            None,
+            dir.path(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let mut expected = Xattrs::new();
+        expected.insert("security.capability".into(), b"cap".to_vec());
+        expected.insert("user.a".into(), b"1".to_vec());
+        assert_eq!(entries.len(), 2);
+        for entry in &entries {
+            assert_eq!(entry.xattrs, expected, "{}", entry.path);
+            assert_eq!(entry.mode, 0o755, "{}", entry.path);
+        }
+        assert!(
+            matches!(&entries[1].kind, LayerEntryKind::Hardlink { target, .. } if target == "f")
+        );
+    }
+
     #[test]
     fn hostile_entries_are_refused_by_name() {
         use tar::EntryType as T;

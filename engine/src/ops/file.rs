@@ -260,6 +260,8 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             if let Some(target) = content.strip_prefix("->") {
                 std::os::unix::fs::symlink(target, &p).unwrap();
+            } else if let Some(first) = content.strip_prefix("=>") {
+                std::fs::hard_link(ctx.join(first), &p).unwrap();
             } else {
                 std::fs::write(&p, content).unwrap();
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
@@ -382,6 +384,37 @@ mod tests {
                 "opt/sub/y 600 0:0 = y",
                 "opt/x 600 0:0 = x",
             ],
+        );
+    }
+
+    /// Two names of one inode inside one source are one file and a hardlink entry (issue 11);
+    /// the same file named by two sources stays two files, as BuildKit copies each source on
+    /// its own.
+    #[test]
+    fn hardlinks_within_a_source_stay_hardlinks() {
+        check(
+            &[
+                ("d/a", "x", 0o4755),
+                ("d/b", "=>d/a", 0),
+                ("d/c", "y", 0o644),
+            ],
+            &["d"],
+            "opt",
+            None,
+            &[
+                "opt/ 755 0:0",
+                "opt/d/ 755 0:0",
+                "opt/d/a 4755 0:0 = x",
+                "opt/d/b 4755 0:0 -> opt/d/a",
+                "opt/d/c 644 0:0 = y",
+            ],
+        );
+        check(
+            &[("a", "x", 0o644), ("b", "=>a", 0)],
+            &["a", "b"],
+            "opt",
+            None,
+            &["opt/ 755 0:0", "opt/a 644 0:0 = x", "opt/b 644 0:0 = x"],
         );
     }
 
