@@ -3,8 +3,9 @@
 //! Only the paths some COPY names are ever walked; only files whose (dev, inode, size, mtime,
 //! ctime) changed since the file-hash cache saw them are read. The resulting
 //! [`ContextSelection`] carries a content id over exactly what a COPY will put in its layer
-//! (path, type, mode, size, link target, bytes — never mtimes or owners), which is what makes
-//! COPY's cache key content-based.
+//! (path, type, mode, size, link target, bytes, which files are hardlinks of which, and the
+//! xattrs a stage's files carry — never mtimes or owners), which is what makes COPY's cache
+//! key content-based.
 
 use std::collections::BTreeMap;
 use std::fs;
