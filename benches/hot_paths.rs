@@ -92,6 +92,7 @@ fn layer(c: &mut Criterion) {
             mode: 0o755,
             uid: 0,
             gid: 0,
+            xattrs: Default::default(),
         });
     }
     for i in 0..500 {
@@ -113,6 +114,7 @@ fn layer(c: &mut Criterion) {
             mode: 0o644,
             uid: 0,
             gid: 0,
+            xattrs: Default::default(),
         });
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));

@@ -101,6 +101,9 @@ pub fn plan(
                 archive::unpack_archive(&host, &m.resolved, kind, Some(expected), &files, cancel)?;
             for mut entry in unpacked {
                 entry.path = paths::join(&dest, &entry.path);
+                if let LayerEntryKind::Hardlink { target, .. } = &mut entry.kind {
+                    *target = paths::join(&dest, target);
+                }
                 (entry.uid, entry.gid) = owner;
                 if let (Some(chmod), false) = (
                     add.chmod,
@@ -140,6 +143,7 @@ pub fn plan(
                 mode: add.chmod.unwrap_or(0o600),
                 uid: owner.0,
                 gid: owner.1,
+                xattrs: Default::default(),
             },
         );
     }
@@ -168,6 +172,7 @@ fn add_parents(entries: &mut BTreeMap<String, LayerEntry>, dest: &str, (uid, gid
             mode: 0o755,
             uid,
             gid,
+            xattrs: Default::default(),
         });
     }
     crate::ops::file::add_missing_parents(entries, (uid, gid));

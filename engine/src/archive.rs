@@ -11,6 +11,9 @@
 //! can verify them) and the caller keeps that directory until the layer is written; nothing is
 //! written anywhere else, so a refused archive leaves nothing behind. Owners and mtimes in the
 //! archive are dropped: the caller sets the owner (0:0 or `--chown`) and layers normalise mtimes.
+//! Modes (setuid, setgid, sticky included), the kept extended attributes of PAX
+//! `SCHILY.xattr.*` records ([`crate::xattrs`]) and hardlinks (as hardlink entries to the first
+//! name) are kept.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::layer::{LayerEntry, LayerEntryKind};
 use crate::unpack::WHITEOUT_PREFIX;
+use crate::xattrs::{self, Xattrs};
 use crate::EngineError;
 
 /// The compression of an archive, from its name.
@@ -146,6 +150,7 @@ fn read_tree(
         }
         check_parents(&tree, &rel).map_err(refuse)?;
         let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
+        let xattrs = xattrs::from_pax(&mut entry).map_err(|e| bad_archive(name, &e))?;
         let new = match kind {
             tar::EntryType::Directory => LayerEntryKind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -176,13 +181,31 @@ fn read_tree(
                 check_parents(&tree, &link_rel).map_err(refuse)?;
                 match tree.get(&link_rel) {
                     Some(LayerEntry {
-                        kind: kind @ LayerEntryKind::File { .. },
+                        kind:
+                            LayerEntryKind::File {
+                                source,
+                                size,
+                                blake3,
+                            }
+                            | LayerEntryKind::Hardlink {
+                                source,
+                                size,
+                                blake3,
+                                ..
+                            },
                         mode,
+                        xattrs,
                         ..
                     }) => {
-                        // A hardlink shares its target's inode, so its mode too.
-                        let (kind, mode) = (kind.clone(), *mode);
-                        insert(&mut tree, rel, kind, mode);
+                        // A hardlink shares its target's inode: its mode and xattrs too.
+                        let kind = LayerEntryKind::Hardlink {
+                            target: link_rel.clone(),
+                            source: source.clone(),
+                            size: *size,
+                            blake3: *blake3,
+                        };
+                        let (mode, xattrs) = (*mode, xattrs.clone());
+                        insert(&mut tree, rel, kind, mode, xattrs);
                         continue;
                     }
                     Some(LayerEntry {
@@ -207,13 +230,19 @@ fn read_tree(
             }
             other => return Err(refuse(format!("unsupported tar entry type {other:?}"))),
         };
-        insert(&mut tree, rel, new, mode);
+        insert(&mut tree, rel, new, mode, xattrs);
     }
     Ok(tree)
 }
 
 /// Put `rel` in the tree; a non-directory replaces whatever was there, children included.
-fn insert(tree: &mut BTreeMap<String, LayerEntry>, rel: String, kind: LayerEntryKind, mode: u32) {
+fn insert(
+    tree: &mut BTreeMap<String, LayerEntry>,
+    rel: String,
+    kind: LayerEntryKind,
+    mode: u32,
+    xattrs: Xattrs,
+) {
     let is_dir = kind == LayerEntryKind::Dir;
     if !is_dir {
         remove_children(tree, &rel);
@@ -231,6 +260,7 @@ fn insert(tree: &mut BTreeMap<String, LayerEntry>, rel: String, kind: LayerEntry
             mode,
             uid: 0,
             gid: 0,
+            xattrs,
         },
     );
 }
@@ -260,8 +290,10 @@ fn check_parents(tree: &BTreeMap<String, LayerEntry>, rel: &str) -> Result<(), S
             }
             Some(
                 LayerEntryKind::File { .. }
+                | LayerEntryKind::Hardlink { .. }
                 | LayerEntryKind::Bytes(_)
-                | LayerEntryKind::Blob { .. },
+                | LayerEntryKind::Blob { .. }
+                | LayerEntryKind::Node { .. },
             ) => return Err(format!("the path goes through the file `{parent}`")),
             Some(LayerEntryKind::Dir) | None => {}
         }
@@ -430,6 +462,10 @@ mod tests {
                     LayerEntryKind::Symlink { target } => format!("-> {target}"),
                     LayerEntryKind::Bytes(_) => "bytes".into(),
                     LayerEntryKind::Blob { size, .. } => format!("blob {size}"),
+                    LayerEntryKind::Hardlink { target, size, .. } => {
+                        format!("link {target} {size}")
+                    }
+                    LayerEntryKind::Node { .. } => "node".into(),
                 };
                 format!("{} {:o} {}:{} {kind}", e.path, e.mode, e.uid, e.gid)
             })
@@ -438,11 +474,56 @@ mod tests {
             listing,
             [
                 "bin 750 0:0 dir",
-                "bin/alias 4755 0:0 file 10",
+                "bin/alias 4755 0:0 link bin/tool 10",
                 "bin/sym 777 0:0 -> /etc/passwd",
                 "bin/tool 4755 0:0 file 10",
                 "etc 600 0:0 file 10",
             ]
+        );
+    }
+
+    /// An archive's xattrs (PAX `SCHILY.xattr.*`) are kept, except names no layer keeps, and a
+    /// hardlink shares its target's xattrs.
+    #[test]
+    fn xattrs_are_kept_from_pax_records() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            ("SCHILY.xattr.user.a", &b"1"[..]),
+            ("SCHILY.xattr.security.capability", b"cap"),
+            ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+            ("SCHILY.xattr.security.selinux", b"label"),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_size(1);
+        b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "g", "f").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar");
+        fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let entries = unpack_archive(
+            &archive,
+            "a.tar",
+            ArchiveKind::Tar,
+            None,
+            dir.path(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let mut expected = Xattrs::new();
+        expected.insert("security.capability".into(), b"cap".to_vec());
+        expected.insert("user.a".into(), b"1".to_vec());
+        assert_eq!(entries.len(), 2);
+        for entry in &entries {
+            assert_eq!(entry.xattrs, expected, "{}", entry.path);
+            assert_eq!(entry.mode, 0o755, "{}", entry.path);
+        }
+        assert!(
+            matches!(&entries[1].kind, LayerEntryKind::Hardlink { target, .. } if target == "f")
         );
     }
 

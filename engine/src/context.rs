@@ -3,9 +3,11 @@
 //! Only the paths some COPY names are ever walked; only files whose (dev, inode, size, mtime,
 //! ctime) changed since the file-hash cache saw them are read. The resulting
 //! [`ContextSelection`] carries a content id over exactly what a COPY will put in its layer
-//! (path, type, mode, size, link target, bytes — never mtimes or owners), which is what makes
-//! COPY's cache key content-based.
+//! (path, type, mode, size, link target, bytes, which files are hardlinks of which, and the
+//! xattrs a stage's files carry — never mtimes or owners), which is what makes COPY's cache
+//! key content-based.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use seal_store::{FileHashEntry, FileStat, Store};
 use crate::ignore::IgnoreMatcher;
 use crate::llb::encode::Encoder;
 use crate::paths;
+use crate::xattrs::{self, Xattrs};
 use crate::EngineError;
 
 /// Files at least this big are hashed chunk by chunk on all cores.
@@ -34,8 +37,12 @@ pub struct ContextEntry {
     pub kind: EntryKind,
     /// Permission bits (`mode & 0o7777`).
     pub mode: u32,
-    /// The stat tuple seen by the walk (files only); not part of the content id.
+    /// The stat tuple seen by the walk (files only); not part of the content id, except that
+    /// a file whose (dev, inode) an earlier file of its match had is a hardlink to it.
     pub stat: Option<FileStat>,
+    /// Kept extended attributes ([`crate::xattrs`]); read only by [`scan_uncached`] (a stage's
+    /// filesystem), empty for the build context.
+    pub xattrs: Xattrs,
 }
 
 /// What an entry is.
@@ -94,9 +101,36 @@ pub fn scan(
 }
 
 /// [`scan`] of a throw-away directory (a stage's rootfs unpacked for `COPY --from`): every
-/// selected file is hashed and nothing is remembered.
+/// selected file is hashed and nothing is remembered. Entries carry their extended attributes:
+/// a stage's files keep theirs through `COPY --from`, as in BuildKit.
 pub fn scan_uncached(dir: &Path, include: &[String]) -> Result<ContextSelection, EngineError> {
-    scan_with(None, dir, include, &IgnoreMatcher::default())
+    let mut selection = scan_with(None, dir, include, &IgnoreMatcher::default())?;
+    for matches in &mut selection.patterns {
+        for m in matches {
+            for e in &mut m.entries {
+                let host = dir.join(paths::join(&m.resolved, &e.rel));
+                e.xattrs = xattrs::read(&host)?;
+            }
+        }
+    }
+    selection.content_id = content_id(&selection.patterns);
+    Ok(selection)
+}
+
+/// For each entry of `m`, the index of the earlier entry it is a hardlink of (same dev and
+/// inode, files only), if any.
+pub fn hardlinks_of(m: &SourceMatch) -> Vec<Option<usize>> {
+    let mut first: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    m.entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match (&e.kind, &e.stat) {
+            (EntryKind::File { .. }, Some(stat)) => {
+                Some(*first.entry((stat.dev, stat.ino)).or_insert(i)).filter(|&at| at != i)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn scan_with(
@@ -246,8 +280,18 @@ fn content_id(patterns: &[Vec<SourceMatch>]) -> Id {
         e.u64(matches.len() as u64);
         for m in matches {
             e.str(&m.name).u64(m.entries.len() as u64);
-            for entry in &m.entries {
+            for (entry, link) in m.entries.iter().zip(hardlinks_of(m)) {
                 e.str(&entry.rel).u64(entry.mode as u64);
+                // Tags only when present, so ids of content without them are unchanged.
+                if !entry.xattrs.is_empty() {
+                    e.tag(5).u64(entry.xattrs.len() as u64);
+                    for (name, value) in &entry.xattrs {
+                        e.str(name).bytes(value);
+                    }
+                }
+                if let Some(at) = link {
+                    e.tag(4).u64(at as u64);
+                }
                 match &entry.kind {
                     EntryKind::File { size, blake3 } => {
                         e.tag(1).u64(*size).bytes(blake3);
@@ -472,6 +516,7 @@ fn walk_match(
         kind: root_kind,
         mode: meta.mode() & 0o7777,
         stat: Some(FileStat::of(meta)),
+        xattrs: Xattrs::new(),
     };
     if !is_dir {
         return Ok(vec![root]);
@@ -530,6 +575,7 @@ fn walk_dir(
                     kind: EntryKind::Dir,
                     mode: meta.mode() & 0o7777,
                     stat: None,
+                    xattrs: Xattrs::new(),
                 };
                 items.push((name, Item::Entry(e)));
             }
@@ -544,6 +590,7 @@ fn walk_dir(
                 kind,
                 mode: meta.mode() & 0o7777,
                 stat: Some(FileStat::of(&meta)),
+                xattrs: Xattrs::new(),
             };
             items.push((name, Item::Entry(e)));
         } else {

@@ -38,6 +38,14 @@ pub enum EngineError {
     NonUtf8Path { path: PathBuf },
     #[error("{} changed while it was being copied; run the build again", path.display())]
     FileChanged { path: PathBuf },
+    #[error("{action} the extended attribute `{name}` of {}: {source}", path.display())]
+    Xattr {
+        action: &'static str,
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("refusing layer entry `{path}`: {reason}")]
     UnsafeLayer { path: String, reason: String },
     #[error("refusing entry `{entry}` of archive `{archive}`: {reason}")]

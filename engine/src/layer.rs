@@ -1,11 +1,16 @@
 //! Deterministic layer tars, compressed and stored as blobs in one streaming pass.
 //!
 //! Entries are written in sorted path order with every mtime set to SOURCE_DATE_EPOCH, uid/gid
-//! and mode kept, owner names dropped: equal content gives equal bytes on any machine. The tar
+//! and mode (setuid, setgid and sticky bits included) kept, owner names dropped: equal content
+//! gives equal bytes on any machine. An entry's extended attributes go in a PAX header before it
+//! (`SCHILY.xattr.<name>` records in name order; none when it has none, so layers without
+//! xattrs are byte-identical to before); a second name of a file is a tar hardlink entry
+//! pointing at the first, and a device node or fifo a header of its type. The tar
 //! stream is hashed (diffID) before compression and the blob after it, while it is written.
 //! File bytes are re-hashed as they stream in and compared with the hash the cache key was
 //! computed from, so a file edited mid-build fails the step instead of caching a lie.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -17,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::llb::{Compression, LayerFormat};
+use crate::xattrs::{Xattrs, PAX_XATTR_PREFIX};
 use crate::EngineError;
 
 /// zstd level for layers: fast, since layers are rebuilt often and mostly binaries.
@@ -47,6 +53,8 @@ pub struct LayerEntry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Extended attributes ([`crate::xattrs::kept`] names only).
+    pub xattrs: Xattrs,
 }
 
 /// The content of a [`LayerEntry`].
@@ -69,6 +77,30 @@ pub enum LayerEntryKind {
         size: u64,
         digest: Digest,
     },
+    /// Another name of the file `target` (a layer path) whose bytes are `source`: a tar
+    /// hardlink entry when `target` was written earlier in this layer from the same `source`,
+    /// otherwise (a later action replaced `target`) a full copy of `source`, verified like
+    /// [`LayerEntryKind::File`]. The inode's mode, owner and xattrs are those of `target`.
+    Hardlink {
+        target: String,
+        source: PathBuf,
+        size: u64,
+        blake3: [u8; 32],
+    },
+    /// A device node or fifo.
+    Node {
+        kind: NodeKind,
+        major: u32,
+        minor: u32,
+    },
+}
+
+/// The type of a [`LayerEntryKind::Node`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Char,
+    Block,
+    Fifo,
 }
 
 /// Write `entries` (sorted by path, parents first) as a layer blob.
@@ -87,6 +119,14 @@ pub fn write_layer(
     });
     let epoch = format.source_date_epoch.max(0) as u64;
     let wrap = |e: io::Error| EngineError::io("writing a layer", &PathBuf::from("<layer>"), e);
+    // Hardlink targets, and the source each was written from once it has been.
+    let mut link_targets: BTreeMap<&str, Option<&PathBuf>> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            LayerEntryKind::Hardlink { target, .. } => Some((target.as_str(), None)),
+            _ => None,
+        })
+        .collect();
     for entry in entries {
         if cancel.load(Ordering::Relaxed) {
             return Err(EngineError::Cancelled);
@@ -96,6 +136,18 @@ pub fn write_layer(
         h.set_uid(entry.uid as u64);
         h.set_gid(entry.gid as u64);
         h.set_mtime(epoch);
+        if !entry.xattrs.is_empty() {
+            let records: Vec<(String, &[u8])> = entry
+                .xattrs
+                .iter()
+                .map(|(name, value)| (format!("{PAX_XATTR_PREFIX}{name}"), value.as_slice()))
+                .collect();
+            tar.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                .map_err(wrap)?;
+        }
+        let is_target = link_targets.contains_key(entry.path.as_str());
+        let written_from = |source| is_target.then_some(source);
+        let mut recorded = None;
         match &entry.kind {
             LayerEntryKind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
@@ -119,21 +171,35 @@ pub fn write_layer(
                 size,
                 blake3,
             } => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(*size);
-                let file = File::open(source).map_err(|e| EngineError::io("reading", source, e))?;
-                let mut reader = VerifyingReader {
-                    inner: file.take(*size),
-                    hasher: blake3::Hasher::new(),
-                    read: 0,
-                };
-                tar.append_data(&mut h, &entry.path, &mut reader)
-                    .map_err(|e| EngineError::io("reading", source, e))?;
-                if reader.read != *size || reader.hasher.finalize().as_bytes() != blake3 {
-                    return Err(EngineError::FileChanged {
-                        path: source.clone(),
-                    });
+                append_file(&mut tar, &mut h, &entry.path, source, *size, blake3)?;
+                recorded = written_from(source);
+            }
+            LayerEntryKind::Hardlink {
+                target,
+                source,
+                size,
+                blake3,
+            } => {
+                if link_targets.get(target.as_str()) == Some(&Some(source)) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    tar.append_link(&mut h, &entry.path, target).map_err(wrap)?;
+                } else {
+                    append_file(&mut tar, &mut h, &entry.path, source, *size, blake3)?;
+                    recorded = written_from(source);
                 }
+            }
+            LayerEntryKind::Node { kind, major, minor } => {
+                h.set_entry_type(match kind {
+                    NodeKind::Char => tar::EntryType::Char,
+                    NodeKind::Block => tar::EntryType::Block,
+                    NodeKind::Fifo => tar::EntryType::Fifo,
+                });
+                h.set_size(0);
+                h.set_device_major(*major).map_err(wrap)?;
+                h.set_device_minor(*minor).map_err(wrap)?;
+                tar.append_data(&mut h, &entry.path, io::empty())
+                    .map_err(wrap)?;
             }
             LayerEntryKind::Blob {
                 source,
@@ -160,6 +226,10 @@ pub fn write_layer(
                 }
             }
         }
+        // Any other entry at a target's path (a directory, a symlink) leaves it unwritten.
+        if let Some(slot) = link_targets.get_mut(entry.path.as_str()) {
+            *slot = recorded;
+        }
     }
     let diff = tar.into_inner().map_err(wrap)?;
     let diff_id = Digest::from_sha256(diff.hasher.finalize().into());
@@ -179,6 +249,34 @@ pub fn write_layer(
             .iter()
             .any(|e| crate::collect::rootfs::concerns_collection(&e.path)),
     })
+}
+
+/// Append a regular file whose bytes are `source`, checking they still have the size and
+/// blake3 the cache key was computed from.
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    path: &str,
+    source: &PathBuf,
+    size: u64,
+    blake3: &[u8; 32],
+) -> Result<(), EngineError> {
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    let file = File::open(source).map_err(|e| EngineError::io("reading", source, e))?;
+    let mut reader = VerifyingReader {
+        inner: file.take(size),
+        hasher: blake3::Hasher::new(),
+        read: 0,
+    };
+    tar.append_data(h, path, &mut reader)
+        .map_err(|e| EngineError::io("reading", source, e))?;
+    if reader.read != size || reader.hasher.finalize().as_bytes() != blake3 {
+        return Err(EngineError::FileChanged {
+            path: source.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Hashes the uncompressed tar on its way to the compressor.
@@ -283,5 +381,92 @@ impl Write for Compressor {
             Compressor::Gzip(g) => g.flush(),
             Compressor::Zstd(z) => z.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: LayerEntryKind) -> LayerEntry {
+        LayerEntry {
+            path: path.into(),
+            kind,
+            mode: 0o4755,
+            uid: 0,
+            gid: 0,
+            xattrs: Xattrs::new(),
+        }
+    }
+
+    /// A hardlink entry is a tar link only when its target was written, earlier in the same
+    /// layer, from the same bytes; when a later action replaced the target (a directory, other
+    /// bytes) or it comes later, the link's own bytes are written instead, so no layer holds a
+    /// link to something else.
+    #[test]
+    fn hardlinks_are_links_only_to_the_file_they_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = seal_store::Store::open(&tmp.path().join("store"), &mut || {}).unwrap();
+        let (one, other) = (tmp.path().join("one"), tmp.path().join("other"));
+        std::fs::write(&one, b"one").unwrap();
+        std::fs::write(&other, b"other").unwrap();
+        let file = |source: &PathBuf, bytes: &[u8]| LayerEntryKind::File {
+            source: source.clone(),
+            size: bytes.len() as u64,
+            blake3: *blake3::hash(bytes).as_bytes(),
+        };
+        let link = |target: &str| LayerEntryKind::Hardlink {
+            target: target.into(),
+            source: one.clone(),
+            size: 3,
+            blake3: *blake3::hash(b"one").as_bytes(),
+        };
+        let entries = [
+            entry("a", file(&one, b"one")),
+            entry("b", link("a")),
+            entry("c", file(&other, b"other")),
+            entry("d", link("c")),
+            entry("e", LayerEntryKind::Dir),
+            entry("f", link("e")),
+            entry("g", link("z")),
+            entry("z", file(&one, b"one")),
+        ];
+        let format = LayerFormat {
+            compression: Compression::None,
+            source_date_epoch: 0,
+        };
+        let layer = write_layer(store.blobs(), &entries, format, &AtomicBool::new(false)).unwrap();
+        let mut archive = tar::Archive::new(File::open(store.blobs().path(&layer.digest)).unwrap());
+        let listing: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut bytes = String::new();
+                e.read_to_string(&mut bytes).unwrap();
+                let link = e.link_name().unwrap().map(|l| l.display().to_string());
+                let h = e.header();
+                format!(
+                    "{} {:?} {:o} {}{bytes}",
+                    e.path().unwrap().display(),
+                    h.entry_type(),
+                    h.mode().unwrap(),
+                    link.map(|l| format!("-> {l}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(
+            listing,
+            [
+                "a Regular 4755 one",
+                "b Link 4755 -> a",
+                "c Regular 4755 other",
+                "d Regular 4755 one",
+                "e/ Directory 4755 ",
+                "f Regular 4755 one",
+                "g Regular 4755 one",
+                "z Regular 4755 one",
+            ]
+        );
     }
 }

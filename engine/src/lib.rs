@@ -8,7 +8,8 @@
 //! - [`executor`]: who runs RUN (`lite`: host tools; `container`: runc), [`unpack`] (layers into
 //!   overlay snapshots, safely) and [`diff`] (an overlay upper dir into layer entries).
 //! - [`context`] and [`ignore`]: resolving, walking and hashing COPY sources.
-//! - [`layer`]: deterministic tar + compression into blobs.
+//! - [`layer`]: deterministic tar + compression into blobs; [`xattrs`]: which extended
+//!   attributes a layer keeps, and how they are read, set and spelled in a tar.
 //! - [`export`]: OCI config and manifest with Sealer's metadata.
 //! - [`add`]: ADD's layer entries: COPY rules plus [`archive`] (local tarballs, unpacked
 //!   safely) and [`download`] (`http(s)://` sources, verified by `--checksum`).
@@ -44,6 +45,7 @@ pub mod paths;
 pub mod registry_layout;
 pub mod unpack;
 pub mod vertex;
+pub mod xattrs;
 
 pub use apps::AppSpec;
 pub use build::{build, validate_sources, BuildError, BuildReport, BuildRequest};

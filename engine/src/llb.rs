@@ -109,9 +109,14 @@ impl DefinitionBuilder {
     }
 }
 
-/// `blake3("seal.llb.v1" || encode(op) || input digests)`.
+/// `blake3("seal.llb.v2" || encode(op) || input digests)`.
+///
+/// The version names what the ops' outputs hold, not only how they are encoded: bump it when
+/// an op starts producing different layers for the same definition, so caches of the old
+/// output miss. v2: layers keep xattrs, hardlinks and device nodes (issue 11); a cached RUN or
+/// `COPY --from` of v1 dropped them.
 pub fn op_digest(op: &Op, inputs: &[OpDigest]) -> OpDigest {
-    let mut enc = encode::Encoder::new("seal.llb.v1");
+    let mut enc = encode::Encoder::new("seal.llb.v2");
     op.encode(&mut enc);
     enc.u64(inputs.len() as u64);
     for d in inputs {

@@ -114,6 +114,7 @@ pub fn entries(
             mode: 0o755,
             uid: 0,
             gid: 0,
+            xattrs: Default::default(),
         })
         .chain(files.into_iter().map(|(path, kind)| LayerEntry {
             path,
@@ -121,6 +122,7 @@ pub fn entries(
             mode: 0o644,
             uid: 0,
             gid: 0,
+            xattrs: Default::default(),
         }))
         .collect();
     // Tar order: sorted by path, which puts every directory before its children.

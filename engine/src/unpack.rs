@@ -7,6 +7,15 @@
 //! `..` components, absolute paths, paths through a symlink, hardlinks to outside, and device
 //! nodes when not root. The layer is unpacked into a temp directory and renamed into place, so
 //! a failure leaves nothing half-written.
+//!
+//! Everything else an entry says is kept, in the one order that keeps it: owner first (`chown`
+//! clears setuid, setgid and `security.capability`), then the mode (setuid, setgid and sticky
+//! included), then the extended attributes of its PAX `SCHILY.xattr.*` records
+//! ([`crate::xattrs`]: `user.*`, `security.capability`, `trusted.*`; never overlay's own).
+//! Directory modes are set last, deepest first, so a read-only directory does not block its own
+//! entries. A hardlink entry becomes a hardlink and changes nothing of the inode it shares: its
+//! mode, owner and xattrs are its target's (GNU tar's rule; a consistent tar says the same in
+//! both headers). Without root, owners, `trusted.*` and `security.capability` are skipped.
 
 use std::fs;
 use std::io::{self, BufReader, Read};
@@ -17,6 +26,7 @@ use seal_store::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD};
 use seal_store::{Digest, Store};
 
 use crate::layer::Layer;
+use crate::xattrs::{self, ApplyOptions};
 use crate::EngineError;
 
 /// The OCI whiteout prefix.
@@ -194,17 +204,18 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let kind = header.entry_type();
+        let io_err = |e: io::Error| EngineError::io("unpacking", &target, e);
+        let wanted_xattrs = xattrs::from_pax(&mut entry).map_err(io_err)?;
         if !kind.is_dir() {
             remove_any(&target);
         }
-        let io_err = |e: io::Error| EngineError::io("unpacking", &target, e);
+        let mut existed = false;
         match kind {
             tar::EntryType::Directory => {
-                if fs::symlink_metadata(&target)
-                    .map(|m| !m.is_dir())
-                    .unwrap_or(false)
-                {
-                    remove_any(&target);
+                match fs::symlink_metadata(&target) {
+                    Ok(m) if m.is_dir() => existed = true,
+                    Ok(_) => remove_any(&target),
+                    Err(_) => {}
                 }
                 fs::create_dir_all(&target).map_err(io_err)?;
                 dirs.insert(rel.clone(), mode);
@@ -212,7 +223,6 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let mut file = fs::File::create(&target).map_err(io_err)?;
                 io::copy(&mut entry, &mut file).map_err(io_err)?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err)?;
             }
             tar::EntryType::Symlink => {
                 let link = entry
@@ -231,6 +241,8 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
                 ensure_no_symlink_in(dest, &link_rel)
                     .map_err(|_| bad(&raw, "a hardlink through a symlink"))?;
                 fs::hard_link(dest.join(&link_rel), &target).map_err(io_err)?;
+                // The inode is the target's, metadata and all.
+                continue;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 if !options.privileged && kind != tar::EntryType::Fifo {
@@ -260,10 +272,27 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
             | tar::EntryType::GNULongLink => continue,
             other => return Err(bad(&raw, &format!("unsupported tar entry type {other:?}"))),
         }
+        // Owner, then mode, then xattrs: each step would undo a part of the one before it.
         if options.privileged {
             let uid = header.uid().ok().map(|u| u as u32);
             let gid = header.gid().ok().map(|g| g as u32);
             lchown(&target, uid, gid).map_err(io_err)?;
+        }
+        let symlink = kind == tar::EntryType::Symlink;
+        if !symlink && !kind.is_dir() {
+            // The target is no symlink (just created), so this chmods the entry itself.
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+        }
+        if !wanted_xattrs.is_empty() || existed {
+            xattrs::apply(
+                &target,
+                &wanted_xattrs,
+                ApplyOptions {
+                    privileged: options.privileged,
+                    symlink,
+                    existed,
+                },
+            )?;
         }
     }
     // Directory modes last, so a read-only directory does not block its own entries.
@@ -455,6 +484,161 @@ mod tests {
             );
             assert_eq!((mode(dir.path()), mode(&dest)), before, "{entries:?}");
         }
+    }
+
+    /// One entry of [`tar_with`]: path, type, mode, uid, link target, xattrs.
+    type Spec<'a> = (
+        &'a str,
+        tar::EntryType,
+        u32,
+        u64,
+        Option<&'a str>,
+        &'a [(&'a str, &'a [u8])],
+    );
+
+    /// A tar whose entries carry owners, modes, link targets and PAX xattr records.
+    fn tar_with(entries: &[Spec<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, mode, uid, link, xattrs) in entries {
+            let records: Vec<(String, &[u8])> = xattrs
+                .iter()
+                .map(|(k, v)| (format!("{}{k}", xattrs::PAX_XATTR_PREFIX), *v))
+                .collect();
+            b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                .unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(*mode);
+            h.set_uid(*uid);
+            h.set_gid(*uid);
+            let data: &[u8] = if *kind == tar::EntryType::Regular {
+                b"#!/bin/sh\n"
+            } else {
+                b""
+            };
+            h.set_size(data.len() as u64);
+            match link {
+                Some(l) => b.append_link(&mut h, path, l).unwrap(),
+                None => b.append_data(&mut h, path, data).unwrap(),
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        let n = rustix::fs::lgetxattr(path, name, &mut buf[..]).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    /// Issue 11: `chmod 4755` then `lchown` lost the setuid bit, and chown clears
+    /// `security.capability` too, so the order is owner, mode, xattrs. A hardlink entry shares
+    /// its target's inode and changes none of its metadata; overlay's own xattrs from a layer
+    /// are never set (a `redirect` would steer the next RUN's mount).
+    #[test]
+    fn owner_then_mode_then_xattrs_and_hardlinks_keep_the_inode() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use tar::EntryType as T;
+        if !UnpackOptions::for_current_user().privileged {
+            return;
+        }
+        let cap: &[u8] = &[
+            1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let tar = tar_with(&[
+            ("bin/", T::Directory, 0o755, 0, None, &[]),
+            ("bin/suid", T::Regular, 0o4755, 1000, None, &[]),
+            ("bin/sgid", T::Regular, 0o2711, 1000, None, &[]),
+            (
+                "bin/ping",
+                T::Regular,
+                0o755,
+                1000,
+                None,
+                &[("security.capability", cap), ("user.a", b"1")],
+            ),
+            ("bin/alias", T::Link, 0o644, 0, Some("bin/suid"), &[]),
+            (
+                "share/",
+                T::Directory,
+                0o2775,
+                42,
+                None,
+                &[
+                    ("user.d", b"dir"),
+                    ("trusted.overlay.redirect", b"/etc"),
+                    ("user.overlay.opaque", b"y"),
+                ],
+            ),
+            ("drop/", T::Directory, 0o1777, 0, None, &[]),
+            ("ro/", T::Directory, 0o555, 0, None, &[]),
+            ("ro/f", T::Regular, 0o444, 7, None, &[]),
+        ]);
+        for apply_whiteouts in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = UnpackOptions {
+                privileged: true,
+                apply_whiteouts,
+            };
+            unpack(&tar[..], dir.path(), &options).unwrap();
+            let meta = |rel: &str| fs::symlink_metadata(dir.path().join(rel)).unwrap();
+            let described = |rel: &str| {
+                let m = meta(rel);
+                format!(
+                    "{:o} {}:{}",
+                    m.permissions().mode() & 0o7777,
+                    m.uid(),
+                    m.gid()
+                )
+            };
+            assert_eq!(described("bin/suid"), "4755 1000:1000");
+            assert_eq!(described("bin/sgid"), "2711 1000:1000");
+            assert_eq!(described("bin/alias"), "4755 1000:1000");
+            assert_eq!(meta("bin/alias").ino(), meta("bin/suid").ino());
+            assert_eq!(meta("bin/suid").nlink(), 2);
+            assert_eq!(described("share"), "2775 42:42");
+            assert_eq!(described("drop"), "1777 0:0");
+            assert_eq!(described("ro"), "555 0:0");
+            assert_eq!(described("ro/f"), "444 7:7");
+            let ping = dir.path().join("bin/ping");
+            assert_eq!(
+                get_xattr(&ping, "security.capability").as_deref(),
+                Some(cap)
+            );
+            assert_eq!(get_xattr(&ping, "user.a").as_deref(), Some(&b"1"[..]));
+            let share = dir.path().join("share");
+            assert_eq!(get_xattr(&share, "user.d").as_deref(), Some(&b"dir"[..]));
+            assert_eq!(get_xattr(&share, "trusted.overlay.redirect"), None);
+            assert_eq!(get_xattr(&share, "user.overlay.opaque"), None);
+        }
+    }
+
+    /// Without root, modes (setuid included) and `user.*` xattrs are kept; owners,
+    /// `trusted.*` and capabilities cannot be and are skipped rather than failing the layer.
+    #[test]
+    fn unprivileged_unpack_keeps_modes_and_user_xattrs() {
+        use std::os::unix::fs::PermissionsExt;
+        use tar::EntryType as T;
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_with(&[(
+            "f",
+            T::Regular,
+            0o4755,
+            0,
+            None,
+            &[("user.a", b"1"), ("trusted.t", b"2")],
+        )]);
+        let options = UnpackOptions {
+            privileged: false,
+            apply_whiteouts: true,
+        };
+        unpack(&tar[..], dir.path(), &options).unwrap();
+        let f = dir.path().join("f");
+        let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o4755);
+        assert_eq!(get_xattr(&f, "user.a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(get_xattr(&f, "trusted.t"), None);
     }
 
     #[test]

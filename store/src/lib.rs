@@ -7,6 +7,7 @@
 //! <root>/blobs/sha256/<hex>   OCI blobs (layers, configs, manifests)
 //! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots
 //! <root>/tmp/                 blobs being written (cleaned at open)
+//! <root>/snapshots/<diffid>/  layers unpacked for RUN (engine::unpack); `.format` says how
 //! ```
 //!
 //! **Architecture Invariant:** a record is written only after every blob it names exists, and
@@ -384,15 +385,60 @@ fn lock_store(root: &Path, on_wait: &mut dyn FnMut()) -> Result<std::fs::File, S
     }
 }
 
-/// Remove half-unpacked snapshots (`snapshots/.unpack-*`) a killed process left behind. Only
-/// called with the store lock held, so no other process is unpacking.
+/// What a snapshot directory (`snapshots/<diffID>/`, written by the engine's unpacker) holds.
+/// Bump it when unpacking starts keeping something it lost before: a writer that opens a store
+/// whose `snapshots/.format` says otherwise removes every snapshot, and each is unpacked again
+/// when a RUN needs it (snapshots are a cache of layer blobs).
+/// 2: owners set before modes (setuid and setgid kept), xattrs, hardlinks (issue 11).
+pub const SNAPSHOT_FORMAT: &str = "2";
+
+/// Remove half-unpacked snapshots (`snapshots/.unpack-*`) a killed process left behind, and
+/// every snapshot of another [`SNAPSHOT_FORMAT`]. Only called with the store lock held, so no
+/// other process is unpacking or reading a snapshot.
 fn clean_snapshot_leftovers(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root.join("snapshots")) else {
+    let dir = root.join("snapshots");
+    let marker = dir.join(".format");
+    let current = std::fs::read_to_string(&marker).is_ok_and(|f| f.trim() == SNAPSHOT_FORMAT);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        let _ = std::fs::create_dir(&dir).and_then(|()| std::fs::write(&marker, SNAPSHOT_FORMAT));
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".unpack-") {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(".unpack-") || (!current && name != ".format") {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+    if !current {
+        let _ = std::fs::write(&marker, SNAPSHOT_FORMAT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshots unpacked before issue 11 lost setuid bits and xattrs: a store without the
+    /// current `.format` drops them at the next writer's open, and keeps current ones.
+    #[test]
+    fn snapshots_of_an_older_format_are_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let snapshot = root.join("snapshots").join("ab".repeat(32));
+        std::fs::create_dir_all(snapshot.join("usr/bin")).unwrap();
+        std::fs::write(snapshot.join("usr/bin/suid"), "lost its setuid bit").unwrap();
+        drop(Store::open(&root, &mut || {}).unwrap());
+        assert!(!snapshot.exists());
+        let marker = root.join("snapshots/.format");
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), SNAPSHOT_FORMAT);
+
+        std::fs::create_dir_all(&snapshot).unwrap();
+        drop(Store::open(&root, &mut || {}).unwrap());
+        assert!(snapshot.is_dir(), "a current snapshot is kept");
+
+        std::fs::write(&marker, "1").unwrap();
+        drop(Store::open(&root, &mut || {}).unwrap());
+        assert!(!snapshot.exists());
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), SNAPSHOT_FORMAT);
     }
 }

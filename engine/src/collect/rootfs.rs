@@ -5,7 +5,8 @@
 //!
 //! Each layer is read once as a tar stream; entries outside those directories are skipped
 //! (their bytes are never written anywhere), entries inside are copied into a filtered tar
-//! that [`crate::unpack::unpack`] applies with its usual refusals and whiteout rules.
+//! that [`crate::unpack::unpack`] applies with its usual refusals and whiteout rules. A kept
+//! hardlink to a file outside them becomes a copy of that file (a second pass over the layer).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -71,7 +72,10 @@ pub fn extract(
         let effect = match remembered {
             Some(effect) => effect,
             None => {
-                let blob = blobs.open(&layer.digest)?;
+                let read_layer = || -> std::io::Result<Box<dyn std::io::Read>> {
+                    let blob = blobs.open(&layer.digest).map_err(std::io::Error::other)?;
+                    unpack::decompress(blob, &layer.media_type).map_err(std::io::Error::other)
+                };
                 let mut filtered = blobs.writer()?;
                 // A layer that does not read is first suspected of corruption, which the
                 // user can repair, before its bytes are blamed.
@@ -80,9 +84,10 @@ pub fn extract(
                     Err(corrupt) => EngineError::from(corrupt),
                     Ok(()) => e,
                 };
+                let blob = blobs.open(&layer.digest)?;
                 let decompressed =
                     unpack::decompress(blob, &layer.media_type).map_err(unreadable)?;
-                let mut effect = filter_layer(decompressed, &mut filtered)
+                let mut effect = filter_layer(decompressed, &mut filtered, read_layer)
                     .map_err(|e| EngineError::io("reading a layer of", Path::new("the rootfs"), e))
                     .map_err(unreadable)?;
                 if effect.kept > 0 {
@@ -104,15 +109,20 @@ pub fn extract(
 }
 
 /// Copy the entries of one layer that concern the scanned directories into `out` (a tar),
-/// and note what it does to `registry/`.
-fn filter_layer(
+/// and note what it does to `registry/`. A kept hardlink whose target is outside the scanned
+/// directories (a RUN that linked `manifests/x.yaml` to an earlier name) becomes a copy of the
+/// target's bytes, read by a second pass over the layer (`read_again`), needed only then.
+fn filter_layer<R: std::io::Read>(
     reader: impl std::io::Read,
     out: &mut impl std::io::Write,
+    read_again: impl FnOnce() -> std::io::Result<R>,
 ) -> std::io::Result<LayerEffect> {
     let mut archive = tar::Archive::new(reader);
     let mut builder = tar::Builder::new(out);
     let mut effect = LayerEffect::default();
     let mut kept_paths: HashSet<String> = HashSet::new();
+    // Target path -> the kept links to it (their headers and raw names).
+    let mut orphans: BTreeMap<String, Vec<(tar::Header, String)>> = BTreeMap::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -155,9 +165,13 @@ fn filter_layer(
                 .link_name_bytes()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            // A hard link to a file that was not kept cannot be recreated; its content is
-            // outside the scanned directories, so nothing is lost by skipping it.
             if kind.is_hard_link() && !kept_paths.contains(&clean(&target)) {
+                orphans
+                    .entry(clean(&target))
+                    .or_default()
+                    .push((header, raw));
+                kept_paths.insert(path);
+                effect.kept += 1;
                 continue;
             }
             builder.append_link(&mut header, &raw, &target)?;
@@ -166,6 +180,36 @@ fn filter_layer(
         }
         kept_paths.insert(path);
         effect.kept += 1;
+    }
+    if !orphans.is_empty() {
+        let mut again = tar::Archive::new(read_again()?);
+        for entry in again.entries()? {
+            let mut entry = entry?;
+            let path = clean(&String::from_utf8_lossy(&entry.path_bytes()));
+            let Some(links) = orphans.remove(&path) else {
+                continue;
+            };
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            // The first link gets the bytes, the others link to it.
+            let mut first: Option<String> = None;
+            for (mut header, raw) in links {
+                match &first {
+                    None => {
+                        header.set_entry_type(tar::EntryType::Regular);
+                        header.set_size(entry.size());
+                        header.as_old_mut().linkname = [0; 100];
+                        builder.append_data(&mut header, &raw, &mut entry)?;
+                        first = Some(raw);
+                    }
+                    Some(first) => builder.append_link(&mut header, &raw, first)?,
+                }
+            }
+            if orphans.is_empty() {
+                break;
+            }
+        }
     }
     builder.finish()?;
     Ok(effect)
@@ -328,7 +372,7 @@ mod tests {
         ]);
         let mut out = tempfile::tempfile().unwrap();
         let mut registry = BTreeMap::new();
-        let effect = filter_layer(&layer[..], &mut out).unwrap();
+        let effect = filter_layer(&layer[..], &mut out, || Ok(&layer[..])).unwrap();
         effect.apply(&mut registry);
         assert_eq!(
             effect.kept, 4,
@@ -341,10 +385,45 @@ mod tests {
         // A later layer removing the registry removes its blobs.
         let wh = tar_of(&[(".wh.registry", Some(b""))]);
         let mut out = tempfile::tempfile().unwrap();
-        filter_layer(&wh[..], &mut out)
+        filter_layer(&wh[..], &mut out, || Ok(&wh[..]))
             .unwrap()
             .apply(&mut registry);
         assert!(registry.is_empty());
+    }
+
+    /// A RUN that hardlinks a manifest to a file outside the scanned directories writes the
+    /// bytes under the first name in path order (`etc/…`) and a link under `manifests/`:
+    /// collection still reads the manifest (issue 11 made RUN layers keep hardlinks).
+    #[test]
+    fn a_manifest_hardlinked_from_outside_the_scanned_dirs_is_read() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(8);
+        b.append_data(&mut h, "etc/a.yaml", &b"image: x"[..])
+            .unwrap();
+        for name in ["manifests/a.yaml", "manifests/b.yaml"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_mode(0o644);
+            h.set_size(0);
+            b.append_link(&mut h, name, "etc/a.yaml").unwrap();
+        }
+        let layer = b.into_inner().unwrap();
+        let mut out = Vec::new();
+        let effect = filter_layer(&layer[..], &mut out, || Ok(&layer[..])).unwrap();
+        assert_eq!(effect.kept, 2);
+        let dest = tempfile::tempdir().unwrap();
+        let options = UnpackOptions {
+            privileged: false,
+            apply_whiteouts: true,
+        };
+        unpack::unpack(&out[..], dest.path(), &options).unwrap();
+        for name in ["manifests/a.yaml", "manifests/b.yaml"] {
+            let text = std::fs::read_to_string(dest.path().join(name)).unwrap();
+            assert_eq!(text, "image: x", "{name}");
+        }
+        assert!(!dest.path().join("etc").exists());
     }
 
     #[test]

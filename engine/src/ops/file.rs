@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 
 use seal_store::BlobStore;
 
-use crate::context::{ContextSelection, EntryKind};
+use crate::context::{self, ContextSelection, EntryKind};
 use crate::layer::{write_layer, LayerEntry, LayerEntryKind};
 use crate::llb::{CopyAction, FileAction, FileOp};
 use crate::output::{LayerChain, Output};
@@ -49,6 +49,7 @@ pub fn exec(
                         mode: *mode,
                         uid: 0,
                         gid: 0,
+                        xattrs: Default::default(),
                     },
                 );
             }
@@ -62,6 +63,7 @@ pub fn exec(
                         mode: *mode,
                         uid: 0,
                         gid: 0,
+                        xattrs: Default::default(),
                     },
                 );
             }
@@ -78,6 +80,7 @@ pub fn exec(
                         mode: 0o644,
                         uid: 0,
                         gid: 0,
+                        xattrs: Default::default(),
                     },
                 );
             }
@@ -150,7 +153,7 @@ pub(crate) fn plan_copy(
             } else {
                 paths::join(&dest, &m.name)
             };
-            for e in &m.entries {
+            for (e, link) in m.entries.iter().zip(context::hardlinks_of(m)) {
                 if contents_only && e.rel.is_empty() {
                     continue;
                 }
@@ -158,12 +161,21 @@ pub(crate) fn plan_copy(
                 if path.is_empty() {
                     continue;
                 }
-                let kind = match &e.kind {
-                    EntryKind::Dir => LayerEntryKind::Dir,
-                    EntryKind::Symlink { target } => LayerEntryKind::Symlink {
+                let kind = match (&e.kind, link) {
+                    (EntryKind::File { size, blake3 }, Some(first)) => {
+                        let first = &m.entries[first];
+                        LayerEntryKind::Hardlink {
+                            target: paths::join(&target, &first.rel),
+                            source: selection.host_path(m, first),
+                            size: *size,
+                            blake3: *blake3,
+                        }
+                    }
+                    (EntryKind::Dir, _) => LayerEntryKind::Dir,
+                    (EntryKind::Symlink { target }, _) => LayerEntryKind::Symlink {
                         target: target.clone(),
                     },
-                    EntryKind::File { size, blake3 } => LayerEntryKind::File {
+                    (EntryKind::File { size, blake3 }, None) => LayerEntryKind::File {
                         source: selection.host_path(m, e),
                         size: *size,
                         blake3: *blake3,
@@ -182,6 +194,7 @@ pub(crate) fn plan_copy(
                         mode,
                         uid,
                         gid,
+                        xattrs: e.xattrs.clone(),
                     },
                 );
             }
@@ -213,6 +226,7 @@ pub(crate) fn add_missing_parents(
             mode: 0o755,
             uid,
             gid,
+            xattrs: Default::default(),
         });
     }
 }
@@ -246,6 +260,8 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             if let Some(target) = content.strip_prefix("->") {
                 std::os::unix::fs::symlink(target, &p).unwrap();
+            } else if let Some(first) = content.strip_prefix("=>") {
+                std::fs::hard_link(ctx.join(first), &p).unwrap();
             } else {
                 std::fs::write(&p, content).unwrap();
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
@@ -368,6 +384,37 @@ mod tests {
                 "opt/sub/y 600 0:0 = y",
                 "opt/x 600 0:0 = x",
             ],
+        );
+    }
+
+    /// Two names of one inode inside one source are one file and a hardlink entry (issue 11);
+    /// the same file named by two sources stays two files, as BuildKit copies each source on
+    /// its own.
+    #[test]
+    fn hardlinks_within_a_source_stay_hardlinks() {
+        check(
+            &[
+                ("d/a", "x", 0o4755),
+                ("d/b", "=>d/a", 0),
+                ("d/c", "y", 0o644),
+            ],
+            &["d"],
+            "opt",
+            None,
+            &[
+                "opt/ 755 0:0",
+                "opt/d/ 755 0:0",
+                "opt/d/a 4755 0:0 = x",
+                "opt/d/b 4755 0:0 -> opt/d/a",
+                "opt/d/c 644 0:0 = y",
+            ],
+        );
+        check(
+            &[("a", "x", 0o644), ("b", "=>a", 0)],
+            &["a", "b"],
+            "opt",
+            None,
+            &["opt/ 755 0:0", "opt/a 644 0:0 = x", "opt/b 644 0:0 = x"],
         );
     }
 
