@@ -16,11 +16,13 @@
 //! an invalid one is an error naming its file and value, never dropped. What this module does
 //! not do: pull, push or talk to registries; print or choose exit codes (the CLI does).
 
-pub mod helm;
+/// Helm charts, rendered by their own crate.
+pub use seal_helm as helm;
+/// YAML as a plain tree (the Helm crate's; manifests use it too).
+pub use seal_helm::yaml;
 pub mod lines;
 pub mod podspec;
 pub mod rootfs;
-pub mod yaml;
 
 use std::path::{Path, PathBuf};
 

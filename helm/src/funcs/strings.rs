@@ -4,13 +4,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::collect::helm::exec::FuncMap;
-use crate::collect::helm::value::Value;
+use crate::exec::FuncMap;
+use crate::value::Value;
 use regex::Regex;
 
 use super::{add, arg, error, last, str_arg, strslice, strval, to_i64, FuncResult};
-use crate::collect::helm::format::go_quote;
-use crate::collect::helm::value::{self, list, string};
+use crate::format::go_quote;
+use crate::value::{self, list, string};
 
 pub(super) fn register(m: &mut FuncMap) {
     add(m, "upper", |a| Ok(string(str_arg(last(a)).to_uppercase())));
@@ -517,7 +517,7 @@ mod tests {
             m
         };
         let f = m.get(name).unwrap();
-        crate::collect::helm::format::go_string(&f(args).unwrap())
+        crate::format::go_string(&f(args).unwrap())
     }
 
     fn s(v: &str) -> Value {

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::collect::helm::chart::{Chart, Metadata};
-use crate::collect::helm::{render_chart, ChartError};
-use crate::collect::yaml::{parse_document, Yaml};
+use crate::chart::{Chart, Metadata};
+use crate::yaml::{parse_document, Yaml};
+use crate::{render_chart, ChartError};
 
 fn chart(values: &str, templates: &[(&str, &str)], files: &[(&str, &str)]) -> Chart {
     Chart {
@@ -169,7 +169,7 @@ fn subcharts_get_their_values_and_globals() {
         &[("t.yaml", "{{ include \"lib.x\" . }}")],
         &[],
     );
-    top.metadata.dependencies = vec![crate::collect::helm::chart::Dependency {
+    top.metadata.dependencies = vec![crate::chart::Dependency {
         name: "unused".into(),
         condition: "unused.enabled".into(),
         ..Default::default()

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use crate::collect::helm::exec::FuncMap;
-use crate::collect::helm::value::Value;
+use crate::exec::FuncMap;
+use crate::value::Value;
 
 use super::{add, arg, error, last, list_arg, str_arg, strval, to_i64, FuncResult};
-use crate::collect::helm::value::{
+use crate::value::{
     self, as_dict, as_map, deep_copy, is_empty, kind_of, list, string, type_of, Dict, Map,
 };
 
@@ -409,9 +409,9 @@ fn merge_into(dst: &Dict, src: &Dict, overwrite: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::helm::format::go_string;
-    use crate::collect::helm::value::from_yaml;
-    use crate::collect::yaml::parse_document;
+    use crate::format::go_string;
+    use crate::value::from_yaml;
+    use crate::yaml::parse_document;
 
     fn call(name: &str, args: &[Value]) -> String {
         let mut m = FuncMap::new();

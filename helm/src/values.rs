@@ -299,8 +299,8 @@ fn coalesce_globals(mut dest: Map, parent: &Map, warnings: &mut Vec<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::helm::value::from_yaml;
-    use crate::collect::yaml::parse_document;
+    use crate::value::from_yaml;
+    use crate::yaml::parse_document;
 
     fn m(src: &str) -> Map {
         as_map(&from_yaml(&parse_document(src).unwrap())).unwrap_or_default()

@@ -1,8 +1,8 @@
 //! Sprig's arithmetic: integer functions convert their arguments the way spf13/cast does
 //! (`int "12"` is 12, `int 2.9` is 2), float functions (`addf`...) work on float64.
 
-use crate::collect::helm::exec::FuncMap;
-use crate::collect::helm::value::Value;
+use crate::exec::FuncMap;
+use crate::value::Value;
 
 use super::{add, arg, error, last, str_arg, to_f64, to_i64};
 

@@ -474,8 +474,8 @@ fn resolves_to_non_string(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::helm::value::{from_yaml, list, string};
-    use crate::collect::yaml::parse_document;
+    use crate::value::{from_yaml, list, string};
+    use crate::yaml::parse_document;
 
     fn yaml(src: &str) -> Value {
         from_yaml(&parse_document(src).unwrap())

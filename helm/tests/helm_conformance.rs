@@ -18,8 +18,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use seal_engine::collect::helm::render_dir;
-use seal_engine::collect::yaml::{parse_document, Yaml};
+use seal_helm::render_dir;
+use seal_helm::yaml::{parse_document, Yaml};
 
 fn suite() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm_conformance")

@@ -4,15 +4,15 @@
 use std::cell::Cell;
 use std::fmt::Write;
 
-use crate::collect::helm::exec::FuncMap;
-use crate::collect::helm::value::Value;
+use crate::exec::FuncMap;
+use crate::value::Value;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{add, arg, error, last, str_arg, strval, to_i64};
-use crate::collect::helm::format::{to_json, to_pretty_json, to_raw_json, to_yaml, to_yaml_pretty};
-use crate::collect::helm::semver;
-use crate::collect::helm::value::{self, from_yaml, list, string, Map};
-use crate::collect::yaml;
+use crate::format::{to_json, to_pretty_json, to_raw_json, to_yaml, to_yaml_pretty};
+use crate::semver;
+use crate::value::{self, from_yaml, list, string, Map};
+use crate::yaml;
 
 pub(super) fn register(m: &mut FuncMap) {
     add(m, "b64enc", |a| {
@@ -485,7 +485,7 @@ fn toml_value(v: &Value) -> String {
             "[{}]",
             items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
         ),
-        other => crate::collect::helm::format::go_string(other),
+        other => crate::format::go_string(other),
     }
 }
 

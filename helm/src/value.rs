@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::collect::yaml::Yaml;
+use crate::yaml::Yaml;
 
 /// The contents of a map, keys in Go's sorted order.
 pub type Map = BTreeMap<Arc<str>, Value>;
@@ -294,7 +294,7 @@ pub fn deep_equal(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::yaml::parse_document;
+    use crate::yaml::parse_document;
 
     #[test]
     fn numbers_from_yaml_are_floats() {

@@ -1052,8 +1052,8 @@ fn order(a: &[Value], pred: fn(std::cmp::Ordering) -> bool) -> std::result::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::helm::value::{as_dict, from_yaml};
-    use crate::collect::yaml::parse_document;
+    use crate::value::{as_dict, from_yaml};
+    use crate::yaml::parse_document;
     use gotmpl::parse::Parser;
 
     fn parse(

@@ -1,4 +1,9 @@
-//! Helm charts: load, compute values, render to manifests, without Helm.
+//! Helm charts rendered as `helm template release CHART` renders them, without Helm: load a
+//! chart (directory or `.tgz`), compute its values, execute its templates with Go
+//! text/template's and Sprig's semantics, and return the manifests. It renders; it does not
+//! install, talk to a cluster (`lookup` finds nothing), fetch dependencies, or run hooks.
+//! seal's image collection uses it through [`render_dir`], [`render_chart`] and
+//! [`parse_values`]; it depends on no other seal crate.
 //!
 //! - [`chart`]: reading a chart directory or `.tgz` (`.helmignore` honoured).
 //! - [`values`]: `-f` files, defaults, subchart values and `global`, conditions and tags.
@@ -9,7 +14,7 @@
 //! - [`funcs`]: the Helm/Sprig function library; [`format`] prints values as Go does
 //!   (`%v`, `toYaml`, `toJson`); [`value`], [`semver`], [`glob`]: helpers.
 //!
-//! Real Helm is used only as a test oracle: `engine/tests/helm_conformance` (small charts
+//! Real Helm is used only as a test oracle: `helm/tests/helm_conformance` (small charts
 //! compared byte for byte with `helm template`) and `tests/scan.rs` (the shared corpus).
 //!
 //! Known differences from Helm, none of which changes what images a chart names:
@@ -31,12 +36,12 @@ pub mod glob;
 pub mod semver;
 pub mod value;
 pub mod values;
+pub mod yaml;
 
 use std::path::Path;
 
 pub use engine::{Release, RenderedFile};
 
-use crate::collect::yaml;
 use value::{as_map, Map};
 
 /// A chart rendered to manifests.

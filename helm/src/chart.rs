@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::glob::go_match;
-use crate::collect::yaml::{self, Yaml};
+use crate::yaml::{self, Yaml};
 
 /// A loaded chart.
 #[derive(Debug, Clone)]
