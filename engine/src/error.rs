@@ -40,6 +40,8 @@ pub enum EngineError {
     FileChanged { path: PathBuf },
     #[error("refusing layer entry `{path}`: {reason}")]
     UnsafeLayer { path: String, reason: String },
+    #[error("destination `{dest}` cannot be resolved in the image below: {reason}")]
+    DestinationUnresolvable { dest: String, reason: String },
     #[error("refusing entry `{entry}` of archive `{archive}`: {reason}")]
     UnsafeArchive {
         archive: String,

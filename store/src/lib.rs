@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! <root>/blobs/sha256/<hex>   OCI blobs (layers, configs, manifests)
-//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots
+//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots, collect, layers
 //! <root>/tmp/                 blobs being written (cleaned at open)
 //! ```
 //!
@@ -47,7 +47,7 @@ pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
 pub use usage::{human_size, Usage};
 
-use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES};
+use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +176,43 @@ impl Store {
     /// Store an image-collection record.
     pub fn collect_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.db.put(CF_COLLECT, key.as_bytes(), value)
+    }
+
+    /// Whether the path index of the layer `diff_id` is stored (see [`Store::layer_path`]).
+    pub fn layer_index_complete(&self, diff_id: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get(CF_LAYERS, diff_id.to_string().as_bytes())?
+            .is_some())
+    }
+
+    /// Store the path index of the layer `diff_id`: one opaque record per rootfs path the
+    /// layer has an entry for (the engine encodes them), written with the marker that makes
+    /// [`Store::layer_index_complete`] true, in one batch. An index is a function of the
+    /// layer's content, so rewriting one is harmless.
+    pub fn put_layer_index(
+        &self,
+        diff_id: &Digest,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let id = diff_id.to_string();
+        let mut entries: Vec<db::KeyValue> = records
+            .iter()
+            .map(|(path, record)| (layer_path_key(&id, path), record.clone()))
+            .collect();
+        entries.push((
+            id.into_bytes(),
+            (records.len() as u64).to_le_bytes().to_vec(),
+        ));
+        self.db.write_batch(CF_LAYERS, &entries)
+    }
+
+    /// The index record of `path` in the layer `diff_id`, if the layer has an entry there.
+    /// A point lookup: a COPY resolves its destination through a few of these per layer
+    /// instead of unpacking anything.
+    pub fn layer_path(&self, diff_id: &Digest, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get(CF_LAYERS, &layer_path_key(&diff_id.to_string(), path))
     }
 
     /// The record of an image name.
@@ -368,4 +405,13 @@ fn clean_snapshot_leftovers(root: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// `<diffID>\0<path>`: the `\0` keeps one layer's records apart from a longer diffID's.
+fn layer_path_key(diff_id: &str, path: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(diff_id.len() + 1 + path.len());
+    key.extend_from_slice(diff_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(path.as_bytes());
+    key
 }

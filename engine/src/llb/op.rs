@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+pub use crate::llb::chmod::Chmod;
 use crate::llb::encode::Encoder;
 
 /// One LLB operation.
@@ -66,7 +67,7 @@ pub struct CopyAction {
     pub sources: Vec<CopySource>,
     /// The destination directory, relative to the rootfs (`""` is the root).
     pub dest: String,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     pub chown: Option<(u32, u32)>,
 }
 
@@ -90,7 +91,7 @@ pub struct AddAction {
     pub urls: Vec<UrlSource>,
     /// The destination directory, relative to the rootfs (`""` is the root).
     pub dest: String,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     pub chown: Option<(u32, u32)>,
 }
 
@@ -257,9 +258,7 @@ impl FileAction {
                     e.str(&s.pattern).tag(s.contents_only as u8);
                 }
                 e.str(&c.dest);
-                e.opt(c.chmod, |e, m| {
-                    e.u64(m as u64);
-                });
+                e.opt(c.chmod.as_ref(), |e, m| m.encode(e));
                 e.opt(c.chown, |e, (u, g)| {
                     e.u64(u as u64).u64(g as u64);
                 });
@@ -286,9 +285,7 @@ impl FileAction {
                     });
                 }
                 e.str(&a.dest);
-                e.opt(a.chmod, |e, m| {
-                    e.u64(m as u64);
-                });
+                e.opt(a.chmod.as_ref(), |e, m| m.encode(e));
                 e.opt(a.chown, |e, (u, g)| {
                     e.u64(u as u64).u64(g as u64);
                 });

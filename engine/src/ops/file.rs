@@ -1,39 +1,69 @@
-//! FileOp (COPY and friends): builds one layer straight from its input, never from the layers
-//! below it, so its cache entry survives changes to earlier steps.
+//! FileOp (COPY and friends): builds one layer straight from its sources, never by unpacking
+//! the layers below it, so its cache entry survives changes to earlier steps.
 //!
 //! COPY follows the seed's destination semantics (KUBEFILE.md): each source lands at
 //! `<dest>/<basename>`, or at `<dest>` itself when dest's last element equals the basename;
-//! a directory written `dir/.` contributes its contents.
+//! a directory written `dir/.` contributes its contents. Of the rootfs below (the FileOp's last
+//! input) it reads only the resolution of each destination ([`crate::layer_index`]): symlinks
+//! on the destination are followed inside the rootfs, and the destination and its ancestors
+//! that exist keep their mode and owner. That resolution is all the step's cache key covers of
+//! the rootfs ([`input_keys`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-use seal_store::BlobStore;
+use seal_solver::{ContentId, Id};
+use seal_store::{BlobStore, Store};
 
 use crate::context::{ContextSelection, EntryKind};
 use crate::layer::{write_layer, LayerEntry, LayerEntryKind};
+use crate::layer_index::{self, IndexBuilder, PathRecord, Resolution, StoredLayers};
+use crate::llb::encode::Encoder;
 use crate::llb::{CopyAction, FileAction, FileOp};
 use crate::output::{LayerChain, Output};
 use crate::paths;
 use crate::EngineError;
 
-/// Build the layer of `op` from `inputs` (input 0: the context selection for copies).
+/// The ids by which the inputs enter the FileOp's cache key: the sources' content ids, and for
+/// the rootfs below (the last input) only the resolution of the op's destinations.
+pub fn input_keys(op: &FileOp, inputs: &[Output], store: &Store) -> Result<Vec<Id>, EngineError> {
+    let (_, rootfs) = split_inputs(inputs)?;
+    let mut ids: Vec<Id> = inputs[..inputs.len() - 1]
+        .iter()
+        .map(ContentId::content_id)
+        .collect();
+    let mut e = Encoder::new("seal.destinations.v1");
+    for resolution in resolutions(op, rootfs, store)? {
+        resolution.encode_key(&mut e);
+    }
+    ids.push(e.finish());
+    Ok(ids)
+}
+
+/// Build the layer of `op` from `inputs` (input 0: the source of copies, when an action reads
+/// one; the last input: the rootfs below).
 pub fn exec(
     op: &FileOp,
     inputs: &[Output],
-    blobs: &BlobStore,
+    store: &Store,
     cancel: &AtomicBool,
 ) -> Result<Output, EngineError> {
+    let blobs = store.blobs();
+    let (source, rootfs) = split_inputs(inputs)?;
+    let resolutions = resolutions(op, rootfs, store)?;
     let mut entries: BTreeMap<String, LayerEntry> = BTreeMap::new();
+    // The existing directories on every destination path, with the rootfs's metadata.
+    let mut existing: BTreeMap<String, PathRecord> = BTreeMap::new();
     // Unpacked stage filesystems, kept until the layer is written from them.
     let mut staging = Vec::new();
-    for action in &op.actions {
+    for (action, resolution) in op.actions.iter().zip(&resolutions) {
+        let mut planned: BTreeMap<String, LayerEntry> = BTreeMap::new();
         match action {
-            FileAction::Copy(copy) => match inputs.first() {
-                Some(Output::Context(selection)) => plan_copy(copy, selection, &mut entries)?,
+            FileAction::Copy(copy) => match source {
+                Some(Output::Context(selection)) => plan_copy(copy, selection, &mut planned)?,
                 Some(Output::Layers(chain)) => {
                     let selection = stage_selection(copy, chain, blobs, &mut staging)?;
-                    plan_copy(copy, &selection, &mut entries)?;
+                    plan_copy(copy, &selection, &mut planned)?;
                 }
                 Some(Output::Images(_)) | None => {
                     return Err(EngineError::Internal("COPY has no files to copy".into()))
@@ -41,7 +71,7 @@ pub fn exec(
             },
             FileAction::Mkdir { path, mode } => {
                 let path = paths::clean(path);
-                entries.insert(
+                planned.insert(
                     path.clone(),
                     LayerEntry {
                         path,
@@ -54,7 +84,7 @@ pub fn exec(
             }
             FileAction::Mkfile { path, mode, data } => {
                 let path = paths::clean(path);
-                entries.insert(
+                planned.insert(
                     path.clone(),
                     LayerEntry {
                         path,
@@ -70,7 +100,7 @@ pub fn exec(
                 let path = paths::clean(path);
                 let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
                 let whiteout = paths::join(parent, &format!(".wh.{}", paths::basename(&path)));
-                entries.insert(
+                planned.insert(
                     whiteout.clone(),
                     LayerEntry {
                         path: whiteout,
@@ -81,26 +111,125 @@ pub fn exec(
                     },
                 );
             }
-            FileAction::Add(add) => staging.push(crate::add::plan(
-                add,
-                inputs.first(),
-                blobs,
-                cancel,
-                &mut entries,
-            )?),
+            FileAction::Add(add) => {
+                staging.push(crate::add::plan(add, source, blobs, cancel, &mut planned)?)
+            }
+        }
+        relocate(planned, resolution, &mut entries)?;
+        existing.extend(resolution.dirs.iter().map(|(p, r)| (p.clone(), r.clone())));
+    }
+    // The destination and its existing ancestors keep the rootfs's mode and owner (Docker).
+    for (path, record) in &existing {
+        if let Some(entry) = entries.get_mut(path) {
+            if entry.kind == LayerEntryKind::Dir {
+                (entry.mode, entry.uid, entry.gid) = (record.mode, record.uid, record.gid);
+            }
         }
     }
     let owner = op.actions.iter().find_map(|a| match a {
         FileAction::Copy(c) => c.chown,
         _ => None,
     });
-    add_missing_parents(&mut entries, owner.unwrap_or((0, 0)));
+    add_missing_parents(&mut entries, owner.unwrap_or((0, 0)), &existing);
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
     let layer = write_layer(blobs, &ordered, op.format, cancel)?;
+    IndexBuilder::from_entries(&ordered).store(store, &layer.diff_id)?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],
         base_config: None,
     }))
+}
+
+/// The source of the copies (input 0, when there is one) and the rootfs below (the last input).
+fn split_inputs(inputs: &[Output]) -> Result<(Option<&Output>, &LayerChain), EngineError> {
+    match inputs.split_last() {
+        Some((Output::Layers(rootfs), rest)) => Ok((rest.first(), rootfs)),
+        _ => Err(EngineError::Internal(
+            "a FileOp's last input is not the rootfs below it".into(),
+        )),
+    }
+}
+
+/// The directory each action writes into: COPY's and ADD's destination, the parent of a
+/// single path.
+fn action_dir(action: &FileAction) -> String {
+    let parent = |path: &str| {
+        let path = paths::clean(path);
+        path.rsplit_once('/')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default()
+    };
+    match action {
+        FileAction::Copy(c) => paths::clean(&c.dest),
+        FileAction::Add(a) => paths::clean(&a.dest),
+        FileAction::Mkdir { path, .. }
+        | FileAction::Mkfile { path, .. }
+        | FileAction::Rm { path } => parent(path),
+    }
+}
+
+/// Each action's destination resolved in `rootfs`, in action order.
+fn resolutions(
+    op: &FileOp,
+    rootfs: &LayerChain,
+    store: &Store,
+) -> Result<Vec<Resolution>, EngineError> {
+    if rootfs.layers.is_empty() {
+        return Ok(op
+            .actions
+            .iter()
+            .map(|a| Resolution::unresolved(&action_dir(a)))
+            .collect());
+    }
+    let layers = StoredLayers::new(store, &rootfs.layers)?;
+    op.actions
+        .iter()
+        .map(|a| layer_index::resolve(&layers, &action_dir(a)))
+        .collect()
+}
+
+/// Move what an action planned under its destination to where the destination resolved; drop
+/// the ancestors it planned for the unresolved destination (they are added again, with the
+/// rootfs's metadata where they exist).
+fn relocate(
+    planned: BTreeMap<String, LayerEntry>,
+    resolution: &Resolution,
+    entries: &mut BTreeMap<String, LayerEntry>,
+) -> Result<(), EngineError> {
+    let dest = &resolution.dest;
+    let below_a_file = resolution
+        .existing
+        .as_ref()
+        .is_some_and(|r| !matches!(r.kind, layer_index::PathKind::Dir { .. }));
+    for (path, mut entry) in planned {
+        let rest = if dest.is_empty() {
+            Some(path.as_str())
+        } else if path == *dest {
+            Some("")
+        } else {
+            path.strip_prefix(dest.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+        };
+        let Some(rest) = rest else {
+            continue;
+        };
+        if !rest.is_empty() && below_a_file {
+            return Err(EngineError::DestinationUnresolvable {
+                dest: dest.clone(),
+                reason: format!(
+                    "`{}` is a file in the image below, not a directory",
+                    resolution.resolved
+                ),
+            });
+        }
+        let target = paths::join(&resolution.resolved, rest);
+        if target.is_empty() {
+            continue;
+        }
+        entry.path = target.clone();
+        entries.insert(target, entry);
+    }
+    Ok(())
 }
 
 /// `COPY --from`: flatten the stage's (or image's) layers into a scratch directory and select
@@ -169,9 +298,9 @@ pub(crate) fn plan_copy(
                         blake3: *blake3,
                     },
                 };
-                let mode = match (&e.kind, copy.chmod) {
+                let mode = match (&e.kind, &copy.chmod) {
                     (EntryKind::Symlink { .. }, _) => 0o777,
-                    (_, Some(chmod)) => chmod,
+                    (_, Some(chmod)) => chmod.apply(e.mode, e.kind == EntryKind::Dir),
                     (_, None) => e.mode,
                 };
                 entries.insert(
@@ -190,10 +319,12 @@ pub(crate) fn plan_copy(
     Ok(())
 }
 
-/// Every entry's ancestors must be in the tar before it: add the missing ones as 0755 dirs.
+/// Every entry's ancestors must be in the tar before it: add the missing ones, with the
+/// metadata of `existing` (the rootfs's directories) where they exist, else as 0755 dirs.
 pub(crate) fn add_missing_parents(
     entries: &mut BTreeMap<String, LayerEntry>,
     (uid, gid): (u32, u32),
+    existing: &BTreeMap<String, PathRecord>,
 ) {
     let mut missing = Vec::new();
     for path in entries.keys() {
@@ -207,10 +338,13 @@ pub(crate) fn add_missing_parents(
         }
     }
     for path in missing {
+        let (mode, uid, gid) = existing
+            .get(&path)
+            .map_or((0o755, uid, gid), |r| (r.mode, r.uid, r.gid));
         entries.entry(path.clone()).or_insert(LayerEntry {
             path,
             kind: LayerEntryKind::Dir,
-            mode: 0o755,
+            mode,
             uid,
             gid,
         });
@@ -228,7 +362,7 @@ mod tests {
     use super::*;
     use crate::context;
     use crate::ignore::IgnoreMatcher;
-    use crate::llb::{Compression, CopySource, LayerFormat};
+    use crate::llb::{Chmod, Compression, CopySource, LayerFormat};
 
     /// Build a COPY layer of `sources` -> `dest` from a context and list its tar as
     /// `path mode uid:gid [-> target | = content]` lines.
@@ -236,7 +370,7 @@ mod tests {
         files: &[(&str, &str, u32)],
         sources: &[&str],
         dest: &str,
-        chmod: Option<u32>,
+        chmod: Option<Chmod>,
         expected: &[&str],
     ) {
         let tmp = tempfile::tempdir().unwrap();
@@ -275,8 +409,11 @@ mod tests {
         };
         let out = exec(
             &op,
-            &[Output::Context(std::sync::Arc::new(selection))],
-            store.blobs(),
+            &[
+                Output::Context(std::sync::Arc::new(selection)),
+                Output::Layers(LayerChain::default()),
+            ],
+            &store,
             &AtomicBool::new(false),
         )
         .unwrap();
@@ -361,7 +498,7 @@ mod tests {
             &[("dir/x", "x", 0o644), ("dir/sub/y", "y", 0o755)],
             &["dir/."],
             "/opt/",
-            Some(0o600),
+            Some(Chmod::Octal(0o600)),
             &[
                 "opt/ 755 0:0",
                 "opt/sub/ 600 0:0",

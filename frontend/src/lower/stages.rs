@@ -33,6 +33,7 @@ impl Lowering<'_, '_> {
         if self.base.is_some() {
             self.end_stage();
         }
+        self.check_platform_flag(ins)?;
         let words = self.words(ins, &Scope::Global)?;
         let Some((name, span)) = words.first().cloned() else {
             return Err(Diagnostic::new(
@@ -76,6 +77,24 @@ impl Lowering<'_, '_> {
                 Diagnostic::new(message, span)
                     .with_help("build or load the base image first; pulling from registries comes in a later release")
             })?;
+            let build = &self.options.platform;
+            if let Some(image) = &resolved.platform {
+                if image.os != build.os || image.architecture != build.architecture {
+                    return Err(Diagnostic::new(
+                        format!(
+                            "image {} is for {}/{}, but this build is for {}/{}",
+                            resolved.reference,
+                            image.os,
+                            image.architecture,
+                            build.os,
+                            build.architecture
+                        ),
+                        span,
+                    )
+                    .with_label("another platform")
+                    .with_help("seal builds for the host's platform only (multi-platform builds are not supported yet); use an image of this platform"));
+                }
+            }
             self.env = resolved.env.clone();
             Op::Source(SourceOp::Image {
                 reference: resolved.reference,
@@ -84,6 +103,53 @@ impl Lowering<'_, '_> {
         };
         let node = self.builder.add(op, &[], metadata);
         self.base = Some(node);
+        Ok(())
+    }
+
+    /// `FROM --platform=OS/ARCH[/VARIANT]`: until multi-platform builds land, only the
+    /// build's (the host's) platform is accepted; a malformed value is an error too.
+    fn check_platform_flag(&self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let Some(flag) = ins.flags.iter().find(|f| f.name == "platform") else {
+            return Ok(());
+        };
+        let raw = flag.value.clone().unwrap_or_default();
+        let value = {
+            let lookup = self.lookup(&Scope::Global);
+            crate::expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
+        };
+        let build = &self.options.platform;
+        let parts: Vec<&str> = value.split('/').collect();
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let (os, arch) = match parts.as_slice() {
+            [os, arch] | [os, arch, _] if parts.iter().all(|p| valid(p)) => (*os, *arch),
+            _ => {
+                return Err(Diagnostic::new(
+                    format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
+                    flag.span,
+                ))
+            }
+        };
+        // The aliases containerd normalises.
+        let arch = match arch {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        if os != build.os || arch != build.architecture {
+            return Err(Diagnostic::new(
+                format!(
+                    "--platform={value}: seal builds only for this machine's platform, {}/{}",
+                    build.os, build.architecture
+                ),
+                flag.span,
+            )
+            .with_label("another platform")
+            .with_help("multi-platform builds are not supported yet; remove --platform or build on that platform"));
+        }
         Ok(())
     }
 
