@@ -38,6 +38,10 @@
 //! "Cache rules", "Reproducibility".
 //!
 //! * `differential_quick` — 3 seeds x 12 mutations, part of the normal test run.
+//! * `differential_base_image_mutations` — issue 12: an app `FROM` a generated base image,
+//!   whose COPY destinations cross the base's links and directories; 3 seeds x 20 base
+//!   mutations on and off those paths (`SEAL_DIFF_BASE_ROUNDS` changes the 20). A COPY must stay
+//!   cached when the base changes off its destination's path.
 //! * `differential_long` — `SEAL_DIFF_MUTATIONS=N [SEAL_DIFF_SEED=S] [SEAL_DIFF_PER_SEED=P]`,
 //!   run by `scripts/differential.sh`; returns at once when `SEAL_DIFF_MUTATIONS` is unset.
 //! * `regression_*` — one minimal repro per seal bug this driver found; each asserts the
@@ -985,6 +989,16 @@ fn seal_build(
     build_args: &BTreeMap<String, String>,
     clean: bool,
 ) -> Build {
+    seal_build_tag(root, ctx, TAG, build_args, clean)
+}
+
+fn seal_build_tag(
+    root: &Path,
+    ctx: &Path,
+    tag: &str,
+    build_args: &BTreeMap<String, String>,
+    clean: bool,
+) -> Build {
     let mut cmd = Command::new(seal_bin());
     // The generated charts and manifests hold random bytes, not something to collect images
     // from: collection has its own tests (tests/collect.rs).
@@ -997,7 +1011,7 @@ fn seal_build(
             "--progress",
             "plain",
             "-t",
-            TAG,
+            tag,
         ])
         .current_dir(ctx)
         .env_remove("SOURCE_DATE_EPOCH")
@@ -2766,6 +2780,453 @@ fn differential_long() {
         report.problems(),
         0,
         "problems found; see the summary above"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Base-image mutations (issue 12): a COPY's key covers the resolution of its destination in
+// the rootfs below (type, mode, owner and link target of each path element it looks up) and
+// nothing else of it. A seeded driver builds a base image (`diff:base`, one COPY of a
+// generated rootfs with symlinks and directories of several modes) and an app image
+// `FROM diff:base` with COPY steps whose destinations cross the base's links and
+// directories, then mutates the base — paths on a destination's way (a mode, the owner, a
+// link's target, a link replaced by a directory, a missing directory created) and paths off
+// it (file content, a new file, an unrelated directory's mode) — rebuilding both images
+// incrementally and cleanly after each mutation. The model resolves each destination in its
+// own copy of the merged rootfs; a COPY whose (sources, destination, lookups) were built
+// before must be CACHED, one never built DONE, and incremental and clean app images must be
+// equal.
+// ------------------------------------------------------------------------------------------
+
+const BASE_TAG: &str = "diff:base";
+
+/// One path of the model's rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, bytes: Vec<u8> },
+    Link { target: String },
+}
+
+/// The app's COPY steps: (source file, its mode, flags, destination). Destinations cross the
+/// base's `bin` link, its 0700 `pki`, existing and missing directories.
+const APP_COPIES: &[(&str, u32, &str, &str)] = &[
+    ("kubectl", 0o755, "", "bin"),
+    ("ca.crt", 0o644, "", "etc/kubernetes/pki"),
+    ("conf.yaml", 0o644, "", "opt/app"),
+    ("tool", 0o755, "", "var/lib/tools"),
+    ("data.txt", 0o600, "--chown=7:7 ", "srv/data"),
+];
+
+/// The lookups of a destination: `(path, record)` in order, following links inside the
+/// rootfs, as KUBEFILE.md "COPY semantics" specifies; and where it resolved.
+fn model_resolve(fs: &BTreeMap<String, (Node, (u32, u32))>, dest: &str) -> (Vec<String>, String) {
+    let mut trail = Vec::new();
+    let mut todo: Vec<String> = dest.split('/').rev().map(str::to_string).collect();
+    let mut current: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        let Some(name) = todo.pop() else {
+            return (trail, current.join("/"));
+        };
+        let path = join(&current.join("/"), &name);
+        match fs.get(&path) {
+            None => {
+                trail.push(format!("{path} -"));
+                current.push(name);
+            }
+            Some((Node::Dir { mode }, (u, g))) => {
+                trail.push(format!("{path} dir {mode:o} {u}:{g}"));
+                current.push(name);
+            }
+            Some((Node::File { mode, .. }, (u, g))) => {
+                trail.push(format!("{path} file {mode:o} {u}:{g}"));
+                current.push(name);
+            }
+            Some((Node::Link { target }, (u, g))) => {
+                trail.push(format!("{path} link {target} {u}:{g}"));
+                let mut base = if target.starts_with('/') {
+                    Vec::new()
+                } else {
+                    current.clone()
+                };
+                for part in target.split('/') {
+                    match part {
+                        "" | "." => {}
+                        ".." => {
+                            base.pop();
+                        }
+                        p => base.push(p.to_string()),
+                    }
+                }
+                todo.extend(base.into_iter().rev());
+                current.clear();
+            }
+        }
+    }
+    panic!("model: a symlink loop at {dest}");
+}
+
+struct BaseHarness {
+    rng: Rng,
+    tmp: TempDir,
+    /// The base rootfs as generated (owners come from `owner`).
+    base: BTreeMap<String, Node>,
+    owner: (u32, u32),
+    seen: BTreeSet<String>,
+    counter: usize,
+}
+
+impl BaseHarness {
+    fn new(seed: u64) -> BaseHarness {
+        let mut base = BTreeMap::new();
+        for (path, node) in [
+            ("usr", Node::Dir { mode: 0o755 }),
+            ("usr/bin", Node::Dir { mode: 0o755 }),
+            ("usr/local", Node::Dir { mode: 0o755 }),
+            ("usr/local/bin", Node::Dir { mode: 0o755 }),
+            ("etc", Node::Dir { mode: 0o755 }),
+            ("etc/kubernetes", Node::Dir { mode: 0o755 }),
+            ("etc/kubernetes/pki", Node::Dir { mode: 0o700 }),
+            ("opt", Node::Dir { mode: 0o755 }),
+            ("opt/data", Node::Dir { mode: 0o755 }),
+            ("var", Node::Dir { mode: 0o755 }),
+            ("var/lib", Node::Dir { mode: 0o755 }),
+            ("unrelated", Node::Dir { mode: 0o755 }),
+            (
+                "bin",
+                Node::Link {
+                    target: "usr/bin".into(),
+                },
+            ),
+        ] {
+            base.insert(path.to_string(), node);
+        }
+        for (path, mode) in [
+            ("usr/bin/sh", 0o755),
+            ("etc/kubernetes/pki/old.crt", 0o600),
+            ("opt/data/a.txt", 0o644),
+            ("unrelated/x.txt", 0o644),
+        ] {
+            base.insert(
+                path.to_string(),
+                Node::File {
+                    mode,
+                    bytes: format!("{path}\n").into_bytes(),
+                },
+            );
+        }
+        let tmp = TempDir::new().expect("temp dir");
+        let app = tmp.path().join("app");
+        fs::create_dir_all(&app).unwrap();
+        let mut kubefile = format!("FROM {BASE_TAG}\n");
+        for (name, mode, flags, dest) in APP_COPIES {
+            fs::write(app.join(name), format!("{name}\n")).unwrap();
+            fs::set_permissions(app.join(name), fs::Permissions::from_mode(*mode)).unwrap();
+            writeln!(kubefile, "COPY {flags}{name} {dest}").unwrap();
+        }
+        fs::write(app.join("Kubefile"), kubefile).unwrap();
+        BaseHarness {
+            rng: Rng::new(seed),
+            tmp,
+            base,
+            owner: (0, 0),
+            seen: BTreeSet::new(),
+            counter: 0,
+        }
+    }
+
+    /// Write the base context: `rootfs/` as the model says, and its Kubefile.
+    fn write_base(&self) {
+        let ctx = self.tmp.path().join("base");
+        let rootfs = ctx.join("rootfs");
+        let _ = fs::remove_dir_all(&ctx);
+        fs::create_dir_all(&rootfs).unwrap();
+        for (path, node) in &self.base {
+            let p = rootfs.join(path);
+            match node {
+                Node::Dir { .. } => fs::create_dir_all(&p).unwrap(),
+                Node::File { mode, bytes } => {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    fs::write(&p, bytes).unwrap();
+                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+                }
+                Node::Link { target } => {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::os::unix::fs::symlink(target, &p).unwrap();
+                }
+            }
+        }
+        for (path, node) in self.base.iter().rev() {
+            if let Node::Dir { mode } = node {
+                fs::set_permissions(rootfs.join(path), fs::Permissions::from_mode(*mode)).unwrap();
+            }
+        }
+        let (u, g) = self.owner;
+        fs::write(
+            ctx.join("Kubefile"),
+            format!("FROM scratch\nCOPY --chown={u}:{g} rootfs/. .\n"),
+        )
+        .unwrap();
+    }
+
+    /// One mutation of the base; returns (kind, description).
+    fn mutate(&mut self) -> (&'static str, String) {
+        self.counter += 1;
+        let n = self.counter;
+        match self.rng.below(9) {
+            0 => {
+                let path = *self
+                    .rng
+                    .pick(&["unrelated/x.txt", "opt/data/a.txt", "usr/bin/sh"]);
+                let bytes = format!("{path} v{n}\n").into_bytes();
+                if let Some(Node::File { bytes: b, .. }) = self.base.get_mut(path) {
+                    *b = bytes;
+                }
+                ("off-path-content", format!("rewrite {path}"))
+            }
+            1 => {
+                let path = format!("unrelated/new{n}.txt");
+                self.base.insert(
+                    path.clone(),
+                    Node::File {
+                        mode: 0o644,
+                        bytes: b"new\n".to_vec(),
+                    },
+                );
+                ("off-path-new-file", format!("add {path}"))
+            }
+            2 => {
+                let mode = *self.rng.pick(&[0o700, 0o750, 0o755]);
+                self.base.insert("unrelated".into(), Node::Dir { mode });
+                ("off-path-chmod", format!("chmod {mode:o} unrelated"))
+            }
+            3 | 4 => {
+                let path = *self.rng.pick(&[
+                    "etc/kubernetes/pki",
+                    "etc/kubernetes",
+                    "opt",
+                    "var/lib",
+                    "usr/bin",
+                    "usr/local/bin",
+                ]);
+                let mode = *self.rng.pick(&[0o700, 0o750, 0o755, 0o775]);
+                if let Some(Node::Dir { mode: m }) = self.base.get_mut(path) {
+                    *m = mode;
+                    ("on-path-chmod", format!("chmod {mode:o} {path}"))
+                } else {
+                    (
+                        "on-path-chmod",
+                        format!("chmod {path}: not a directory now"),
+                    )
+                }
+            }
+            5 => {
+                let target =
+                    *self
+                        .rng
+                        .pick(&["usr/bin", "usr/local/bin", "/usr/local/bin", "./usr/bin"]);
+                self.base.insert(
+                    "bin".into(),
+                    Node::Link {
+                        target: target.into(),
+                    },
+                );
+                ("on-path-relink", format!("ln -sf {target} bin"))
+            }
+            6 => {
+                // A link replaced by a directory, or a directory by a link.
+                let (path, link) = *self
+                    .rng
+                    .pick(&[("bin", "usr/bin"), ("var/lib", "../opt/data")]);
+                let now = match self.base.get(path) {
+                    Some(Node::Link { .. }) => Node::Dir { mode: 0o755 },
+                    _ => Node::Link {
+                        target: link.into(),
+                    },
+                };
+                let what = format!("{path} becomes {now:?}");
+                self.base.retain(|p, _| !p.starts_with(&format!("{path}/")));
+                self.base.insert(path.into(), now);
+                ("on-path-type", what)
+            }
+            7 => {
+                let path = *self.rng.pick(&["srv", "opt/app"]);
+                if self.base.remove(path).is_some() {
+                    ("on-path-missing", format!("rmdir {path}"))
+                } else {
+                    let mode = *self.rng.pick(&[0o700, 0o755]);
+                    self.base.insert(path.into(), Node::Dir { mode });
+                    ("on-path-missing", format!("mkdir -m {mode:o} {path}"))
+                }
+            }
+            _ => {
+                self.owner = *self.rng.pick(&[(0, 0), (5, 6), (1000, 1000)]);
+                ("on-path-owner", format!("chown {:?} the base", self.owner))
+            }
+        }
+    }
+
+    /// The fingerprint of each app COPY: its line, its source, and the lookups of its
+    /// destination in the rootfs below (the base and the COPYs before it).
+    fn expected(&self) -> Vec<(String, String)> {
+        let mut fs_model: BTreeMap<String, (Node, (u32, u32))> = self
+            .base
+            .iter()
+            .map(|(p, n)| (p.clone(), (n.clone(), self.owner)))
+            .collect();
+        let mut out = Vec::new();
+        for (name, mode, flags, dest) in APP_COPIES {
+            let (trail, resolved) = model_resolve(&fs_model, dest);
+            let text = format!(
+                "COPY {flags}{name} {dest} (mode {mode:o})\n{}",
+                trail.join("\n")
+            );
+            out.push((blake3::hash(text.as_bytes()).to_hex().to_string(), text));
+            // What the layer adds: missing ancestors (0755, the COPY's owner) and the file.
+            let owner = if flags.contains("7:7") {
+                (7, 7)
+            } else {
+                (0, 0)
+            };
+            let target = join(&resolved, name);
+            for (i, _) in target.match_indices('/') {
+                fs_model
+                    .entry(target[..i].to_string())
+                    .or_insert((Node::Dir { mode: 0o755 }, owner));
+            }
+            fs_model.insert(
+                target,
+                (
+                    Node::File {
+                        mode: *mode,
+                        bytes: Vec::new(),
+                    },
+                    owner,
+                ),
+            );
+        }
+        out
+    }
+
+    /// Build base and app incrementally and cleanly; check digests and statuses.
+    fn check(&mut self, round: usize, mutation: &str, report: &mut BaseReport) {
+        self.write_base();
+        let store = self.tmp.path().join("store");
+        let clean = self.tmp.path().join("clean");
+        let _ = fs::remove_dir_all(&clean);
+        let base_ctx = self.tmp.path().join("base");
+        let app_ctx = self.tmp.path().join("app");
+        let none = BTreeMap::new();
+        for (root, no_cache) in [(&store, false), (&clean, true)] {
+            let b = seal_build_tag(root, &base_ctx, BASE_TAG, &none, no_cache);
+            assert_eq!(
+                b.code, 0,
+                "base build failed after {mutation}:\n{}",
+                b.stderr
+            );
+        }
+        let inc = seal_build_tag(&store, &app_ctx, TAG, &none, false);
+        let cln = seal_build_tag(&clean, &app_ctx, TAG, &none, true);
+        let _ = fs::remove_dir_all(&clean);
+        report.builds += 4;
+        let problem = |what: String| format!("round {round} after [{mutation}]: {what}");
+        if inc.digest.is_none() || inc.digest != cln.digest {
+            report.divergences.push(problem(format!(
+                "incremental {:?} vs clean {:?}\n{}\n{}",
+                inc.digest, cln.digest, inc.stderr, cln.stderr
+            )));
+            return;
+        }
+        let expected = self.expected();
+        let mut all_cached = true;
+        for (i, (fp, text)) in expected.iter().enumerate() {
+            let status = inc.steps.get(&(i + 2)).copied();
+            let seen = self.seen.contains(fp);
+            all_cached &= status == Some(Status::Cached);
+            match (status, seen) {
+                (Some(Status::Done), true) => report.unneeded.push(problem(format!(
+                    "step {} re-ran although its inputs were built before:\n{text}\n{}",
+                    i + 2,
+                    inc.stderr
+                ))),
+                (Some(Status::Cached), false) => report.missed.push(problem(format!(
+                    "step {} was served from the cache although its inputs are new:\n{text}\n{}",
+                    i + 2,
+                    inc.stderr
+                ))),
+                (None, _) => report
+                    .missed
+                    .push(problem(format!("step {} has no status", i + 2))),
+                (Some(Status::Done), false) => report.copies_done += 1,
+                (Some(Status::Cached), true) => report.copies_cached += 1,
+            }
+            self.seen.insert(fp.clone());
+        }
+        if mutation.starts_with("off-path") && round > 0 {
+            report.off_path_rounds += 1;
+            if all_cached {
+                report.off_path_all_cached += 1;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct BaseReport {
+    builds: usize,
+    copies_cached: usize,
+    copies_done: usize,
+    off_path_rounds: usize,
+    off_path_all_cached: usize,
+    kinds: BTreeMap<&'static str, usize>,
+    divergences: Vec<String>,
+    unneeded: Vec<String>,
+    missed: Vec<String>,
+}
+
+#[test]
+fn differential_base_image_mutations() {
+    let started = Instant::now();
+    let mut report = BaseReport::default();
+    let rounds = env_num("SEAL_DIFF_BASE_ROUNDS").unwrap_or(20) as usize;
+    for seed in 1..=3 {
+        let mut h = BaseHarness::new(seed);
+        h.check(0, "initial build", &mut report);
+        for round in 1..=rounds {
+            let (kind, what) = h.mutate();
+            *report.kinds.entry(kind).or_default() += 1;
+            h.check(round, &format!("{kind}: {what}"), &mut report);
+        }
+    }
+    let summary = format!(
+        "base-image differential: {} builds; app COPY steps {} cached, {} executed; {} off-path rounds, {} with every COPY cached; kinds {:?}; {} divergences, {} unneeded re-runs, {} missed re-runs ({:.1?})",
+        report.builds,
+        report.copies_cached,
+        report.copies_done,
+        report.off_path_rounds,
+        report.off_path_all_cached,
+        report.kinds,
+        report.divergences.len(),
+        report.unneeded.len(),
+        report.missed.len(),
+        started.elapsed()
+    );
+    eprintln!("{summary}");
+    for list in [&report.divergences, &report.unneeded, &report.missed] {
+        for finding in list.iter().take(5) {
+            eprintln!("  - {finding}");
+        }
+    }
+    assert!(report.divergences.is_empty(), "{summary}");
+    assert!(report.unneeded.is_empty(), "{summary}");
+    assert!(report.missed.is_empty(), "{summary}");
+    assert!(
+        report.off_path_rounds > 0 && report.off_path_all_cached == report.off_path_rounds,
+        "a COPY re-ran after an unrelated base change: {summary}"
+    );
+    assert!(
+        report.copies_done > APP_COPIES.len() * 2,
+        "nothing on a destination's path changed: {summary}"
     );
 }
 
