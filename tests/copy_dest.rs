@@ -74,6 +74,8 @@ fn base_context(pki_mode: u32, unrelated: &str) -> Ctx {
         .symlink("rootfs/bin", "usr/bin")
         .file_mode("rootfs/etc/kubernetes/pki/old.crt", "old\n", 0o600)
         .file("rootfs/opt/unrelated.txt", unrelated)
+        .file("rootfs/opt/application/apps/.keep", "")
+        .symlink("rootfs/application", "opt/application")
         .kubefile("FROM scratch\nCOPY --chown=5:6 rootfs/. .\n");
     std::fs::set_permissions(
         ctx.path().join("rootfs/etc/kubernetes/pki"),
@@ -89,6 +91,7 @@ fn app_context(kubefile: &str) -> Ctx {
     ctx.file_mode("kubectl", "kubectl\n", 0o755)
         .file("ca.crt", "ca\n")
         .file("a.txt", "a\n")
+        .file("calico/calico.yaml", "kind: List\n")
         .kubefile(kubefile);
     ctx.age();
     ctx
@@ -98,8 +101,7 @@ fn app_context(kubefile: &str) -> Ctx {
 /// compression is part of each step's cache key).
 const NONE: &[&str] = &["--compression", "none"];
 
-const APP: &str =
-    "FROM base:v1\nCOPY kubectl bin\nCOPY ca.crt etc/kubernetes/pki\nADD a.txt /bin/\n";
+const APP: &str = "FROM base:v1\nCOPY kubectl bin\nCOPY ca.crt etc/kubernetes/pki\nADD a.txt /bin/\nAPP calico local://calico\n";
 
 #[test]
 fn issue12_copy_follows_the_base_symlink_and_keeps_existing_directories() {
@@ -109,7 +111,7 @@ fn issue12_copy_follows_the_base_symlink_and_keeps_existing_directories() {
     let app = app_context(APP);
     seal.build_ok(app.path(), "app:v1", &["--compression", "none"]);
     let l = layers(&seal, "app:v1");
-    assert_eq!(l.len(), 4, "{l:#?}");
+    assert_eq!(l.len(), 5, "{l:#?}");
     // Point 1: `COPY kubectl bin` writes through the base's `bin -> usr/bin`, never a `bin/`
     // directory that would hide the link (and the base's `bin/sh` with it).
     let copy = &l[1];
@@ -127,6 +129,10 @@ fn issue12_copy_follows_the_base_symlink_and_keeps_existing_directories() {
     let add = &l[3];
     assert!(!add.contains_key("bin"), "{add:#?}");
     assert_eq!(add["usr/bin/a.txt"], "644 0:0");
+    // So does APP (a COPY to application/apps/<name>), through the base's `application` link.
+    let app = &l[4];
+    assert!(!app.contains_key("application"), "{app:#?}");
+    assert_eq!(app["opt/application/apps/calico/calico.yaml"], "644 0:0");
 
     if is_root() {
         // A RUN on top sees the base's shell and the copied tool through the one `bin`.
@@ -134,7 +140,7 @@ fn issue12_copy_follows_the_base_symlink_and_keeps_existing_directories() {
         let out = seal.build_ok(run.path(), "app:run", &["--compression", "none"]);
         assert_eq!(out.step("RUN ls bin"), Step::Done);
         let l = layers(&seal, "app:run");
-        assert!(l[4].contains_key("seen"), "{:#?}", l[4]);
+        assert!(l[5].contains_key("seen"), "{:#?}", l[5]);
     }
 }
 
