@@ -206,6 +206,19 @@ fn issue12_copy_link_ignores_the_base_and_a_file_on_the_destination_fails() {
         out.stderr
     );
     assert!(out.stderr.contains("Kubefile:2"), "{}", out.stderr);
+
+    // Image collection skips steps whose destination is none of the directories it reads; a
+    // base symlink that moves a COPY into one of them is an error, never a silently missed image.
+    let linked = Ctx::new();
+    linked
+        .file("rootfs/manifests/.keep", "")
+        .symlink("rootfs/deploy", "manifests")
+        .kubefile("FROM scratch\nCOPY rootfs/. .\n");
+    seal.build_ok(linked.path(), "base:linked", NONE);
+    let app = app_context("FROM base:linked\nCOPY a.txt deploy\n");
+    let out = seal.build(app.path(), "app:linked", NONE);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("manifests/a.txt"), "{}", out.stderr);
 }
 
 fn other_arch() -> &'static str {

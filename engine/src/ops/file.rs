@@ -131,6 +131,22 @@ pub fn exec(
         _ => None,
     });
     add_missing_parents(&mut entries, owner.unwrap_or((0, 0)), &existing);
+    // Lowering let image collection skip this step when its destination, as written, is none
+    // of the directories collection reads; a symlink of the rootfs below must not move the
+    // files there behind collection's back.
+    if !crate::collect::rootfs::may_change(&crate::llb::Op::File(op.clone())) {
+        if let Some(entry) = entries
+            .values()
+            .rev()
+            .find(|e| crate::collect::rootfs::concerns_collection(&e.path))
+        {
+            let resolution = resolutions.iter().find(|r| r.resolved != r.dest);
+            return Err(EngineError::DestinationIntoCollection {
+                dest: resolution.map_or_else(String::new, |r| r.dest.clone()),
+                path: entry.path.clone(),
+            });
+        }
+    }
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
     let layer = write_layer(blobs, &ordered, op.format, cancel)?;
     IndexBuilder::from_entries(&ordered).store(store, &layer.diff_id)?;
