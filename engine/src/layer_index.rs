@@ -4,7 +4,8 @@
 //! (KUBEFILE.md "COPY semantics"): a symlink on the destination path is followed inside the
 //! rootfs, and directories that exist keep their type, mode and owner. That resolution is read
 //! from an index of each layer — rootfs path -> type, mode, uid, gid, link target, plus
-//! whiteouts and opaque directories — stored in the store by diffID (`Store::layer_path`).
+//! whiteouts and opaque directories — stored in the store by the layer blob's digest
+//! (`Store::layer_path`; `prune` drops it with the blob).
 //! Layers seal writes are indexed from their entries as they are written; any other layer (a
 //! pulled or loaded base) is read once, headers only, the first time a COPY needs it.
 //! Nothing is unpacked. The [`Resolution`]'s `trail` is every lookup it made, and is what the
@@ -274,14 +275,14 @@ impl IndexBuilder {
         Ok(builder)
     }
 
-    /// Store the index under the layer's diffID.
-    pub fn store(self, store: &Store, diff_id: &Digest) -> Result<(), EngineError> {
+    /// Store the index of the layer blob `layer`.
+    pub fn store(self, store: &Store, layer: &Digest) -> Result<(), EngineError> {
         let records: Vec<(String, Vec<u8>)> = self
             .records
             .into_iter()
             .map(|(path, record)| (path, record.encode()))
             .collect();
-        store.put_layer_index(diff_id, &records)?;
+        store.put_layer_index(layer, &records)?;
         Ok(())
     }
 
@@ -293,12 +294,12 @@ impl IndexBuilder {
 
 /// Make sure the store has the index of `layer`, reading the layer's headers if it has not.
 pub fn ensure(store: &Store, layer: &Layer) -> Result<(), EngineError> {
-    if store.layer_index_complete(&layer.diff_id)? {
+    if store.layer_index_complete(&layer.digest)? {
         return Ok(());
     }
     let blob = store.blobs().open(&layer.digest)?;
     let reader = crate::unpack::decompress(blob, &layer.media_type)?;
-    IndexBuilder::from_tar(reader, &layer.diff_id)?.store(store, &layer.diff_id)
+    IndexBuilder::from_tar(reader, &layer.digest)?.store(store, &layer.digest)
 }
 
 /// Look a path up in one layer's index.
@@ -312,7 +313,7 @@ pub trait LayerPaths {
 /// The layers of a rootfs, read through the store's indexes.
 pub struct StoredLayers<'a> {
     store: &'a Store,
-    diff_ids: Vec<Digest>,
+    digests: Vec<Digest>,
 }
 
 impl<'a> StoredLayers<'a> {
@@ -323,24 +324,24 @@ impl<'a> StoredLayers<'a> {
         }
         Ok(StoredLayers {
             store,
-            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+            digests: layers.iter().map(|l| l.digest.clone()).collect(),
         })
     }
 }
 
 impl LayerPaths for StoredLayers<'_> {
     fn count(&self) -> usize {
-        self.diff_ids.len()
+        self.digests.len()
     }
 
     fn get(&self, index: usize, path: &str) -> Result<Option<PathRecord>, EngineError> {
-        let Some(bytes) = self.store.layer_path(&self.diff_ids[index], path)? else {
+        let Some(bytes) = self.store.layer_path(&self.digests[index], path)? else {
             return Ok(None);
         };
         PathRecord::decode(&bytes).map(Some).ok_or_else(|| {
             EngineError::Internal(format!(
                 "the path index of layer {} has a bad record for `{path}`",
-                self.diff_ids[index]
+                self.digests[index]
             ))
         })
     }

@@ -8,8 +8,8 @@
 //! | `blobs` | digest string | [`BlobRecord`] (JSON) |
 //! | `filehash` | absolute path bytes | [`crate::FileHashEntry`] (fixed binary) |
 //! | `snapshots` | layer chain id | unpacked directory (later issues) |
-//! | `layers` | diffID string | marker: the layer's path index is complete |
-//! | `layers` | diffID string + `\0` + rootfs path | one entry of that index (`Store::layer_path`) |
+//! | `layers` | layer blob digest string | marker: the layer's path index is complete |
+//! | `layers` | blob digest + `\0` + rootfs path | one entry of that index (`Store::layer_path`) |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -27,7 +27,7 @@ pub(crate) const CF_FILEHASH: &str = "filehash";
 pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
 /// Image collection's records: scans by rootfs, tag resolutions (see `Store::collect_get`).
 pub(crate) const CF_COLLECT: &str = "collect";
-/// Per-layer path indexes, keyed by diffID (see `Store::layer_path`).
+/// Per-layer path indexes, keyed by layer blob digest (see `Store::layer_path`).
 pub(crate) const CF_LAYERS: &str = "layers";
 const ALL_CFS: [&str; 7] = [
     CF_CACHE,

@@ -178,24 +178,24 @@ impl Store {
         self.db.put(CF_COLLECT, key.as_bytes(), value)
     }
 
-    /// Whether the path index of the layer `diff_id` is stored (see [`Store::layer_path`]).
-    pub fn layer_index_complete(&self, diff_id: &Digest) -> Result<bool, StoreError> {
+    /// Whether the path index of the layer blob `layer` is stored (see [`Store::layer_path`]).
+    pub fn layer_index_complete(&self, layer: &Digest) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .get(CF_LAYERS, diff_id.to_string().as_bytes())?
+            .get(CF_LAYERS, layer.to_string().as_bytes())?
             .is_some())
     }
 
-    /// Store the path index of the layer `diff_id`: one opaque record per rootfs path the
+    /// Store the path index of the layer blob `layer`: one opaque record per rootfs path the
     /// layer has an entry for (the engine encodes them), written with the marker that makes
     /// [`Store::layer_index_complete`] true, in one batch. An index is a function of the
-    /// layer's content, so rewriting one is harmless.
+    /// layer's content, so rewriting one is harmless; `prune` drops it with its blob.
     pub fn put_layer_index(
         &self,
-        diff_id: &Digest,
+        layer: &Digest,
         records: &[(String, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        let id = diff_id.to_string();
+        let id = layer.to_string();
         let mut entries: Vec<db::KeyValue> = records
             .iter()
             .map(|(path, record)| (layer_path_key(&id, path), record.clone()))
@@ -207,12 +207,12 @@ impl Store {
         self.db.write_batch(CF_LAYERS, &entries)
     }
 
-    /// The index record of `path` in the layer `diff_id`, if the layer has an entry there.
+    /// The index record of `path` in the layer blob `layer`, if the layer has an entry there.
     /// A point lookup: a COPY resolves its destination through a few of these per layer
     /// instead of unpacking anything.
-    pub fn layer_path(&self, diff_id: &Digest, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn layer_path(&self, layer: &Digest, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
-            .get(CF_LAYERS, &layer_path_key(&diff_id.to_string(), path))
+            .get(CF_LAYERS, &layer_path_key(&layer.to_string(), path))
     }
 
     /// The record of an image name.
@@ -407,10 +407,11 @@ fn clean_snapshot_leftovers(root: &Path) {
     }
 }
 
-/// `<diffID>\0<path>`: the `\0` keeps one layer's records apart from a longer diffID's.
-fn layer_path_key(diff_id: &str, path: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(diff_id.len() + 1 + path.len());
-    key.extend_from_slice(diff_id.as_bytes());
+/// `<blob digest>\0<path>`: all of one layer's records sort between `<digest>\0` and
+/// `<digest>\x01`, apart from every other layer's and from the marker `<digest>`.
+pub(crate) fn layer_path_key(layer: &str, path: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(layer.len() + 1 + path.len());
+    key.extend_from_slice(layer.as_bytes());
     key.push(0);
     key.extend_from_slice(path.as_bytes());
     key

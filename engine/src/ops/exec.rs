@@ -55,7 +55,7 @@ pub fn exec(
     let entries = upper_to_entries(&request.upper())?;
     let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
     // A later COPY resolves its destination through this index instead of reading the layer.
-    crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.diff_id)?;
+    crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.digest)?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],
         base_config: None,

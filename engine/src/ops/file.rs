@@ -149,7 +149,7 @@ pub fn exec(
     }
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
     let layer = write_layer(blobs, &ordered, op.format, cancel)?;
-    IndexBuilder::from_entries(&ordered).store(store, &layer.diff_id)?;
+    IndexBuilder::from_entries(&ordered).store(store, &layer.digest)?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],
         base_config: None,
