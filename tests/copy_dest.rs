@@ -448,3 +448,25 @@ fn issue12_keep_git_dir_is_refused_and_both_ignore_files_are_read() {
     ctx.kubefile("FROM scratch\nCOPY a.txt d\n");
     seal.build_ok(ctx.path(), "g:v1", &[]);
 }
+
+#[test]
+fn issue12_a_loaded_base_is_indexed_from_its_layers_and_heredocs_follow_links_too() {
+    // The base's layers come from an archive, so this store never wrote them: their path
+    // indexes are read from the layer tars the first time a COPY needs them.
+    let builder = Seal::new();
+    builder.build_ok(base_context(0o700, "one\n").path(), "base:v1", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("base.tar");
+    builder.save("base:v1", &archive);
+    let seal = Seal::new();
+    let load = seal.run_in(tmp.path(), &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(load.code, 0, "{}", load.stderr);
+    let app =
+        app_context("FROM base:v1\nCOPY kubectl bin\nCOPY <<hello.sh bin\necho hi\nhello.sh\n");
+    seal.build_ok(app.path(), "app:v1", NONE);
+    let l = layers(&seal, "app:v1");
+    assert_eq!(l[1]["usr/bin/kubectl"], "755 0:0", "{:#?}", l[1]);
+    assert_eq!(l[1]["usr/bin"], "755 5:6");
+    assert!(!l[2].contains_key("bin"), "{:#?}", l[2]);
+    assert_eq!(l[2]["usr/bin/hello.sh"], "644 0:0");
+}
