@@ -470,3 +470,15 @@ fn issue12_a_loaded_base_is_indexed_from_its_layers_and_heredocs_follow_links_to
     assert!(!l[2].contains_key("bin"), "{:#?}", l[2]);
     assert_eq!(l[2]["usr/bin/hello.sh"], "644 0:0");
 }
+
+#[test]
+fn issue12_build_help_says_what_copy_link_does() {
+    let seal = Seal::new();
+    let out = seal.run_in(Path::new("/"), &["build", "--help"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("--link") && out.stdout.contains("--keep-git-dir  refused"),
+        "{}",
+        out.stdout
+    );
+}
