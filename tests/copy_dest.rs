@@ -341,6 +341,15 @@ fn issue12_from_an_image_of_another_platform_names_both() {
         "{}",
         out.stderr
     );
+    // Nor may its files be copied in.
+    ctx.kubefile("FROM scratch\nCOPY --from=foreign:v1 / x\n");
+    let out = seal.build(ctx.path(), "x:v1", &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        both.iter().all(|p| out.stderr.contains(p.as_str())) && out.stderr.contains("Kubefile:2"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

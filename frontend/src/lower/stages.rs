@@ -9,7 +9,7 @@
 use seal_engine::llb::{MergeOp, Op, OpMetadata, SourceOp};
 use seal_engine::ImageSpec;
 
-use super::{Lowering, Scope};
+use super::{Lowering, ResolvedImage, Scope};
 use crate::ast::{Instruction, Keyword, Span};
 use crate::diagnostic::Diagnostic;
 
@@ -77,24 +77,7 @@ impl Lowering<'_, '_> {
                 Diagnostic::new(message, span)
                     .with_help("build or load the base image first; pulling from registries comes in a later release")
             })?;
-            let build = &self.options.platform;
-            if let Some(image) = &resolved.platform {
-                if image.os != build.os || image.architecture != build.architecture {
-                    return Err(Diagnostic::new(
-                        format!(
-                            "image {} is for {}/{}, but this build is for {}/{}",
-                            resolved.reference,
-                            image.os,
-                            image.architecture,
-                            build.os,
-                            build.architecture
-                        ),
-                        span,
-                    )
-                    .with_label("another platform")
-                    .with_help("seal builds for the host's platform only (multi-platform builds are not supported yet); use an image of this platform"));
-                }
-            }
+            self.check_image_platform(&resolved, span)?;
             self.env = resolved.env.clone();
             Op::Source(SourceOp::Image {
                 reference: resolved.reference,
@@ -209,11 +192,33 @@ impl Lowering<'_, '_> {
             )
             .with_help(help)
         })?;
+        self.check_image_platform(&resolved, span)?;
         let op = Op::Source(SourceOp::Image {
             reference: resolved.reference,
             manifest: resolved.manifest,
         });
         Ok(self.builder.add(op, &[], OpMetadata::default()))
+    }
+
+    /// An image of another platform than the build's is an error naming both (seal does not
+    /// cross-build yet): its files would not run, and the image would be mislabelled.
+    fn check_image_platform(&self, resolved: &ResolvedImage, span: Span) -> Result<(), Diagnostic> {
+        let build = &self.options.platform;
+        let Some(image) = &resolved.platform else {
+            return Ok(());
+        };
+        if image.os == build.os && image.architecture == build.architecture {
+            return Ok(());
+        }
+        Err(Diagnostic::new(
+            format!(
+                "image {} is for {}/{}, but this build is for {}/{}",
+                resolved.reference, image.os, image.architecture, build.os, build.architecture
+            ),
+            span,
+        )
+        .with_label("another platform")
+        .with_help("seal builds for the host's platform only (multi-platform builds are not supported yet); use an image of this platform"))
     }
 
     /// The stage a build produces: `--target` or the last one.
