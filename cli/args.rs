@@ -372,16 +372,6 @@ pub enum ScanFormat {
     Json,
 }
 
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn flags_are_consistent() {
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// `seal build --help`: what the Kubefile's COPY/ADD/FROM flags do (issue 12: no flag is
 /// silently dropped).
 const KUBEFILE_COPY_FLAGS: &str = "\
@@ -395,3 +385,13 @@ Kubefile flags of COPY and ADD:
   --checksum=sha256:HEX  verify and cache an ADD download
   --keep-git-dir  refused: git sources are not supported
 FROM --platform must name this machine's platform: seal does not cross-build yet.";
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
