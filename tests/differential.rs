@@ -719,6 +719,9 @@ struct StepModel {
     layer: String,
     /// The context files a COPY reads (resolved paths); empty for a RUN.
     files: Vec<String>,
+    /// What a COPY's layer puts in the rootfs; empty for a RUN (the driver's RUN commands
+    /// never touch a COPY destination's path, so the model leaves them out of the rootfs).
+    entries: Vec<(String, RootNode)>,
 }
 
 /// One path a COPY source brings in, relative to the matched source (`""`: the match itself).
@@ -729,6 +732,95 @@ struct Entry {
     symlink: bool,
 }
 
+/// One path of the rootfs the model predicts below a step (issue 12: a COPY lands where its
+/// destination resolves in it, and its key covers that resolution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RootNode {
+    /// `d`irectory, `f`ile or `l`ink.
+    kind: char,
+    mode: u32,
+    owner: (u32, u32),
+    /// A link's target.
+    link: String,
+}
+
+type Rootfs = BTreeMap<String, RootNode>;
+
+impl RootNode {
+    fn dir(mode: u32, owner: (u32, u32)) -> RootNode {
+        RootNode {
+            kind: 'd',
+            mode,
+            owner,
+            link: String::new(),
+        }
+    }
+
+    /// What a lookup of this node contributes to a COPY's key: type, mode, owner, link target.
+    fn record(&self) -> String {
+        let (u, g) = self.owner;
+        format!("{} {:o} {u}:{g} {}", self.kind, self.mode, self.link)
+    }
+}
+
+/// Resolve `dest` in `rootfs` (KUBEFILE.md "COPY semantics"): every lookup made, in order;
+/// where it lands (symlinks followed inside the rootfs); the directories that exist on that
+/// path. `None` when an element before the last is a file (the step fails).
+type Resolved = (Vec<String>, String, Rootfs);
+
+fn resolve_in(rootfs: &Rootfs, dest: &str) -> Option<Resolved> {
+    let mut trail = Vec::new();
+    let mut todo: Vec<String> = dest
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let mut current: Vec<String> = Vec::new();
+    let mut dirs = Rootfs::new();
+    for _ in 0..200 {
+        let Some(name) = todo.pop() else {
+            return Some((trail, current.join("/"), dirs));
+        };
+        let path = join(&current.join("/"), &name);
+        let node = rootfs.get(&path);
+        trail.push(format!(
+            "{path} {}",
+            node.map_or_else(|| "-".to_string(), RootNode::record)
+        ));
+        match node {
+            Some(n) if n.kind == 'l' => {
+                let mut base = if n.link.starts_with('/') {
+                    Vec::new()
+                } else {
+                    current.clone()
+                };
+                for part in n.link.split('/') {
+                    match part {
+                        "" | "." => {}
+                        ".." => {
+                            base.pop();
+                        }
+                        p => base.push(p.to_string()),
+                    }
+                }
+                todo.extend(base.into_iter().rev());
+                current.clear();
+                dirs.clear();
+            }
+            Some(n) if n.kind == 'f' && !todo.is_empty() => return None,
+            Some(n) => {
+                if n.kind == 'd' {
+                    dirs.insert(path, n.clone());
+                }
+                current.push(name);
+            }
+            None => current.push(name),
+        }
+    }
+    None
+}
+
 impl Model<'_> {
     /// The inputs of `line`, or why the step must fail.
     fn step(
@@ -736,6 +828,7 @@ impl Model<'_> {
         index: usize,
         line: &CopyLine,
         vars: &BTreeMap<String, String>,
+        rootfs: &Rootfs,
     ) -> Result<StepModel, ModelError> {
         let chmod = line
             .chmod
@@ -747,12 +840,15 @@ impl Model<'_> {
         });
         let raw_dest = expand(&line.dest, vars);
         let dest = clean(&raw_dest);
+        let (trail, landing, existing) = resolve_in(rootfs, &dest)
+            .expect("the driver's destinations never cross a file or a link loop");
         let (uid, gid) = chown.unwrap_or((0, 0));
         let flags = format!("chmod={chmod:?} chown={chown:?}");
         let mut out = String::new();
         // The layer: path -> `kind mode uid:gid` (KUBEFILE.md "COPY semantics": targets, mode
         // bits unless `--chmod`, owner 0:0 unless `--chown`; symlinks are 0777).
         let mut layer: BTreeMap<String, String> = BTreeMap::new();
+        let mut nodes: Rootfs = BTreeMap::new();
         let mut files = Vec::new();
         for (si, raw) in line.sources().enumerate() {
             let word = expand(raw, vars);
@@ -805,10 +901,12 @@ impl Model<'_> {
                     entries.extend(below);
                 }
                 let into_dest = meta.is_dir() && (contents_only || name.is_empty());
+                // The seed's rule on the destination as written; the files land where it
+                // resolves.
                 let target = if into_dest || basename(&dest) == name {
-                    dest.clone()
+                    landing.clone()
                 } else {
-                    join(&dest, name)
+                    join(&landing, name)
                 };
                 for e in &entries {
                     writeln!(out, "  {:?} {} {:o}", e.rel, e.kind, e.mode).unwrap();
@@ -824,17 +922,48 @@ impl Model<'_> {
                         (false, Some(m)) => m,
                         (false, None) => e.mode,
                     };
+                    let kind = e.kind.chars().next().unwrap_or('f');
+                    let link = e
+                        .kind
+                        .strip_prefix("symlink -> \"")
+                        .and_then(|t| t.strip_suffix('"'))
+                        .unwrap_or_default()
+                        .to_string();
+                    nodes.insert(
+                        path.clone(),
+                        RootNode {
+                            kind: if kind == 's' { 'l' } else { kind },
+                            mode,
+                            owner: (uid, gid),
+                            link,
+                        },
+                    );
                     layer.insert(path, format!("{} {mode:o} {uid}:{gid}", e.kind));
                 }
             }
         }
-        // Every entry's missing ancestors are 0755 directories with the COPY's owner.
+        // The destination and its ancestors that exist keep the rootfs's mode and owner; every
+        // entry's other missing ancestors are 0755 directories with the COPY's owner.
+        for (path, node) in &existing {
+            if nodes.get(path).is_some_and(|n| n.kind == 'd') {
+                let (u, g) = node.owner;
+                layer.insert(path.clone(), format!("dir {:o} {u}:{g}", node.mode));
+                nodes.insert(path.clone(), node.clone());
+            }
+        }
         let paths: Vec<String> = layer.keys().cloned().collect();
         for path in paths {
             for (i, _) in path.match_indices('/') {
+                let parent = &path[..i];
+                let node = existing
+                    .get(parent)
+                    .cloned()
+                    .unwrap_or_else(|| RootNode::dir(0o755, (uid, gid)));
+                let (u, g) = node.owner;
                 layer
-                    .entry(path[..i].to_string())
-                    .or_insert_with(|| format!("dir 755 {uid}:{gid}"));
+                    .entry(parent.to_string())
+                    .or_insert_with(|| format!("dir {:o} {u}:{g}", node.mode));
+                nodes.entry(parent.to_string()).or_insert(node);
             }
         }
         let mut layer_text = String::new();
@@ -842,7 +971,8 @@ impl Model<'_> {
             writeln!(layer_text, "{path:?} {what}").unwrap();
         }
         // `a`, `/a`, `a/` and `./a` are one destination (KUBEFILE.md "COPY semantics").
-        let text = format!("COPY dest={dest:?} {flags}\n{out}");
+        // The key also covers the destination's resolution in the rootfs below (issue 12).
+        let text = format!("COPY dest={dest:?} {flags}\n resolution {trail:?}\n{out}");
         files.sort();
         files.dedup();
         Ok(StepModel {
@@ -850,6 +980,7 @@ impl Model<'_> {
             text,
             layer: blake3::hash(layer_text.as_bytes()).to_hex().to_string(),
             files,
+            entries: nodes.into_iter().collect(),
         })
     }
 
@@ -2036,7 +2167,14 @@ impl Harness {
         };
         let vars = self.kube.vars();
         let line = self.kube.copy_at(c).clone();
-        let now = model.step(c, &line, &vars).ok()?;
+        let mut rootfs = Rootfs::new();
+        for earlier in self.kube.copy_indices().into_iter().filter(|&e| e < c) {
+            let m = model
+                .step(earlier, self.kube.copy_at(earlier), &vars, &rootfs)
+                .ok()?;
+            rootfs.extend(m.entries);
+        }
+        let now = model.step(c, &line, &vars, &rootfs).ok()?;
         let t = &TEMPLATES[line.template];
         let mut variants = Vec::new();
         for dest in t.dests {
@@ -2055,7 +2193,7 @@ impl Harness {
             .into_iter()
             .filter(|v| {
                 model
-                    .step(c, v, &vars)
+                    .step(c, v, &vars, &rootfs)
                     .is_ok_and(|m| m.layer == now.layer && m.fp != now.fp)
             })
             .collect();
@@ -2341,6 +2479,7 @@ impl Harness {
         }
         let mut env: Vec<(String, String)> = Vec::new();
         let mut layers: Vec<String> = Vec::new();
+        let mut rootfs = Rootfs::new();
         let mut out = Vec::new();
         for item in self.kube.items() {
             match item {
@@ -2360,7 +2499,7 @@ impl Harness {
                 }
                 Item::Step(i) => {
                     let step = match &self.kube.steps[i] {
-                        Line::Copy(line) => model.step(i, line, &vars)?,
+                        Line::Copy(line) => model.step(i, line, &vars, &rootfs)?,
                         Line::Run(run) => {
                             let mut seen: Vec<String> = args
                                 .iter()
@@ -2393,9 +2532,11 @@ impl Harness {
                                 fp: blake3::hash(text.as_bytes()).to_hex().to_string(),
                                 text,
                                 files: Vec::new(),
+                                entries: Vec::new(),
                             }
                         }
                     };
+                    rootfs.extend(step.entries.iter().cloned());
                     layers.push(step.layer.clone());
                     out.push(step);
                 }
@@ -2818,54 +2959,6 @@ const APP_COPIES: &[(&str, u32, &str, &str)] = &[
     ("data.txt", 0o600, "--chown=7:7 ", "srv/data"),
 ];
 
-/// The lookups of a destination: `(path, record)` in order, following links inside the
-/// rootfs, as KUBEFILE.md "COPY semantics" specifies; and where it resolved.
-fn model_resolve(fs: &BTreeMap<String, (Node, (u32, u32))>, dest: &str) -> (Vec<String>, String) {
-    let mut trail = Vec::new();
-    let mut todo: Vec<String> = dest.split('/').rev().map(str::to_string).collect();
-    let mut current: Vec<String> = Vec::new();
-    for _ in 0..100 {
-        let Some(name) = todo.pop() else {
-            return (trail, current.join("/"));
-        };
-        let path = join(&current.join("/"), &name);
-        match fs.get(&path) {
-            None => {
-                trail.push(format!("{path} -"));
-                current.push(name);
-            }
-            Some((Node::Dir { mode }, (u, g))) => {
-                trail.push(format!("{path} dir {mode:o} {u}:{g}"));
-                current.push(name);
-            }
-            Some((Node::File { mode, .. }, (u, g))) => {
-                trail.push(format!("{path} file {mode:o} {u}:{g}"));
-                current.push(name);
-            }
-            Some((Node::Link { target }, (u, g))) => {
-                trail.push(format!("{path} link {target} {u}:{g}"));
-                let mut base = if target.starts_with('/') {
-                    Vec::new()
-                } else {
-                    current.clone()
-                };
-                for part in target.split('/') {
-                    match part {
-                        "" | "." => {}
-                        ".." => {
-                            base.pop();
-                        }
-                        p => base.push(p.to_string()),
-                    }
-                }
-                todo.extend(base.into_iter().rev());
-                current.clear();
-            }
-        }
-    }
-    panic!("model: a symlink loop at {dest}");
-}
-
 struct BaseHarness {
     rng: Rng,
     tmp: TempDir,
@@ -3069,14 +3162,32 @@ impl BaseHarness {
     /// The fingerprint of each app COPY: its line, its source, and the lookups of its
     /// destination in the rootfs below (the base and the COPYs before it).
     fn expected(&self) -> Vec<(String, String)> {
-        let mut fs_model: BTreeMap<String, (Node, (u32, u32))> = self
+        let mut rootfs: Rootfs = self
             .base
             .iter()
-            .map(|(p, n)| (p.clone(), (n.clone(), self.owner)))
+            .map(|(p, n)| {
+                let node = match n {
+                    Node::Dir { mode } => RootNode::dir(*mode, self.owner),
+                    Node::File { mode, .. } => RootNode {
+                        kind: 'f',
+                        mode: *mode,
+                        owner: self.owner,
+                        link: String::new(),
+                    },
+                    Node::Link { target } => RootNode {
+                        kind: 'l',
+                        mode: 0o777,
+                        owner: self.owner,
+                        link: target.clone(),
+                    },
+                };
+                (p.clone(), node)
+            })
             .collect();
         let mut out = Vec::new();
         for (name, mode, flags, dest) in APP_COPIES {
-            let (trail, resolved) = model_resolve(&fs_model, dest);
+            let (trail, resolved, _) =
+                resolve_in(&rootfs, dest).expect("no destination crosses a file");
             let text = format!(
                 "COPY {flags}{name} {dest} (mode {mode:o})\n{}",
                 trail.join("\n")
@@ -3090,19 +3201,18 @@ impl BaseHarness {
             };
             let target = join(&resolved, name);
             for (i, _) in target.match_indices('/') {
-                fs_model
+                rootfs
                     .entry(target[..i].to_string())
-                    .or_insert((Node::Dir { mode: 0o755 }, owner));
+                    .or_insert_with(|| RootNode::dir(0o755, owner));
             }
-            fs_model.insert(
+            rootfs.insert(
                 target,
-                (
-                    Node::File {
-                        mode: *mode,
-                        bytes: Vec::new(),
-                    },
+                RootNode {
+                    kind: 'f',
+                    mode: *mode,
                     owner,
-                ),
+                    link: String::new(),
+                },
             );
         }
         out
