@@ -3506,3 +3506,28 @@ fn regression_symlink_source_reads_an_ignored_file() {
         "COPY of {copied:?} built, copying the ignored secret.txt through a symlink"
     );
 }
+
+/// Found by the driver (seed 11, `swap steps 2 and 3`) while issue 12 was being fixed: a COPY's
+/// key covers its destination's lookups in the rootfs below, but over an empty rootfs seal
+/// made no lookups at all, so the same COPY moved to the top of the Kubefile (nothing below
+/// it on its destination's way, as before) got another key and re-ran.
+#[test]
+fn regression_copy_moved_to_the_top_keeps_its_key() {
+    let (_tmp, ctx, store) = small_context(&[("a.yaml", "a\n"), ("dir1/one.txt", "one\n")]);
+    build_ok(
+        &store,
+        &ctx,
+        "FROM scratch\nCOPY a.yaml .\nCOPY dir1 opt/x\n",
+    );
+    let moved = build_ok(
+        &store,
+        &ctx,
+        "FROM scratch\nCOPY dir1 opt/x\nCOPY a.yaml .\n",
+    );
+    assert_eq!(
+        moved.steps.get(&2),
+        Some(&Status::Cached),
+        "{}",
+        moved.stderr
+    );
+}

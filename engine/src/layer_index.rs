@@ -363,17 +363,6 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// The destination of a step over an empty rootfs (no lookups).
-    pub fn unresolved(dest: &str) -> Resolution {
-        Resolution {
-            dest: dest.to_string(),
-            resolved: dest.to_string(),
-            existing: None,
-            dirs: BTreeMap::new(),
-            trail: Vec::new(),
-        }
-    }
-
     /// Feed the trail into a cache-key encoder.
     pub fn encode_key(&self, e: &mut Encoder) {
         e.str(&self.dest).u64(self.trail.len() as u64);

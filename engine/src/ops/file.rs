@@ -190,13 +190,8 @@ fn resolutions(
     rootfs: &LayerChain,
     store: &Store,
 ) -> Result<Vec<Resolution>, EngineError> {
-    if rootfs.layers.is_empty() {
-        return Ok(op
-            .actions
-            .iter()
-            .map(|a| Resolution::unresolved(&action_dir(a)))
-            .collect());
-    }
+    // An empty rootfs resolves like any other (every lookup finds nothing), so a COPY moved
+    // to the top of a Kubefile keeps its key when nothing below it is on its way.
     let layers = StoredLayers::new(store, &rootfs.layers)?;
     op.actions
         .iter()
