@@ -491,3 +491,27 @@ fn issue12_build_help_says_what_copy_link_does() {
         out.stdout
     );
 }
+
+#[test]
+fn issue12_a_directory_copied_under_its_own_name_follows_the_base_link() {
+    // The seed's `COPY bin .` is Docker's `COPY bin /bin`: over a merged-/usr base it fills
+    // `usr/bin` and keeps its mode and owner, instead of a `bin/` that hides the base's link.
+    let seal = Seal::new();
+    seal.build_ok(base_context(0o700, "one\n").path(), "base:v1", NONE);
+    let app = app_context("FROM base:v1\nCOPY tools/bin .\n");
+    std::fs::create_dir_all(app.path().join("tools/bin")).unwrap();
+    std::fs::write(app.path().join("tools/bin/helm"), "helm\n").unwrap();
+    std::fs::set_permissions(
+        app.path().join("tools/bin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    seal.build_ok(app.path(), "app:v1", NONE);
+    let l = layers(&seal, "app:v1");
+    assert!(!l[1].contains_key("bin"), "{:#?}", l[1]);
+    assert_eq!(
+        l[1]["usr/bin"], "755 5:6",
+        "the existing directory keeps its metadata"
+    );
+    assert_eq!(l[1]["usr/bin/helm"], "644 0:0");
+}

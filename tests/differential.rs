@@ -840,8 +840,10 @@ impl Model<'_> {
         });
         let raw_dest = expand(&line.dest, vars);
         let dest = clean(&raw_dest);
-        let (trail, landing, existing) = resolve_in(rootfs, &dest)
+        let (mut trail, landing, mut existing) = resolve_in(rootfs, &dest)
             .expect("the driver's destinations never cross a file or a link loop");
+        // `<dest>/<name>` of each directory copied under its own name, resolved once each.
+        let mut landed: BTreeSet<String> = BTreeSet::new();
         let (uid, gid) = chown.unwrap_or((0, 0));
         let flags = format!("chmod={chmod:?} chown={chown:?}");
         let mut out = String::new();
@@ -905,6 +907,14 @@ impl Model<'_> {
                 // resolves.
                 let target = if into_dest || basename(&dest) == name {
                     landing.clone()
+                } else if meta.is_dir() {
+                    let (more, at, dirs) = resolve_in(rootfs, &join(&dest, name))
+                        .expect("the driver's destinations never cross a file");
+                    if landed.insert(join(&dest, name)) {
+                        trail.extend(more);
+                        existing.extend(dirs);
+                    }
+                    at
                 } else {
                     join(&landing, name)
                 };
@@ -3017,6 +3027,11 @@ impl BaseHarness {
             fs::set_permissions(app.join(name), fs::Permissions::from_mode(*mode)).unwrap();
             writeln!(kubefile, "COPY {flags}{name} {dest}").unwrap();
         }
+        // Last, a directory copied under its own name into the root: it lands where the
+        // base's `bin` leads (the seed's `COPY bin .` is Docker's `COPY bin /bin`).
+        fs::create_dir_all(app.join("bin")).unwrap();
+        fs::write(app.join("bin/helm"), "helm\n").unwrap();
+        kubefile.push_str("COPY bin .\n");
         fs::write(app.join("Kubefile"), kubefile).unwrap();
         BaseHarness {
             rng: Rng::new(seed),
@@ -3215,6 +3230,9 @@ impl BaseHarness {
                 },
             );
         }
+        let (trail, _, _) = resolve_in(&rootfs, "bin").expect("bin is no file");
+        let text = format!("COPY bin . (a directory)\n{}", trail.join("\n"));
+        out.push((blake3::hash(text.as_bytes()).to_hex().to_string(), text));
         out
     }
 
@@ -3335,7 +3353,7 @@ fn differential_base_image_mutations() {
         "a COPY re-ran after an unrelated base change: {summary}"
     );
     assert!(
-        report.copies_done > APP_COPIES.len() * 2,
+        report.copies_done > (APP_COPIES.len() + 1) * 3,
         "nothing on a destination's path changed: {summary}"
     );
 }

@@ -250,6 +250,25 @@ impl Op {
 }
 
 impl FileAction {
+    /// The directory the action writes into, cleaned (`""` is the root): COPY's and ADD's
+    /// destination, a single path's parent. Its resolution in the rootfs below is all the
+    /// action reads of that rootfs (KUBEFILE.md "COPY semantics").
+    pub fn destination_dir(&self) -> String {
+        let parent = |path: &str| {
+            let path = crate::paths::clean(path);
+            path.rsplit_once('/')
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default()
+        };
+        match self {
+            FileAction::Copy(c) => crate::paths::clean(&c.dest),
+            FileAction::Add(a) => crate::paths::clean(&a.dest),
+            FileAction::Mkdir { path, .. }
+            | FileAction::Mkfile { path, .. }
+            | FileAction::Rm { path } => parent(path),
+        }
+    }
+
     fn encode(&self, e: &mut Encoder) {
         match self {
             FileAction::Copy(c) => {

@@ -27,13 +27,13 @@ use crate::EngineError;
 /// The ids by which the inputs enter the FileOp's cache key: the sources' content ids, and for
 /// the rootfs below (the last input) only the resolution of the op's destinations.
 pub fn input_keys(op: &FileOp, inputs: &[Output], store: &Store) -> Result<Vec<Id>, EngineError> {
-    let (_, rootfs) = split_inputs(inputs)?;
+    let (source, rootfs) = split_inputs(inputs)?;
     let mut ids: Vec<Id> = inputs[..inputs.len() - 1]
         .iter()
         .map(ContentId::content_id)
         .collect();
-    let mut e = Encoder::new("seal.destinations.v1");
-    for resolution in resolutions(op, rootfs, store)? {
+    let mut e = Encoder::new("seal.destinations.v2");
+    for resolution in resolutions(op, source, rootfs, store)?.iter().flatten() {
         resolution.encode_key(&mut e);
     }
     ids.push(e.finish());
@@ -50,7 +50,7 @@ pub fn exec(
 ) -> Result<Output, EngineError> {
     let blobs = store.blobs();
     let (source, rootfs) = split_inputs(inputs)?;
-    let resolutions = resolutions(op, rootfs, store)?;
+    let resolutions = resolutions(op, source, rootfs, store)?;
     let mut entries: BTreeMap<String, LayerEntry> = BTreeMap::new();
     // The existing directories on every destination path, with the rootfs's metadata.
     let mut existing: BTreeMap<String, PathRecord> = BTreeMap::new();
@@ -116,7 +116,9 @@ pub fn exec(
             }
         }
         relocate(planned, resolution, &mut entries)?;
-        existing.extend(resolution.dirs.iter().map(|(p, r)| (p.clone(), r.clone())));
+        for r in resolution {
+            existing.extend(r.dirs.iter().map(|(p, r)| (p.clone(), r.clone())));
+        }
     }
     // The destination and its existing ancestors keep the rootfs's mode and owner (Docker).
     for (path, record) in &existing {
@@ -140,7 +142,7 @@ pub fn exec(
             .rev()
             .find(|e| crate::collect::rootfs::concerns_collection(&e.path))
         {
-            let resolution = resolutions.iter().find(|r| r.resolved != r.dest);
+            let resolution = resolutions.iter().flatten().find(|r| r.resolved != r.dest);
             return Err(EngineError::DestinationIntoCollection {
                 dest: resolution.map_or_else(String::new, |r| r.dest.clone()),
                 path: entry.path.clone(),
@@ -166,67 +168,93 @@ fn split_inputs(inputs: &[Output]) -> Result<(Option<&Output>, &LayerChain), Eng
     }
 }
 
-/// The directory each action writes into: COPY's and ADD's destination, the parent of a
-/// single path.
-fn action_dir(action: &FileAction) -> String {
-    let parent = |path: &str| {
-        let path = paths::clean(path);
-        path.rsplit_once('/')
-            .map(|(p, _)| p.to_string())
-            .unwrap_or_default()
-    };
-    match action {
-        FileAction::Copy(c) => paths::clean(&c.dest),
-        FileAction::Add(a) => paths::clean(&a.dest),
-        FileAction::Mkdir { path, .. }
-        | FileAction::Mkfile { path, .. }
-        | FileAction::Rm { path } => parent(path),
-    }
-}
-
 /// Each action's destination resolved in `rootfs`, in action order.
 fn resolutions(
     op: &FileOp,
+    source: Option<&Output>,
     rootfs: &LayerChain,
     store: &Store,
-) -> Result<Vec<Resolution>, EngineError> {
+) -> Result<Vec<Vec<Resolution>>, EngineError> {
     // An empty rootfs resolves like any other (every lookup finds nothing), so a COPY moved
     // to the top of a Kubefile keeps its key when nothing below it is on its way.
     let layers = StoredLayers::new(store, &rootfs.layers)?;
     op.actions
         .iter()
-        .map(|a| layer_index::resolve(&layers, &action_dir(a)))
+        .map(|a| {
+            landings(a, source)
+                .iter()
+                .map(|dir| layer_index::resolve(&layers, dir))
+                .collect()
+        })
         .collect()
 }
 
-/// Move what an action planned under its destination to where the destination resolved; drop
-/// the ancestors it planned for the unresolved destination (they are added again, with the
-/// rootfs's metadata where they exist).
+/// The directories an action's entries land in, each resolved in the rootfs below: its
+/// destination, and `<dest>/<name>` of each directory it copies from the build context under
+/// its own name (`COPY bin .` over a base with `bin -> usr/bin` fills `usr/bin`, as Docker's
+/// `COPY bin /bin` does). A file replaces what is at its path. `COPY --from` sources are known
+/// only once the stage is unpacked, so only its destination is resolved.
+fn landings(action: &FileAction, source: Option<&Output>) -> Vec<String> {
+    let dest = action.destination_dir();
+    let mut out = vec![dest.clone()];
+    let (sources, Some(Output::Context(selection))) = (
+        match action {
+            FileAction::Copy(c) => &c.sources,
+            FileAction::Add(a) => &a.sources,
+            _ => return out,
+        },
+        source,
+    ) else {
+        return out;
+    };
+    for (source, matches) in sources.iter().zip(&selection.patterns) {
+        for m in matches {
+            let root_is_dir = m.entries.first().is_some_and(|e| e.kind == EntryKind::Dir);
+            let contents_only = source.contents_only || m.name.is_empty();
+            if root_is_dir && !contents_only && paths::basename(&dest) != m.name {
+                let landing = paths::join(&dest, &m.name);
+                if !out.contains(&landing) {
+                    out.push(landing);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Move what an action planned under its destinations to where they resolved (the longest
+/// landing that holds a path wins); drop the ancestors it planned for the unresolved
+/// destination (they are added again, with the rootfs's metadata where they exist).
 fn relocate(
     planned: BTreeMap<String, LayerEntry>,
-    resolution: &Resolution,
+    resolutions: &[Resolution],
     entries: &mut BTreeMap<String, LayerEntry>,
 ) -> Result<(), EngineError> {
-    let dest = &resolution.dest;
-    let below_a_file = resolution
-        .existing
-        .as_ref()
-        .is_some_and(|r| !matches!(r.kind, layer_index::PathKind::Dir { .. }));
     for (path, mut entry) in planned {
-        let rest = if dest.is_empty() {
-            Some(path.as_str())
-        } else if path == *dest {
-            Some("")
-        } else {
-            path.strip_prefix(dest.as_str())
-                .and_then(|r| r.strip_prefix('/'))
-        };
-        let Some(rest) = rest else {
+        let landing = resolutions
+            .iter()
+            .filter_map(|r| {
+                let rest = if r.dest.is_empty() {
+                    Some(path.as_str())
+                } else if path == r.dest {
+                    Some("")
+                } else {
+                    path.strip_prefix(r.dest.as_str())
+                        .and_then(|rest| rest.strip_prefix('/'))
+                };
+                rest.map(|rest| (r, rest))
+            })
+            .max_by_key(|(r, _)| r.dest.len());
+        let Some((resolution, rest)) = landing else {
             continue;
         };
+        let below_a_file = resolution
+            .existing
+            .as_ref()
+            .is_some_and(|r| !matches!(r.kind, layer_index::PathKind::Dir { .. }));
         if !rest.is_empty() && below_a_file {
             return Err(EngineError::DestinationUnresolvable {
-                dest: dest.clone(),
+                dest: resolution.dest.clone(),
                 reason: format!(
                     "`{}` is a file in the image below, not a directory",
                     resolution.resolved
