@@ -45,6 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a cluster image from a Kubefile and a build context
+    #[command(after_long_help = KUBEFILE_COPY_FLAGS)]
     Build(BuildArgs),
     /// List the images in the store
     Images(ImagesArgs),
@@ -388,6 +389,20 @@ pub enum ScanFormat {
     Text,
     Json,
 }
+
+/// `seal build --help`: what the Kubefile's COPY/ADD/FROM flags do (issue 12: no flag is
+/// silently dropped).
+const KUBEFILE_COPY_FLAGS: &str = "\
+Kubefile flags of COPY and ADD:
+  --chmod=MODE    octal (0644, also applied to directories) or symbolic (u=rwX,go=rX)
+  --chown=UID:GID numeric owner of the copied files
+  --from=STAGE    copy from another stage or a stored image (COPY only)
+  --link          the layer ignores the layers below: symlinks of the image below on the
+                  destination are not followed (as in BuildKit); without it a COPY follows
+                  them inside the rootfs and keeps existing directories' mode and owner
+  --checksum=sha256:HEX  verify and cache an ADD download
+  --keep-git-dir  refused: git sources are not supported
+FROM --platform must name this machine's platform: seal does not cross-build yet.";
 
 #[cfg(test)]
 mod tests {

@@ -30,8 +30,10 @@ fn build_mode_lite_lowers_without_image_collection() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let def: serde_json::Value = serde_json::from_str(&out.stdout).expect("LLB is JSON");
-    assert_eq!(def["nodes"].as_array().expect("nodes").len(), 6);
-    assert_eq!(def["output"], 5);
+    // scratch, then per COPY its Local source, the rootfs below it (a merge) and the FileOp,
+    // and the final rootfs merge.
+    assert_eq!(def["nodes"].as_array().expect("nodes").len(), 8);
+    assert_eq!(def["output"], 7);
 }
 
 #[test]
@@ -42,17 +44,22 @@ fn print_llb_shows_the_graph_and_writes_nothing() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let def: serde_json::Value = serde_json::from_str(&out.stdout).expect("LLB is JSON");
     let nodes = def["nodes"].as_array().expect("nodes");
-    // scratch, two (local, file) pairs, the merge of the rootfs, then image collection: the
-    // rootfs it reads (neither COPY can write manifests/ or charts/, so only the base), the
-    // collect node, the registry layer and the merge that is the output.
-    assert_eq!(nodes.len(), 10);
-    assert_eq!(def["output"], 9);
-    assert!(nodes[5]["op"]["merge"].is_object());
-    assert_eq!(nodes[6]["inputs"], serde_json::json!([0]));
-    assert!(nodes[7]["op"]["collect"].is_object());
-    assert_eq!(nodes[7]["inputs"], serde_json::json!([6]));
-    assert!(nodes[8]["op"]["registry_layer"].is_object());
-    assert_eq!(nodes[9]["inputs"], serde_json::json!([5, 8]));
+    // scratch, per COPY a (local, rootfs below, file) triple — the FileOp reads of the rootfs
+    // below only where its destination resolves — the merge of the rootfs, then image
+    // collection: the rootfs it reads (neither COPY can write manifests/ or charts/, so only
+    // the base: the first COPY's rootfs merge, collapsed), the collect node, the registry
+    // layer and the merge that is the output.
+    assert_eq!(nodes.len(), 11);
+    assert_eq!(def["output"], 10);
+    assert_eq!(nodes[3]["inputs"], serde_json::json!([1, 2]));
+    assert_eq!(nodes[6]["inputs"], serde_json::json!([4, 5]));
+    assert_eq!(nodes[5]["inputs"], serde_json::json!([0, 3]));
+    assert!(nodes[7]["op"]["merge"].is_object());
+    assert_eq!(nodes[2]["inputs"], serde_json::json!([0]));
+    assert!(nodes[8]["op"]["collect"].is_object());
+    assert_eq!(nodes[8]["inputs"], serde_json::json!([2]));
+    assert!(nodes[9]["op"]["registry_layer"].is_object());
+    assert_eq!(nodes[10]["inputs"], serde_json::json!([7, 9]));
     let descriptions: Vec<&str> = nodes
         .iter()
         .filter(|n| n["metadata"]["quiet"] != true)

@@ -38,6 +38,10 @@
 //! "Cache rules", "Reproducibility".
 //!
 //! * `differential_quick` — 3 seeds x 12 mutations, part of the normal test run.
+//! * `differential_base_image_mutations` — issue 12: an app `FROM` a generated base image,
+//!   whose COPY destinations cross the base's links and directories; 3 seeds x 20 base
+//!   mutations on and off those paths (`SEAL_DIFF_BASE_ROUNDS` changes the 20). A COPY must stay
+//!   cached when the base changes off its destination's path.
 //! * `differential_long` — `SEAL_DIFF_MUTATIONS=N [SEAL_DIFF_SEED=S] [SEAL_DIFF_PER_SEED=P]`,
 //!   run by `scripts/differential.sh`; returns at once when `SEAL_DIFF_MUTATIONS` is unset.
 //! * `regression_*` — one minimal repro per seal bug this driver found; each asserts the
@@ -715,6 +719,9 @@ struct StepModel {
     layer: String,
     /// The context files a COPY reads (resolved paths); empty for a RUN.
     files: Vec<String>,
+    /// What a COPY's layer puts in the rootfs; empty for a RUN (the driver's RUN commands
+    /// never touch a COPY destination's path, so the model leaves them out of the rootfs).
+    entries: Vec<(String, RootNode)>,
 }
 
 /// One path a COPY source brings in, relative to the matched source (`""`: the match itself).
@@ -725,6 +732,95 @@ struct Entry {
     symlink: bool,
 }
 
+/// One path of the rootfs the model predicts below a step (issue 12: a COPY lands where its
+/// destination resolves in it, and its key covers that resolution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RootNode {
+    /// `d`irectory, `f`ile or `l`ink.
+    kind: char,
+    mode: u32,
+    owner: (u32, u32),
+    /// A link's target.
+    link: String,
+}
+
+type Rootfs = BTreeMap<String, RootNode>;
+
+impl RootNode {
+    fn dir(mode: u32, owner: (u32, u32)) -> RootNode {
+        RootNode {
+            kind: 'd',
+            mode,
+            owner,
+            link: String::new(),
+        }
+    }
+
+    /// What a lookup of this node contributes to a COPY's key: type, mode, owner, link target.
+    fn record(&self) -> String {
+        let (u, g) = self.owner;
+        format!("{} {:o} {u}:{g} {}", self.kind, self.mode, self.link)
+    }
+}
+
+/// Resolve `dest` in `rootfs` (KUBEFILE.md "COPY semantics"): every lookup made, in order;
+/// where it lands (symlinks followed inside the rootfs); the directories that exist on that
+/// path. `None` when an element before the last is a file (the step fails).
+type Resolved = (Vec<String>, String, Rootfs);
+
+fn resolve_in(rootfs: &Rootfs, dest: &str) -> Option<Resolved> {
+    let mut trail = Vec::new();
+    let mut todo: Vec<String> = dest
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .rev()
+        .map(str::to_string)
+        .collect();
+    let mut current: Vec<String> = Vec::new();
+    let mut dirs = Rootfs::new();
+    for _ in 0..200 {
+        let Some(name) = todo.pop() else {
+            return Some((trail, current.join("/"), dirs));
+        };
+        let path = join(&current.join("/"), &name);
+        let node = rootfs.get(&path);
+        trail.push(format!(
+            "{path} {}",
+            node.map_or_else(|| "-".to_string(), RootNode::record)
+        ));
+        match node {
+            Some(n) if n.kind == 'l' => {
+                let mut base = if n.link.starts_with('/') {
+                    Vec::new()
+                } else {
+                    current.clone()
+                };
+                for part in n.link.split('/') {
+                    match part {
+                        "" | "." => {}
+                        ".." => {
+                            base.pop();
+                        }
+                        p => base.push(p.to_string()),
+                    }
+                }
+                todo.extend(base.into_iter().rev());
+                current.clear();
+                dirs.clear();
+            }
+            Some(n) if n.kind == 'f' && !todo.is_empty() => return None,
+            Some(n) => {
+                if n.kind == 'd' {
+                    dirs.insert(path, n.clone());
+                }
+                current.push(name);
+            }
+            None => current.push(name),
+        }
+    }
+    None
+}
+
 impl Model<'_> {
     /// The inputs of `line`, or why the step must fail.
     fn step(
@@ -732,6 +828,7 @@ impl Model<'_> {
         index: usize,
         line: &CopyLine,
         vars: &BTreeMap<String, String>,
+        rootfs: &Rootfs,
     ) -> Result<StepModel, ModelError> {
         let chmod = line
             .chmod
@@ -743,12 +840,17 @@ impl Model<'_> {
         });
         let raw_dest = expand(&line.dest, vars);
         let dest = clean(&raw_dest);
+        let (mut trail, landing, mut existing) = resolve_in(rootfs, &dest)
+            .expect("the driver's destinations never cross a file or a link loop");
+        // `<dest>/<name>` of each directory copied under its own name, resolved once each.
+        let mut landed: BTreeSet<String> = BTreeSet::new();
         let (uid, gid) = chown.unwrap_or((0, 0));
         let flags = format!("chmod={chmod:?} chown={chown:?}");
         let mut out = String::new();
         // The layer: path -> `kind mode uid:gid` (KUBEFILE.md "COPY semantics": targets, mode
         // bits unless `--chmod`, owner 0:0 unless `--chown`; symlinks are 0777).
         let mut layer: BTreeMap<String, String> = BTreeMap::new();
+        let mut nodes: Rootfs = BTreeMap::new();
         let mut files = Vec::new();
         for (si, raw) in line.sources().enumerate() {
             let word = expand(raw, vars);
@@ -801,10 +903,20 @@ impl Model<'_> {
                     entries.extend(below);
                 }
                 let into_dest = meta.is_dir() && (contents_only || name.is_empty());
+                // The seed's rule on the destination as written; the files land where it
+                // resolves.
                 let target = if into_dest || basename(&dest) == name {
-                    dest.clone()
+                    landing.clone()
+                } else if meta.is_dir() {
+                    let (more, at, dirs) = resolve_in(rootfs, &join(&dest, name))
+                        .expect("the driver's destinations never cross a file");
+                    if landed.insert(join(&dest, name)) {
+                        trail.extend(more);
+                        existing.extend(dirs);
+                    }
+                    at
                 } else {
-                    join(&dest, name)
+                    join(&landing, name)
                 };
                 for e in &entries {
                     writeln!(out, "  {:?} {} {:o}", e.rel, e.kind, e.mode).unwrap();
@@ -820,17 +932,48 @@ impl Model<'_> {
                         (false, Some(m)) => m,
                         (false, None) => e.mode,
                     };
+                    let kind = e.kind.chars().next().unwrap_or('f');
+                    let link = e
+                        .kind
+                        .strip_prefix("symlink -> \"")
+                        .and_then(|t| t.strip_suffix('"'))
+                        .unwrap_or_default()
+                        .to_string();
+                    nodes.insert(
+                        path.clone(),
+                        RootNode {
+                            kind: if kind == 's' { 'l' } else { kind },
+                            mode,
+                            owner: (uid, gid),
+                            link,
+                        },
+                    );
                     layer.insert(path, format!("{} {mode:o} {uid}:{gid}", e.kind));
                 }
             }
         }
-        // Every entry's missing ancestors are 0755 directories with the COPY's owner.
+        // The destination and its ancestors that exist keep the rootfs's mode and owner; every
+        // entry's other missing ancestors are 0755 directories with the COPY's owner.
+        for (path, node) in &existing {
+            if nodes.get(path).is_some_and(|n| n.kind == 'd') {
+                let (u, g) = node.owner;
+                layer.insert(path.clone(), format!("dir {:o} {u}:{g}", node.mode));
+                nodes.insert(path.clone(), node.clone());
+            }
+        }
         let paths: Vec<String> = layer.keys().cloned().collect();
         for path in paths {
             for (i, _) in path.match_indices('/') {
+                let parent = &path[..i];
+                let node = existing
+                    .get(parent)
+                    .cloned()
+                    .unwrap_or_else(|| RootNode::dir(0o755, (uid, gid)));
+                let (u, g) = node.owner;
                 layer
-                    .entry(path[..i].to_string())
-                    .or_insert_with(|| format!("dir 755 {uid}:{gid}"));
+                    .entry(parent.to_string())
+                    .or_insert_with(|| format!("dir {:o} {u}:{g}", node.mode));
+                nodes.entry(parent.to_string()).or_insert(node);
             }
         }
         let mut layer_text = String::new();
@@ -838,7 +981,8 @@ impl Model<'_> {
             writeln!(layer_text, "{path:?} {what}").unwrap();
         }
         // `a`, `/a`, `a/` and `./a` are one destination (KUBEFILE.md "COPY semantics").
-        let text = format!("COPY dest={dest:?} {flags}\n{out}");
+        // The key also covers the destination's resolution in the rootfs below (issue 12).
+        let text = format!("COPY dest={dest:?} {flags}\n resolution {trail:?}\n{out}");
         files.sort();
         files.dedup();
         Ok(StepModel {
@@ -846,6 +990,7 @@ impl Model<'_> {
             text,
             layer: blake3::hash(layer_text.as_bytes()).to_hex().to_string(),
             files,
+            entries: nodes.into_iter().collect(),
         })
     }
 
@@ -985,6 +1130,16 @@ fn seal_build(
     build_args: &BTreeMap<String, String>,
     clean: bool,
 ) -> Build {
+    seal_build_tag(root, ctx, TAG, build_args, clean)
+}
+
+fn seal_build_tag(
+    root: &Path,
+    ctx: &Path,
+    tag: &str,
+    build_args: &BTreeMap<String, String>,
+    clean: bool,
+) -> Build {
     let mut cmd = Command::new(seal_bin());
     // The generated charts and manifests hold random bytes, not something to collect images
     // from: collection has its own tests (tests/collect.rs).
@@ -997,7 +1152,7 @@ fn seal_build(
             "--progress",
             "plain",
             "-t",
-            TAG,
+            tag,
         ])
         .current_dir(ctx)
         .env_remove("SOURCE_DATE_EPOCH")
@@ -2022,7 +2177,14 @@ impl Harness {
         };
         let vars = self.kube.vars();
         let line = self.kube.copy_at(c).clone();
-        let now = model.step(c, &line, &vars).ok()?;
+        let mut rootfs = Rootfs::new();
+        for earlier in self.kube.copy_indices().into_iter().filter(|&e| e < c) {
+            let m = model
+                .step(earlier, self.kube.copy_at(earlier), &vars, &rootfs)
+                .ok()?;
+            rootfs.extend(m.entries);
+        }
+        let now = model.step(c, &line, &vars, &rootfs).ok()?;
         let t = &TEMPLATES[line.template];
         let mut variants = Vec::new();
         for dest in t.dests {
@@ -2041,7 +2203,7 @@ impl Harness {
             .into_iter()
             .filter(|v| {
                 model
-                    .step(c, v, &vars)
+                    .step(c, v, &vars, &rootfs)
                     .is_ok_and(|m| m.layer == now.layer && m.fp != now.fp)
             })
             .collect();
@@ -2327,6 +2489,7 @@ impl Harness {
         }
         let mut env: Vec<(String, String)> = Vec::new();
         let mut layers: Vec<String> = Vec::new();
+        let mut rootfs = Rootfs::new();
         let mut out = Vec::new();
         for item in self.kube.items() {
             match item {
@@ -2346,7 +2509,7 @@ impl Harness {
                 }
                 Item::Step(i) => {
                     let step = match &self.kube.steps[i] {
-                        Line::Copy(line) => model.step(i, line, &vars)?,
+                        Line::Copy(line) => model.step(i, line, &vars, &rootfs)?,
                         Line::Run(run) => {
                             let mut seen: Vec<String> = args
                                 .iter()
@@ -2379,9 +2542,11 @@ impl Harness {
                                 fp: blake3::hash(text.as_bytes()).to_hex().to_string(),
                                 text,
                                 files: Vec::new(),
+                                entries: Vec::new(),
                             }
                         }
                     };
+                    rootfs.extend(step.entries.iter().cloned());
                     layers.push(step.layer.clone());
                     out.push(step);
                 }
@@ -2770,6 +2935,430 @@ fn differential_long() {
 }
 
 // ------------------------------------------------------------------------------------------
+// Base-image mutations (issue 12): a COPY's key covers the resolution of its destination in
+// the rootfs below (type, mode, owner and link target of each path element it looks up) and
+// nothing else of it. A seeded driver builds a base image (`diff:base`, one COPY of a
+// generated rootfs with symlinks and directories of several modes) and an app image
+// `FROM diff:base` with COPY steps whose destinations cross the base's links and
+// directories, then mutates the base — paths on a destination's way (a mode, the owner, a
+// link's target, a link replaced by a directory, a missing directory created) and paths off
+// it (file content, a new file, an unrelated directory's mode) — rebuilding both images
+// incrementally and cleanly after each mutation. The model resolves each destination in its
+// own copy of the merged rootfs; a COPY whose (sources, destination, lookups) were built
+// before must be CACHED, one never built DONE, and incremental and clean app images must be
+// equal.
+// ------------------------------------------------------------------------------------------
+
+const BASE_TAG: &str = "diff:base";
+
+/// One path of the model's rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, bytes: Vec<u8> },
+    Link { target: String },
+}
+
+/// The app's COPY steps: (source file, its mode, flags, destination). Destinations cross the
+/// base's `bin` link, its 0700 `pki`, existing and missing directories.
+const APP_COPIES: &[(&str, u32, &str, &str)] = &[
+    ("kubectl", 0o755, "", "bin"),
+    ("ca.crt", 0o644, "", "etc/kubernetes/pki"),
+    ("conf.yaml", 0o644, "", "opt/app"),
+    ("tool", 0o755, "", "var/lib/tools"),
+    ("data.txt", 0o600, "--chown=7:7 ", "srv/data"),
+];
+
+struct BaseHarness {
+    rng: Rng,
+    tmp: TempDir,
+    /// The base rootfs as generated (owners come from `owner`).
+    base: BTreeMap<String, Node>,
+    owner: (u32, u32),
+    seen: BTreeSet<String>,
+    counter: usize,
+}
+
+impl BaseHarness {
+    fn new(seed: u64) -> BaseHarness {
+        let mut base = BTreeMap::new();
+        for (path, node) in [
+            ("usr", Node::Dir { mode: 0o755 }),
+            ("usr/bin", Node::Dir { mode: 0o755 }),
+            ("usr/local", Node::Dir { mode: 0o755 }),
+            ("usr/local/bin", Node::Dir { mode: 0o755 }),
+            ("etc", Node::Dir { mode: 0o755 }),
+            ("etc/kubernetes", Node::Dir { mode: 0o755 }),
+            ("etc/kubernetes/pki", Node::Dir { mode: 0o700 }),
+            ("opt", Node::Dir { mode: 0o755 }),
+            ("opt/data", Node::Dir { mode: 0o755 }),
+            ("var", Node::Dir { mode: 0o755 }),
+            ("var/lib", Node::Dir { mode: 0o755 }),
+            ("unrelated", Node::Dir { mode: 0o755 }),
+            (
+                "bin",
+                Node::Link {
+                    target: "usr/bin".into(),
+                },
+            ),
+        ] {
+            base.insert(path.to_string(), node);
+        }
+        for (path, mode) in [
+            ("usr/bin/sh", 0o755),
+            ("etc/kubernetes/pki/old.crt", 0o600),
+            ("opt/data/a.txt", 0o644),
+            ("unrelated/x.txt", 0o644),
+        ] {
+            base.insert(
+                path.to_string(),
+                Node::File {
+                    mode,
+                    bytes: format!("{path}\n").into_bytes(),
+                },
+            );
+        }
+        let tmp = TempDir::new().expect("temp dir");
+        let app = tmp.path().join("app");
+        fs::create_dir_all(&app).unwrap();
+        let mut kubefile = format!("FROM {BASE_TAG}\n");
+        for (name, mode, flags, dest) in APP_COPIES {
+            fs::write(app.join(name), format!("{name}\n")).unwrap();
+            fs::set_permissions(app.join(name), fs::Permissions::from_mode(*mode)).unwrap();
+            writeln!(kubefile, "COPY {flags}{name} {dest}").unwrap();
+        }
+        // Last, a directory copied under its own name into the root: it lands where the
+        // base's `bin` leads (the seed's `COPY bin .` is Docker's `COPY bin /bin`).
+        fs::create_dir_all(app.join("bin")).unwrap();
+        fs::write(app.join("bin/helm"), "helm\n").unwrap();
+        kubefile.push_str("COPY bin .\n");
+        fs::write(app.join("Kubefile"), kubefile).unwrap();
+        BaseHarness {
+            rng: Rng::new(seed),
+            tmp,
+            base,
+            owner: (0, 0),
+            seen: BTreeSet::new(),
+            counter: 0,
+        }
+    }
+
+    /// Write the base context: `rootfs/` as the model says, and its Kubefile.
+    fn write_base(&self) {
+        let ctx = self.tmp.path().join("base");
+        let rootfs = ctx.join("rootfs");
+        let _ = fs::remove_dir_all(&ctx);
+        fs::create_dir_all(&rootfs).unwrap();
+        for (path, node) in &self.base {
+            let p = rootfs.join(path);
+            match node {
+                Node::Dir { .. } => fs::create_dir_all(&p).unwrap(),
+                Node::File { mode, bytes } => {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    fs::write(&p, bytes).unwrap();
+                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+                }
+                Node::Link { target } => {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::os::unix::fs::symlink(target, &p).unwrap();
+                }
+            }
+        }
+        for (path, node) in self.base.iter().rev() {
+            if let Node::Dir { mode } = node {
+                fs::set_permissions(rootfs.join(path), fs::Permissions::from_mode(*mode)).unwrap();
+            }
+        }
+        let (u, g) = self.owner;
+        fs::write(
+            ctx.join("Kubefile"),
+            format!("FROM scratch\nCOPY --chown={u}:{g} rootfs/. .\n"),
+        )
+        .unwrap();
+    }
+
+    /// One mutation of the base; returns (kind, description).
+    fn mutate(&mut self) -> (&'static str, String) {
+        self.counter += 1;
+        let n = self.counter;
+        match self.rng.below(9) {
+            0 => {
+                let path = *self
+                    .rng
+                    .pick(&["unrelated/x.txt", "opt/data/a.txt", "usr/bin/sh"]);
+                let bytes = format!("{path} v{n}\n").into_bytes();
+                if let Some(Node::File { bytes: b, .. }) = self.base.get_mut(path) {
+                    *b = bytes;
+                }
+                ("off-path-content", format!("rewrite {path}"))
+            }
+            1 => {
+                let path = format!("unrelated/new{n}.txt");
+                self.base.insert(
+                    path.clone(),
+                    Node::File {
+                        mode: 0o644,
+                        bytes: b"new\n".to_vec(),
+                    },
+                );
+                ("off-path-new-file", format!("add {path}"))
+            }
+            2 => {
+                let mode = *self.rng.pick(&[0o700, 0o750, 0o755]);
+                self.base.insert("unrelated".into(), Node::Dir { mode });
+                ("off-path-chmod", format!("chmod {mode:o} unrelated"))
+            }
+            3 | 4 => {
+                let path = *self.rng.pick(&[
+                    "etc/kubernetes/pki",
+                    "etc/kubernetes",
+                    "opt",
+                    "var/lib",
+                    "usr/bin",
+                    "usr/local/bin",
+                ]);
+                let mode = *self.rng.pick(&[0o700, 0o750, 0o755, 0o775]);
+                if let Some(Node::Dir { mode: m }) = self.base.get_mut(path) {
+                    *m = mode;
+                    ("on-path-chmod", format!("chmod {mode:o} {path}"))
+                } else {
+                    (
+                        "on-path-chmod",
+                        format!("chmod {path}: not a directory now"),
+                    )
+                }
+            }
+            5 => {
+                let target =
+                    *self
+                        .rng
+                        .pick(&["usr/bin", "usr/local/bin", "/usr/local/bin", "./usr/bin"]);
+                self.base.insert(
+                    "bin".into(),
+                    Node::Link {
+                        target: target.into(),
+                    },
+                );
+                ("on-path-relink", format!("ln -sf {target} bin"))
+            }
+            6 => {
+                // A link replaced by a directory, or a directory by a link.
+                let (path, link) = *self
+                    .rng
+                    .pick(&[("bin", "usr/bin"), ("var/lib", "../opt/data")]);
+                let now = match self.base.get(path) {
+                    Some(Node::Link { .. }) => Node::Dir { mode: 0o755 },
+                    _ => Node::Link {
+                        target: link.into(),
+                    },
+                };
+                let what = format!("{path} becomes {now:?}");
+                self.base.retain(|p, _| !p.starts_with(&format!("{path}/")));
+                self.base.insert(path.into(), now);
+                ("on-path-type", what)
+            }
+            7 => {
+                let path = *self.rng.pick(&["srv", "opt/app"]);
+                if self.base.remove(path).is_some() {
+                    ("on-path-missing", format!("rmdir {path}"))
+                } else {
+                    let mode = *self.rng.pick(&[0o700, 0o755]);
+                    self.base.insert(path.into(), Node::Dir { mode });
+                    ("on-path-missing", format!("mkdir -m {mode:o} {path}"))
+                }
+            }
+            _ => {
+                self.owner = *self.rng.pick(&[(0, 0), (5, 6), (1000, 1000)]);
+                ("on-path-owner", format!("chown {:?} the base", self.owner))
+            }
+        }
+    }
+
+    /// The fingerprint of each app COPY: its line, its source, and the lookups of its
+    /// destination in the rootfs below (the base and the COPYs before it).
+    fn expected(&self) -> Vec<(String, String)> {
+        let mut rootfs: Rootfs = self
+            .base
+            .iter()
+            .map(|(p, n)| {
+                let node = match n {
+                    Node::Dir { mode } => RootNode::dir(*mode, self.owner),
+                    Node::File { mode, .. } => RootNode {
+                        kind: 'f',
+                        mode: *mode,
+                        owner: self.owner,
+                        link: String::new(),
+                    },
+                    Node::Link { target } => RootNode {
+                        kind: 'l',
+                        mode: 0o777,
+                        owner: self.owner,
+                        link: target.clone(),
+                    },
+                };
+                (p.clone(), node)
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (name, mode, flags, dest) in APP_COPIES {
+            let (trail, resolved, _) =
+                resolve_in(&rootfs, dest).expect("no destination crosses a file");
+            let text = format!(
+                "COPY {flags}{name} {dest} (mode {mode:o})\n{}",
+                trail.join("\n")
+            );
+            out.push((blake3::hash(text.as_bytes()).to_hex().to_string(), text));
+            // What the layer adds: missing ancestors (0755, the COPY's owner) and the file.
+            let owner = if flags.contains("7:7") {
+                (7, 7)
+            } else {
+                (0, 0)
+            };
+            let target = join(&resolved, name);
+            for (i, _) in target.match_indices('/') {
+                rootfs
+                    .entry(target[..i].to_string())
+                    .or_insert_with(|| RootNode::dir(0o755, owner));
+            }
+            rootfs.insert(
+                target,
+                RootNode {
+                    kind: 'f',
+                    mode: *mode,
+                    owner,
+                    link: String::new(),
+                },
+            );
+        }
+        let (trail, _, _) = resolve_in(&rootfs, "bin").expect("bin is no file");
+        let text = format!("COPY bin . (a directory)\n{}", trail.join("\n"));
+        out.push((blake3::hash(text.as_bytes()).to_hex().to_string(), text));
+        out
+    }
+
+    /// Build base and app incrementally and cleanly; check digests and statuses.
+    fn check(&mut self, round: usize, mutation: &str, report: &mut BaseReport) {
+        self.write_base();
+        let store = self.tmp.path().join("store");
+        let clean = self.tmp.path().join("clean");
+        let _ = fs::remove_dir_all(&clean);
+        let base_ctx = self.tmp.path().join("base");
+        let app_ctx = self.tmp.path().join("app");
+        let none = BTreeMap::new();
+        for (root, no_cache) in [(&store, false), (&clean, true)] {
+            let b = seal_build_tag(root, &base_ctx, BASE_TAG, &none, no_cache);
+            assert_eq!(
+                b.code, 0,
+                "base build failed after {mutation}:\n{}",
+                b.stderr
+            );
+        }
+        let inc = seal_build_tag(&store, &app_ctx, TAG, &none, false);
+        let cln = seal_build_tag(&clean, &app_ctx, TAG, &none, true);
+        let _ = fs::remove_dir_all(&clean);
+        report.builds += 4;
+        let problem = |what: String| format!("round {round} after [{mutation}]: {what}");
+        if inc.digest.is_none() || inc.digest != cln.digest {
+            report.divergences.push(problem(format!(
+                "incremental {:?} vs clean {:?}\n{}\n{}",
+                inc.digest, cln.digest, inc.stderr, cln.stderr
+            )));
+            return;
+        }
+        let expected = self.expected();
+        let mut all_cached = true;
+        for (i, (fp, text)) in expected.iter().enumerate() {
+            let status = inc.steps.get(&(i + 2)).copied();
+            let seen = self.seen.contains(fp);
+            all_cached &= status == Some(Status::Cached);
+            match (status, seen) {
+                (Some(Status::Done), true) => report.unneeded.push(problem(format!(
+                    "step {} re-ran although its inputs were built before:\n{text}\n{}",
+                    i + 2,
+                    inc.stderr
+                ))),
+                (Some(Status::Cached), false) => report.missed.push(problem(format!(
+                    "step {} was served from the cache although its inputs are new:\n{text}\n{}",
+                    i + 2,
+                    inc.stderr
+                ))),
+                (None, _) => report
+                    .missed
+                    .push(problem(format!("step {} has no status", i + 2))),
+                (Some(Status::Done), false) => report.copies_done += 1,
+                (Some(Status::Cached), true) => report.copies_cached += 1,
+            }
+            self.seen.insert(fp.clone());
+        }
+        if mutation.starts_with("off-path") && round > 0 {
+            report.off_path_rounds += 1;
+            if all_cached {
+                report.off_path_all_cached += 1;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct BaseReport {
+    builds: usize,
+    copies_cached: usize,
+    copies_done: usize,
+    off_path_rounds: usize,
+    off_path_all_cached: usize,
+    kinds: BTreeMap<&'static str, usize>,
+    divergences: Vec<String>,
+    unneeded: Vec<String>,
+    missed: Vec<String>,
+}
+
+#[test]
+fn differential_base_image_mutations() {
+    let started = Instant::now();
+    let mut report = BaseReport::default();
+    let rounds = env_num("SEAL_DIFF_BASE_ROUNDS").unwrap_or(20) as usize;
+    for seed in 1..=3 {
+        let mut h = BaseHarness::new(seed);
+        h.check(0, "initial build", &mut report);
+        for round in 1..=rounds {
+            let (kind, what) = h.mutate();
+            *report.kinds.entry(kind).or_default() += 1;
+            h.check(round, &format!("{kind}: {what}"), &mut report);
+        }
+    }
+    let summary = format!(
+        "base-image differential: {} builds; app COPY steps {} cached, {} executed; {} off-path rounds, {} with every COPY cached; kinds {:?}; {} divergences, {} unneeded re-runs, {} missed re-runs ({:.1?})",
+        report.builds,
+        report.copies_cached,
+        report.copies_done,
+        report.off_path_rounds,
+        report.off_path_all_cached,
+        report.kinds,
+        report.divergences.len(),
+        report.unneeded.len(),
+        report.missed.len(),
+        started.elapsed()
+    );
+    eprintln!("{summary}");
+    for list in [&report.divergences, &report.unneeded, &report.missed] {
+        for finding in list.iter().take(5) {
+            eprintln!("  - {finding}");
+        }
+    }
+    assert!(report.divergences.is_empty(), "{summary}");
+    assert!(report.unneeded.is_empty(), "{summary}");
+    assert!(report.missed.is_empty(), "{summary}");
+    assert!(
+        report.off_path_rounds > 0 && report.off_path_all_cached == report.off_path_rounds,
+        "a COPY re-ran after an unrelated base change: {summary}"
+    );
+    assert!(
+        report.copies_done > (APP_COPIES.len() + 1) * 3,
+        "nothing on a destination's path changed: {summary}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
 // Minimal repros of the seal bugs found while building this driver. Each asserts the correct
 // behaviour, so each fails while its bug is present.
 // ------------------------------------------------------------------------------------------
@@ -2933,5 +3522,30 @@ fn regression_symlink_source_reads_an_ignored_file() {
     assert!(
         copied.is_empty(),
         "COPY of {copied:?} built, copying the ignored secret.txt through a symlink"
+    );
+}
+
+/// Found by the driver (seed 11, `swap steps 2 and 3`) while issue 12 was being fixed: a COPY's
+/// key covers its destination's lookups in the rootfs below, but over an empty rootfs seal
+/// made no lookups at all, so the same COPY moved to the top of the Kubefile (nothing below
+/// it on its destination's way, as before) got another key and re-ran.
+#[test]
+fn regression_copy_moved_to_the_top_keeps_its_key() {
+    let (_tmp, ctx, store) = small_context(&[("a.yaml", "a\n"), ("dir1/one.txt", "one\n")]);
+    build_ok(
+        &store,
+        &ctx,
+        "FROM scratch\nCOPY a.yaml .\nCOPY dir1 opt/x\n",
+    );
+    let moved = build_ok(
+        &store,
+        &ctx,
+        "FROM scratch\nCOPY dir1 opt/x\nCOPY a.yaml .\n",
+    );
+    assert_eq!(
+        moved.steps.get(&2),
+        Some(&Status::Cached),
+        "{}",
+        moved.stderr
     );
 }

@@ -448,6 +448,10 @@ fn resolve_image(
         reference: reference.to_string(),
         manifest: record.manifest.to_string(),
         env,
+        platform: Some(seal_engine::Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+        }),
     })
 }
 

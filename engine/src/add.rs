@@ -83,7 +83,7 @@ pub fn plan(
         let copy = CopyAction {
             sources: add.sources.clone(),
             dest: dest.clone(),
-            chmod: add.chmod,
+            chmod: add.chmod.clone(),
             chown: add.chown,
         };
         let plain = ContextSelection {
@@ -106,10 +106,10 @@ pub fn plan(
                 }
                 (entry.uid, entry.gid) = owner;
                 if let (Some(chmod), false) = (
-                    add.chmod,
+                    &add.chmod,
                     matches!(entry.kind, LayerEntryKind::Symlink { .. }),
                 ) {
-                    entry.mode = chmod;
+                    entry.mode = chmod.apply(entry.mode, entry.kind == LayerEntryKind::Dir);
                 }
                 place(entries, entry);
             }
@@ -140,7 +140,7 @@ pub fn plan(
                     size: got.size,
                     blake3: got.blake3,
                 },
-                mode: add.chmod.unwrap_or(0o600),
+                mode: add.chmod.as_ref().map_or(0o600, |c| c.apply(0o600, false)),
                 uid: owner.0,
                 gid: owner.1,
                 xattrs: Default::default(),
@@ -175,5 +175,5 @@ fn add_parents(entries: &mut BTreeMap<String, LayerEntry>, dest: &str, (uid, gid
             xattrs: Default::default(),
         });
     }
-    crate::ops::file::add_missing_parents(entries, (uid, gid));
+    crate::ops::file::add_missing_parents(entries, (uid, gid), &BTreeMap::new());
 }

@@ -48,6 +48,10 @@ pub enum EngineError {
     },
     #[error("refusing layer entry `{path}`: {reason}")]
     UnsafeLayer { path: String, reason: String },
+    #[error("destination `{dest}` cannot be resolved in the image below: {reason}")]
+    DestinationUnresolvable { dest: String, reason: String },
+    #[error("destination `{dest}` leads through a symlink of the image below to `{path}`, where image collection looks; write that path as the destination")]
+    DestinationIntoCollection { dest: String, path: String },
     #[error("refusing entry `{entry}` of archive `{archive}`: {reason}")]
     UnsafeArchive {
         archive: String,

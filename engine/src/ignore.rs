@@ -10,8 +10,9 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use crate::EngineError;
 
-/// The ignore files looked for in the context root, in order of preference.
-pub const IGNORE_FILES: [&str; 2] = [".sealignore", ".dockerignore"];
+/// The ignore files read from the context root, in this order: `.dockerignore`'s patterns
+/// come first, so `.sealignore`'s (later, and the last matching pattern wins) override them.
+pub const IGNORE_FILES: [&str; 2] = [".dockerignore", ".sealignore"];
 
 /// Compiled ignore patterns.
 #[derive(Debug, Clone, Default)]
@@ -81,17 +82,20 @@ fn matches_or_parent(glob: &GlobMatcher, rel: &str) -> bool {
         .any(|(i, _)| glob.is_match(&rel[..i]))
 }
 
-/// Read and clean the patterns of the context's ignore file (empty when there is none).
+/// Read and clean the patterns of the context's ignore files: both `.dockerignore` and
+/// `.sealignore` (KUBEFILE.md "Context and ignore files"), in [`IGNORE_FILES`] order; empty
+/// when there is neither.
 pub fn read_ignore_patterns(context: &Path) -> Result<Vec<String>, EngineError> {
+    let mut patterns = Vec::new();
     for name in IGNORE_FILES {
         let path = context.join(name);
         match std::fs::read_to_string(&path) {
-            Ok(text) => return Ok(clean_patterns(&text)),
+            Ok(text) => patterns.extend(clean_patterns(&text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(EngineError::io("reading the ignore file", &path, e)),
         }
     }
-    Ok(Vec::new())
+    Ok(patterns)
 }
 
 /// Docker's cleaning: skip blanks and `#` comments, trim, drop a leading `/`, clean the path.
@@ -122,6 +126,18 @@ mod tests {
     fn check(patterns: &str, path: &str, excluded: bool) {
         let m = IgnoreMatcher::new(&clean_patterns(patterns)).unwrap();
         assert_eq!(m.is_excluded(path), excluded, "{patterns:?} on {path}");
+    }
+
+    #[test]
+    fn both_ignore_files_are_read_and_sealignore_wins() {
+        // Issue 12 point 11: a `.sealignore` used to make `.dockerignore` unread.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".dockerignore"), "*.log\nkeep.txt\n").unwrap();
+        std::fs::write(tmp.path().join(".sealignore"), "*.tmp\n!keep.txt\n").unwrap();
+        let m = IgnoreMatcher::new(&read_ignore_patterns(tmp.path()).unwrap()).unwrap();
+        assert!(m.is_excluded("a.log"), ".dockerignore is read");
+        assert!(m.is_excluded("a.tmp"), ".sealignore is read");
+        assert!(!m.is_excluded("keep.txt"), ".sealignore's later rule wins");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   overlay snapshots, safely) and [`diff`] (an overlay upper dir into layer entries).
 //! - [`context`] and [`ignore`]: resolving, walking and hashing COPY sources.
 //! - [`layer`]: deterministic tar + compression into blobs; [`xattrs`]: which extended
-//!   attributes a layer keeps, and how they are read, set and spelled in a tar.
+//!   attributes a layer keeps, and how they are read, set and spelled in a tar;
+//!   [`layer_index`]: each layer's path index in the store, and a COPY destination's
+//!   resolution in the rootfs below.
 //! - [`export`]: OCI config and manifest with Sealer's metadata.
 //! - [`add`]: ADD's layer entries: COPY rules plus [`archive`] (local tarballs, unpacked
 //!   safely) and [`download`] (`http(s)://` sources, verified by `--checksum`).
@@ -38,6 +40,7 @@ pub mod export;
 pub mod ignore;
 pub mod image_spec;
 pub mod layer;
+pub mod layer_index;
 pub mod llb;
 pub mod ops;
 pub mod output;

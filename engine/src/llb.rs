@@ -4,12 +4,13 @@
 //! its inputs' digests, so equal subgraphs have equal digests and collapse. Display names and
 //! source spans live in [`OpMetadata`], outside every digest. No IO happens here.
 
+mod chmod;
 pub mod encode;
 mod op;
 
 pub use op::{
-    AddAction, ChartValues, CollectOp, Compression, CopyAction, CopySource, ExecFile, ExecMode,
-    ExecOp, FileAction, FileOp, LayerFormat, MergeOp, NetworkMode, Op, RegistryLayerOp,
+    AddAction, ChartValues, Chmod, CollectOp, Compression, CopyAction, CopySource, ExecFile,
+    ExecMode, ExecOp, FileAction, FileOp, LayerFormat, MergeOp, NetworkMode, Op, RegistryLayerOp,
     SecurityMode, SourceOp, UrlSource,
 };
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use seal_solver::{CacheMap, ExecContext, Vertex};
+use seal_solver::{CacheMap, ContentId, ExecContext, Id, Vertex};
 use seal_store::registry::Client;
 use seal_store::Store;
 
@@ -52,6 +52,17 @@ impl Vertex for OpVertex {
         }
     }
 
+    async fn input_keys(&self, inputs: &[Output]) -> Result<Vec<Id>, EngineError> {
+        match &self.node.op {
+            // Of the rootfs below, a FileOp reads only where its destinations resolve.
+            Op::File(file) => {
+                let (file, inputs, store) = (file.clone(), inputs.to_vec(), self.env.store.clone());
+                blocking(move || ops::file::input_keys(&file, &inputs, &store)).await
+            }
+            _ => Ok(inputs.iter().map(ContentId::content_id).collect()),
+        }
+    }
+
     async fn exec(&self, cx: &ExecContext, inputs: &[Output]) -> Result<Output, EngineError> {
         let op = self.node.op.clone();
         let env = self.env.clone();
@@ -67,7 +78,7 @@ impl Vertex for OpVertex {
                 blocking(move || ops::source::exec(&source, &env.store, &env.context_dir)).await
             }
             Op::File(file) => {
-                blocking(move || ops::file::exec(&file, &inputs, env.store.blobs(), &cancel)).await
+                blocking(move || ops::file::exec(&file, &inputs, &env.store, &cancel)).await
             }
             Op::Collect(collect) => {
                 let cx = cx.clone();

@@ -14,8 +14,8 @@ mod stages;
 use std::collections::{BTreeMap, BTreeSet};
 
 use seal_engine::llb::{
-    CollectOp, Compression, CopyAction, CopySource, Definition, ExecMode, FileAction, FileOp,
-    LayerFormat, MergeOp, Op, OpMetadata, RegistryLayerOp, SourceOp,
+    Chmod, CollectOp, Compression, CopyAction, CopySource, Definition, ExecMode, FileAction,
+    FileOp, LayerFormat, MergeOp, Op, OpMetadata, RegistryLayerOp, SourceOp,
 };
 use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
@@ -35,6 +35,9 @@ pub struct ResolvedImage {
     pub manifest: String,
     /// The image's ENV, visible to later instructions.
     pub env: Vec<(String, String)>,
+    /// The image's platform (its config's `os` and `architecture`), when known: a build for
+    /// another platform refuses it.
+    pub platform: Option<Platform>,
 }
 
 /// Inputs of lowering besides the tree.
@@ -346,6 +349,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         let mut chmod = None;
         let mut chown = None;
         let mut from = None;
+        let mut link = false;
         for flag in &ins.flags {
             match flag.name.as_str() {
                 "from" => {
@@ -354,10 +358,13 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 }
                 "chmod" => chmod = Some(parse_chmod(flag)?),
                 "chown" => chown = Some(self.parse_chown(flag)?),
+                "link" => link = true,
+                // `check` admits only the flags above.
                 _ => {}
             }
         }
         let (words, dest) = self.sources_and_dest(ins)?;
+        self.warn_file_like_destination(ins, &words);
         let mut sources = Vec::new();
         let mut source_spans = Vec::new();
         let mut actions = Vec::new();
@@ -368,7 +375,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 let Some(doc) = heredocs.next() else {
                     return Err(Diagnostic::new("heredoc without a body", *span));
                 };
-                actions.push(self.heredoc_file(doc, &dest, chmod, *span)?);
+                actions.push(self.heredoc_file(doc, &dest, chmod.as_ref(), *span)?);
                 continue;
             }
             // In another stage's rootfs, absolute paths are the normal spelling.
@@ -409,6 +416,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 }),
             );
         }
+        inputs.push(self.rootfs_below(link));
         let op = Op::File(FileOp {
             actions,
             format: self.options.format,
@@ -419,6 +427,63 @@ impl<'k, 'o> Lowering<'k, 'o> {
         self.push_layer(node);
         self.history(ins, false);
         Ok(())
+    }
+
+    /// A FileOp's last input: the rootfs below, of which it reads only where its destination
+    /// resolves (KUBEFILE.md "COPY semantics"). With `--link` (BuildKit's meaning: the layer
+    /// must not depend on the layers below, so symlinks on the destination are not followed and
+    /// its directories are created anew) it is the empty rootfs.
+    fn rootfs_below(&mut self, link: bool) -> usize {
+        if link {
+            self.builder
+                .add(Op::Source(SourceOp::Scratch), &[], OpMetadata::default())
+        } else {
+            self.rootfs()
+        }
+    }
+
+    /// Issue 12 point 10: the seed's rule makes every destination a directory, so
+    /// `COPY config.yaml /etc/app/app.yaml` creates `etc/app/app.yaml/config.yaml`. A Docker
+    /// user means a file there; say so at the line when the destination's last element looks
+    /// like a file name for the one source (same extension, another name). A destination
+    /// written with a trailing `/` is plainly a directory and is not warned about.
+    fn warn_file_like_destination(&mut self, ins: &Instruction, words: &[(String, Span)]) {
+        let Ok(all) = self.words(ins, &Scope::Stage) else {
+            return;
+        };
+        let (Some((raw_dest, _)), [(source, _)]) = (all.last(), words) else {
+            return;
+        };
+        if raw_dest.ends_with('/') || source.starts_with("<<") || paths::is_glob(source) {
+            return;
+        }
+        let dest = paths::clean(raw_dest);
+        let source_name = paths::basename(&paths::clean(source)).to_string();
+        let dest_name = paths::basename(&dest);
+        let extension = |name: &str| {
+            name.rsplit_once('.')
+                .filter(|(stem, ext)| !stem.is_empty() && !ext.is_empty())
+                .map(|(_, ext)| ext.to_string())
+        };
+        let (Some(src_ext), Some(dest_ext)) = (extension(&source_name), extension(dest_name))
+        else {
+            return;
+        };
+        if src_ext != dest_ext || source_name == dest_name {
+            return;
+        }
+        let line = self.source[..ins.span.start.min(self.source.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        let created = paths::join(&dest, &source_name);
+        let parent = dest.rsplit_once('/').map_or("", |(p, _)| p);
+        let parent = if parent.is_empty() { "." } else { parent };
+        self.warnings.push(format!(
+            "{keyword} {source} {raw_dest} (line {line}) creates {created}: the destination is always a directory in a Kubefile; to create the file {dest}, name the source {dest_name} and write `{keyword} {dest_name} {parent}`, or write `{raw_dest}/` to keep the directory and silence this warning",
+            keyword = ins.keyword,
+        ));
     }
 
     /// A step's layer joins the stage's rootfs.
@@ -478,7 +543,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         &self,
         doc: &Heredoc,
         dest: &str,
-        chmod: Option<u32>,
+        chmod: Option<&Chmod>,
         span: Span,
     ) -> Result<FileAction, Diagnostic> {
         let data = if doc.expand {
@@ -495,7 +560,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
         };
         Ok(FileAction::Mkfile {
             path,
-            mode: chmod.unwrap_or(0o644),
+            mode: chmod.map_or(0o644, |c| c.apply(0o644, false)),
             data: data.into_bytes(),
         })
     }
@@ -582,9 +647,10 @@ impl<'k, 'o> Lowering<'k, 'o> {
             }
             let p = &self.options.platform;
             match name {
-                "ARCH" | "TARGETARCH" => Some(p.architecture.clone()),
-                "TARGETOS" => Some(p.os.clone()),
-                "TARGETPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
+                // The build runs on the platform it builds for (no cross-building yet).
+                "ARCH" | "TARGETARCH" | "BUILDARCH" => Some(p.architecture.clone()),
+                "TARGETOS" | "BUILDOS" => Some(p.os.clone()),
+                "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
                 _ => None,
             }
         }
@@ -696,17 +762,14 @@ fn context_source(
     })
 }
 
-fn parse_chmod(flag: &Flag) -> Result<u32, Diagnostic> {
+/// `--chmod=0644` or BuildKit's symbolic `--chmod=u=rwX,go=rX`.
+fn parse_chmod(flag: &Flag) -> Result<Chmod, Diagnostic> {
     let value = flag.value.clone().unwrap_or_default();
-    u32::from_str_radix(&value, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| {
-            Diagnostic::new(
-                format!("--chmod={value}: expected an octal mode such as 0644 or 755"),
-                flag.span,
-            )
-        })
+    Chmod::parse(&value).map_err(|reason| {
+        Diagnostic::new(format!("--chmod={value}: {reason}"), flag.span).with_help(
+            "an octal mode (0644) applies to directories too; u=rwX,go=rX keeps directories and executables traversable",
+        )
+    })
 }
 
 fn clamp_span(outer: Span, start: usize, end: usize) -> Span {

@@ -105,6 +105,20 @@ pub trait Vertex: Send + Sync + 'static {
     /// The definition digest and cache policy.
     fn cache_map(&self) -> CacheMap;
 
+    /// The ids by which `inputs` enter this vertex's cache key, one per input, in order.
+    ///
+    /// By default each input's [`ContentId`]. A vertex that reads only a small part of an input
+    /// returns an id of that part instead (BuildKit's content-based cache-map selectors): a COPY
+    /// reads of the rootfs below it only the resolution of its destination, so a change
+    /// elsewhere in that rootfs leaves it cached. Called once per solve, before the cache lookup.
+    fn input_keys(
+        &self,
+        inputs: &[Self::Output],
+    ) -> impl Future<Output = Result<Vec<Id>, Self::Error>> + Send {
+        let ids = inputs.iter().map(ContentId::content_id).collect();
+        std::future::ready(Ok(ids))
+    }
+
     /// Produce the output from the inputs' outputs, in input order.
     fn exec(
         &self,

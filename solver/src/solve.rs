@@ -10,8 +10,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::{
-    CacheKey, CachePolicy, CacheStorage, ContentId, EventKind, ExecContext, Graph, NodeId,
-    ProgressEvent, ProgressSender, Vertex,
+    CacheKey, CachePolicy, CacheStorage, EventKind, ExecContext, Graph, NodeId, ProgressEvent,
+    ProgressSender, Vertex,
 };
 
 /// How to solve.
@@ -226,7 +226,20 @@ where
         inputs.push(dep?.0.clone());
     }
     let cache_map = vertex.cache_map();
-    let input_ids: Vec<_> = inputs.iter().map(ContentId::content_id).collect();
+    let input_ids = match vertex.input_keys(&inputs).await {
+        Ok(ids) if ids.len() == inputs.len() => ids,
+        Ok(_) => {
+            state.fail(SolveError::Panicked(format!(
+                "vertex {node:?} gave a key part count unlike its input count"
+            )));
+            return Err(());
+        }
+        Err(source) => {
+            state.event(node, EventKind::Error(source.to_string()));
+            state.fail(SolveError::Exec { node, source });
+            return Err(());
+        }
+    };
     let key = CacheKey::compute(&cache_map.digest, &input_ids);
     let cacheable = cache_map.policy == CachePolicy::Cache;
     if cacheable && !ignore_cache {

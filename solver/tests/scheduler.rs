@@ -24,6 +24,8 @@ struct Fake {
     sleep_ms: u64,
     fail: bool,
     cached: bool,
+    /// Read only the first this-many bytes of each input (a selector): its key covers them alone.
+    reads_prefix: Option<usize>,
 }
 
 impl Vertex for Fake {
@@ -39,6 +41,16 @@ impl Vertex for Fake {
         }
     }
 
+    async fn input_keys(&self, inputs: &[Out]) -> std::io::Result<Vec<Id>> {
+        Ok(inputs
+            .iter()
+            .map(|o| match self.reads_prefix {
+                Some(n) => blake3::hash(&o.0.as_bytes()[..n.min(o.0.len())]).into(),
+                None => o.content_id(),
+            })
+            .collect())
+    }
+
     async fn exec(&self, cx: &ExecContext, inputs: &[Out]) -> std::io::Result<Out> {
         self.execs.fetch_add(1, Ordering::SeqCst);
         if self.sleep_ms > 0 {
@@ -52,7 +64,13 @@ impl Vertex for Fake {
         if self.fail {
             return Err(std::io::Error::other(format!("{} failed", self.name)));
         }
-        let mut s: String = inputs.iter().map(|o| o.0.clone()).collect();
+        let mut s: String = inputs
+            .iter()
+            .map(|o| match self.reads_prefix {
+                Some(n) => o.0[..n.min(o.0.len())].to_string(),
+                None => o.0.clone(),
+            })
+            .collect();
         s.push_str(&(self.produce)());
         Ok(Out(s))
     }
@@ -69,6 +87,7 @@ fn fake(name: &str, counter: &Counter) -> Fake {
         sleep_ms: 0,
         fail: false,
         cached: true,
+        reads_prefix: None,
     }
 }
 
@@ -182,6 +201,7 @@ fn changed_input_content_invalidates_dependent_only() {
         sleep_ms: 0,
         fail: false,
         cached: false,
+        reads_prefix: None,
     };
     let s = b.add(scan, &[]);
     let other = b.add(fake("other", &c), &[]);
@@ -284,4 +304,51 @@ fn only_reachable_vertices_are_solved() {
     .unwrap();
     assert_eq!(out.outputs.len(), 1);
     assert_eq!(c.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_selective_input_key_keeps_a_vertex_cached_when_the_rest_of_its_input_changes() {
+    // The COPY-over-a-rootfs shape: the vertex reads one part of its input (here its first
+    // byte), so an edit elsewhere in the input must not re-run it, and an edit of that part must.
+    let c = counter();
+    let value = Arc::new(std::sync::Mutex::new("ab".to_string()));
+    let v2 = value.clone();
+    let mut b = GraphBuilder::new();
+    let rootfs = Fake {
+        name: "rootfs".into(),
+        produce: Arc::new(move || v2.lock().unwrap().clone()),
+        execs: c.0.clone(),
+        sleep_ms: 0,
+        fail: false,
+        cached: false,
+        reads_prefix: None,
+    };
+    let r = b.add(rootfs, &[]);
+    let mut copy = fake("copy", &c);
+    copy.reads_prefix = Some(1);
+    let y = b.add(copy, &[r]);
+    let g = b.build();
+    let cache = Arc::new(MemoryCache::default());
+    assert_eq!(
+        run(&g, &[y], &cache, &SolveOptions::default())
+            .unwrap()
+            .outputs[&y]
+            .0,
+        "acopy"
+    );
+    *value.lock().unwrap() = "aZ".into();
+    let second = run(&g, &[y], &cache, &SolveOptions::default()).unwrap();
+    assert_eq!(
+        second.status[&y],
+        NodeStatus::Cached,
+        "an unread part changed"
+    );
+    *value.lock().unwrap() = "bZ".into();
+    let third = run(&g, &[y], &cache, &SolveOptions::default()).unwrap();
+    assert_eq!(
+        third.status[&y],
+        NodeStatus::Executed,
+        "the read part changed"
+    );
+    assert_eq!(third.outputs[&y].0, "bcopy");
 }

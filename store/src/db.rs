@@ -8,6 +8,8 @@
 //! | `blobs` | digest string | [`BlobRecord`] (JSON) |
 //! | `filehash` | absolute path bytes | [`crate::FileHashEntry`] (fixed binary) |
 //! | `snapshots` | (reserved) | opened so every store has it; nothing writes it yet |
+//! | `layers` | layer blob digest string | marker: the layer's path index is complete |
+//! | `layers` | blob digest + `\0` + rootfs path | one entry of that index (`Store::layer_path`) |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -25,13 +27,16 @@ pub(crate) const CF_FILEHASH: &str = "filehash";
 pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
 /// Image collection's records: scans by rootfs, tag resolutions (see `Store::collect_get`).
 pub(crate) const CF_COLLECT: &str = "collect";
-const ALL_CFS: [&str; 6] = [
+/// Per-layer path indexes, keyed by layer blob digest (see `Store::layer_path`).
+pub(crate) const CF_LAYERS: &str = "layers";
+const ALL_CFS: [&str; 7] = [
     CF_CACHE,
     CF_IMAGES,
     CF_BLOBS,
     CF_FILEHASH,
     CF_SNAPSHOTS,
     CF_COLLECT,
+    CF_LAYERS,
 ];
 
 /// An image name's record.
@@ -124,7 +129,11 @@ impl Db {
         let mut opts = base_options();
         opts.set_max_open_files(-1);
         opts.set_keep_log_file_num(1);
-        let db = DB::open_cf_descriptors_as_secondary(&opts, dir, scratch, descriptors())
+        // A secondary cannot create column families: open those the primary has (a store
+        // written by an older seal lacks the newer ones, whose reads then find nothing).
+        let existing = DB::list_cf(&opts, dir).unwrap_or_default();
+        let present = descriptors().filter(|d| existing.iter().any(|n| n == d.name()));
+        let db = DB::open_cf_descriptors_as_secondary(&opts, dir, scratch, present)
             .map_err(|e| StoreError::Db(format!("opening {} read-only: {e}", dir.display())))?;
         db.try_catch_up_with_primary()
             .map_err(|e| StoreError::Db(format!("reading {}: {e}", dir.display())))?;
@@ -188,9 +197,12 @@ impl Db {
     }
 
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read_db()
-            .get_cf(self.read_cf(cf)?, key)
-            .map_err(db_err)
+        let db = self.read_db();
+        // Only a read-only view of an older store lacks a column family: nothing is in it.
+        let Some(handle) = db.cf_handle(cf) else {
+            return Ok(None);
+        };
+        db.get_cf(handle, key).map_err(db_err)
     }
 
     pub(crate) fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {

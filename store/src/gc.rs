@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{now_unix, BlobRecord, CF_BLOBS, CF_CACHE, CF_IMAGES};
+use crate::db::{now_unix, BlobRecord, CF_BLOBS, CF_CACHE, CF_IMAGES, CF_LAYERS};
 use crate::{Digest, Store, StoreError};
 
 /// Key prefix of a cache record's last-used time in the `cache` column family.
@@ -506,6 +506,17 @@ impl Store {
                 batch.delete_cf(blobs_cf, &k);
             }
         }
+        // A deleted layer's path index goes with it (it is keyed by the blob's digest).
+        let layers_cf = self.db.cf(CF_LAYERS)?;
+        for (digest, _) in &dead_blobs {
+            let id = digest.to_string();
+            batch.delete_range_cf(
+                layers_cf,
+                crate::layer_path_key(&id, ""),
+                [id.as_bytes(), &[1]].concat(),
+            );
+            batch.delete_cf(layers_cf, id.as_bytes());
+        }
         self.db.write(batch)?;
         for (digest, _) in dead_blobs {
             let path = self.blobs.path(digest);
@@ -788,6 +799,13 @@ mod tests {
         fs::create_dir_all(snaps.join(d(8).hex())).unwrap();
         fs::write(snaps.join(d(8).hex()).join("f"), b"12345").unwrap();
         fs::create_dir_all(snaps.join(".unpack-x")).unwrap();
+        // Path indexes of a live and of a dead layer blob.
+        let index = [
+            ("a".to_string(), b"r".to_vec()),
+            ("a/b".to_string(), b"s".to_vec()),
+        ];
+        store.put_layer_index(&layer, &index).unwrap();
+        store.put_layer_index(&garbage, &index).unwrap();
 
         let dry = store
             .prune(&PruneOptions {
@@ -810,6 +828,17 @@ mod tests {
         );
         assert!(!store.blobs().contains(&garbage));
         assert!(store.blobs().contains(&layer));
+        assert!(store.layer_index_complete(&layer).unwrap());
+        assert_eq!(
+            store.layer_path(&layer, "a/b").unwrap().as_deref(),
+            Some(&b"s"[..])
+        );
+        assert!(
+            !store.layer_index_complete(&garbage).unwrap(),
+            "dropped with its blob"
+        );
+        assert_eq!(store.layer_path(&garbage, "a").unwrap(), None);
+        assert_eq!(store.layer_path(&garbage, "a/b").unwrap(), None);
         assert!(snaps.join(d(9).hex()).is_dir());
         assert!(!snaps.join(d(8).hex()).exists());
         assert!(!snaps.join(".unpack-x").exists());

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! <root>/blobs/sha256/<hex>   OCI blobs (layers, configs, manifests)
-//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots
+//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots, collect, layers
 //! <root>/tmp/                 blobs being written (cleaned at open)
 //! <root>/snapshots/<diffid>/  layers unpacked for RUN (engine::unpack); `.format` says how
 //! ```
@@ -48,7 +48,7 @@ pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
 pub use usage::{human_size, Usage};
 
-use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES};
+use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +204,43 @@ impl Store {
     /// Store an image-collection record.
     pub fn collect_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.db.put(CF_COLLECT, key.as_bytes(), value)
+    }
+
+    /// Whether the path index of the layer blob `layer` is stored (see [`Store::layer_path`]).
+    pub fn layer_index_complete(&self, layer: &Digest) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get(CF_LAYERS, layer.to_string().as_bytes())?
+            .is_some())
+    }
+
+    /// Store the path index of the layer blob `layer`: one opaque record per rootfs path the
+    /// layer has an entry for (the engine encodes them), written with the marker that makes
+    /// [`Store::layer_index_complete`] true, in one batch. An index is a function of the
+    /// layer's content, so rewriting one is harmless; `prune` drops it with its blob.
+    pub fn put_layer_index(
+        &self,
+        layer: &Digest,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let id = layer.to_string();
+        let mut entries: Vec<db::KeyValue> = records
+            .iter()
+            .map(|(path, record)| (layer_path_key(&id, path), record.clone()))
+            .collect();
+        entries.push((
+            id.into_bytes(),
+            (records.len() as u64).to_le_bytes().to_vec(),
+        ));
+        self.db.write_batch(CF_LAYERS, &entries)
+    }
+
+    /// The index record of `path` in the layer blob `layer`, if the layer has an entry there.
+    /// A point lookup: a COPY resolves its destination through a few of these per layer
+    /// instead of unpacking anything.
+    pub fn layer_path(&self, layer: &Digest, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get(CF_LAYERS, &layer_path_key(&layer.to_string(), path))
     }
 
     /// The record of an image name.
@@ -412,6 +449,16 @@ fn clean_snapshot_leftovers(root: &Path) {
     if !current {
         let _ = std::fs::write(&marker, SNAPSHOT_FORMAT);
     }
+}
+
+/// `<blob digest>\0<path>`: all of one layer's records sort between `<digest>\0` and
+/// `<digest>\x01`, apart from every other layer's and from the marker `<digest>`.
+pub(crate) fn layer_path_key(layer: &str, path: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(layer.len() + 1 + path.len());
+    key.extend_from_slice(layer.as_bytes());
+    key.push(0);
+    key.extend_from_slice(path.as_bytes());
+    key
 }
 
 #[cfg(test)]

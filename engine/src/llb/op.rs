@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+pub use crate::llb::chmod::Chmod;
 use crate::llb::encode::Encoder;
 
 /// One LLB operation.
@@ -66,7 +67,7 @@ pub struct CopyAction {
     pub sources: Vec<CopySource>,
     /// The destination directory, relative to the rootfs (`""` is the root).
     pub dest: String,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     pub chown: Option<(u32, u32)>,
 }
 
@@ -90,7 +91,7 @@ pub struct AddAction {
     pub urls: Vec<UrlSource>,
     /// The destination directory, relative to the rootfs (`""` is the root).
     pub dest: String,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     pub chown: Option<(u32, u32)>,
 }
 
@@ -305,6 +306,25 @@ impl Op {
 }
 
 impl FileAction {
+    /// The directory the action writes into, cleaned (`""` is the root): COPY's and ADD's
+    /// destination, a single path's parent. Its resolution in the rootfs below is all the
+    /// action reads of that rootfs (KUBEFILE.md "COPY semantics").
+    pub fn destination_dir(&self) -> String {
+        let parent = |path: &str| {
+            let path = crate::paths::clean(path);
+            path.rsplit_once('/')
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default()
+        };
+        match self {
+            FileAction::Copy(c) => crate::paths::clean(&c.dest),
+            FileAction::Add(a) => crate::paths::clean(&a.dest),
+            FileAction::Mkdir { path, .. }
+            | FileAction::Mkfile { path, .. }
+            | FileAction::Rm { path } => parent(path),
+        }
+    }
+
     fn encode(&self, e: &mut Encoder) {
         match self {
             FileAction::Copy(c) => {
@@ -313,9 +333,7 @@ impl FileAction {
                     e.str(&s.pattern).tag(s.contents_only as u8);
                 }
                 e.str(&c.dest);
-                e.opt(c.chmod, |e, m| {
-                    e.u64(m as u64);
-                });
+                e.opt(c.chmod.as_ref(), |e, m| m.encode(e));
                 e.opt(c.chown, |e, (u, g)| {
                     e.u64(u as u64).u64(g as u64);
                 });
@@ -342,9 +360,7 @@ impl FileAction {
                     });
                 }
                 e.str(&a.dest);
-                e.opt(a.chmod, |e, m| {
-                    e.u64(m as u64);
-                });
+                e.opt(a.chmod.as_ref(), |e, m| m.encode(e));
                 e.opt(a.chown, |e, (u, g)| {
                     e.u64(u as u64).u64(g as u64);
                 });

@@ -63,6 +63,8 @@ pub fn exec(
     executor.run(&request, cx)?;
     let entries = upper_to_entries(&request.upper(), &mut |w| cx.warn(w))?;
     let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
+    // A later COPY resolves its destination through this index instead of reading the layer.
+    crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.digest)?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],
         base_config: None,

@@ -1,39 +1,69 @@
-//! FileOp (COPY and friends): builds one layer straight from its input, never from the layers
-//! below it, so its cache entry survives changes to earlier steps.
+//! FileOp (COPY and friends): builds one layer straight from its sources, never by unpacking
+//! the layers below it, so its cache entry survives changes to earlier steps.
 //!
 //! COPY follows the seed's destination semantics (KUBEFILE.md): each source lands at
 //! `<dest>/<basename>`, or at `<dest>` itself when dest's last element equals the basename;
-//! a directory written `dir/.` contributes its contents.
+//! a directory written `dir/.` contributes its contents. Of the rootfs below (the FileOp's last
+//! input) it reads only the resolution of each destination ([`crate::layer_index`]): symlinks
+//! on the destination are followed inside the rootfs, and the destination and its ancestors
+//! that exist keep their mode and owner. That resolution is all the step's cache key covers of
+//! the rootfs ([`input_keys`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-use seal_store::BlobStore;
+use seal_solver::{ContentId, Id};
+use seal_store::{BlobStore, Store};
 
 use crate::context::{self, ContextSelection, EntryKind};
 use crate::layer::{write_layer, LayerEntry, LayerEntryKind};
+use crate::layer_index::{self, IndexBuilder, PathRecord, Resolution, StoredLayers};
+use crate::llb::encode::Encoder;
 use crate::llb::{CopyAction, FileAction, FileOp};
 use crate::output::{LayerChain, Output};
 use crate::paths;
 use crate::EngineError;
 
-/// Build the layer of `op` from `inputs` (input 0: the context selection for copies).
+/// The ids by which the inputs enter the FileOp's cache key: the sources' content ids, and for
+/// the rootfs below (the last input) only the resolution of the op's destinations.
+pub fn input_keys(op: &FileOp, inputs: &[Output], store: &Store) -> Result<Vec<Id>, EngineError> {
+    let (source, rootfs) = split_inputs(inputs)?;
+    let mut ids: Vec<Id> = inputs[..inputs.len() - 1]
+        .iter()
+        .map(ContentId::content_id)
+        .collect();
+    let mut e = Encoder::new("seal.destinations.v2");
+    for resolution in resolutions(op, source, rootfs, store)?.iter().flatten() {
+        resolution.encode_key(&mut e);
+    }
+    ids.push(e.finish());
+    Ok(ids)
+}
+
+/// Build the layer of `op` from `inputs` (input 0: the source of copies, when an action reads
+/// one; the last input: the rootfs below).
 pub fn exec(
     op: &FileOp,
     inputs: &[Output],
-    blobs: &BlobStore,
+    store: &Store,
     cancel: &AtomicBool,
 ) -> Result<Output, EngineError> {
+    let blobs = store.blobs();
+    let (source, rootfs) = split_inputs(inputs)?;
+    let resolutions = resolutions(op, source, rootfs, store)?;
     let mut entries: BTreeMap<String, LayerEntry> = BTreeMap::new();
+    // The existing directories on every destination path, with the rootfs's metadata.
+    let mut existing: BTreeMap<String, PathRecord> = BTreeMap::new();
     // Unpacked stage filesystems, kept until the layer is written from them.
     let mut staging = Vec::new();
-    for action in &op.actions {
+    for (action, resolution) in op.actions.iter().zip(&resolutions) {
+        let mut planned: BTreeMap<String, LayerEntry> = BTreeMap::new();
         match action {
-            FileAction::Copy(copy) => match inputs.first() {
-                Some(Output::Context(selection)) => plan_copy(copy, selection, &mut entries)?,
+            FileAction::Copy(copy) => match source {
+                Some(Output::Context(selection)) => plan_copy(copy, selection, &mut planned)?,
                 Some(Output::Layers(chain)) => {
                     let selection = stage_selection(copy, chain, blobs, &mut staging)?;
-                    plan_copy(copy, &selection, &mut entries)?;
+                    plan_copy(copy, &selection, &mut planned)?;
                 }
                 Some(Output::Images(_)) | None => {
                     return Err(EngineError::Internal("COPY has no files to copy".into()))
@@ -41,7 +71,7 @@ pub fn exec(
             },
             FileAction::Mkdir { path, mode } => {
                 let path = paths::clean(path);
-                entries.insert(
+                planned.insert(
                     path.clone(),
                     LayerEntry {
                         path,
@@ -55,7 +85,7 @@ pub fn exec(
             }
             FileAction::Mkfile { path, mode, data } => {
                 let path = paths::clean(path);
-                entries.insert(
+                planned.insert(
                     path.clone(),
                     LayerEntry {
                         path,
@@ -72,7 +102,7 @@ pub fn exec(
                 let path = paths::clean(path);
                 let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
                 let whiteout = paths::join(parent, &format!(".wh.{}", paths::basename(&path)));
-                entries.insert(
+                planned.insert(
                     whiteout.clone(),
                     LayerEntry {
                         path: whiteout,
@@ -84,26 +114,164 @@ pub fn exec(
                     },
                 );
             }
-            FileAction::Add(add) => staging.push(crate::add::plan(
-                add,
-                inputs.first(),
-                blobs,
-                cancel,
-                &mut entries,
-            )?),
+            FileAction::Add(add) => {
+                staging.push(crate::add::plan(add, source, blobs, cancel, &mut planned)?)
+            }
+        }
+        relocate(planned, resolution, &mut entries)?;
+        for r in resolution {
+            existing.extend(r.dirs.iter().map(|(p, r)| (p.clone(), r.clone())));
+        }
+    }
+    // The destination and its existing ancestors keep the rootfs's mode and owner (Docker).
+    for (path, record) in &existing {
+        if let Some(entry) = entries.get_mut(path) {
+            if entry.kind == LayerEntryKind::Dir {
+                (entry.mode, entry.uid, entry.gid) = (record.mode, record.uid, record.gid);
+            }
         }
     }
     let owner = op.actions.iter().find_map(|a| match a {
         FileAction::Copy(c) => c.chown,
         _ => None,
     });
-    add_missing_parents(&mut entries, owner.unwrap_or((0, 0)));
+    add_missing_parents(&mut entries, owner.unwrap_or((0, 0)), &existing);
+    // Lowering let image collection skip this step when its destination, as written, is none
+    // of the directories collection reads; a symlink of the rootfs below must not move the
+    // files there behind collection's back.
+    if !crate::collect::rootfs::may_change(&crate::llb::Op::File(op.clone())) {
+        if let Some(entry) = entries
+            .values()
+            .rev()
+            .find(|e| crate::collect::rootfs::concerns_collection(&e.path))
+        {
+            let resolution = resolutions.iter().flatten().find(|r| r.resolved != r.dest);
+            return Err(EngineError::DestinationIntoCollection {
+                dest: resolution.map_or_else(String::new, |r| r.dest.clone()),
+                path: entry.path.clone(),
+            });
+        }
+    }
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
     let layer = write_layer(blobs, &ordered, op.format, cancel)?;
+    IndexBuilder::from_entries(&ordered).store(store, &layer.digest)?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],
         base_config: None,
     }))
+}
+
+/// The source of the copies (input 0, when there is one) and the rootfs below (the last input).
+fn split_inputs(inputs: &[Output]) -> Result<(Option<&Output>, &LayerChain), EngineError> {
+    match inputs.split_last() {
+        Some((Output::Layers(rootfs), rest)) => Ok((rest.first(), rootfs)),
+        _ => Err(EngineError::Internal(
+            "a FileOp's last input is not the rootfs below it".into(),
+        )),
+    }
+}
+
+/// Each action's destination resolved in `rootfs`, in action order.
+fn resolutions(
+    op: &FileOp,
+    source: Option<&Output>,
+    rootfs: &LayerChain,
+    store: &Store,
+) -> Result<Vec<Vec<Resolution>>, EngineError> {
+    // An empty rootfs resolves like any other (every lookup finds nothing), so a COPY moved
+    // to the top of a Kubefile keeps its key when nothing below it is on its way.
+    let layers = StoredLayers::new(store, &rootfs.layers)?;
+    op.actions
+        .iter()
+        .map(|a| {
+            landings(a, source)
+                .iter()
+                .map(|dir| layer_index::resolve(&layers, dir))
+                .collect()
+        })
+        .collect()
+}
+
+/// The directories an action's entries land in, each resolved in the rootfs below: its
+/// destination, and `<dest>/<name>` of each directory it copies from the build context under
+/// its own name (`COPY bin .` over a base with `bin -> usr/bin` fills `usr/bin`, as Docker's
+/// `COPY bin /bin` does). A file replaces what is at its path. `COPY --from` sources are known
+/// only once the stage is unpacked, so only its destination is resolved.
+fn landings(action: &FileAction, source: Option<&Output>) -> Vec<String> {
+    let dest = action.destination_dir();
+    let mut out = vec![dest.clone()];
+    let (sources, Some(Output::Context(selection))) = (
+        match action {
+            FileAction::Copy(c) => &c.sources,
+            FileAction::Add(a) => &a.sources,
+            _ => return out,
+        },
+        source,
+    ) else {
+        return out;
+    };
+    for (source, matches) in sources.iter().zip(&selection.patterns) {
+        for m in matches {
+            let root_is_dir = m.entries.first().is_some_and(|e| e.kind == EntryKind::Dir);
+            let contents_only = source.contents_only || m.name.is_empty();
+            if root_is_dir && !contents_only && paths::basename(&dest) != m.name {
+                let landing = paths::join(&dest, &m.name);
+                if !out.contains(&landing) {
+                    out.push(landing);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Move what an action planned under its destinations to where they resolved (the longest
+/// landing that holds a path wins); drop the ancestors it planned for the unresolved
+/// destination (they are added again, with the rootfs's metadata where they exist).
+fn relocate(
+    planned: BTreeMap<String, LayerEntry>,
+    resolutions: &[Resolution],
+    entries: &mut BTreeMap<String, LayerEntry>,
+) -> Result<(), EngineError> {
+    for (path, mut entry) in planned {
+        let landing = resolutions
+            .iter()
+            .filter_map(|r| {
+                let rest = if r.dest.is_empty() {
+                    Some(path.as_str())
+                } else if path == r.dest {
+                    Some("")
+                } else {
+                    path.strip_prefix(r.dest.as_str())
+                        .and_then(|rest| rest.strip_prefix('/'))
+                };
+                rest.map(|rest| (r, rest))
+            })
+            .max_by_key(|(r, _)| r.dest.len());
+        let Some((resolution, rest)) = landing else {
+            continue;
+        };
+        let below_a_file = resolution
+            .existing
+            .as_ref()
+            .is_some_and(|r| !matches!(r.kind, layer_index::PathKind::Dir { .. }));
+        if !rest.is_empty() && below_a_file {
+            return Err(EngineError::DestinationUnresolvable {
+                dest: resolution.dest.clone(),
+                reason: format!(
+                    "`{}` is a file in the image below, not a directory",
+                    resolution.resolved
+                ),
+            });
+        }
+        let target = paths::join(&resolution.resolved, rest);
+        if target.is_empty() {
+            continue;
+        }
+        entry.path = target.clone();
+        entries.insert(target, entry);
+    }
+    Ok(())
 }
 
 /// `COPY --from`: flatten the stage's (or image's) layers into a scratch directory and select
@@ -181,9 +349,9 @@ pub(crate) fn plan_copy(
                         blake3: *blake3,
                     },
                 };
-                let mode = match (&e.kind, copy.chmod) {
+                let mode = match (&e.kind, &copy.chmod) {
                     (EntryKind::Symlink { .. }, _) => 0o777,
-                    (_, Some(chmod)) => chmod,
+                    (_, Some(chmod)) => chmod.apply(e.mode, e.kind == EntryKind::Dir),
                     (_, None) => e.mode,
                 };
                 entries.insert(
@@ -203,10 +371,12 @@ pub(crate) fn plan_copy(
     Ok(())
 }
 
-/// Every entry's ancestors must be in the tar before it: add the missing ones as 0755 dirs.
+/// Every entry's ancestors must be in the tar before it: add the missing ones, with the
+/// metadata of `existing` (the rootfs's directories) where they exist, else as 0755 dirs.
 pub(crate) fn add_missing_parents(
     entries: &mut BTreeMap<String, LayerEntry>,
     (uid, gid): (u32, u32),
+    existing: &BTreeMap<String, PathRecord>,
 ) {
     let mut missing = Vec::new();
     for path in entries.keys() {
@@ -220,10 +390,13 @@ pub(crate) fn add_missing_parents(
         }
     }
     for path in missing {
+        let (mode, uid, gid) = existing
+            .get(&path)
+            .map_or((0o755, uid, gid), |r| (r.mode, r.uid, r.gid));
         entries.entry(path.clone()).or_insert(LayerEntry {
             path,
             kind: LayerEntryKind::Dir,
-            mode: 0o755,
+            mode,
             uid,
             gid,
             xattrs: Default::default(),
@@ -242,7 +415,7 @@ mod tests {
     use super::*;
     use crate::context;
     use crate::ignore::IgnoreMatcher;
-    use crate::llb::{Compression, CopySource, LayerFormat};
+    use crate::llb::{Chmod, Compression, CopySource, LayerFormat};
 
     /// Build a COPY layer of `sources` -> `dest` from a context and list its tar as
     /// `path mode uid:gid [-> target | = content]` lines.
@@ -250,7 +423,7 @@ mod tests {
         files: &[(&str, &str, u32)],
         sources: &[&str],
         dest: &str,
-        chmod: Option<u32>,
+        chmod: Option<Chmod>,
         expected: &[&str],
     ) {
         let tmp = tempfile::tempdir().unwrap();
@@ -291,8 +464,11 @@ mod tests {
         };
         let out = exec(
             &op,
-            &[Output::Context(std::sync::Arc::new(selection))],
-            store.blobs(),
+            &[
+                Output::Context(std::sync::Arc::new(selection)),
+                Output::Layers(LayerChain::default()),
+            ],
+            &store,
             &AtomicBool::new(false),
         )
         .unwrap();
@@ -377,7 +553,7 @@ mod tests {
             &[("dir/x", "x", 0o644), ("dir/sub/y", "y", 0o755)],
             &["dir/."],
             "/opt/",
-            Some(0o600),
+            Some(Chmod::Octal(0o600)),
             &[
                 "opt/ 755 0:0",
                 "opt/sub/ 600 0:0",

@@ -19,6 +19,7 @@ impl Lowering<'_, '_> {
         let mut chmod = None;
         let mut chown = None;
         let mut checksum: Option<(String, Span)> = None;
+        let mut link = false;
         for flag in &ins.flags {
             match flag.name.as_str() {
                 "chmod" => chmod = Some(parse_chmod(flag)?),
@@ -28,12 +29,23 @@ impl Lowering<'_, '_> {
                         .map_err(|message| Diagnostic::new(message, flag.span))?;
                     checksum = Some((parsed, flag.span));
                 }
-                // `--link` and `--keep-git-dir` change nothing here (layers never depend on
-                // the layers below them; git sources are not supported).
+                "link" => link = true,
+                "keep-git-dir" => {
+                    return Err(Diagnostic::new(
+                        "ADD --keep-git-dir applies to git sources, which seal does not support",
+                        flag.span,
+                    )
+                    .with_label("not supported")
+                    .with_help(
+                        "remove the flag; ADD takes local files, archives and http(s) URLs",
+                    ))
+                }
+                // `check` admits only the flags above.
                 _ => {}
             }
         }
         let (words, dest) = self.sources_and_dest(ins)?;
+        self.warn_file_like_destination(ins, &words);
         let mut sources = Vec::new();
         let mut source_spans = Vec::new();
         let mut urls: Vec<UrlSource> = Vec::new();
@@ -46,7 +58,7 @@ impl Lowering<'_, '_> {
                 let Some(doc) = heredocs.next() else {
                     return Err(Diagnostic::new("heredoc without a body", *span));
                 };
-                heredoc_actions.push(self.heredoc_file(doc, &dest, chmod, *span)?);
+                heredoc_actions.push(self.heredoc_file(doc, &dest, chmod.as_ref(), *span)?);
                 continue;
             }
             if download::is_url(word) {
@@ -112,6 +124,7 @@ impl Lowering<'_, '_> {
             }));
         }
         actions.extend(heredoc_actions);
+        inputs.push(self.rootfs_below(link));
         let op = Op::File(FileOp {
             actions,
             format: self.options.format,

@@ -94,7 +94,8 @@ impl Lowering<'_, '_> {
         });
         let mut metadata = self.metadata(ins, description);
         metadata.source_spans = source_spans;
-        let node = self.builder.add(op, &[local], metadata);
+        let rootfs = self.rootfs();
+        let node = self.builder.add(op, &[local, rootfs], metadata);
         self.push_layer(node);
         self.history(ins, false);
         if let Some(kind) = label {

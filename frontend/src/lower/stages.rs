@@ -9,7 +9,7 @@
 use seal_engine::llb::{MergeOp, Op, OpMetadata, SourceOp};
 use seal_engine::ImageSpec;
 
-use super::{Lowering, Scope};
+use super::{Lowering, ResolvedImage, Scope};
 use crate::ast::{Instruction, Keyword, Span};
 use crate::diagnostic::Diagnostic;
 
@@ -33,6 +33,7 @@ impl Lowering<'_, '_> {
         if self.base.is_some() {
             self.end_stage();
         }
+        self.check_platform_flag(ins)?;
         let words = self.words(ins, &Scope::Global)?;
         let Some((name, span)) = words.first().cloned() else {
             return Err(Diagnostic::new(
@@ -78,6 +79,7 @@ impl Lowering<'_, '_> {
                          registry serves (`seal pull`; `seal login` for a private one)",
                 )
             })?;
+            self.check_image_platform(&resolved, span)?;
             self.env = resolved.env.clone();
             Op::Source(SourceOp::Image {
                 reference: resolved.reference,
@@ -86,6 +88,53 @@ impl Lowering<'_, '_> {
         };
         let node = self.builder.add(op, &[], metadata);
         self.base = Some(node);
+        Ok(())
+    }
+
+    /// `FROM --platform=OS/ARCH[/VARIANT]`: until multi-platform builds land, only the
+    /// build's (the host's) platform is accepted; a malformed value is an error too.
+    fn check_platform_flag(&self, ins: &Instruction) -> Result<(), Diagnostic> {
+        let Some(flag) = ins.flags.iter().find(|f| f.name == "platform") else {
+            return Ok(());
+        };
+        let raw = flag.value.clone().unwrap_or_default();
+        let value = {
+            let lookup = self.lookup(&Scope::Global);
+            crate::expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
+        };
+        let build = &self.options.platform;
+        let parts: Vec<&str> = value.split('/').collect();
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let (os, arch) = match parts.as_slice() {
+            [os, arch] | [os, arch, _] if parts.iter().all(|p| valid(p)) => (*os, *arch),
+            _ => {
+                return Err(Diagnostic::new(
+                    format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
+                    flag.span,
+                ))
+            }
+        };
+        // The aliases containerd normalises.
+        let arch = match arch {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        if os != build.os || arch != build.architecture {
+            return Err(Diagnostic::new(
+                format!(
+                    "--platform={value}: seal builds only for this machine's platform, {}/{}",
+                    build.os, build.architecture
+                ),
+                flag.span,
+            )
+            .with_label("another platform")
+            .with_help("multi-platform builds are not supported yet; remove --platform or build on that platform"));
+        }
         Ok(())
     }
 
@@ -145,11 +194,33 @@ impl Lowering<'_, '_> {
             )
             .with_help(help)
         })?;
+        self.check_image_platform(&resolved, span)?;
         let op = Op::Source(SourceOp::Image {
             reference: resolved.reference,
             manifest: resolved.manifest,
         });
         Ok(self.builder.add(op, &[], OpMetadata::default()))
+    }
+
+    /// An image of another platform than the build's is an error naming both (seal does not
+    /// cross-build yet): its files would not run, and the image would be mislabelled.
+    fn check_image_platform(&self, resolved: &ResolvedImage, span: Span) -> Result<(), Diagnostic> {
+        let build = &self.options.platform;
+        let Some(image) = &resolved.platform else {
+            return Ok(());
+        };
+        if image.os == build.os && image.architecture == build.architecture {
+            return Ok(());
+        }
+        Err(Diagnostic::new(
+            format!(
+                "image {} is for {}/{}, but this build is for {}/{}",
+                resolved.reference, image.os, image.architecture, build.os, build.architecture
+            ),
+            span,
+        )
+        .with_label("another platform")
+        .with_help("seal builds for the host's platform only (multi-platform builds are not supported yet); use an image of this platform"))
     }
 
     /// The stage a build produces: `--target` or the last one.
