@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use futures::future::{join_all, BoxFuture, FutureExt, Shared};
-use tokio::sync::Semaphore;
+use futures::future::join_all;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::{
@@ -91,7 +91,10 @@ impl<E: std::error::Error + 'static> SolveError<E> {
 }
 
 type NodeResult<O> = Result<Arc<(O, NodeStatus, CacheKey)>, ()>;
-type NodeFuture<O> = Shared<BoxFuture<'static, NodeResult<O>>>;
+/// A node's result as its dependents see it: `None` until its own task has finished. Each
+/// node is driven by its own task only — dependents wait on the channel, they never poll the
+/// node's future — so a chain of 500 steps is 500 tasks, not 500 nested polls on one stack.
+type NodeResultRx<O> = watch::Receiver<Option<NodeResult<O>>>;
 
 struct State<V: Vertex> {
     first_error: Mutex<Option<SolveError<V::Error>>>,
@@ -139,28 +142,21 @@ where
         semaphore: Semaphore::new(options.max_parallelism.max(1)),
         progress,
     });
-    let mut futures: HashMap<NodeId, NodeFuture<V::Output>> = HashMap::new();
+    let mut results: HashMap<NodeId, NodeResultRx<V::Output>> = HashMap::new();
     let mut tasks = JoinSet::new();
     for node in graph.reachable(roots) {
-        let deps: Vec<NodeFuture<V::Output>> = graph
+        let deps: Vec<NodeResultRx<V::Output>> = graph
             .inputs(node)
             .iter()
-            .filter_map(|i| futures.get(i).cloned())
+            .filter_map(|i| results.get(i).cloned())
             .collect();
         let ignore_cache = options.no_cache || options.no_cache_nodes.contains(&node);
-        let fut = run_node(
-            node,
-            graph.vertex(node).clone(),
-            deps,
-            cache.clone(),
-            state.clone(),
-            ignore_cache,
-        )
-        .boxed()
-        .shared();
-        futures.insert(node, fut.clone());
+        let (tx, rx) = watch::channel(None);
+        results.insert(node, rx);
+        let (vertex, cache, state) = (graph.vertex(node).clone(), cache.clone(), state.clone());
         tasks.spawn(async move {
-            let _ = fut.await;
+            let result = run_node(node, vertex, deps, cache, state, ignore_cache).await;
+            tx.send_replace(Some(result));
         });
     }
 
@@ -193,9 +189,9 @@ where
         status: BTreeMap::new(),
         keys: BTreeMap::new(),
     };
-    for (node, fut) in futures {
-        // Every task has finished, so every shared future is ready.
-        if let Some(Ok(result)) = fut.peek() {
+    for (node, rx) in results {
+        // Every task has finished, so every node has its result.
+        if let Some(Ok(result)) = rx.borrow().as_ref() {
             let (output, status, key) = &**result;
             solved.outputs.insert(node, output.clone());
             solved.status.insert(node, *status);
@@ -209,10 +205,19 @@ where
     Ok(solved)
 }
 
+/// The result of a dependency, once its task has published it. A task that died without
+/// publishing (a panic, or aborted after another failure) is a failed dependency.
+async fn wait_for<O: Clone>(mut rx: NodeResultRx<O>) -> NodeResult<O> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(result) => result.clone().unwrap_or(Err(())),
+        Err(_) => Err(()),
+    }
+}
+
 async fn run_node<V, C>(
     node: NodeId,
     vertex: Arc<V>,
-    deps: Vec<NodeFuture<V::Output>>,
+    deps: Vec<NodeResultRx<V::Output>>,
     cache: Arc<C>,
     state: Arc<State<V>>,
     ignore_cache: bool,
@@ -222,7 +227,7 @@ where
     C: CacheStorage<V>,
 {
     let mut inputs = Vec::with_capacity(deps.len());
-    for dep in join_all(deps).await {
+    for dep in join_all(deps.into_iter().map(wait_for)).await {
         inputs.push(dep?.0.clone());
     }
     let cache_map = vertex.cache_map();

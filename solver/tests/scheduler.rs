@@ -352,3 +352,30 @@ fn a_selective_input_key_keeps_a_vertex_cached_when_the_rest_of_its_input_change
     );
     assert_eq!(third.outputs[&y].0, "bcopy");
 }
+
+/// A chain of 3,000 steps (500 COPYs over the rootfs below each, say) solves on the default
+/// worker stacks: each node is driven by its own task, never polled through its dependents.
+#[test]
+fn a_deep_chain_does_not_recurse_through_its_dependents() {
+    let c = counter();
+    let mut b = GraphBuilder::new();
+    let mut last = b.add(fake("n0", &c), &[]);
+    for i in 1..3000 {
+        let mut v = fake(&format!("n{i}"), &c);
+        v.produce = Arc::new(String::new);
+        last = b.add(v, &[last]);
+    }
+    let g = b.build();
+    // A runtime with small worker stacks, where 3,000 nested polls would overflow.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(256 * 1024)
+        .build()
+        .unwrap();
+    let cache = Arc::new(MemoryCache::default());
+    let out = rt
+        .block_on(solve(&g, &[last], cache, &SolveOptions::default(), None))
+        .unwrap();
+    assert_eq!(out.outputs[&last].0, "n0");
+    assert_eq!(c.0.load(Ordering::SeqCst), 3000);
+}
