@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -179,15 +178,7 @@ impl Store {
     /// Write image `name` as a docker archive (`docker save` format) at `out` (a temp file
     /// beside it, renamed into place; mode 0666 less the umask).
     pub fn save_docker_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".seal-save-")
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(|e| StoreError::io("creating the archive", dir, e))?;
+        let tmp = crate::oci_archive::archive_temp_beside(out)?;
         let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
         let file = self.docker_archive_into(name, tmp.reopen().map_err(io_err)?, out)?;
         file.sync_all().map_err(io_err)?;

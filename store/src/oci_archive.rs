@@ -19,15 +19,7 @@ impl Store {
     /// Write image `name` as an OCI archive at `out` (a temp file beside it, renamed into
     /// place; its mode is 0666 less the umask, as any file the user creates).
     pub fn save_oci_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".seal-save-")
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(dir)
-            .map_err(|e| StoreError::io("creating the archive", dir, e))?;
+        let tmp = archive_temp_beside(out)?;
         let mut writer = BufWriter::with_capacity(1 << 20, tmp.as_file());
         self.write_oci_archive(name, &mut writer, out)?;
         let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
@@ -118,6 +110,20 @@ impl Store {
         tar.into_inner().map_err(io_err)?.flush().map_err(io_err)?;
         Ok(())
     }
+}
+
+/// A temp file beside `out` for an archive that is renamed into place once complete; mode
+/// 0666 less the umask, as any file the user creates.
+pub(crate) fn archive_temp_beside(out: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".seal-save-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| StoreError::io("creating the archive", dir, e))
 }
 
 fn header(path: &str, kind: tar::EntryType, mode: u32) -> tar::Header {
