@@ -46,7 +46,10 @@ unset CARGO_TARGET_DIR  # cargo fuzz's own fuzz/target, never the shared dir
 export RUSTC_BOOTSTRAP=1
 echo "== cargo fuzz build ${targets[*]}"
 for t in "${targets[@]}"; do
-    cargo fuzz build "$t"
+    case $t in
+        layer_unpacker) cargo fuzz build --features engine "$t" ;;
+        *) cargo fuzz build "$t" ;;
+    esac
 done
 
 # Run "$@" with everything but fuzz/ read-only and a private /tmp (root only).

@@ -18,37 +18,7 @@ use crate::llb::{CopyAction, Definition, FileAction, Op};
 use crate::paths;
 use crate::EngineError;
 
-/// Where apps live in the rootfs.
-pub const APPS_DIR: &str = "application/apps";
-
-/// The rootfs-relative directory of app `name`.
-pub fn app_dir(name: &str) -> String {
-    format!("{APPS_DIR}/{name}")
-}
-
-/// An app as the Kubefile declares it (APP/CNI/CSI, then APPCMDS and APPENV).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AppSpec {
-    pub name: String,
-    /// The Definition node of the FileOp that copies the app's files (its input 0 is the
-    /// Local source whose selection decides the type). Build errors about the app name it.
-    pub node: usize,
-    /// `APPCMDS`: replaces the type's default launch commands when not empty.
-    pub cmds: Vec<String>,
-    /// `APPENV` pairs (a later value of a key wins).
-    pub env: BTreeMap<String, String>,
-    /// Byte range of the APP/CNI/CSI instruction in the Kubefile.
-    pub span: (usize, usize),
-}
-
-/// How an app is launched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AppType {
-    Helm,
-    Kube,
-    Shell,
-}
+pub use seal_llb::image_spec::{app_dir, AppSpec, AppType, APPS_DIR};
 
 /// One entry of the extension's `applications` list, in Sealer's shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -376,6 +376,28 @@ impl<R: Read> Read for HashingReader<R> {
 mod tests {
     use super::*;
 
+    /// Lowering decides from the name alone (`seal_llb::paths::is_archive_name`) whether an
+    /// ADD source unpacks; the engine must agree.
+    #[test]
+    fn archive_kind_agrees_with_the_lowering_rule() {
+        for name in [
+            "a.tar",
+            "B.TGZ",
+            "c.tar.gz",
+            "d.tar.zst",
+            "e.tar.zstd",
+            ".tar",
+            "x.zip",
+            "tgz",
+        ] {
+            assert_eq!(
+                archive_kind(name).is_some(),
+                seal_llb::paths::is_archive_name(name),
+                "{name}"
+            );
+        }
+    }
+
     type Spec<'a> = (&'a str, tar::EntryType, &'a [u8], Option<&'a str>, u32);
 
     fn tar_of(entries: &[Spec<'_>]) -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! seal's engine: the LLB vocabulary and the solver-node implementation of each op.
 //!
-//! - [`llb`]: ops, digests and the `Definition` a frontend produces (no IO).
+//! - [`llb`] (the `seal-llb` crate, re-exported): ops, digests, the `Definition` and
+//!   `ImageSpec` a frontend produces (no IO).
 //! - [`vertex`]: an LLB node as a solver vertex; the one `match` dispatching to [`ops`].
 //! - [`ops`]: one file per op: `source` (scratch, store image, build context), `file` (COPY,
 //!   ADD, APP), `exec` (RUN), `merge`, `collect` and `registry_layer` (image collection), with
@@ -38,13 +39,16 @@ mod error;
 pub mod executor;
 pub mod export;
 pub mod ignore;
-pub mod image_spec;
+/// The image-config side of a build (the `seal-llb` crate's).
+pub use seal_llb::image_spec;
 pub mod layer;
 pub mod layer_index;
-pub mod llb;
+/// The LLB vocabulary: its own crate, `seal-llb`.
+pub use seal_llb as llb;
 pub mod ops;
 pub mod output;
-pub mod paths;
+/// Kubefile path helpers (the `seal-llb` crate's).
+pub use seal_llb::paths;
 pub mod registry_layout;
 pub mod unpack;
 pub mod vertex;

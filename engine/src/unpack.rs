@@ -29,10 +29,7 @@ use crate::layer::Layer;
 use crate::xattrs::{self, ApplyOptions};
 use crate::EngineError;
 
-/// The OCI whiteout prefix.
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// The OCI opaque-directory marker.
-pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
+pub use seal_llb::collected::{WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 /// The overlayfs xattr that marks an opaque directory.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 

@@ -13,11 +13,11 @@ mod stages;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use seal_engine::llb::{
+use seal_llb::{paths, HistoryStep, ImageSpec, Platform};
+use seal_llb::{
     Chmod, CollectOp, Compression, CopyAction, CopySource, Definition, ExecMode, FileAction,
     FileOp, LayerFormat, MergeOp, Op, OpMetadata, RegistryLayerOp, SourceOp,
 };
-use seal_engine::{paths, HistoryStep, ImageSpec, Platform};
 
 use crate::ast::{Args, Flag, Heredoc, Instruction, Keyword, Kubefile, Span};
 use crate::diagnostic::Diagnostic;
@@ -90,7 +90,7 @@ struct Lowering<'k, 'o> {
     kubefile: &'k Kubefile,
     source: &'k [u8],
     options: LowerOptions<'o>,
-    builder: seal_engine::llb::DefinitionBuilder,
+    builder: seal_llb::DefinitionBuilder,
     /// ARGs declared before the first FROM: name -> value.
     global_args: BTreeMap<String, Option<String>>,
     /// ARGs in scope in the current stage.
@@ -488,7 +488,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
 
     /// A step's layer joins the stage's rootfs.
     fn push_layer(&mut self, node: usize) {
-        let collects = seal_engine::collect::rootfs::may_change(&self.builder.node(node).op);
+        let collects = seal_llb::collected::may_change(&self.builder.node(node).op);
         self.layers.push(node);
         self.layer_collects.push(collects);
     }

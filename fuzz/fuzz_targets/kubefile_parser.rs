@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use seal_engine::llb::{Compression, ExecMode, LayerFormat};
-use seal_engine::Platform;
+use seal_llb::{Compression, ExecMode, LayerFormat};
+use seal_llb::Platform;
 use seal_frontend::lower::{lower, LowerOptions, ResolvedImage};
 use seal_frontend::{diagnostic, parse_checked};
 

@@ -14,12 +14,12 @@ use std::path::Path;
 use seal_store::{Digest, Store};
 
 use crate::layer::Layer;
-use crate::llb::{CopySource, FileAction, Op};
 use crate::unpack::{self, UnpackOptions, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::EngineError;
 
+use seal_llb::collected::{clean, concerns_scan, join, under};
 /// The directories of a rootfs that collection scans.
-pub const SCANNED_DIRS: [&str; 3] = ["manifests", "application/apps", "charts"];
+pub use seal_llb::collected::{concerns_collection, may_change, SCANNED_DIRS};
 /// Where the distribution registry keeps blobs, inside a rootfs.
 pub const REGISTRY_BLOBS: &str = "registry/docker/registry/v2/blobs/sha256";
 
@@ -215,110 +215,6 @@ fn filter_layer<R: std::io::Read>(
     Ok(effect)
 }
 
-/// `a/b` without leading `./` or `/` and without a trailing `/`.
-fn clean(raw: &str) -> String {
-    let mut s = raw.trim_start_matches("./").trim_start_matches('/');
-    s = s.trim_end_matches('/');
-    s.to_string()
-}
-
-fn join(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
-    }
-}
-
-/// `path` is `dir` or inside it (`dir` empty: everything).
-fn under(path: &str, dir: &str) -> bool {
-    dir.is_empty()
-        || path == dir
-        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
-}
-
-/// Whether a layer entry at `path` (rootfs-relative, whiteouts included) could change what
-/// collection reads: the scanned directories or `registry/`.
-pub fn concerns_collection(path: &str) -> bool {
-    let path = clean(path);
-    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-    let affected = if name == WHITEOUT_OPAQUE {
-        parent.to_string()
-    } else if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-        join(parent, hidden)
-    } else {
-        path.clone()
-    };
-    concerns_scan(&affected) || under(&affected, "registry") || affected.is_empty()
-}
-
-/// Whether the layer `op` produces could change what collection reads, judged from the op
-/// alone (no IO): the paths a COPY or ADD writes are `dest/<source's last name>`, unknown for
-/// globs, `dir/.` sources and unpacked archives (then all of `dest` counts); a RUN may write
-/// anywhere. Lowering collects images on the rootfs up to the last op that may, so later
-/// steps (binaries copied after the manifests) run while collection resolves and pulls.
-pub fn may_change(op: &Op) -> bool {
-    let touches = |prefix: &str| concerns_collection(prefix) || concerns_scan_ancestor(prefix);
-    match op {
-        Op::File(file) => file.actions.iter().any(|action| match action {
-            FileAction::Copy(c) => sources_touch(&c.dest, &c.sources, &|_| false, &touches),
-            FileAction::Add(a) => {
-                let archive = |p: &str| crate::archive::archive_kind(last_name(p)).is_some();
-                sources_touch(&a.dest, &a.sources, &archive, &touches)
-                    || a.urls.iter().any(|u| {
-                        let name = u.url.rsplit('/').next().unwrap_or_default();
-                        touches(&join(&clean(&a.dest), name))
-                    })
-            }
-            FileAction::Mkdir { path, .. }
-            | FileAction::Mkfile { path, .. }
-            | FileAction::Rm { path } => touches(&clean(path)),
-        }),
-        Op::Exec(_) => true,
-        Op::Source(_) | Op::Merge(_) | Op::Collect(_) | Op::RegistryLayer(_) => true,
-    }
-}
-
-fn sources_touch(
-    dest: &str,
-    sources: &[CopySource],
-    unpacked: &dyn Fn(&str) -> bool,
-    touches: &dyn Fn(&str) -> bool,
-) -> bool {
-    let dest = clean(dest);
-    sources.iter().any(|s| {
-        if s.contents_only || crate::paths::is_glob(&s.pattern) || unpacked(&s.pattern) {
-            touches(&dest)
-        } else {
-            touches(&join(&dest, last_name(&s.pattern)))
-        }
-    })
-}
-
-fn last_name(pattern: &str) -> &str {
-    pattern
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-}
-
-/// `path` is a parent of a scanned directory or of `registry/` (writing there may create
-/// them): the root, `application`.
-fn concerns_scan_ancestor(path: &str) -> bool {
-    SCANNED_DIRS
-        .iter()
-        .chain(std::iter::once(&"registry"))
-        .any(|d| under(d, path))
-}
-
-/// The entry is inside a scanned directory, or is one of their parents.
-fn concerns_scan(path: &str) -> bool {
-    SCANNED_DIRS
-        .iter()
-        .any(|d| under(path, d) || under(d, path))
-}
-
 /// The digest of `registry/docker/registry/v2/blobs/sha256/xx/<hex>/data`.
 fn registry_blob(path: &str) -> Option<Digest> {
     let rest = path.strip_prefix(REGISTRY_BLOBS)?.strip_prefix('/')?;
@@ -333,6 +229,7 @@ fn registry_blob(path: &str) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llb::{CopySource, FileAction, Op};
 
     fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

@@ -6,8 +6,8 @@
 //! are recorded in the action with their `--checksum`; a URL without one makes the FileOp run
 //! on every build (never cached), and lowering warns about it.
 
-use seal_engine::download;
-use seal_engine::llb::{AddAction, FileAction, FileOp, Op, UrlSource};
+use seal_llb::url;
+use seal_llb::{AddAction, FileAction, FileOp, Op, UrlSource};
 
 use super::{context_source, parse_chmod, Lowering};
 use crate::ast::{Instruction, Span};
@@ -25,7 +25,7 @@ impl Lowering<'_, '_> {
                 "chmod" => chmod = Some(parse_chmod(flag)?),
                 "chown" => chown = Some(self.parse_chown(flag)?),
                 "checksum" => {
-                    let parsed = download::parse_checksum(&self.flag_value(flag))
+                    let parsed = url::parse_checksum(&self.flag_value(flag))
                         .map_err(|message| Diagnostic::new(message, flag.span))?;
                     checksum = Some((parsed, flag.span));
                 }
@@ -61,8 +61,8 @@ impl Lowering<'_, '_> {
                 heredoc_actions.push(self.heredoc_file(doc, &dest, chmod.as_ref(), *span)?);
                 continue;
             }
-            if download::is_url(word) {
-                if download::url_file_name(word).is_none() {
+            if url::is_url(word) {
+                if url::url_file_name(word).is_none() {
                     return Err(Diagnostic::new(
                         format!("ADD source `{word}` names no file"),
                         *span,

@@ -4,16 +4,16 @@
 //! An APP (and a CNI or CSI, which is an APP plus a label) is lowered exactly like a COPY whose
 //! destination is `application/apps/<name>`: a Local source selecting its `local://` paths and a
 //! FileOp that makes its own layer. Its type (helm / kube / shell) depends on the selected files
-//! and is detected by the engine at build time (`seal_engine::apps`); lowering only records the
+//! and is detected by the engine at build time (`seal_llb::apps`); lowering only records the
 //! app ([`AppSpec`]) with the FileOp's node. APPCMDS and APPENV complete an app declared before
 //! them; LAUNCH names declared apps. The ordering rules (LAUNCH last, once, not with CMD) are
 //! `check`'s.
 
 use std::collections::BTreeMap;
 
-use seal_engine::apps::app_dir;
-use seal_engine::llb::{CopyAction, CopySource, FileAction, FileOp, Op};
-use seal_engine::{paths, AppSpec};
+use seal_llb::app_dir;
+use seal_llb::{paths, AppSpec};
+use seal_llb::{CopyAction, CopySource, FileAction, FileOp, Op};
 
 use super::{Lowering, Scope};
 use crate::ast::{Args, Instruction, Keyword, Span};
@@ -315,8 +315,8 @@ fn app_source(keyword: Keyword, word: &str, span: Span) -> Result<&str, Diagnost
 mod tests {
     use std::collections::BTreeMap;
 
-    use seal_engine::llb::{Compression, ExecMode, FileAction, LayerFormat, Op, SourceOp};
-    use seal_engine::Platform;
+    use seal_llb::Platform;
+    use seal_llb::{Compression, ExecMode, FileAction, LayerFormat, Op, SourceOp};
 
     use crate::lower::{lower, LowerOptions, Lowered, ResolvedImage};
     use crate::{parse_checked, Diagnostic};

@@ -5,7 +5,7 @@
 //! whole line and the bodies to `/bin/sh -c`, so `RUN <<EOF cat > f`, `RUN python3 <<EOF` and
 //! several heredocs on one line feed each body to its command's stdin.
 
-use seal_engine::llb::{ExecFile, ExecOp, MergeOp, NetworkMode, Op, OpMetadata, SecurityMode};
+use seal_llb::{ExecFile, ExecOp, MergeOp, NetworkMode, Op, OpMetadata, SecurityMode};
 
 use super::Lowering;
 use crate::ast::{Args, Instruction};

@@ -6,8 +6,8 @@
 //! the target stage's rootfs, so the solver builds only the stages the target reaches, and
 //! independent stages run in parallel.
 
-use seal_engine::llb::{MergeOp, Op, OpMetadata, SourceOp};
-use seal_engine::ImageSpec;
+use seal_llb::ImageSpec;
+use seal_llb::{MergeOp, Op, OpMetadata, SourceOp};
 
 use super::{Lowering, ResolvedImage, Scope};
 use crate::ast::{Instruction, Keyword, Span};

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::llb::encode::Encoder;
+use crate::encode::Encoder;
 
 /// A parsed `--chmod` value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

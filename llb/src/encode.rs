@@ -4,7 +4,7 @@
 //! iteration (STYLE.md). Changing what an op encodes changes every digest, so the domain string
 //! carries a version.
 
-use crate::llb::OpDigest;
+use crate::OpDigest;
 
 /// Feeds typed fields into a blake3 hasher.
 pub struct Encoder {

@@ -5,8 +5,12 @@
 //! source spans live in [`OpMetadata`], outside every digest. No IO happens here.
 
 mod chmod;
+pub mod collected;
 pub mod encode;
+pub mod image_spec;
 mod op;
+pub mod paths;
+pub mod url;
 
 pub use op::{
     AddAction, ChartValues, Chmod, CollectOp, Compression, CopyAction, CopySource, ExecFile,
@@ -16,6 +20,7 @@ pub use op::{
 
 use serde::Serialize;
 
+pub use image_spec::{app_dir, AppSpec, AppType, HistoryStep, ImageSpec, Platform};
 pub use seal_solver::Id as OpDigest;
 
 /// Where an op came from and how to show it; never part of a digest.

@@ -45,6 +45,15 @@ pub fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }
 
+/// A file name ADD unpacks: `.tar`, `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.zstd` (any case), with
+/// something before the suffix.
+pub fn is_archive_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd"]
+        .iter()
+        .any(|suffix| lower.len() > suffix.len() && lower.ends_with(suffix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +68,15 @@ mod tests {
         assert!(!escapes(&clean("a/../x")));
         assert_eq!(basename("a/b"), "b");
         assert_eq!(join("", "b"), "b");
+    }
+
+    #[test]
+    fn archive_names() {
+        for name in ["a.tar", "B.TGZ", "c.tar.gz", "d.tar.zst", "e.tar.zstd"] {
+            assert!(is_archive_name(name), "{name}");
+        }
+        for name in [".tar", "tar", "a.tar.bz2", "a.zip", "tgz"] {
+            assert!(!is_archive_name(name), "{name}");
+        }
     }
 }

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-pub use crate::llb::chmod::Chmod;
-use crate::llb::encode::Encoder;
+pub use crate::chmod::Chmod;
+use crate::encode::Encoder;
 
 /// One LLB operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
