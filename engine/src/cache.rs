@@ -2,13 +2,16 @@
 //! uncorrupted (`BlobStore::check`: one `stat` for a blob verified since its last write).
 //! A record with a missing or corrupt blob is a miss: the step runs again and writes the blob
 //! anew.
+//! Each blob is checked once per solve: a Merge's record lists every layer below it, so a
+//! Kubefile of 150 steps would otherwise `stat` the same blobs ~11,000 times in a no-op.
 //! Hits are collected and their last-used times written in one batch after the solve
 //! ([`StoreCache::touch_hits`]), for `seal prune`'s LRU order; saves record theirs directly.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use seal_solver::{CacheKey, CacheStorage};
-use seal_store::{Store, StoreError};
+use seal_store::{Digest, Store, StoreError};
 
 use crate::output::{LayerChain, Output};
 use crate::vertex::OpVertex;
@@ -19,6 +22,8 @@ pub struct StoreCache {
     pub store: Arc<Store>,
     /// Keys served from the store during this solve.
     hits: Mutex<Vec<[u8; 32]>>,
+    /// Blobs found present and uncorrupted during this solve.
+    checked: Mutex<HashSet<Digest>>,
 }
 
 impl StoreCache {
@@ -26,6 +31,7 @@ impl StoreCache {
         StoreCache {
             store,
             hits: Mutex::new(Vec::new()),
+            checked: Mutex::new(HashSet::new()),
         }
     }
 
@@ -60,8 +66,15 @@ impl CacheStorage<OpVertex> for StoreCache {
             .map(|l| (&l.digest, Some(l.size)))
             .chain(chain.base_config.iter().map(|c| (c, None)));
         for (digest, size) in wanted {
+            if self.checked.lock().is_ok_and(|c| c.contains(digest)) {
+                continue;
+            }
             match blobs.check(digest, size) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Ok(mut checked) = self.checked.lock() {
+                        checked.insert(digest.clone());
+                    }
+                }
                 Err(StoreError::MissingBlob(_)) => return Ok(None),
                 Err(StoreError::CorruptBlob { .. }) => {
                     tracing::warn!(
