@@ -22,6 +22,7 @@ pub use seal_helm as helm;
 pub use seal_helm::yaml;
 pub mod lines;
 pub mod podspec;
+pub mod registry_layout;
 pub mod rootfs;
 
 use std::path::{Path, PathBuf};

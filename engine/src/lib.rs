@@ -6,6 +6,12 @@
 //! - [`ops`]: one file per op: `source` (scratch, store image, build context), `file` (COPY,
 //!   ADD, APP), `exec` (RUN), `merge`, `collect` and `registry_layer` (image collection), with
 //!   `network` (their registry work, a few requests at a time).
+//!
+//! Folders group the modules by concern: [`layers`] (write, unpack, diff, archives, xattrs,
+//! path indexes), [`sources`] (the build context, ignore files, ADD's URLs and entries),
+//! [`image`] (export, apps), [`collect`] (image collection), [`ops`] and [`executor`]; each
+//! module is re-exported at the crate root under its own name.
+//!
 //! - [`executor`]: who runs RUN (`lite`: host tools; `container`: runc), [`unpack`] (layers into
 //!   overlay snapshots, safely) and [`diff`] (an overlay upper dir into layer entries).
 //! - [`context`] and [`ignore`]: resolving, walking and hashing COPY sources.
@@ -26,33 +32,29 @@
 //! What it deliberately does not do: parse Kubefiles (`frontend`), schedule (`solver`), own
 //! on-disk formats (`store`), print or pick exit codes (`cli`).
 
-pub mod add;
-pub mod apps;
-pub mod archive;
 pub mod build;
 pub mod cache;
 pub mod collect;
-pub mod context;
-pub mod diff;
-pub mod download;
 mod error;
 pub mod executor;
-pub mod export;
-pub mod ignore;
-/// The image-config side of a build (the `seal-llb` crate's).
-pub use seal_llb::image_spec;
-pub mod layer;
-pub mod layer_index;
-/// The LLB vocabulary: its own crate, `seal-llb`.
-pub use seal_llb as llb;
+pub mod image;
+pub mod layers;
 pub mod ops;
 pub mod output;
+pub mod sources;
+pub mod vertex;
+
+/// The LLB vocabulary: its own crate, `seal-llb`.
+pub use seal_llb as llb;
+/// The image-config side of a build (the `seal-llb` crate's).
+pub use seal_llb::image_spec;
 /// Kubefile path helpers (the `seal-llb` crate's).
 pub use seal_llb::paths;
-pub mod registry_layout;
-pub mod unpack;
-pub mod vertex;
-pub mod xattrs;
+// The modules of each group, at the paths the rest of seal names them by.
+pub use collect::registry_layout;
+pub use image::{apps, export};
+pub use layers::{archive, diff, layer, layer_index, unpack, xattrs};
+pub use sources::{add, context, download, ignore};
 
 pub use apps::AppSpec;
 pub use build::{build, validate_sources, BuildError, BuildReport, BuildRequest};
