@@ -5,8 +5,10 @@
 //! Unlike [`Client::pull`], nothing here names an image in the store: collected images live
 //! only inside the cluster image's `registry/` layer.
 
+use super::manifests::{content_digest, media_type_of};
+use super::platform::{no_platform, pick_platform};
 use super::MEDIA_TYPE_DOCKER_LIST;
-use super::{content_digest, media_type_of, no_platform, pick_platform, Client, RegistryError};
+use super::{Client, RegistryError};
 use crate::oci::MEDIA_TYPE_MANIFEST;
 use crate::oci::{Manifest, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX};
 use crate::{Digest, Reference, Store};
