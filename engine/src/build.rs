@@ -15,8 +15,9 @@ use crate::export::{export, Exported};
 use crate::ignore::IgnoreMatcher;
 use crate::image_spec::ImageSpec;
 use crate::llb::{Definition, Op, SourceOp};
+use crate::ops::ExecEnv;
 use crate::output::{CollectedImages, Output};
-use crate::vertex::{ExecEnv, OpVertex};
+use crate::vertex::OpVertex;
 use crate::EngineError;
 
 /// Everything one build needs.

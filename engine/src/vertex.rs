@@ -1,28 +1,14 @@
 //! The bridge to the solver: an LLB node as a [`seal_solver::Vertex`], and the one `match`
 //! that dispatches each op to its implementation in [`crate::ops`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use seal_solver::{CacheMap, ContentId, ExecContext, Id, Vertex};
-use seal_store::registry::Client;
-use seal_store::Store;
 
 use crate::llb::{op_digest, Node, Op, SourceOp};
-use crate::ops;
+use crate::ops::{self, ExecEnv};
 use crate::output::Output;
 use crate::EngineError;
-
-/// What every op execution may use.
-pub struct ExecEnv {
-    pub store: Arc<Store>,
-    pub context_dir: PathBuf,
-    /// How image collection reaches registries: one client for the build, so the
-    /// per-registry transfer limit and tokens are shared by every worker.
-    pub registry: Client,
-    /// `--pull never`: image collection asks no registry.
-    pub pull_never: bool,
-}
 
 /// One LLB node scheduled by the solver.
 pub struct OpVertex {

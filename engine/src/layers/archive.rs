@@ -23,7 +23,7 @@ use std::path::{Component, Path};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::layer::{LayerEntry, LayerEntryKind};
-use crate::unpack::WHITEOUT_PREFIX;
+use crate::llb::collected::WHITEOUT_PREFIX;
 use crate::xattrs::{self, Xattrs};
 use crate::EngineError;
 

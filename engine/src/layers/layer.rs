@@ -247,7 +247,7 @@ pub fn write_layer(
         media_type: media_type.into(),
         collect_free: !entries
             .iter()
-            .any(|e| crate::collect::rootfs::concerns_collection(&e.path)),
+            .any(|e| crate::llb::collected::concerns_collection(&e.path)),
     })
 }
 

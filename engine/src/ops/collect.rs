@@ -25,8 +25,8 @@ use crate::collect::{self, helm, rootfs, ScanOptions};
 use crate::llb::encode::Encoder;
 use crate::llb::CollectOp;
 use crate::ops::network;
+use crate::ops::ExecEnv;
 use crate::output::{CollectedImage, CollectedImages, LayerChain, Output};
-use crate::vertex::ExecEnv;
 use crate::EngineError;
 
 /// Registries asked at once while resolving.

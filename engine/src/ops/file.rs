@@ -139,11 +139,11 @@ pub fn exec(
     // Lowering let image collection skip this step when its destination, as written, is none
     // of the directories collection reads; a symlink of the rootfs below must not move the
     // files there behind collection's back.
-    if !crate::collect::rootfs::may_change(&crate::llb::Op::File(op.clone())) {
+    if !crate::llb::collected::may_change(&crate::llb::Op::File(op.clone())) {
         if let Some(entry) = entries
             .values()
             .rev()
-            .find(|e| crate::collect::rootfs::concerns_collection(&e.path))
+            .find(|e| crate::llb::collected::concerns_collection(&e.path))
         {
             let resolution = resolutions.iter().flatten().find(|r| r.resolved != r.dest);
             return Err(EngineError::DestinationIntoCollection {

@@ -16,9 +16,9 @@ use seal_store::{human_size, Digest, Reference, StoreError};
 use crate::layer::write_layer;
 use crate::llb::RegistryLayerOp;
 use crate::ops::network;
+use crate::ops::ExecEnv;
 use crate::output::{CollectedImage, LayerChain, Output};
 use crate::registry_layout::{self, LaidOutImage};
-use crate::vertex::ExecEnv;
 use crate::EngineError;
 
 /// Images pulled at once.
