@@ -21,9 +21,9 @@ use crate::context::{ContextSelection, EntryKind};
 use crate::download;
 use crate::layer::{LayerEntry, LayerEntryKind};
 use crate::llb::{AddAction, CopyAction};
-use crate::ops::file::plan_copy;
 use crate::output::Output;
 use crate::paths;
+use crate::sources::copy::plan_copy;
 use crate::EngineError;
 
 /// Add the entries of `add` to `entries`; `input` is the FileOp's input 0 (the Local source of
@@ -175,5 +175,5 @@ fn add_parents(entries: &mut BTreeMap<String, LayerEntry>, dest: &str, (uid, gid
             xattrs: Default::default(),
         });
     }
-    crate::ops::file::add_missing_parents(entries, (uid, gid), &BTreeMap::new());
+    crate::sources::copy::add_missing_parents(entries, (uid, gid), &BTreeMap::new());
 }
