@@ -1,5 +1,7 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
+pub mod units;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -324,10 +326,10 @@ pub struct PruneArgs {
     pub all: bool,
     /// Drop least-recently-used cache records until blobs and snapshots take at most SIZE
     /// (`10GiB`, `500MB`; units B, KB/MB/GB/TB, KiB/MiB/GiB/TiB)
-    #[arg(long, value_name = "SIZE", value_parser = crate::commands::prune::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     pub keep_storage: Option<u64>,
     /// Drop cache records not used within DUR (`24h`, `7d`, `1h30m`; units s, m, h, d)
-    #[arg(long, value_name = "DUR", value_parser = crate::commands::prune::parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration)]
     pub keep_duration: Option<u64>,
     /// Print what would be freed, delete nothing
     #[arg(long)]

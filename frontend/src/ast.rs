@@ -192,3 +192,30 @@ pub struct Heredoc {
     /// The body and the closing delimiter line.
     pub span: Span,
 }
+
+/// The synopsis of an instruction, for help lines.
+pub(crate) fn usage(keyword: Keyword) -> &'static str {
+    match keyword {
+        Keyword::From => "`FROM [--platform=<platform>] <image> [AS <name>]`",
+        Keyword::Copy => {
+            "`COPY [--from=<stage>] [--chmod=<mode>] [--chown=<uid:gid>] <src>... <dest>`"
+        }
+        Keyword::Add => {
+            "`ADD [--chmod=<mode>] [--chown=<uid:gid>] [--checksum=<digest>] <src>... <dest>`"
+        }
+        Keyword::Run => "`RUN <command>` or `RUN [\"executable\", \"arg\", ...]`",
+        Keyword::Cmd => "`CMD <command>` or `CMD [\"executable\", \"arg\", ...]`",
+        Keyword::Cmds => "`CMDS [\"command\", ...]`",
+        Keyword::Label => "`LABEL <key>=<value> ...`",
+        Keyword::Maintainer => "`MAINTAINER <name>`",
+        Keyword::Arg => "`ARG <name>[=<default>] ...`",
+        Keyword::Env => "`ENV <name>=<value> ...`",
+        Keyword::App => "`APP <name> local://<path>... | https://<url>...`",
+        Keyword::AppCmds => "`APPCMDS <app> [\"command\", ...]`",
+        Keyword::AppEnv => "`APPENV <app> <key>=<value> ...`",
+        Keyword::Launch => "`LAUNCH [\"app\", ...]`",
+        Keyword::Cni => "`CNI <name> <src>...`",
+        Keyword::Csi => "`CSI <name> <src>...`",
+        Keyword::KubeVersion => "`KUBEVERSION <version>`",
+    }
+}

@@ -6,9 +6,9 @@
 //! (a LAUNCH of an app that no APP declares, whether a COPY source exists) is left to `lower`.
 //! Diagnostics come back sorted by position.
 
+use crate::ast::usage;
 use crate::ast::{Args, Flag, Instruction, Keyword, Kubefile, Span, Word};
 use crate::diagnostic::{closest, Diagnostic};
-use crate::parser::usage;
 
 /// Runs every structural check on `kubefile` and returns the problems, in source order.
 pub fn check(kubefile: &Kubefile) -> Vec<Diagnostic> {

@@ -8,7 +8,7 @@
 //! flags, argument counts, FROM first) are in `check`; variable values are `expand`'s and
 //! `lower`'s business.
 
-use crate::ast::{Args, Flag, Heredoc, Instruction, Keyword, Kubefile, Span, Word};
+use crate::ast::{usage, Args, Flag, Heredoc, Instruction, Keyword, Kubefile, Span, Word};
 use crate::diagnostic::{closest, Diagnostic};
 use crate::lexer::{self, HeredocMarker};
 use crate::{check, json};
@@ -666,33 +666,6 @@ fn keyword_list() -> String {
         .map(|keyword| keyword.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The synopsis of an instruction, for help lines.
-pub(crate) fn usage(keyword: Keyword) -> &'static str {
-    match keyword {
-        Keyword::From => "`FROM [--platform=<platform>] <image> [AS <name>]`",
-        Keyword::Copy => {
-            "`COPY [--from=<stage>] [--chmod=<mode>] [--chown=<uid:gid>] <src>... <dest>`"
-        }
-        Keyword::Add => {
-            "`ADD [--chmod=<mode>] [--chown=<uid:gid>] [--checksum=<digest>] <src>... <dest>`"
-        }
-        Keyword::Run => "`RUN <command>` or `RUN [\"executable\", \"arg\", ...]`",
-        Keyword::Cmd => "`CMD <command>` or `CMD [\"executable\", \"arg\", ...]`",
-        Keyword::Cmds => "`CMDS [\"command\", ...]`",
-        Keyword::Label => "`LABEL <key>=<value> ...`",
-        Keyword::Maintainer => "`MAINTAINER <name>`",
-        Keyword::Arg => "`ARG <name>[=<default>] ...`",
-        Keyword::Env => "`ENV <name>=<value> ...`",
-        Keyword::App => "`APP <name> local://<path>... | https://<url>...`",
-        Keyword::AppCmds => "`APPCMDS <app> [\"command\", ...]`",
-        Keyword::AppEnv => "`APPENV <app> <key>=<value> ...`",
-        Keyword::Launch => "`LAUNCH [\"app\", ...]`",
-        Keyword::Cni => "`CNI <name> <src>...`",
-        Keyword::Csi => "`CSI <name> <src>...`",
-        Keyword::KubeVersion => "`KUBEVERSION <version>`",
-    }
 }
 
 #[cfg(test)]
