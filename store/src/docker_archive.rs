@@ -23,7 +23,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::load::{
@@ -31,22 +30,11 @@ use crate::load::{
     LoadError, Plan, Planned, MEDIA_TYPE_DOCKER_LAYER_TAR,
 };
 use crate::oci::{
-    to_canonical_json, Descriptor, ImageConfig, MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_LAYER_TAR,
+    to_canonical_json, Descriptor, DockerEntry, ImageConfig, MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_LAYER_TAR,
 };
 use crate::oci_dir::{layout_index, OCI_LAYOUT};
 use crate::{Digest, Reference, Store, StoreError};
-
-/// One entry of a docker archive's `manifest.json`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) struct DockerEntry {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
-}
 
 fn invalid(reason: impl Into<String>) -> LoadError {
     LoadError::Invalid(reason.into())

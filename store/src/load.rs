@@ -145,7 +145,7 @@ pub(crate) struct Plan {
     pub(crate) images: Vec<(Reference, Planned)>,
     pub(crate) warnings: Vec<String>,
     /// The manifest.json entries `Planned::Docker` points into.
-    pub(crate) docker: Vec<crate::docker_archive::DockerEntry>,
+    pub(crate) docker: Vec<crate::oci::DockerEntry>,
 }
 
 /// The source of one image: a manifest descriptor of an OCI layout, or a manifest.json entry.

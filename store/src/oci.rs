@@ -107,3 +107,15 @@ pub fn to_canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising these plain structs cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
 }
+
+/// One entry of a docker archive's `manifest.json` (read by `load`, written by
+/// `docker_archive`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct DockerEntry {
+    #[serde(rename = "Config")]
+    pub(crate) config: String,
+    #[serde(rename = "RepoTags", default)]
+    pub(crate) repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    pub(crate) layers: Vec<String>,
+}
