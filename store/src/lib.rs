@@ -31,6 +31,7 @@ mod load;
 pub mod oci;
 mod oci_archive;
 mod oci_dir;
+pub mod parallel;
 mod reference;
 pub mod registry;
 mod usage;

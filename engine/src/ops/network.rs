@@ -1,7 +1,7 @@
-//! Registry work of the collection ops, a few requests at a time: a small rayon pool of its
-//! own (the requests wait on the network, not the CPU), stopped by a cancelled build.
+//! Registry work of the collection ops, a few requests at a time (the store's
+//! `parallel::map_ordered`: the requests wait on the network, not the CPU), stopped by a
+//! cancelled build.
 
-use rayon::prelude::*;
 use seal_solver::ExecContext;
 
 use crate::EngineError;
@@ -19,21 +19,17 @@ pub fn map_all<T: Sync, R: Send>(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers.clamp(1, items.len()))
-        .build()
-        .map_err(|e| EngineError::Internal(format!("starting registry workers: {e}")))?;
-    let results: Vec<Result<R, EngineError>> = pool.install(|| {
-        items
-            .par_iter()
-            .map(|item| {
-                if cx.is_cancelled() {
-                    return Err(EngineError::Cancelled);
-                }
-                f(item)
-            })
-            .collect()
-    });
+    let results = seal_store::parallel::map_ordered(
+        items,
+        workers,
+        |r: &Result<R, EngineError>| matches!(r, Err(EngineError::Cancelled)),
+        |item| {
+            if cx.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            f(item)
+        },
+    );
     let mut done = Vec::with_capacity(results.len());
     let mut failed = Vec::new();
     for result in results {

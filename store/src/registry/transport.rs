@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,36 +134,14 @@ impl Client {
         items: &[T],
         work: impl Fn(&T) -> Result<R, RegistryError> + Sync,
     ) -> Result<Vec<R>, RegistryError> {
-        let workers = self
-            .options
-            .max_concurrent_transfers
-            .clamp(1, items.len().max(1));
-        if workers == 1 {
-            return items.iter().map(&work).collect();
-        }
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let results: Mutex<Vec<(usize, Result<R, RegistryError>)>> = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        let result = work(item);
-                        if result.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        lock(&results).push((i, result));
-                    }
-                });
-            }
-        });
-        let mut results = results
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, r)| r).collect()
+        crate::parallel::map_ordered(
+            items,
+            self.options.max_concurrent_transfers,
+            |r: &Result<R, RegistryError>| r.is_err(),
+            work,
+        )
+        .into_iter()
+        .collect()
     }
 }
 
