@@ -120,25 +120,11 @@ pub(super) fn register(m: &mut FuncMap) {
     });
     add(m, "split", |a| {
         let (sep, s) = (str_arg(arg(a, 0)), str_arg(arg(a, 1)));
-        let parts = go_split(&s, &sep, -1);
-        Ok(value::map(
-            parts
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| (format!("_{i}").into(), string(p)))
-                .collect(),
-        ))
+        Ok(numbered_parts(go_split(&s, &sep, -1)))
     });
     add(m, "splitn", |a| {
         let (sep, n, s) = (str_arg(arg(a, 0)), to_i64(arg(a, 1)), str_arg(arg(a, 2)));
-        let parts = go_split(&s, &sep, n);
-        Ok(value::map(
-            parts
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| (format!("_{i}").into(), string(p)))
-                .collect(),
-        ))
+        Ok(numbered_parts(go_split(&s, &sep, n)))
     });
     add(m, "splitList", |a| {
         let (sep, s) = (str_arg(arg(a, 0)), str_arg(arg(a, 1)));
@@ -504,6 +490,17 @@ fn path_clean(p: &str) -> String {
         (false, true) => ".".into(),
         (false, false) => joined,
     }
+}
+
+/// Sprig's `split`/`splitn` result: a dict `{_0: first, _1: second, ...}`.
+fn numbered_parts(parts: Vec<String>) -> Value {
+    value::map(
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("_{i}").into(), string(p)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
