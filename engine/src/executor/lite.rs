@@ -126,7 +126,7 @@ fn explain_read_only(e: EngineError) -> EngineError {
             let path = tail
                 .lines()
                 .find(|l| l.contains("Read-only file system"))
-                .and_then(first_absolute_path);
+                .and_then(read_only_path);
             let what = match path {
                 Some(p) => format!("the step wrote to {p}, outside its rootfs; "),
                 None => "the step wrote outside its rootfs; ".into(),
@@ -149,7 +149,7 @@ fn explain_read_only(e: EngineError) -> EngineError {
 /// The path a "Read-only file system" error line names: the last word before the message,
 /// without quotes and colons (`sh: 1: cannot create /etc/x: Read-only ...`, `touch: cannot
 /// touch '/etc/x': Read-only ...`).
-fn first_absolute_path(line: &str) -> Option<String> {
+fn read_only_path(line: &str) -> Option<String> {
     let before = &line[..line.find("Read-only file system")?];
     let word = before.split_whitespace().last()?;
     let path = word.trim_matches(|c: char| c == ':' || c == '\'' || c == '"' || c == '`');

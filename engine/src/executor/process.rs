@@ -20,6 +20,9 @@ const TAIL_LINES: usize = 20;
 /// Exit code of the setup script when the step's namespace cannot be prepared.
 const SETUP_FAILED: i32 = 125;
 
+/// How the setup script's own error lines start.
+const SETUP_MARK: &str = "seal: preparing the step";
+
 /// What the step's mount namespace looks like besides the rootfs overlay.
 #[derive(Debug, Clone, Default)]
 pub struct Namespace {
@@ -49,8 +52,7 @@ pub fn run_in_overlay(
     }
     request.write_files()?;
     let mounts = overlay::prepare(request)?;
-    let mut script =
-        String::from("fail() { echo \"seal: preparing the step: $*\" >&2; exit 125; }\n");
+    let mut script = format!("fail() {{ echo \"{SETUP_MARK}: $*\" >&2; exit {SETUP_FAILED}; }}\n");
     script.push_str(&format!(
         "cd {} || fail 'no layer directory'\n",
         sh_quote(&request.run_dir.join("l").display().to_string())
@@ -174,23 +176,22 @@ pub fn run_in_overlay(
         .lock()
         .map(|t| t.iter().cloned().collect())
         .unwrap_or_default();
-    let setup_error: Vec<&String> = tail
-        .iter()
-        .filter(|l| l.contains("seal: preparing the step") || l.contains("mount"))
-        .collect();
-    if code == SETUP_FAILED && tail.iter().any(|l| l.contains("seal: preparing the step")) {
-        let joined = setup_error
+    if code == SETUP_FAILED && tail.iter().any(|l| l.contains(SETUP_MARK)) {
+        // The setup's own message and what mount said before it.
+        let reason = tail
             .iter()
-            .map(|s| s.as_str())
+            .filter(|l| l.contains(SETUP_MARK) || l.contains("mount"))
+            .map(String::as_str)
             .collect::<Vec<_>>()
             .join("; ");
+        let hint = if reason.contains("Operation not permitted") {
+            " (RUN needs root for mount namespaces and overlayfs)"
+        } else {
+            ""
+        };
         return Err(EngineError::Spawn {
             what: "the step's namespace".into(),
-            reason: if joined.contains("Operation not permitted") {
-                format!("{joined} (RUN needs root for mount namespaces and overlayfs)")
-            } else {
-                joined
-            },
+            reason: format!("{reason}{hint}"),
         });
     }
     Err(EngineError::RunFailed {
