@@ -20,7 +20,7 @@ use super::exec::{is_builtin, Exec, ExecError, FuncMap, Named, Namespace};
 use super::format::{go_string, to_yaml};
 use super::funcs;
 use super::glob::go_match;
-use super::value::{self, list, string, Dict, Map, Tag, Value};
+use super::value::{self, list, string, string_list, Dict, Elem, List, Map, Tag, Value};
 use super::values::ChartNode;
 
 /// The Kubernetes version `helm template` assumes without a cluster (Helm v4.1's).
@@ -360,7 +360,6 @@ fn common_data(release: &Release) -> (Value, Value) {
     let minor = KUBE_VERSION.split('.').nth(1).unwrap_or("0");
     let mut kube = Map::new();
     kube.insert("Version".into(), string(KUBE_VERSION));
-    kube.insert("GitVersion".into(), string(KUBE_VERSION));
     kube.insert("Major".into(), string("1"));
     kube.insert("Minor".into(), string(minor));
     let mut helm = Map::new();
@@ -372,9 +371,15 @@ fn common_data(release: &Release) -> (Value, Value) {
     let mut caps = Map::new();
     caps.insert(
         "APIVersions".into(),
-        list(API_VERSIONS.iter().map(string).collect()),
+        Value::List(List::with_elem(
+            Elem::VersionSet,
+            API_VERSIONS.iter().map(string).collect(),
+        )),
     );
-    caps.insert("KubeVersion".into(), value::map(kube));
+    caps.insert(
+        "KubeVersion".into(),
+        Value::Map(Dict::tagged(Tag::KubeVersion, kube)),
+    );
     caps.insert("HelmVersion".into(), value::map(helm));
 
     (value::map(rel), value::map(caps))
@@ -492,15 +497,20 @@ fn all_funcs() -> FuncMap {
     m
 }
 
-/// Methods of Helm's objects: `.Files.Get/GetBytes/Glob/Lines/AsConfig/AsSecrets` and
-/// `.Capabilities.APIVersions.Has`. `None`: `receiver` has no method `name`.
+/// Methods of Helm's objects: `.Files.Get/GetBytes/Glob/Lines/AsConfig/AsSecrets`,
+/// `.Capabilities.APIVersions.Has` and `.Capabilities.KubeVersion.GitVersion`. `None`:
+/// `receiver` has no method `name`.
 fn method(name: &str, receiver: &Value, args: &[Value]) -> Option<Result<Value, String>> {
     let text = |i: usize| args.get(i).map(go_string).unwrap_or_default();
     let files = match receiver {
-        Value::List(items) if name == "Has" => {
+        Value::Map(d) if d.tag() == Tag::KubeVersion && name == "GitVersion" => {
+            return Some(Ok(d.get("Version").unwrap_or(Value::Nil)));
+        }
+        Value::List(items) if name == "Has" && items.elem() == Elem::VersionSet => {
             let wanted = text(0);
             return Some(Ok(Value::Bool(
                 items
+                    .items()
                     .iter()
                     .any(|i| matches!(i, Value::String(s) if **s == *wanted)),
             )));
@@ -527,10 +537,10 @@ fn method(name: &str, receiver: &Value, args: &[Value]) -> Option<Result<Value, 
                 .map(|v| go_string(&v))
                 .unwrap_or_default();
             if content.is_empty() {
-                return Some(Ok(list(vec![])));
+                return Some(Ok(string_list([])));
             }
             let content = content.strip_suffix('\n').unwrap_or(&content);
-            list(content.split('\n').map(string).collect())
+            string_list(content.split('\n').map(str::to_owned))
         }
         "AsConfig" | "AsSecrets" => {
             let secrets = name == "AsSecrets";

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use gotmpl::parse::{BranchNode, Expr, ListNode, Node, Number, PipeNode, Pos, SmolStr};
 
 use super::format::go_string;
-use super::value::{self, type_of, Value};
+use super::value::{self, type_of, Tag, Value};
 
 mod builtins;
 
@@ -286,6 +286,7 @@ impl<'a> Exec<'a> {
             let v = self.pipeline(f, dot, &b.pipe)?;
             let items: Vec<(Value, Slot)> = match &v {
                 Value::List(items) => items
+                    .items()
                     .iter()
                     .enumerate()
                     .map(|(i, e)| (Value::Int(i as i64), Slot::element(e.clone())))
@@ -716,6 +717,10 @@ fn print_value(v: &Value, out: &mut String) {
     match v {
         Value::Nil => out.push_str("<no value>"),
         Value::String(s) => out.push_str(s),
+        // An action prints a `fmt.Stringer` by its `String()`.
+        Value::Map(d) if d.tag() == Tag::KubeVersion => {
+            out.push_str(&d.get("Version").map(|v| go_string(&v)).unwrap_or_default())
+        }
         other => out.push_str(&go_string(other)),
     }
 }

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-use super::value::Value;
+use super::value::{Tag, Value};
 use regex::Regex;
 
 /// Go's `%v` of a value (what `{{ . }}`, `print` and `toString` produce). Nil is `<nil>`.
@@ -32,13 +32,25 @@ fn write_go(out: &mut String, v: &Value) {
         Value::String(s) => out.push_str(s),
         Value::List(items) => {
             out.push('[');
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.items().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
                 write_go(out, item);
             }
             out.push(']');
+        }
+        Value::Map(m) if m.tag() == Tag::KubeVersion => {
+            // Go's `%v` of the struct: its fields in order, `Version` twice (Helm keeps the
+            // normalised version in an unexported field beside it).
+            let field = |k: &str| m.get(k).map(|v| go_string(&v)).unwrap_or_default();
+            let version = field("Version");
+            let _ = write!(
+                out,
+                "{{{version} {version} {} {}}}",
+                field("Major"),
+                field("Minor")
+            );
         }
         Value::Map(m) => {
             out.push_str("map[");
@@ -178,7 +190,7 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<&str>, dep
                 return;
             }
             out.push('[');
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.items().iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -194,7 +206,13 @@ fn write_json(out: &mut String, v: &Value, html: bool, indent: Option<&str>, dep
                 return;
             }
             out.push('{');
-            for (i, (k, item)) in m.snapshot().iter().enumerate() {
+            let mut entries: Vec<_> = m.snapshot().into_iter().collect();
+            if m.tag() == Tag::KubeVersion {
+                // A struct's fields in declaration order.
+                let rank = |k: &str| ["Version", "Major", "Minor"].iter().position(|f| *f == k);
+                entries.sort_by_key(|(k, _)| rank(k));
+            }
+            for (i, (k, item)) in entries.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -308,7 +326,7 @@ impl YamlWriter<'_> {
 
     fn list(&mut self, v: &Value, at: usize) {
         let Value::List(items) = v else { return };
-        for item in items.iter() {
+        for item in items.items().iter() {
             pad(self.out, at);
             self.out.push_str("- ");
             match item {

@@ -130,7 +130,7 @@ fn to_f64(v: &Value) -> f64 {
 /// The items of a list argument (nil is an empty list).
 fn list_arg(name: &str, v: &Value) -> Result<Vec<Value>, String> {
     match v {
-        Value::List(items) => Ok(items.to_vec()),
+        Value::List(items) => Ok(items.items().to_vec()),
         Value::Nil => Ok(Vec::new()),
         other => Err(error(
             name,
@@ -143,6 +143,7 @@ fn list_arg(name: &str, v: &Value) -> Result<Vec<Value>, String> {
 fn strslice(v: &Value) -> Vec<String> {
     match v {
         Value::List(items) => items
+            .items()
             .iter()
             .filter(|i| !matches!(i, Value::Nil))
             .map(strval)

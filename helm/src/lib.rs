@@ -22,10 +22,8 @@
 //!   (`now` is the Unix epoch, `lookup` finds nothing, `genCA`/`genPrivateKey` and friends
 //!   return fake PEM blocks of the right type, `derivePassword`, `htpasswd` and `encryptAES`
 //!   are not the real algorithms);
-//! - `sortAlpha` sorts a copy: Sprig sorts a `[]string` argument (what `splitList`, `keys`,
-//!   `regexSplit` return) in place, and we do not tell `[]string` from `[]interface{}`;
 //! - the texts of `fromJson`'s errors are serde_json's, not encoding/json's;
-//! - `.Capabilities.KubeVersion` printed whole is a map, not `v1.35.0` (its fields are right).
+//! - `.Capabilities.HelmVersion` is a map of its fields: printed whole, it is not Go's struct.
 
 pub mod chart;
 pub mod engine;

@@ -7,9 +7,11 @@
 //! the list goes. [`Dict`] is that reference: cloning a [`Value::Map`] clones the reference,
 //! [`Dict::insert`] is seen through every clone, [`deep_copy`] makes a new map.
 //!
-//! Lists are immutable (`Arc<[Value]>`): Sprig never changes a list in place (`append`,
-//! `sortAlpha`, `reverse`... build new ones), but the maps inside a list are shared like any
-//! other.
+//! A [`List`] is a Go slice, shared like a map: Sprig changes one list in place — `sortAlpha`
+//! sorts a `[]string` argument (what `keys`, `splitList`, `regexSplit`... return) and every
+//! reference sees the new order. A `[]interface{}` (lists from values, `list`, `append`) is
+//! never changed in place: `sortAlpha` copies it into a new `[]string`, as Sprig's `strslice`
+//! does. The maps inside a list are shared like any other.
 //!
 //! Helm reads values, `fromYaml` and `fromJson` through JSON, so every number from a file is a
 //! Go `float64`; numbers made inside a template (`1`, `len`, `int`) are integers. We keep the
@@ -31,6 +33,10 @@ pub enum Tag {
     Plain,
     /// Helm's `.Files` (path → content), with `Get`, `Glob`, `Lines`, `AsConfig`, `AsSecrets`.
     Files,
+    /// Helm's `.Capabilities.KubeVersion`, a Go struct of `Version`, `Major`, `Minor` with a
+    /// `GitVersion` method: an action prints its `String()` (the version), `%v` and `toString`
+    /// the struct (`{v1.35.0 v1.35.0 1 35}`), `toJson` its fields in declaration order.
+    KubeVersion,
 }
 
 /// A shared, mutable map: Go's `map[string]interface{}`.
@@ -119,6 +125,104 @@ impl fmt::Debug for Dict {
     }
 }
 
+/// The element type of a Go slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    /// `[]interface{}`.
+    Interface,
+    /// `[]string`: every item is a [`Value::String`].
+    String,
+    /// Helm's `common.VersionSet` (`.Capabilities.APIVersions`): a `[]string` with `Has`.
+    VersionSet,
+}
+
+/// A shared list: Go's slice (its backing array is shared by every copy of the value).
+///
+/// Only a `[]string` is ever changed in place ([`List::sort_strings`]); the items are an
+/// `Arc<[Value]>` that is swapped whole, so a reader holds a consistent snapshot.
+#[derive(Clone)]
+pub struct List(Arc<ListInner>);
+
+struct ListInner {
+    elem: Elem,
+    items: Mutex<Arc<[Value]>>,
+}
+
+impl List {
+    /// A new `[]interface{}`.
+    pub fn new(items: Vec<Value>) -> List {
+        List::typed(Elem::Interface, items.into())
+    }
+
+    /// A new `[]string`.
+    pub fn strings(items: impl IntoIterator<Item = String>) -> List {
+        List::typed(Elem::String, items.into_iter().map(string).collect())
+    }
+
+    /// A new slice of the given element type.
+    pub fn with_elem(elem: Elem, items: Vec<Value>) -> List {
+        List::typed(elem, items.into())
+    }
+
+    fn typed(elem: Elem, items: Arc<[Value]>) -> List {
+        List(Arc::new(ListInner {
+            elem,
+            items: Mutex::new(items),
+        }))
+    }
+
+    /// The items as they are now.
+    pub fn items(&self) -> Arc<[Value]> {
+        // A panic while the lock was held leaves a list that is still a valid list.
+        self.0
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The element type.
+    pub fn elem(&self) -> Elem {
+        self.0.elem
+    }
+
+    pub fn len(&self) -> usize {
+        self.items().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items().is_empty()
+    }
+
+    /// Sort a `[]string` in place, seen through every reference (Go's `sort.Strings`);
+    /// `false` for a `[]interface{}`, which is left alone.
+    pub fn sort_strings(&self) -> bool {
+        if self.0.elem == Elem::Interface {
+            return false;
+        }
+        let mut items = self.0.items.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sorted = items.to_vec();
+        sorted.sort_by(|a, b| match (a, b) {
+            (Value::String(a), Value::String(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => std::cmp::Ordering::Equal,
+        });
+        *items = sorted.into();
+        true
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.items().iter()).finish()
+    }
+}
+
+impl From<Vec<Value>> for List {
+    fn from(items: Vec<Value>) -> List {
+        List::new(items)
+    }
+}
+
 /// A template value: what Go's `interface{}` holds in Helm.
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -128,7 +232,7 @@ pub enum Value {
     Uint(u64),
     Float(f64),
     String(Arc<str>),
-    List(Arc<[Value]>),
+    List(List),
     Map(Dict),
 }
 
@@ -142,7 +246,9 @@ impl PartialEq for Value {
             (Value::Uint(a), Value::Uint(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
-            (Value::List(a), Value::List(b)) => a == b,
+            (Value::List(a), Value::List(b)) => {
+                a.elem() == b.elem() && (Arc::ptr_eq(&a.0, &b.0) || a.items() == b.items())
+            }
             (Value::Map(a), Value::Map(b)) => a.same(b) || a.snapshot() == b.snapshot(),
             _ => false,
         }
@@ -182,7 +288,12 @@ pub fn map(m: Map) -> Value {
 
 /// Wrap a list.
 pub fn list(items: Vec<Value>) -> Value {
-    Value::List(items.into())
+    Value::List(List::new(items))
+}
+
+/// Wrap strings in a new `[]string`.
+pub fn string_list(items: impl IntoIterator<Item = String>) -> Value {
+    Value::List(List::strings(items))
 }
 
 /// A string value.
@@ -232,7 +343,10 @@ pub fn as_dict(v: &Value) -> Option<&Dict> {
 /// each render gets values of its own).
 pub fn deep_copy(v: &Value) -> Value {
     match v {
-        Value::List(items) => list(items.iter().map(deep_copy).collect()),
+        Value::List(l) => Value::List(List::typed(
+            l.elem(),
+            l.items().iter().map(deep_copy).collect(),
+        )),
         Value::Map(d) => Value::Map(Dict::tagged(d.tag(), deep_copy_map(&d.snapshot()))),
         other => other.clone(),
     }
@@ -267,6 +381,7 @@ pub fn kind_of(v: &Value) -> &'static str {
         Value::Float(_) => "float64",
         Value::String(_) => "string",
         Value::List(_) => "slice",
+        Value::Map(d) if d.tag() == Tag::KubeVersion => "struct",
         Value::Map(_) => "map",
     }
 }
@@ -280,8 +395,13 @@ pub fn type_of(v: &Value) -> &'static str {
         Value::Uint(_) => "uint",
         Value::Float(_) => "float64",
         Value::String(_) => "string",
-        Value::List(_) => "[]interface {}",
+        Value::List(l) => match l.elem() {
+            Elem::Interface => "[]interface {}",
+            Elem::String => "[]string",
+            Elem::VersionSet => "common.VersionSet",
+        },
         Value::Map(d) if d.tag() == Tag::Files => "engine.files",
+        Value::Map(d) if d.tag() == Tag::KubeVersion => "common.KubeVersion",
         Value::Map(_) => "map[string]interface {}",
     }
 }
@@ -325,11 +445,37 @@ mod tests {
         let Some(Value::List(items)) = alias.field("list") else {
             panic!("list")
         };
-        as_dict(&items[0]).unwrap().insert("c", Value::Int(3));
+        as_dict(&items.items()[0])
+            .unwrap()
+            .insert("c", Value::Int(3));
         let Some(Value::List(again)) = v.field("list") else {
             panic!("list")
         };
-        assert_eq!(again[0].field("c"), Some(Value::Int(3)));
+        assert_eq!(again.items()[0].field("c"), Some(Value::Int(3)));
+    }
+
+    #[test]
+    fn a_string_slice_is_sorted_in_place_and_an_interface_slice_is_not() {
+        let strings = string_list(["b".to_owned(), "a".to_owned()]);
+        let alias = strings.clone();
+        let Value::List(l) = &strings else {
+            panic!("list")
+        };
+        assert!(l.sort_strings());
+        assert_eq!(crate::format::go_string(&alias), "[a b]");
+        assert_eq!(type_of(&alias), "[]string");
+        let iface = list(vec![string("b"), string("a")]);
+        let Value::List(l) = &iface else {
+            panic!("list")
+        };
+        assert!(!l.sort_strings());
+        assert_eq!(l.items()[0], string("b"));
+        // Go's DeepEqual tells the two slice types apart.
+        assert_ne!(list(vec![string("a")]), string_list(["a".to_owned()]));
+        // deepCopy keeps the type and shares nothing.
+        let copy = deep_copy(&alias);
+        assert_eq!(type_of(&copy), "[]string");
+        assert!(matches!(&copy, Value::List(c) if !Arc::ptr_eq(&c.0, &l.0)));
     }
 
     #[test]

@@ -80,9 +80,13 @@ pub(super) fn printf(a: &[Value]) -> std::result::Result<Value, String> {
     let mut args: Vec<gotmpl::Value> = a.iter().map(to_gotmpl).collect();
     if let Some(Value::String(format)) = a.first() {
         for (verb, index) in verbs(format) {
-            if let (b'v', Some(v @ (Value::Float(_) | Value::List(_) | Value::Map(_)))) =
-                (verb, a.get(index + 1))
-            {
+            let printed = match (verb, a.get(index + 1)) {
+                (b'v', Some(v @ (Value::Float(_) | Value::List(_) | Value::Map(_)))) => Some(v),
+                // A struct (`.Capabilities.KubeVersion`): `%s` prints each field with `%s`.
+                (b's', Some(v @ Value::Map(d))) if d.tag() == Tag::KubeVersion => Some(v),
+                _ => None,
+            };
+            if let Some(v) = printed {
                 args[index + 1] = gotmpl::Value::String(Arc::from(go_string(v)));
             }
         }
@@ -147,9 +151,14 @@ pub fn to_gotmpl(v: &Value) -> gotmpl::Value {
         Value::Uint(u) => gotmpl::Value::Uint(*u),
         Value::Float(x) => gotmpl::Value::Float(*x),
         Value::String(s) => gotmpl::Value::String(s.clone()),
-        Value::List(items) => {
-            gotmpl::Value::List(items.iter().map(to_gotmpl).collect::<Vec<_>>().into())
-        }
+        Value::List(items) => gotmpl::Value::List(
+            items
+                .items()
+                .iter()
+                .map(to_gotmpl)
+                .collect::<Vec<_>>()
+                .into(),
+        ),
         Value::Map(d) => gotmpl::Value::Map(Arc::new(
             d.snapshot()
                 .iter()
@@ -181,6 +190,7 @@ pub(super) fn index(a: &[Value]) -> std::result::Result<Value, String> {
             (Value::List(items), _) => {
                 let n = int_index(i)?;
                 items
+                    .items()
                     .get(n)
                     .cloned()
                     .ok_or_else(|| format!("index out of range: {n}"))?

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use crate::exec::FuncMap;
-use crate::value::Value;
+use crate::value::{List, Value};
 
 use super::{add, arg, error, last, list_arg, str_arg, strval, to_i64, FuncResult};
 use crate::value::{
-    self, as_dict, as_map, deep_copy, is_empty, kind_of, list, string, type_of, Dict, Map,
+    self, as_dict, as_map, deep_copy, is_empty, kind_of, list, string, string_list, type_of, Dict,
+    Map,
 };
 
 pub(super) fn register(m: &mut FuncMap) {
@@ -48,11 +49,11 @@ pub(super) fn register(m: &mut FuncMap) {
         ))
     });
     add(m, "keys", |a| {
-        let mut keys: Vec<Value> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
         for d in a {
-            keys.extend(dict_arg(d).keys().map(|k| Value::String(k.clone())));
+            keys.extend(dict_arg(d).keys().map(|k| k.to_string()));
         }
-        Ok(list(keys))
+        Ok(string_list(keys))
     });
     add(m, "values", |a| {
         Ok(list(dict_arg(arg(a, 0)).values().cloned().collect()))
@@ -189,7 +190,7 @@ pub(super) fn register(m: &mut FuncMap) {
     for name in ["has", "mustHas"] {
         add(m, name, |a| {
             let haystack = match arg(a, 1) {
-                Value::List(items) => items.to_vec(),
+                Value::List(items) => items.items().to_vec(),
                 _ => Vec::new(),
             };
             Ok(Value::Bool(haystack.contains(arg(a, 0))))
@@ -327,13 +328,17 @@ fn slice(a: &[Value]) -> Result<Value, String> {
         }
     };
     match arg(a, 0) {
-        Value::List(items) => {
+        Value::List(l) => {
+            let items = l.items();
             let start = bound(1, items.len(), 0)?;
             let end = bound(2, items.len(), items.len())?;
             if start > end {
                 return Err(format!("invalid slice index: {start} > {end}"));
             }
-            Ok(list(items[start..end].to_vec()))
+            Ok(Value::List(List::with_elem(
+                l.elem(),
+                items[start..end].to_vec(),
+            )))
         }
         Value::String(s) => {
             let start = bound(1, s.len(), 0)?;

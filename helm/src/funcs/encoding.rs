@@ -483,7 +483,12 @@ fn toml_value(v: &Value) -> String {
         Value::Float(f) if f.fract() == 0.0 && f.is_finite() => format!("{f:.1}"),
         Value::List(items) => format!(
             "[{}]",
-            items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+            items
+                .items()
+                .iter()
+                .map(toml_value)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         other => crate::format::go_string(other),
     }

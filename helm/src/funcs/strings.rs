@@ -5,12 +5,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::exec::FuncMap;
-use crate::value::Value;
+use crate::value::{Elem, Value};
 use regex::Regex;
 
 use super::{add, arg, error, last, str_arg, strslice, strval, to_i64, FuncResult};
 use crate::format::go_quote;
-use crate::value::{self, list, string};
+use crate::value::{self, string, string_list};
 
 pub(super) fn register(m: &mut FuncMap) {
     add(m, "upper", |a| Ok(string(str_arg(last(a)).to_uppercase())));
@@ -115,8 +115,10 @@ pub(super) fn register(m: &mut FuncMap) {
         )))
     });
     add(m, "toString", |a| Ok(string(strval(last(a)))));
-    add(m, "toStrings", |a| {
-        Ok(list(strslice(last(a)).into_iter().map(string).collect()))
+    add(m, "toStrings", |a| match last(a) {
+        // Sprig's `strslice` returns a `[]string` argument itself.
+        v @ Value::List(l) if l.elem() == Elem::String => Ok(v.clone()),
+        v => Ok(string_list(strslice(v))),
     });
     add(m, "split", |a| {
         let (sep, s) = (str_arg(arg(a, 0)), str_arg(arg(a, 1)));
@@ -128,18 +130,20 @@ pub(super) fn register(m: &mut FuncMap) {
     });
     add(m, "splitList", |a| {
         let (sep, s) = (str_arg(arg(a, 0)), str_arg(arg(a, 1)));
-        Ok(list(
-            go_split(&s, &sep, -1).into_iter().map(string).collect(),
-        ))
+        Ok(string_list(go_split(&s, &sep, -1)))
     });
     add(m, "join", |a| {
         let sep = str_arg(arg(a, 0));
         Ok(string(strslice(arg(a, 1)).join(&sep)))
     });
-    add(m, "sortAlpha", |a| {
-        let mut items = strslice(last(a));
-        items.sort();
-        Ok(list(items.into_iter().map(string).collect()))
+    add(m, "sortAlpha", |a| match last(a) {
+        // A `[]string` is sorted in place: every reference to it sees the new order.
+        v @ Value::List(l) if l.sort_strings() => Ok(v.clone()),
+        v => {
+            let mut items = strslice(v);
+            items.sort();
+            Ok(string_list(items))
+        }
     });
     add(m, "plural", |a| {
         let n = to_i64(arg(a, 2));
@@ -205,7 +209,7 @@ pub(super) fn register(m: &mut FuncMap) {
     });
     add(m, "mustRegexFind", |a| regex_find("mustRegexFind", a));
     add(m, "regexFindAll", |a| {
-        regex_find_all("regexFindAll", a).or_else(|_| Ok(list(vec![])))
+        regex_find_all("regexFindAll", a).or_else(|_| Ok(string_list([])))
     });
     add(m, "mustRegexFindAll", |a| {
         regex_find_all("mustRegexFindAll", a)
@@ -226,12 +230,12 @@ pub(super) fn register(m: &mut FuncMap) {
         let r = regex("regexSplit", &str_arg(arg(a, 0)))?;
         let s = str_arg(arg(a, 1));
         let n = to_i64(arg(a, 2));
-        let parts: Vec<Value> = if n < 0 {
-            r.split(&s).map(string).collect()
+        let parts: Vec<String> = if n < 0 {
+            r.split(&s).map(str::to_owned).collect()
         } else {
-            r.splitn(&s, n as usize).map(string).collect()
+            r.splitn(&s, n as usize).map(str::to_owned).collect()
         };
-        Ok(list(parts))
+        Ok(string_list(parts))
     });
     add(m, "regexQuoteMeta", |a| {
         Ok(string(regex::escape(&str_arg(last(a)))))
@@ -428,11 +432,11 @@ fn regex_find_all(name: &str, a: &[Value]) -> FuncResult {
     let r = regex(name, &str_arg(arg(a, 0)))?;
     let s = str_arg(arg(a, 1));
     let n = to_i64(arg(a, 2));
-    let found = r.find_iter(&s).map(|m| string(m.as_str()));
-    Ok(list(if n < 0 {
-        found.collect()
+    let found = r.find_iter(&s).map(|m| m.as_str().to_owned());
+    Ok(string_list(if n < 0 {
+        found.collect::<Vec<_>>()
     } else {
-        found.take(n as usize).collect()
+        found.take(n as usize).collect::<Vec<_>>()
     }))
 }
 

@@ -1,0 +1,1 @@
+{{- define "sl.sortArg" -}}{{- $_ := sortAlpha . -}}{{- end -}}
