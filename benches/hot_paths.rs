@@ -103,7 +103,7 @@ fn layer(c: &mut Criterion) {
             .join(format!("f{i:05}"));
         let size = std::fs::metadata(&path).unwrap().len();
         total += size;
-        let blake3 = context::hash_file(&path, size).unwrap();
+        let blake3 = seal_engine::layers::file_hash::hash_file(&path, size).unwrap();
         entries.push(LayerEntry {
             path: format!("d{:02}/f{i:05}", i % 20),
             kind: LayerEntryKind::File {

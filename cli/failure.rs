@@ -6,8 +6,6 @@
 
 use std::process::ExitCode;
 
-use crate::output::errln;
-
 /// A command's failure.
 #[derive(Debug)]
 pub enum Failure {
@@ -32,22 +30,28 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 impl Failure {
-    /// Print (when not yet printed) and pick the exit code.
-    pub fn report(self) -> ExitCode {
+    /// What to print on stderr, when it was not printed yet.
+    pub fn message(&self) -> Option<String> {
         match self {
-            Failure::Usage(msg) => {
-                errln!("error: {msg}\n\nFor more information, try '--help'.");
-                ExitCode::from(2)
-            }
-            Failure::Reported => ExitCode::from(1),
-            Failure::ReportedUsage => ExitCode::from(2),
-            Failure::Interrupted => ExitCode::from(130),
-            Failure::BrokenPipe => ExitCode::from(141),
-            Failure::Error(e) => {
-                errln!("error: {}", chain_text(&e));
-                ExitCode::from(1)
-            }
+            Failure::Usage(msg) => Some(format!(
+                "error: {msg}\n\nFor more information, try '--help'."
+            )),
+            Failure::Error(e) => Some(format!("error: {}", chain_text(e))),
+            Failure::Reported
+            | Failure::ReportedUsage
+            | Failure::Interrupted
+            | Failure::BrokenPipe => None,
         }
+    }
+
+    /// The process's exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Failure::Usage(_) | Failure::ReportedUsage => 2,
+            Failure::Reported | Failure::Error(_) => 1,
+            Failure::Interrupted => 130,
+            Failure::BrokenPipe => 141,
+        })
     }
 }
 

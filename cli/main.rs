@@ -58,6 +58,11 @@ fn main() -> ExitCode {
     };
     match result.and_then(|()| output::flush_stdout()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
+        Err(failure) => {
+            if let Some(message) = failure.message() {
+                output::errln!("{message}");
+            }
+            failure.exit_code()
+        }
     }
 }

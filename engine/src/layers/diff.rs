@@ -17,8 +17,8 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::context::hash_file;
 use crate::layer::{LayerEntry, LayerEntryKind, NodeKind};
+use crate::layers::file_hash::hash_file;
 use crate::unpack::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::xattrs;
 use crate::EngineError;

@@ -116,7 +116,17 @@ pub fn exec(
                 );
             }
             FileAction::Add(add) => {
-                staging.push(crate::add::plan(add, source, blobs, cancel, &mut planned)?)
+                let selection = match source {
+                    Some(Output::Context(selection)) => Some(&**selection),
+                    _ => None,
+                };
+                staging.push(crate::add::plan(
+                    add,
+                    selection,
+                    blobs,
+                    cancel,
+                    &mut planned,
+                )?)
             }
         }
         relocate(planned, resolution, &mut entries)?;

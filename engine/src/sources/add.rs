@@ -21,16 +21,16 @@ use crate::context::{ContextSelection, EntryKind};
 use crate::download;
 use crate::layer::{LayerEntry, LayerEntryKind};
 use crate::llb::{AddAction, CopyAction};
-use crate::output::Output;
 use crate::paths;
 use crate::sources::copy::plan_copy;
 use crate::EngineError;
 
-/// Add the entries of `add` to `entries`; `input` is the FileOp's input 0 (the Local source of
-/// the local sources). Returns the scratch directory the file entries point into.
+/// Add the entries of `add` to `entries`; `selection` is what the FileOp's input 0 (the Local
+/// source of the local sources) selected. Returns the scratch directory the file entries point
+/// into.
 pub fn plan(
     add: &AddAction,
-    input: Option<&Output>,
+    selection: Option<&ContextSelection>,
     blobs: &BlobStore,
     cancel: &AtomicBool,
     entries: &mut BTreeMap<String, LayerEntry>,
@@ -43,7 +43,7 @@ pub fn plan(
     let dest = paths::clean(&add.dest);
     let owner = add.chown.unwrap_or((0, 0));
     if !add.sources.is_empty() {
-        let Some(Output::Context(selection)) = input else {
+        let Some(selection) = selection else {
             return Err(EngineError::Internal(
                 "ADD's local sources have no context selection".into(),
             ));

@@ -20,15 +20,11 @@ use seal_solver::Id;
 use seal_store::{FileHashEntry, FileStat, Store};
 
 use crate::ignore::IgnoreMatcher;
+use crate::layers::file_hash::hash_file;
 use crate::llb::encode::Encoder;
 use crate::paths;
 use crate::xattrs::{self, Xattrs};
 use crate::EngineError;
-
-/// Files at least this big are hashed chunk by chunk on all cores.
-const BIG_FILE: u64 = 4 << 20;
-/// The chunk size for big files.
-const CHUNK: usize = 8 << 20;
 
 /// One entry under a matched source, relative to the match (`""` is the match itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,44 +229,6 @@ fn fill_hashes(
         }
     }
     Ok(hashed.len())
-}
-
-/// blake3 of a file's bytes. Big files are read in chunks hashed on all cores; never mapped,
-/// so the pages do not count against the process's memory.
-pub fn hash_file(path: &Path, size: u64) -> Result<[u8; 32], EngineError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut file = fs::File::open(path).map_err(|e| EngineError::io("reading", path, e))?;
-    if size >= BIG_FILE {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n =
-                read_full(&mut file, &mut buf).map_err(|e| EngineError::io("reading", path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update_rayon(&buf[..n]);
-        }
-    } else {
-        hasher
-            .update_reader(&mut file)
-            .map_err(|e| EngineError::io("reading", path, e))?;
-    }
-    Ok(*hasher.finalize().as_bytes())
-}
-
-/// Read until `buf` is full or the file ends.
-fn read_full(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn content_id(patterns: &[Vec<SourceMatch>]) -> Id {
