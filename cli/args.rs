@@ -29,6 +29,13 @@ pub struct Cli {
     )]
     pub insecure_registries: Vec<String>,
 
+    /// Trust the CA certificates in FILE (PEM) for the registry HOST[:PORT], besides the
+    /// system's CA store and /etc/docker/certs.d/HOST[:PORT]/*.crt and
+    /// /etc/containers/certs.d/HOST[:PORT]/*.crt (where a client certificate goes too, as
+    /// client.cert and client.key); repeat for more
+    #[arg(long, global = true, value_name = "HOST[:PORT]=FILE", value_parser = parse_registry_ca)]
+    pub registry_ca: Vec<(String, PathBuf)>,
+
     /// Blob transfers at once per registry (pull, push, FROM pulls)
     #[arg(
         long,
@@ -156,6 +163,13 @@ pub struct BuildArgs {
     /// Do not collect the references listed in FILE (same format as --image-list)
     #[arg(long, value_name = "FILE")]
     pub ignored_image_list: Vec<PathBuf>,
+
+    /// Also collect the images of FILE, Sealer's imageListWithAuth.yaml: a YAML list of
+    /// `{registry, username, password, images}` (`registry` is the domain of short names);
+    /// each entry's credentials are used for its own images only and stored nowhere.
+    /// `imageListWithAuth.yaml` at the root of the context is read without this flag
+    #[arg(long, value_name = "FILE")]
+    pub image_list_with_auth: Vec<PathBuf>,
 
     /// Render the chart at CHART_DIR (its directory in the image, e.g. `charts/app`) with the
     /// values in FILE, as `helm template -f FILE` does; repeat for more files or charts
@@ -405,6 +419,25 @@ Kubefile flags of COPY and ADD:
   --checksum=sha256:HEX  verify and cache an ADD download
   --keep-git-dir  refused: git sources are not supported
 FROM --platform must name this machine's platform: seal does not cross-build yet.";
+
+/// `HOST[:PORT]=FILE` of `--registry-ca`; the file must exist.
+fn parse_registry_ca(s: &str) -> Result<(String, PathBuf), String> {
+    let Some((host, file)) = s.split_once('=') else {
+        return Err(
+            "expected HOST[:PORT]=FILE, e.g. harbor.example.com=/etc/pki/harbor-ca.pem".into(),
+        );
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!(
+            "`{host}` is not a registry host: write HOST or HOST:PORT, without a scheme or path"
+        ));
+    }
+    let file = PathBuf::from(file);
+    if !file.is_file() {
+        return Err(format!("{}: no such file", file.display()));
+    }
+    Ok((host.to_string(), file))
+}
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,8 @@ fn main() -> ExitCode {
     let registries = seal_store::RegistryOptions {
         insecure: cli.insecure_registries,
         max_concurrent_transfers: usize::from(cli.max_concurrent_transfers),
+        registry_ca: cli.registry_ca,
+        ..seal_store::RegistryOptions::default()
     };
     let result: Result<(), Failure> = match cli.command {
         Command::Build(a) => commands::build::run(&root, a, &registries),

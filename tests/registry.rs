@@ -10,14 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::{ok, run_seal, Registry};
+use common::registry::{ok, run_seal, Registry, PASSWORD, USER};
 use common::{Ctx, Out, Seal};
 use tempfile::TempDir;
 
-const USER: &str = "sealer";
-const PASSWORD: &str = "s3cret-pass";
-/// bcrypt (cost 4) of PASSWORD, as `htpasswd -B` would write it.
-const PASSWORD_BCRYPT: &str = "$2b$04$tkHDsPJUGXTYMWQGz4qTwOrCKOI4DEInvLR4Eg6qrZ5BHhP4U1KoO";
 /// base64 of `sealer:wrong`, an `auths` entry with a wrong password.
 const WRONG_AUTH: &str = "c2VhbGVyOndyb25n";
 /// The identity token the token server accepts (as a helper hands it out: user `<token>`).
@@ -39,14 +35,7 @@ fn start_registry(auth: Auth) -> Option<Registry> {
     Registry::start(None, |dir| {
         match auth {
         Auth::None => String::new(),
-        Auth::Htpasswd => {
-            let htpasswd = dir.join("htpasswd");
-            std::fs::write(&htpasswd, format!("{USER}:{PASSWORD_BCRYPT}\n")).unwrap();
-            format!(
-                "auth:\n  htpasswd:\n    realm: seal-test\n    path: {}\n",
-                htpasswd.display()
-            )
-        }
+        Auth::Htpasswd => common::registry::htpasswd_auth(dir),
         Auth::Token { realm, cert } => format!(
             "auth:\n  token:\n    realm: {realm}\n    service: seal-test-registry\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
             cert.display()

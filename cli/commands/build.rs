@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use seal_engine::collect::auth_list::{self, AuthSection};
 use seal_engine::llb::{ChartValues, CollectOp, Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
 use seal_frontend::diagnostic::{render, render_all};
@@ -118,9 +119,23 @@ fn build(
         CompressionArg::Zstd => Compression::Zstd,
         CompressionArg::None => Compression::None,
     };
-    let collect = match args.build_mode {
-        BuildMode::Lite => None,
-        BuildMode::Full => Some(collect_op(&args)?),
+    let (collect, auth_sections) = match args.build_mode {
+        BuildMode::Lite => {
+            refuse_collection_flags(&args)?;
+            (None, Vec::new())
+        }
+        BuildMode::Full => {
+            let sections = read_auth_lists(&context_dir, &args.image_list_with_auth)?;
+            let mut op = collect_op(&args)?;
+            op.added.extend(
+                sections
+                    .iter()
+                    .flat_map(|s| s.images.iter().map(|r| r.to_string())),
+            );
+            op.added.sort();
+            op.added.dedup();
+            (Some(op), sections)
+        }
     };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
     let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
@@ -220,6 +235,14 @@ fn build(
         seal_version: env!("CARGO_PKG_VERSION").into(),
         registries: registries.clone(),
         pull_never: args.pull == PullPolicy::Never,
+        repository_credentials: auth_sections
+            .iter()
+            .flat_map(|s| {
+                s.images
+                    .iter()
+                    .map(|r| (r.domain.clone(), r.path.clone(), s.credentials.clone()))
+            })
+            .collect(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -342,6 +365,43 @@ fn collect_op(args: &BuildArgs) -> Result<CollectOp, Failure> {
         ignored: read_image_lists(&args.ignored_image_list, "--ignored-image-list")?,
         chart_values,
     })
+}
+
+/// `--build-mode lite` collects nothing: a flag about collection would be ignored.
+fn refuse_collection_flags(args: &BuildArgs) -> Result<(), Failure> {
+    let given = [
+        ("--image-list", !args.image_list.is_empty()),
+        ("--ignored-image-list", !args.ignored_image_list.is_empty()),
+        (
+            "--image-list-with-auth",
+            !args.image_list_with_auth.is_empty(),
+        ),
+        ("--chart-values", !args.chart_values.is_empty()),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => Err(Failure::Usage(format!(
+            "{flag} is about image collection, which --build-mode lite skips: drop one of them"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `imageListWithAuth.yaml` at the root of the context, when there is one, and the files of
+/// `--image-list-with-auth`.
+fn read_auth_lists(context: &Path, files: &[PathBuf]) -> Result<Vec<AuthSection>, Failure> {
+    let in_context = context.join(auth_list::FILE_NAME);
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if in_context.is_file() {
+        paths.push(in_context);
+    }
+    paths.extend(files.iter().cloned());
+    let mut sections = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("--image-list-with-auth: reading {}", path.display()))?;
+        sections.extend(auth_list::parse(&text, &path).map_err(anyhow::Error::from)?);
+    }
+    Ok(sections)
 }
 
 /// Normalised references of image-list files: one per line, blank and `#` lines ignored.

@@ -34,6 +34,9 @@ pub struct BuildRequest {
     pub registries: seal_store::RegistryOptions,
     /// `--pull never`: image collection asks no registry.
     pub pull_never: bool,
+    /// Credentials for single repositories (`registry`, `repository`, credentials), from
+    /// `imageListWithAuth.yaml`: used by image collection, kept in memory only.
+    pub repository_credentials: Vec<(String, String, seal_store::registry::Credentials)>,
 }
 
 /// What a successful build did.
@@ -87,10 +90,14 @@ pub async fn build(
     progress: Option<ProgressSender>,
 ) -> Result<BuildReport, BuildError> {
     let def = &request.definition;
+    let registry = seal_store::registry::Client::new(request.registries.clone());
+    for (host, repository, credentials) in &request.repository_credentials {
+        registry.set_repository_credentials(host, repository, credentials.clone());
+    }
     let env = Arc::new(ExecEnv {
         store: store.clone(),
         context_dir: request.context_dir.clone(),
-        registry: seal_store::registry::Client::new(request.registries.clone()),
+        registry,
         pull_never: request.pull_never,
     });
     let mut graph = GraphBuilder::new();

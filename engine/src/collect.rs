@@ -20,6 +20,7 @@
 pub use seal_helm as helm;
 /// YAML as a plain tree (the Helm crate's; manifests use it too).
 pub use seal_helm::yaml;
+pub mod auth_list;
 pub mod lines;
 pub mod podspec;
 pub mod registry_layout;

@@ -7,7 +7,8 @@
 //! OCI or Docker v2 schema 2; an image index or manifest list is resolved for a platform.
 //! Auth: anonymous, Basic, and Bearer tokens from the `WWW-Authenticate` challenge, with
 //! credentials from the auth files and credential helpers of [`auth`]. Plain HTTP only for
-//! registries named insecure.
+//! registries named insecure; TLS is checked against the system's CA store plus each
+//! registry's `certs.d` directory and `--registry-ca` files (`tls.rs`).
 //!
 //! A [`Client`] is `Send + Sync`. The blobs of one image move in parallel, and every blob
 //! transfer takes one of its registry's `max_concurrent_transfers` slots, so the limit holds
@@ -22,9 +23,11 @@ mod manifests;
 mod platform;
 mod pull;
 mod push;
+mod tls;
 mod transport;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,6 +35,7 @@ use crate::oci::Manifest;
 use crate::{Digest, StoreError};
 pub use auth::Credentials;
 pub use platform::Platform;
+pub use tls::DEFAULT_CERT_DIRS;
 use transport::Slots;
 
 const MEDIA_TYPE_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -73,6 +77,10 @@ pub struct RegistryOptions {
     /// Blob transfers (pulls and pushes) at once per registry, across every thread sharing a
     /// [`Client`]; 0 counts as 1.
     pub max_concurrent_transfers: usize,
+    /// Directories of per-registry TLS files, `<dir>/<host[:port]>/` (Docker's `certs.d`).
+    pub cert_dirs: Vec<PathBuf>,
+    /// `--registry-ca HOST=FILE`: more CA certificates to trust for one registry.
+    pub registry_ca: Vec<(String, PathBuf)>,
 }
 
 impl Default for RegistryOptions {
@@ -80,6 +88,8 @@ impl Default for RegistryOptions {
         RegistryOptions {
             insecure: Vec::new(),
             max_concurrent_transfers: DEFAULT_MAX_CONCURRENT_TRANSFERS,
+            cert_dirs: DEFAULT_CERT_DIRS.iter().map(PathBuf::from).collect(),
+            registry_ca: Vec::new(),
         }
     }
 }
@@ -161,10 +171,14 @@ pub struct Client {
     options: RegistryOptions,
     /// Credentials to use instead of the auth files (`seal login` checking them).
     credentials: Mutex<Option<Credentials>>,
+    /// `registry/repository` → credentials for that repository only (`imageListWithAuth`).
+    scoped: Mutex<HashMap<String, Credentials>>,
     tokens: Mutex<HashMap<String, String>>,
     slots: Mutex<HashMap<String, Arc<Slots>>>,
     /// registry → blob → repositories of that registry known to hold it.
     seen: Mutex<HashMap<String, HashMap<Digest, Vec<String>>>>,
+    /// registry → its TLS settings, read on first use.
+    tls: Mutex<HashMap<String, Arc<tls::RegistryTls>>>,
 }
 
 impl Client {
@@ -181,9 +195,11 @@ impl Client {
             agent,
             options,
             credentials: Mutex::new(None),
+            scoped: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
+            tls: Mutex::new(HashMap::new()),
         }
     }
 }

@@ -13,6 +13,23 @@ use super::{Out, Seal};
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
+/// The user of the test registries with htpasswd auth.
+pub const USER: &str = "sealer";
+/// Their password.
+pub const PASSWORD: &str = "s3cret-pass";
+/// bcrypt (cost 4) of PASSWORD, as `htpasswd -B` would write it.
+pub const PASSWORD_BCRYPT: &str = "$2b$04$tkHDsPJUGXTYMWQGz4qTwOrCKOI4DEInvLR4Eg6qrZ5BHhP4U1KoO";
+
+/// The `auth:` config section of a registry that checks [`USER`] and [`PASSWORD`] (Basic).
+pub fn htpasswd_auth(dir: &Path) -> String {
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(&htpasswd, format!("{USER}:{PASSWORD_BCRYPT}\n")).expect("writing htpasswd");
+    format!(
+        "auth:\n  htpasswd:\n    realm: seal-test\n    path: {}\n",
+        htpasswd.display()
+    )
+}
+
 /// A running registry.
 pub struct Registry {
     child: Child,

@@ -8,7 +8,25 @@ use super::transport::{status_error, transport, Payload};
 use super::{auth, lock, Client, Credentials, RegistryError};
 
 impl Client {
-    fn creds(&self, registry: &str) -> Result<Option<Credentials>, RegistryError> {
+    /// Use `credentials` for `repository` of `registry` (and nothing else), before the auth
+    /// files: Sealer's `imageListWithAuth.yaml`.
+    pub fn set_repository_credentials(
+        &self,
+        registry: &str,
+        repository: &str,
+        credentials: Credentials,
+    ) {
+        lock(&self.scoped).insert(format!("{registry}/{repository}"), credentials);
+    }
+
+    fn creds(
+        &self,
+        registry: &str,
+        repository: &str,
+    ) -> Result<Option<Credentials>, RegistryError> {
+        if let Some(c) = lock(&self.scoped).get(&format!("{registry}/{repository}")) {
+            return Ok(Some(c.clone()));
+        }
         if let Some(c) = lock(&self.credentials).clone() {
             return Ok(Some(c));
         }
@@ -69,7 +87,15 @@ impl Client {
                 if login {
                     return Ok(response);
                 }
-                return Err(if had {
+                let scoped = lock(&self.scoped).contains_key(&format!("{registry}/{repository}"));
+                return Err(if had && scoped {
+                    RegistryError::Auth {
+                        registry: registry.into(),
+                        reason: format!(
+                            "{method} {url} was refused with the credentials given for {repository} (imageListWithAuth): wrong user name or password, or no access"
+                        ),
+                    }
+                } else if had {
                     RegistryError::Auth {
                         registry: registry.into(),
                         reason: format!(
@@ -88,7 +114,7 @@ impl Client {
             let Some(challenge) = challenge else {
                 return Ok(response);
             };
-            let creds = self.creds(registry)?;
+            let creds = self.creds(registry, repository)?;
             used_credentials = Some(creds.is_some());
             let header = match challenge.scheme.as_str() {
                 "basic" => match creds {
@@ -144,7 +170,18 @@ impl Client {
             }
             request = request.header("Authorization", c.basic_header());
         }
-        let mut response = request.call().map_err(|e| transport(realm, &e, false))?;
+        if realm.starts_with("https://") {
+            // The token service is trusted as its registry is (an internal CA signs both).
+            let tls = self.tls(registry)?;
+            request = request.config().tls_config(tls.config.clone()).build();
+        }
+        let mut response = request.call().map_err(|e| {
+            if super::tls::is_certificate_error(&e) {
+                self.request_error(registry, realm, &e)
+            } else {
+                transport(realm, &e, false)
+            }
+        })?;
         if !response.status().is_success() {
             if creds.is_none() && !login {
                 return Err(needs_login(registry));

@@ -292,6 +292,7 @@ mod tests {
         let client = Client::new(RegistryOptions {
             insecure: vec![registry.host.clone()],
             max_concurrent_transfers: 3,
+            ..RegistryOptions::default()
         });
         let descriptors: Vec<Descriptor> = contents.iter().map(|c| descriptor(c)).collect();
         let events = Mutex::new(Vec::new());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ureq::http::{Response, StatusCode};
 use ureq::Body;
 
-use super::{lock, Client, RegistryError, TRIES};
+use super::{lock, tls, Client, RegistryError, TRIES};
 use crate::StoreError;
 
 /// A body to send (re-created for every retry).
@@ -69,6 +69,62 @@ impl Client {
         format!("{scheme}://{host}")
     }
 
+    /// The TLS settings of `registry`, read on first use.
+    pub(super) fn tls(&self, registry: &str) -> Result<Arc<tls::RegistryTls>, RegistryError> {
+        if let Some(t) = lock(&self.tls).get(registry) {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(tls::for_registry(registry, &self.options)?);
+        lock(&self.tls).insert(registry.into(), Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// Run a request to `registry` (or its token service) with its TLS settings; a server
+    /// certificate that does not verify is an error saying where trust comes from.
+    pub(super) fn run<B: ureq::AsSendBody>(
+        &self,
+        registry: &str,
+        request: ureq::http::Request<B>,
+    ) -> Result<Response<Body>, ureq::Error> {
+        let https = request.uri().scheme_str() == Some("https");
+        let request = if https {
+            match self.tls(registry) {
+                Ok(t) => self
+                    .agent
+                    .configure_request(request)
+                    .tls_config(t.config.clone())
+                    .build(),
+                // Unreadable TLS files are reported by the caller through `tls()`.
+                Err(_) => request,
+            }
+        } else {
+            request
+        };
+        self.agent.run(request)
+    }
+
+    /// The error of a failed request to `url` of `registry`.
+    pub(super) fn request_error(
+        &self,
+        registry: &str,
+        url: &str,
+        e: &ureq::Error,
+    ) -> RegistryError {
+        if tls::is_certificate_error(e) {
+            let sources = self
+                .tls(registry)
+                .map(|t| t.sources.clone())
+                .unwrap_or_default();
+            return RegistryError::Transport {
+                url: url.into(),
+                reason: e.to_string(),
+                hint: tls::certificate_hint(registry, &sources),
+            };
+        }
+        let insecure = self.insecure(registry);
+        transport(url, e, !insecure).with_registry(registry)
+    }
+
     /// Wait for a free transfer slot of `registry`.
     pub(super) fn slot(&self, registry: &str) -> Slot {
         let slots = Arc::clone(lock(&self.slots).entry(registry.into()).or_insert_with(|| {
@@ -89,6 +145,10 @@ impl Client {
         payload: &Payload<'_>,
         authorization: Option<&str>,
     ) -> Result<Response<Body>, RegistryError> {
+        if url.starts_with("https://") {
+            // Unreadable or invalid certs.d / --registry-ca files fail before any request.
+            self.tls(registry)?;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -102,27 +162,26 @@ impl Client {
             let invalid =
                 |e: ureq::http::Error| RegistryError::Invalid(format!("bad request to {url}: {e}"));
             let result = match payload {
-                Payload::Empty => self.agent.run(builder.body(()).map_err(invalid)?),
-                Payload::Bytes(b) => self.agent.run(builder.body(*b).map_err(invalid)?),
+                Payload::Empty => self.run(registry, builder.body(()).map_err(invalid)?),
+                Payload::Bytes(b) => self.run(registry, builder.body(*b).map_err(invalid)?),
                 Payload::File(path, sent) => {
                     let file = std::fs::File::open(path)
                         .map_err(|e| StoreError::io("opening a blob", path, e))?;
                     let mut reader = Counting::new(file, *sent);
                     let body = ureq::SendBody::from_reader(&mut reader);
-                    self.agent.run(builder.body(body).map_err(invalid)?)
+                    self.run(registry, builder.body(body).map_err(invalid)?)
                 }
             };
             let retry = match &result {
                 Ok(r) => r.status().is_server_error(),
-                Err(e) => retriable(e),
+                Err(e) => retriable(e) && !tls::is_certificate_error(e),
             };
             if retry && attempt < TRIES {
                 tracing::debug!("{method} {url}: retrying (attempt {attempt})");
                 std::thread::sleep(Duration::from_millis(250 << attempt));
                 continue;
             }
-            let insecure = self.insecure(registry);
-            return result.map_err(|e| transport(url, &e, !insecure).with_registry(registry));
+            return result.map_err(|e| self.request_error(registry, url, &e));
         }
     }
 
