@@ -1,5 +1,6 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
+pub mod observe;
 pub mod units;
 
 use std::path::PathBuf;
@@ -161,6 +162,9 @@ pub struct BuildArgs {
     /// values in FILE, as `helm template -f FILE` does; repeat for more files or charts
     #[arg(long, value_name = "CHART_DIR=FILE")]
     pub chart_values: Vec<String>,
+
+    #[command(flatten)]
+    pub observe: observe::ObserveArgs,
 
     /// The build context: the directory COPY sources are relative to
     #[arg(value_name = "PATH")]

@@ -23,6 +23,7 @@ use crate::args::{BuildArgs, BuildMode, CompressionArg, Entitlement, ModeArg, Pu
 use crate::commands::registry::{Direction, TransferView};
 use crate::commands::{image_name, open_store};
 use crate::failure::{chain_text, Failure};
+use crate::observe::Observer;
 use crate::output::outln;
 use crate::progress::{diagnostics, warnings_to, Renderer, Style};
 
@@ -63,6 +64,7 @@ fn build(
     mut warn_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> Result<(), Failure> {
     let style = renderer.style();
+    let mut observer = Observer::new(&args.observe)?;
     let names = args
         .tags
         .iter()
@@ -241,7 +243,10 @@ fn build(
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Some(event) => renderer.handle(&event),
+                    Some(event) => {
+                        observer.see(&event);
+                        renderer.handle(&event);
+                    }
                     None => break,
                 },
                 Some(warning) = warn_rx.recv() => renderer.warning(&warning),
@@ -252,6 +257,15 @@ fn build(
         }
         build.await
     });
+    // --trace and --graph: written whatever the outcome; a build's own failure comes first.
+    let failed = match &result {
+        Ok(Err(e)) => e.node,
+        _ => None,
+    };
+    let observed = observer.finish(&definition, &source, &file_name, failed);
+    if let (Err(message), Ok(Err(_)) | Err(_)) = (&observed, &result) {
+        renderer.warning(message);
+    }
     let report = match result {
         Ok(Ok(report)) => report,
         Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
@@ -268,6 +282,7 @@ fn build(
             )))
         }
     };
+    observed.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
     let steps = definition
         .nodes
         .iter()
