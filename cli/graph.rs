@@ -97,6 +97,16 @@ pub fn dot(
         "digraph seal_build {\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", \
          fontname=\"monospace\", fontsize=10];\n  edge [color=\"#777777\"];\n",
     );
+    // Stages as clusters, in order of first appearance; ops of no stage outside.
+    let mut stages: Vec<&str> = Vec::new();
+    for node in &definition.nodes {
+        if let Some(stage) = node.metadata.stage.as_deref() {
+            if !stages.contains(&stage) {
+                stages.push(stage);
+            }
+        }
+    }
+    let mut clusters: Vec<String> = vec![String::new(); stages.len()];
     for (i, node) in definition.nodes.iter().enumerate() {
         let state = states.get(i).copied().unwrap_or(NodeState::NotRun);
         let (fill, word) = state.colour();
@@ -115,8 +125,19 @@ pub fn dot(
         } else {
             ", style=\"rounded,filled,dashed\""
         };
+        let statement = format!("n{i} [label=\"{label}\", fillcolor=\"{fill}\"{style}];\n");
+        match stages
+            .iter()
+            .position(|s| Some(*s) == node.metadata.stage.as_deref())
+        {
+            Some(c) => clusters[c].push_str(&format!("    {statement}")),
+            None => out.push_str(&format!("  {statement}")),
+        }
+    }
+    for (c, (stage, body)) in stages.iter().zip(&clusters).enumerate() {
         out.push_str(&format!(
-            "  n{i} [label=\"{label}\", fillcolor=\"{fill}\"{style}];\n"
+            "  subgraph cluster_stage{c} {{\n    label=\"stage {}\"; fontsize=10; style=dotted;\n{body}  }}\n",
+            escape(stage)
         ));
     }
     for (i, node) in definition.nodes.iter().enumerate() {
