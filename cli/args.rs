@@ -1,5 +1,6 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
+pub mod bench;
 pub mod observe;
 pub mod units;
 
@@ -78,6 +79,9 @@ pub enum Command {
     Logout(LogoutArgs),
     /// List the container images a context, rootfs, Helm chart or manifest directory needs
     Scan(ScanArgs),
+    /// Time cold, no-op, touch and change rebuilds of a Kubefile in a scratch store and a
+    /// scratch copy of its context (never the real ones): medians, peak memory, what ran
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

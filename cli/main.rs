@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Du(a) => commands::du::run(&root, a),
         Command::Fsck(a) => commands::fsck::run(&root, a),
         Command::Scan(a) => commands::scan::run(a),
+        Command::Bench(a) => commands::bench::run(&root, a, &registries),
         Command::Pull(a) => commands::registry::pull(&root, a, &registries),
         Command::Push(a) => commands::registry::push(&root, a, &registries),
         Command::Tag(a) => commands::registry::tag(&root, a),
