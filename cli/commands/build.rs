@@ -310,10 +310,16 @@ fn build(
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // A terminal shows a short digest and the counts on a line of their own, so the summary
+    // reads at 80 columns; the full digest is on stdout.
+    let digest = report.exported.manifest.to_string();
+    let (digest, separator) = match style {
+        Style::Tty => (digest.chars().take(19).collect(), ":\n  "),
+        _ => (digest, ": "),
+    };
     renderer.finish(&format!(
-        "built {} {}: {cached} steps cached, {executed} executed, {} files read{images}",
+        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}",
         all_names.join(", "),
-        report.exported.manifest,
         report.files_hashed
     ));
     outln!("{}", report.exported.manifest)?;
