@@ -259,3 +259,61 @@ fn a_trace_into_a_missing_directory_is_refused_before_building() {
     );
     assert!(!seal.root().exists(), "nothing was built");
 }
+
+#[test]
+fn a_from_pull_shows_each_blob_transfer_with_its_bytes() {
+    let Some(registry) = common::registry::Registry::start(None, |_| String::new()) else {
+        return;
+    };
+    let pusher = Seal::new();
+    let base = Ctx::new();
+    base.file("etc/data", vec![7u8; 64 * 1024])
+        .kubefile("FROM scratch\nCOPY etc etc\n");
+    let name = format!("{}/t/base:1", registry.host);
+    pusher.build_ok(base.path(), &name, &["--build-mode", "lite"]);
+    let out = pusher.run_in(
+        base.path(),
+        &["--insecure-registry", &registry.host, "push", &name],
+    );
+    assert_eq!(out.code, 0, "push failed:\n{}", out.stderr);
+
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    ctx.file("a", "a")
+        .kubefile(&format!("FROM {name}\nCOPY a a\n"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let trace = dir.path().join("t.json");
+    let out = seal.run_in(
+        ctx.path(),
+        &[
+            "--insecure-registry",
+            &registry.host,
+            "build",
+            "--progress",
+            "plain",
+            "--build-mode",
+            "lite",
+            "-t",
+            "app:1",
+            "--trace",
+            trace.to_str().unwrap(),
+            ".",
+        ],
+    );
+    assert_eq!(out.code, 0, "build failed:\n{}", out.stderr);
+    let events = read_trace(&trace);
+    let pulls: Vec<&Value> = slices(&events)
+        .into_iter()
+        .filter(|s| s["name"] == "pull")
+        .collect();
+    // The config and the one layer, each with its digest, repository and size.
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    for pull in &pulls {
+        assert_eq!(pull["args"]["repo"], "t/base");
+        assert!(pull["args"]["blob"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
+        assert!(pull["args"]["bytes"].as_u64().unwrap() > 0);
+    }
+}
