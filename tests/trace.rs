@@ -189,10 +189,10 @@ fn the_run_scenario_cold_build_as_a_trace() {
             .expect("hashing inside the write layer");
         sum += hashing_in_write["dur"].as_f64().unwrap();
         let total = write["dur"].as_f64().unwrap();
-        assert!(
-            sum <= total + 4.0 && sum >= total * 0.8,
-            "phases {sum} of {total}"
-        );
+        // The sums cover the write but for what follows the last of them (microseconds;
+        // more when the thread is preempted right there).
+        let covered = sum >= total * 0.8 || total - sum < 5000.0;
+        assert!(sum <= total + 4.0 && covered, "phases {sum} of {total}");
     }
     let run = step_slice("RUN echo x > c");
     let run_name = run["name"].as_str().unwrap();
