@@ -78,7 +78,8 @@ impl Recorder {
     /// The slices recorded so far, in start order.
     pub fn slices(&self) -> Vec<Slice> {
         let mut slices = lock(&self.slices).clone();
-        slices.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+        // Parents first: by start, then the longer one.
+        slices.sort_by(|a, b| a.ts.total_cmp(&b.ts).then(b.dur.total_cmp(&a.dur)));
         slices
     }
 
@@ -127,7 +128,9 @@ impl Recorder {
             } else if slice.name == "step" {
                 category = "vertex";
             }
-            // Interleaved phases: back to back from the span's start, in pipeline order.
+            // Interleaved phases: back to back from the span's start, in pipeline order, after
+            // their parent (a viewer nests slices of equal start in file order).
+            let mut children = Vec::new();
             let mut at = slice.ts;
             let mut phases: Vec<(String, f64)> = slice
                 .args
@@ -146,7 +149,7 @@ impl Recorder {
                 if let Some(step) = args.get("step") {
                     phase_args["step"] = step.clone();
                 }
-                events.push(json!({
+                children.push(json!({
                     "ph": "X", "name": phase.replace('_', " "), "cat": "phase", "pid": pid,
                     "tid": slice.tid, "ts": at,
                     "dur": micros.min(slice.ts + slice.dur - at).max(0.0),
@@ -158,6 +161,7 @@ impl Recorder {
                 "ph": "X", "name": name, "cat": category, "pid": pid, "tid": slice.tid,
                 "ts": slice.ts, "dur": slice.dur, "args": args,
             }));
+            events.extend(children);
         }
         json!({ "traceEvents": events, "displayTimeUnit": "ms" })
     }
@@ -170,7 +174,7 @@ impl Recorder {
 /// What a trace says about a Definition node.
 pub struct NodeLabel {
     /// The name of the node's own slice: its Kubefile step (`[2/4] COPY dir1 a`), or what it
-    /// does for one (`context of [2/4] COPY dir1 a`).
+    /// does for one (`context scan: dir1 for [2/4] COPY dir1 a`).
     pub name: String,
     /// The Kubefile step it belongs to, in the args of each of its slices.
     pub step: String,
