@@ -210,6 +210,9 @@ pub struct PullArgs {
     /// Progress output: live bars on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Write the blob transfers as a Chrome trace-event timeline to FILE (as `build --trace`)
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Image name (Sealer's defaults: `kubernetes:v1.19.8` is docker.io/sealerio/kubernetes)
     pub name: String,
 }
@@ -219,6 +222,10 @@ pub struct PushArgs {
     /// Progress output: live bars on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Write the blob transfers (uploads, mounts, blobs already there) as a Chrome
+    /// trace-event timeline to FILE (as `build --trace`)
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Image name; its registry is where it goes
     pub name: String,
 }

@@ -27,7 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let tracing = matches!(&cli.command, Command::Build(a) if a.observe.trace.is_some());
+    let tracing = match &cli.command {
+        Command::Build(a) => a.observe.trace.is_some(),
+        Command::Pull(a) => a.trace.is_some(),
+        Command::Push(a) => a.trace.is_some(),
+        _ => false,
+    };
     init_logging(tracing);
     let root = root::store_root(cli.root);
     let registries = seal_store::RegistryOptions {

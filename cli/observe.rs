@@ -68,7 +68,7 @@ impl Observer {
         if let Some(path) = &self.args.trace {
             let recorder = trace::recorder().ok_or("--trace: the trace recorder did not start")?;
             recorder
-                .write(path, &|node| label(definition, node as usize))
+                .write(path, "seal build", &|node| label(definition, node as usize))
                 .map_err(|e| format!("--trace: writing {}: {e}", path.display()))?;
         }
         if let Some(path) = &self.args.graph {

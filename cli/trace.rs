@@ -55,6 +55,16 @@ pub fn recorder() -> Option<Arc<Recorder>> {
     RECORDER.get().cloned()
 }
 
+/// Write the trace of a command that names no Definition nodes (`seal pull`, `seal push`) to
+/// `path`, if one was asked for.
+pub fn write_for(command: &str, path: Option<&Path>) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let recorder = recorder().ok_or("--trace: the trace recorder did not start")?;
+    recorder
+        .write(path, command, &|_| None)
+        .map_err(|e| format!("--trace: writing {}: {e}", path.display()))
+}
+
 /// Every finished span so far.
 pub struct Recorder {
     started: Instant,
@@ -83,22 +93,24 @@ impl Recorder {
         slices
     }
 
-    /// Write the trace to `path`; `name_of(node)` says what a Definition node is.
+    /// Write the trace of the command `process` (`seal build`) to `path`; `name_of(node)` says
+    /// what a Definition node is.
     pub fn write(
         &self,
         path: &Path,
+        process: &str,
         name_of: &dyn Fn(u64) -> Option<NodeLabel>,
     ) -> std::io::Result<()> {
-        let document = self.document(name_of);
+        let document = self.document(process, name_of);
         let text = serde_json::to_vec(&document).map_err(std::io::Error::other)?;
         std::fs::write(path, text)
     }
 
-    fn document(&self, name_of: &dyn Fn(u64) -> Option<NodeLabel>) -> Value {
+    fn document(&self, process: &str, name_of: &dyn Fn(u64) -> Option<NodeLabel>) -> Value {
         let pid = std::process::id();
         let mut events = vec![json!({
             "ph": "M", "name": "process_name", "pid": pid, "tid": 0,
-            "args": { "name": "seal build" },
+            "args": { "name": process },
         })];
         for (tid, name) in lock(&self.threads).iter() {
             events.push(json!({
@@ -359,7 +371,7 @@ mod tests {
                 kubefile_step: true,
             })
         };
-        let doc = recorder.document(&name_of);
+        let doc = recorder.document("seal build", &name_of);
         let events = doc["traceEvents"].as_array().expect("an event array");
         let named = |n: &str| {
             events

@@ -270,7 +270,7 @@ fn a_trace_into_a_missing_directory_is_refused_before_building() {
 }
 
 #[test]
-fn a_from_pull_shows_each_blob_transfer_with_its_bytes() {
+fn a_push_and_a_from_pull_show_each_blob_transfer_with_its_bytes() {
     let Some(registry) = common::registry::Registry::start(None, |_| String::new()) else {
         return;
     };
@@ -280,17 +280,38 @@ fn a_from_pull_shows_each_blob_transfer_with_its_bytes() {
         .kubefile("FROM scratch\nCOPY etc etc\n");
     let name = format!("{}/t/base:1", registry.host);
     pusher.build_ok(base.path(), &name, &["--build-mode", "lite"]);
+    let dir = tempfile::TempDir::new().unwrap();
+    let push_trace = dir.path().join("push.json");
     let out = pusher.run_in(
         base.path(),
-        &["--insecure-registry", &registry.host, "push", &name],
+        &[
+            "--insecure-registry",
+            &registry.host,
+            "push",
+            "--trace",
+            push_trace.to_str().unwrap(),
+            &name,
+        ],
     );
     assert_eq!(out.code, 0, "push failed:\n{}", out.stderr);
+    let events = read_trace(&push_trace);
+    let pushes: Vec<&Value> = slices(&events)
+        .into_iter()
+        .filter(|s| s["name"] == "push")
+        .collect();
+    assert_eq!(pushes.len(), 2, "the config and the layer: {pushes:?}");
+    for push in &pushes {
+        assert_eq!(push["args"]["outcome"], "uploaded");
+        assert!(push["args"]["bytes"].as_u64().unwrap() > 0);
+    }
+    assert!(events
+        .iter()
+        .any(|e| e["name"] == "process_name" && e["args"]["name"] == "seal push"));
 
     let seal = Seal::new();
     let ctx = Ctx::new();
     ctx.file("a", "a")
         .kubefile(&format!("FROM {name}\nCOPY a a\n"));
-    let dir = tempfile::TempDir::new().unwrap();
     let trace = dir.path().join("t.json");
     let out = seal.run_in(
         ctx.path(),
