@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod failure;
 mod graph;
+mod logging;
 mod observe;
 mod output;
 mod progress;
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
         Command::Push(a) => a.trace.is_some(),
         _ => false,
     };
-    init_logging(tracing);
+    logging::init(tracing);
     let root = root::store_root(cli.root);
     let registries = seal_store::RegistryOptions {
         insecure: cli.insecure_registries,
@@ -61,41 +62,4 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
-}
-
-/// Logs per `SEAL_LOG` (default: warnings) through the progress renderer; with `trace`, also
-/// the trace recorder (`seal build --trace`), which only then listens to the `seal_trace`
-/// spans: without it they cost one disabled-callsite check each.
-fn init_logging(trace: bool) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("SEAL_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
-    };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if !trace {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_writer(progress::LogWriter)
-            .with_ansi(ansi)
-            .without_time()
-            .with_target(false)
-            .init();
-        return;
-    }
-    let log = tracing_subscriber::fmt::layer()
-        .with_writer(progress::LogWriter)
-        .with_ansi(ansi)
-        .without_time()
-        .with_target(false)
-        .with_filter(filter());
-    let recorder = trace::start().with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-        meta.target() == trace::TARGET
-    }));
-    tracing_subscriber::registry()
-        .with(log)
-        .with(recorder)
-        .init();
 }

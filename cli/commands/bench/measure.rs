@@ -44,6 +44,7 @@ impl BuildCommand {
     pub fn run(&self, root: &Path) -> Result<RunResult, String> {
         // Dirty pages of the previous run are not flushed during this one (as the scenario
         // scripts do).
+        // SAFETY: sync(2) takes no arguments and cannot fail.
         unsafe { libc::sync() };
         let started = Instant::now();
         let mut child = Command::new(&self.exe)
