@@ -1,5 +1,7 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
+pub mod bench;
+pub mod observe;
 pub mod units;
 
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ pub struct Cli {
 pub enum Command {
     /// Build a cluster image from a Kubefile and a build context
     #[command(after_long_help = KUBEFILE_COPY_FLAGS)]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List the images in the store
     Images(ImagesArgs),
     /// Show an image's manifest digest, config, layers and history as JSON
@@ -84,6 +86,9 @@ pub enum Command {
     Logout(LogoutArgs),
     /// List the container images a context, rootfs, Helm chart or manifest directory needs
     Scan(ScanArgs),
+    /// Time cold, no-op, touch and change rebuilds of a Kubefile in a scratch store and a
+    /// scratch copy of its context (never the real ones): medians, peak memory, what ran
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +181,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "CHART_DIR=FILE")]
     pub chart_values: Vec<String>,
 
+    #[command(flatten)]
+    pub observe: observe::ObserveArgs,
+
     /// The build context: the directory COPY sources are relative to
     #[arg(value_name = "PATH")]
     pub context: PathBuf,
@@ -216,6 +224,9 @@ pub struct PullArgs {
     /// Progress output: live bars on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Write the blob transfers as a Chrome trace-event timeline to FILE (as `build --trace`)
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Image name (Sealer's defaults: `kubernetes:v1.19.8` is docker.io/sealerio/kubernetes)
     pub name: String,
 }
@@ -225,6 +236,10 @@ pub struct PushArgs {
     /// Progress output: live bars on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Write the blob transfers (uploads, mounts, blobs already there) as a Chrome
+    /// trace-event timeline to FILE (as `build --trace`)
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Image name; its registry is where it goes
     pub name: String,
 }

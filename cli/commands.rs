@@ -1,5 +1,6 @@
 //! One file per subcommand, plus what they share.
 
+pub mod bench;
 pub mod build;
 pub mod du;
 pub mod fsck;

@@ -5,9 +5,13 @@
 mod args;
 mod commands;
 mod failure;
+mod graph;
+mod logging;
+mod observe;
 mod output;
 mod progress;
 mod root;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -24,16 +28,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(progress::LogWriter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .init();
+    let tracing = match &cli.command {
+        Command::Build(a) => a.observe.trace.is_some(),
+        Command::Pull(a) => a.trace.is_some(),
+        Command::Push(a) => a.trace.is_some(),
+        _ => false,
+    };
+    logging::init(tracing);
     let root = root::store_root(cli.root);
     let registries = seal_store::RegistryOptions {
         insecure: cli.insecure_registries,
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         ..seal_store::RegistryOptions::default()
     };
     let result: Result<(), Failure> = match cli.command {
-        Command::Build(a) => commands::build::run(&root, a, &registries),
+        Command::Build(a) => commands::build::run(&root, *a, &registries),
         Command::Images(a) => commands::images::run(&root, a),
         Command::Inspect(a) => commands::inspect::run(&root, a),
         Command::Save(a) => commands::save::run(&root, a),
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Du(a) => commands::du::run(&root, a),
         Command::Fsck(a) => commands::fsck::run(&root, a),
         Command::Scan(a) => commands::scan::run(a),
+        Command::Bench(a) => commands::bench::run(&root, a, &registries),
         Command::Pull(a) => commands::registry::pull(&root, a, &registries),
         Command::Push(a) => commands::registry::push(&root, a, &registries),
         Command::Tag(a) => commands::registry::tag(&root, a),

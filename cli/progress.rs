@@ -232,7 +232,7 @@ impl Renderer {
                 bar.enable_steady_tick(Duration::from_millis(100));
                 self.bars.insert(node, bar);
             }
-            EventKind::Cached => self.above_bars(&format!("  {line} CACHED")),
+            EventKind::Cached => self.status_line(n, name, "CACHED"),
             EventKind::Log(text) => self.above_bars(&format!("  #{n} {text}")),
             EventKind::Warning(message) => self.above_bars(&format!("  #{n} WARNING: {message}")),
             EventKind::Bytes { .. } => {}
@@ -240,13 +240,13 @@ impl Renderer {
                 if let Some(bar) = self.bars.remove(&node) {
                     bar.finish_and_clear();
                 }
-                self.above_bars(&format!("  {line} DONE {}", secs(*elapsed)));
+                self.status_line(n, name, &format!("DONE {}", secs(*elapsed)));
             }
             EventKind::Error(msg) => {
                 if let Some(bar) = self.bars.remove(&node) {
                     bar.finish_and_clear();
                 }
-                self.above_bars(&format!("  {line} ERROR: {msg}"));
+                self.status_line(n, name, &format!("ERROR: {msg}"));
             }
         }
     }
@@ -255,11 +255,18 @@ impl Renderer {
     /// would shift the redraw).
     fn above_bars(&self, text: &str) {
         let Some(multi) = &self.multi else { return };
-        let width = console::Term::stderr()
-            .size_checked()
-            .map(|(_, cols)| usize::from(cols))
-            .unwrap_or(usize::MAX);
-        let _ = multi.println(console::truncate_str(text, width, "…").as_ref());
+        let _ = multi.println(cut(text, terminal_width()));
+    }
+
+    /// `  #N <step> <STATUS>` above the spinners: a long step title is cut so that the status
+    /// (CACHED, DONE 0.12s, ERROR: ...) stays on screen.
+    fn status_line(&self, n: usize, name: &str, status: &str) {
+        self.above_bars(&fit_status(
+            &format!("  #{n} "),
+            name,
+            status,
+            terminal_width(),
+        ));
     }
 
     /// Print the closing line.
@@ -303,6 +310,42 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The terminal's width (unbounded when unknown).
+fn terminal_width() -> usize {
+    console::Term::stderr()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+        .unwrap_or(usize::MAX)
+}
+
+/// `{prefix}{name} {status}` in at most `width` columns: `name` gives way first (cut with
+/// `…`), then the status's tail (a long error message).
+fn fit_status(prefix: &str, name: &str, status: &str, width: usize) -> String {
+    let fixed = console::measure_text_width(prefix) + 1 + console::measure_text_width(status);
+    // Keep at least a few characters of the name so the line still says which step it is.
+    let room = width.saturating_sub(fixed).max(12);
+    cut(&format!("{prefix}{} {status}", cut(name, room)), width)
+}
+
+/// `text` in at most `width` columns, ending in `…` when cut.
+fn cut(text: &str, width: usize) -> String {
+    if console::measure_text_width(text) <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = console::measure_text_width(c.encode_utf8(&mut [0; 4]));
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
 }
 
 fn secs(d: Duration) -> String {
@@ -391,5 +434,24 @@ impl Drop for LogLine {
             }
         }
         let _ = std::io::stderr().lock().write_all(&self.text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_status;
+
+    #[test]
+    fn a_long_step_title_gives_way_to_its_status() {
+        let name = "[2/4] COPY dir1 /data/with/a/rather/long/destination/directory/name/to/cut";
+        let line = fit_status("  #2 ", name, "CACHED", 80);
+        assert!(line.ends_with("… CACHED"), "{line}");
+        assert_eq!(console::measure_text_width(&line), 80);
+        let short = fit_status("  #3 ", "[3/4] RUN true", "DONE 0.12s", 80);
+        assert_eq!(short, "  #3 [3/4] RUN true DONE 0.12s");
+        // A narrow terminal still names the step, and never exceeds its width.
+        let narrow = fit_status("  #2 ", name, "ERROR: a very long message", 30);
+        assert!(narrow.starts_with("  #2 [2/4] COPY"), "{narrow}");
+        assert!(console::measure_text_width(&narrow) <= 30, "{narrow}");
     }
 }

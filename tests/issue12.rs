@@ -636,8 +636,10 @@ if "`sock`" not in text or "NOPE" not in text:
 # indicatif pads each line to the width and lets the terminal wrap to the next one, so a
 # line also ends where a spinner glyph or the summary begins.
 segments = re.split(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|(?=[\u2800-\u28ff] #)|(?=built )", text)
-# The digest on stdout and the closing summary come after the view and may wrap.
-segments = [s for s in segments if not s.startswith(("sha256:", "built "))]
+# The digest on stdout and the closing summary (a terminal shows it in two lines: name and
+# short digest, then the counts) come after the view and may wrap.
+segments = [s for s in segments
+            if not s.startswith(("sha256:", "built ")) and not re.match(r"  \d+ steps cached", s)]
 width = max((len(s) for s in segments), default=0)
 print(os.waitstatus_to_exitcode(status), width)
 "#;

@@ -24,6 +24,7 @@ use crate::args::{BuildArgs, BuildMode, CompressionArg, Entitlement, ModeArg, Pu
 use crate::commands::registry::{Direction, TransferView};
 use crate::commands::{image_name, open_store};
 use crate::failure::{chain_text, Failure};
+use crate::observe::Observer;
 use crate::output::outln;
 use crate::progress::{diagnostics, warnings_to, Renderer, Style};
 
@@ -64,6 +65,7 @@ fn build(
     mut warn_rx: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> Result<(), Failure> {
     let style = renderer.style();
+    let mut observer = Observer::new(&args.observe)?;
     let names = args
         .tags
         .iter()
@@ -264,7 +266,10 @@ fn build(
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Some(event) => renderer.handle(&event),
+                    Some(event) => {
+                        observer.see(&event);
+                        renderer.handle(&event);
+                    }
                     None => break,
                 },
                 Some(warning) = warn_rx.recv() => renderer.warning(&warning),
@@ -275,6 +280,15 @@ fn build(
         }
         build.await
     });
+    // --trace and --graph: written whatever the outcome; a build's own failure comes first.
+    let failed = match &result {
+        Ok(Err(e)) => e.node,
+        _ => None,
+    };
+    let observed = observer.finish(&definition, &source, &file_name, failed);
+    if let (Err(message), Ok(Err(_)) | Err(_)) = (&observed, &result) {
+        renderer.warning(message);
+    }
     let report = match result {
         Ok(Ok(report)) => report,
         Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
@@ -291,6 +305,7 @@ fn build(
             )))
         }
     };
+    observed.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
     let steps = definition
         .nodes
         .iter()
@@ -318,10 +333,16 @@ fn build(
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // A terminal shows a short digest and the counts on a line of their own, so the summary
+    // reads at 80 columns; the full digest is on stdout.
+    let digest = report.exported.manifest.to_string();
+    let (digest, separator) = match style {
+        Style::Tty => (digest.chars().take(19).collect(), ":\n  "),
+        _ => (digest, ": "),
+    };
     renderer.finish(&format!(
-        "built {} {}: {cached} steps cached, {executed} executed, {} files read{images}",
+        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}",
         all_names.join(", "),
-        report.exported.manifest,
         report.files_hashed
     ));
     outln!("{}", report.exported.manifest)?;

@@ -31,7 +31,9 @@ pub fn pull(root: &Path, args: PullArgs, options: &RegistryOptions) -> Result<()
     view.note(&format!("pulling {name}"));
     let report = client.pull(&store, &name, &platform, &|e| view.handle(e));
     view.finish();
+    let traced = crate::trace::write_for("seal pull", args.trace.as_deref());
     let report = report?;
+    traced.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
     view.note(&format!(
         "pulled {name}: {} blobs fetched, {} already present",
         report.transferred, report.skipped
@@ -49,7 +51,9 @@ pub fn push(root: &Path, args: PushArgs, options: &RegistryOptions) -> Result<()
     view.note(&format!("pushing {name}"));
     let report = client.push(&store, &name, &|e| view.handle(e));
     view.finish();
+    let traced = crate::trace::write_for("seal push", args.trace.as_deref());
     let report = report?;
+    traced.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
     view.note(&format!(
         "pushed {name}: {} blobs uploaded, {} already in the registry, {} mounted from other repositories",
         report.transferred, report.skipped, report.mounted

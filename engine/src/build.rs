@@ -106,6 +106,7 @@ pub async fn build(
         let id = graph.add(
             OpVertex {
                 node: node.clone(),
+                index: i as u32,
                 env: env.clone(),
             },
             &inputs,
@@ -171,6 +172,7 @@ pub async fn build(
         node: Some(node),
         source,
     })?;
+    let _export = tracing::info_span!(target: "seal_trace", "export").entered();
     let exported = export(
         &store,
         chain,

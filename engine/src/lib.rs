@@ -18,7 +18,9 @@
 //! - [`layer`]: deterministic tar + compression into blobs; [`xattrs`]: which extended
 //!   attributes a layer keeps, and how they are read, set and spelled in a tar;
 //!   [`layer_index`]: each layer's path index in the store, and a COPY destination's
-//!   resolution in the rootfs below.
+//!   resolution in the rootfs below; [`phase_times`]: where a layer write's time goes,
+//!   for `seal build --trace` (every phase of a step is a `tracing` span of target
+//!   `seal_trace`, disabled and free unless the CLI records a trace).
 //! - [`export`]: OCI config and manifest with Sealer's metadata.
 //! - [`add`]: ADD's layer entries: COPY rules plus [`archive`] (local tarballs, unpacked
 //!   safely) and [`download`] (`http(s)://` sources, verified by `--checksum`).
@@ -53,7 +55,7 @@ pub use seal_llb::paths;
 // The modules of each group, at the paths the rest of seal names them by.
 pub use collect::registry_layout;
 pub use image::{apps, export};
-pub use layers::{archive, diff, layer, layer_index, unpack, xattrs};
+pub use layers::{archive, diff, layer, layer_index, phase_times, unpack, xattrs};
 pub use sources::{add, context, download, ignore};
 
 pub use apps::AppSpec;

@@ -13,6 +13,8 @@ use crate::EngineError;
 /// One LLB node scheduled by the solver.
 pub struct OpVertex {
     pub node: Node,
+    /// Its index in the Definition (what progress events and trace slices name).
+    pub index: u32,
     pub env: Arc<ExecEnv>,
 }
 
@@ -43,7 +45,12 @@ impl Vertex for OpVertex {
             // Of the rootfs below, a FileOp reads only where its destinations resolve.
             Op::File(file) => {
                 let (file, inputs, store) = (file.clone(), inputs.to_vec(), self.env.store.clone());
-                blocking(move || ops::file::input_keys(&file, &inputs, &store)).await
+                let span = tracing::info_span!(
+                    target: "seal_trace",
+                    "destination lookup",
+                    node = self.index
+                );
+                blocking(span, move || ops::file::input_keys(&file, &inputs, &store)).await
             }
             _ => Ok(inputs.iter().map(ContentId::content_id).collect()),
         }
@@ -54,34 +61,53 @@ impl Vertex for OpVertex {
         let env = self.env.clone();
         let inputs = inputs.to_vec();
         let cancel = cx.cancel_flag();
+        // The step as a trace slice, on the thread that runs it (its phases nest inside).
+        let span = tracing::info_span!(target: "seal_trace", "step", node = cx.node().0);
         match op {
-            Op::Merge(_) => ops::merge::exec(&inputs),
+            Op::Merge(_) => span.in_scope(|| ops::merge::exec(&inputs)),
             Op::Exec(exec) => {
                 let cx = cx.clone();
-                blocking(move || ops::exec::exec(&exec, &inputs, &env.store, &cx)).await
+                blocking(span, move || {
+                    ops::exec::exec(&exec, &inputs, &env.store, &cx)
+                })
+                .await
             }
             Op::Source(source) => {
-                blocking(move || ops::source::exec(&source, &env.store, &env.context_dir)).await
+                blocking(span, move || {
+                    ops::source::exec(&source, &env.store, &env.context_dir)
+                })
+                .await
             }
             Op::File(file) => {
-                blocking(move || ops::file::exec(&file, &inputs, &env.store, &cancel)).await
+                blocking(span, move || {
+                    ops::file::exec(&file, &inputs, &env.store, &cancel)
+                })
+                .await
             }
             Op::Collect(collect) => {
                 let cx = cx.clone();
-                blocking(move || ops::collect::exec(&collect, &inputs, &env, &cx)).await
+                blocking(span, move || {
+                    ops::collect::exec(&collect, &inputs, &env, &cx)
+                })
+                .await
             }
             Op::RegistryLayer(layer) => {
                 let cx = cx.clone();
-                blocking(move || ops::registry_layer::exec(&layer, &inputs, &env, &cx)).await
+                blocking(span, move || {
+                    ops::registry_layer::exec(&layer, &inputs, &env, &cx)
+                })
+                .await
             }
         }
     }
 }
 
+/// Run `f` on the blocking pool, inside `span` (a trace slice on the thread that runs it).
 async fn blocking<T: Send + 'static>(
+    span: tracing::Span,
     f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| EngineError::Internal(format!("a worker thread failed: {e}")))?
 }

@@ -248,7 +248,15 @@ where
     let key = CacheKey::compute(&cache_map.digest, &input_ids);
     let cacheable = cache_map.policy == CachePolicy::Cache;
     if cacheable && !ignore_cache {
-        match cache.load(&key) {
+        let span = tracing::info_span!(
+            target: "seal_trace",
+            "cache lookup",
+            node = node.0,
+            hit = tracing::field::Empty
+        );
+        let loaded = span.in_scope(|| cache.load(&key));
+        span.record("hit", matches!(loaded, Ok(Some(_))));
+        match loaded {
             Ok(Some(output)) => {
                 state.event(node, EventKind::Cached);
                 return Ok(Arc::new((output, NodeStatus::Cached, key)));
@@ -280,7 +288,8 @@ where
     match result {
         Ok(output) => {
             if cacheable {
-                if let Err(source) = cache.save(&key, &output) {
+                let span = tracing::info_span!(target: "seal_trace", "cache save", node = node.0);
+                if let Err(source) = span.in_scope(|| cache.save(&key, &output)) {
                     state.fail(SolveError::Cache { node, source });
                     return Err(());
                 }

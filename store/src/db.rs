@@ -295,6 +295,7 @@ impl Drop for Db {
 
 /// The writable open; waits while another process holds RocksDB's lock.
 fn open_writable(dir: &Path, on_wait: &mut dyn FnMut()) -> Result<DB, StoreError> {
+    let _span = tracing::info_span!(target: "seal_trace", "store: open for writing").entered();
     let mut opts = base_options();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);

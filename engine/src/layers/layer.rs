@@ -14,14 +14,17 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use seal_store::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
-use seal_store::{BlobStore, BlobWriter, Digest};
+use seal_store::{BlobStore, Digest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::llb::{Compression, LayerFormat};
+use crate::phase_times::{PhaseTimes, TimedBlobWriter};
 use crate::xattrs::{Xattrs, PAX_XATTR_PREFIX};
 use crate::EngineError;
 
@@ -110,12 +113,30 @@ pub fn write_layer(
     format: LayerFormat,
     cancel: &AtomicBool,
 ) -> Result<Layer, EngineError> {
-    let blob = blobs.writer()?;
+    let span = tracing::info_span!(
+        target: "seal_trace",
+        "write layer",
+        entries = entries.len(),
+        bytes = tracing::field::Empty,
+        blob_bytes = tracing::field::Empty,
+        tar_us = tracing::field::Empty,
+        hashing_us = tracing::field::Empty,
+        compression_us = tracing::field::Empty,
+        blob_write_us = tracing::field::Empty
+    )
+    .entered();
+    let started = Instant::now();
+    let times = PhaseTimes::new(!span.is_disabled());
+    let blob = TimedBlobWriter {
+        inner: blobs.writer()?,
+        times: times.clone(),
+    };
     let compressor = Compressor::new(blob, format.compression)
         .map_err(|e| EngineError::io("starting compression", &PathBuf::new(), e))?;
     let mut tar = tar::Builder::new(DiffIdWriter {
         inner: compressor,
         hasher: Sha256::new(),
+        times: times.clone(),
     });
     let epoch = format.source_date_epoch.max(0) as u64;
     let wrap = |e: io::Error| EngineError::io("writing a layer", &PathBuf::from("<layer>"), e);
@@ -171,7 +192,7 @@ pub fn write_layer(
                 size,
                 blake3,
             } => {
-                append_file(&mut tar, &mut h, &entry.path, source, *size, blake3)?;
+                append_file(&mut tar, &mut h, &entry.path, source, *size, blake3, &times)?;
                 recorded = written_from(source);
             }
             LayerEntryKind::Hardlink {
@@ -185,7 +206,7 @@ pub fn write_layer(
                     h.set_size(0);
                     tar.append_link(&mut h, &entry.path, target).map_err(wrap)?;
                 } else {
-                    append_file(&mut tar, &mut h, &entry.path, source, *size, blake3)?;
+                    append_file(&mut tar, &mut h, &entry.path, source, *size, blake3, &times)?;
                     recorded = written_from(source);
                 }
             }
@@ -213,6 +234,7 @@ pub fn write_layer(
                     inner: file.take(*size),
                     hasher: Sha256::new(),
                     read: 0,
+                    times: times.clone(),
                 };
                 tar.append_data(&mut h, &entry.path, &mut reader)
                     .map_err(|e| EngineError::io("reading", source, e))?;
@@ -233,8 +255,12 @@ pub fn write_layer(
     }
     let diff = tar.into_inner().map_err(wrap)?;
     let diff_id = Digest::from_sha256(diff.hasher.finalize().into());
-    let blob = diff.inner.finish().map_err(wrap)?;
-    let (digest, size) = blob.commit(None)?;
+    let blob = times
+        .time(&times.compressing, || diff.inner.finish())
+        .map_err(wrap)?;
+    let (digest, size) = times.time(&times.committing, || blob.inner.commit(None))?;
+    times.record(&span, started.elapsed());
+    span.record("blob_bytes", size);
     let media_type = match format.compression {
         Compression::None => MEDIA_TYPE_LAYER_TAR,
         Compression::Gzip => MEDIA_TYPE_LAYER_GZIP,
@@ -260,6 +286,7 @@ fn append_file<W: Write>(
     source: &PathBuf,
     size: u64,
     blake3: &[u8; 32],
+    times: &Rc<PhaseTimes>,
 ) -> Result<(), EngineError> {
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(size);
@@ -268,6 +295,7 @@ fn append_file<W: Write>(
         inner: file.take(size),
         hasher: blake3::Hasher::new(),
         read: 0,
+        times: times.clone(),
     };
     tar.append_data(h, path, &mut reader)
         .map_err(|e| EngineError::io("reading", source, e))?;
@@ -283,12 +311,15 @@ fn append_file<W: Write>(
 struct DiffIdWriter<W> {
     inner: W,
     hasher: Sha256,
+    times: Rc<PhaseTimes>,
 }
 
 impl<W: Write> Write for DiffIdWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let (inner, hasher, times) = (&mut self.inner, &mut self.hasher, &self.times);
+        let n = times.time(&times.compressing, || inner.write(buf))?;
+        times.time(&times.hashing, || hasher.update(&buf[..n]));
+        times.tar_bytes.set(times.tar_bytes.get() + n as u64);
         Ok(n)
     }
 
@@ -302,12 +333,14 @@ struct VerifyingReader<R> {
     inner: R,
     hasher: blake3::Hasher,
     read: u64,
+    times: Rc<PhaseTimes>,
 }
 
 impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        let (hasher, times) = (&mut self.hasher, &self.times);
+        times.time(&times.hashing, || hasher.update(&buf[..n]));
         self.read += n as u64;
         Ok(n)
     }
@@ -318,25 +351,27 @@ struct Sha256Reader<R> {
     inner: R,
     hasher: Sha256,
     read: u64,
+    times: Rc<PhaseTimes>,
 }
 
 impl<R: Read> Read for Sha256Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        let (hasher, times) = (&mut self.hasher, &self.times);
+        times.time(&times.hashing, || hasher.update(&buf[..n]));
         self.read += n as u64;
         Ok(n)
     }
 }
 
 enum Compressor {
-    None(BlobWriter),
-    Gzip(flate2::write::GzEncoder<BlobWriter>),
-    Zstd(zstd::stream::write::Encoder<'static, BlobWriter>),
+    None(TimedBlobWriter),
+    Gzip(flate2::write::GzEncoder<TimedBlobWriter>),
+    Zstd(zstd::stream::write::Encoder<'static, TimedBlobWriter>),
 }
 
 impl Compressor {
-    fn new(out: BlobWriter, compression: Compression) -> io::Result<Compressor> {
+    fn new(out: TimedBlobWriter, compression: Compression) -> io::Result<Compressor> {
         Ok(match compression {
             Compression::None => Compressor::None(out),
             Compression::Gzip => Compressor::Gzip(
@@ -357,7 +392,7 @@ impl Compressor {
         })
     }
 
-    fn finish(self) -> io::Result<BlobWriter> {
+    fn finish(self) -> io::Result<TimedBlobWriter> {
         match self {
             Compressor::None(w) => Ok(w),
             Compressor::Gzip(g) => g.finish(),

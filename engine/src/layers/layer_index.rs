@@ -277,6 +277,12 @@ impl IndexBuilder {
 
     /// Store the index of the layer blob `layer`.
     pub fn store(self, store: &Store, layer: &Digest) -> Result<(), EngineError> {
+        let _span = tracing::info_span!(
+            target: "seal_trace",
+            "path index",
+            paths = self.records.len()
+        )
+        .entered();
         let records: Vec<(String, Vec<u8>)> = self
             .records
             .into_iter()

@@ -39,6 +39,13 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
     if dir.is_dir() {
         return Ok(dir);
     }
+    let _span = tracing::info_span!(
+        target: "seal_trace",
+        "unpack",
+        layer = %layer.digest,
+        bytes = layer.size
+    )
+    .entered();
     let parent = store.root().join("snapshots");
     fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
     let tmp = tempfile::Builder::new()

@@ -60,8 +60,14 @@ pub fn exec(
         ExecMode::Lite => &LiteExecutor,
         ExecMode::Container => &ContainerExecutor,
     };
-    executor.run(&request, cx)?;
-    let entries = upper_to_entries(&request.upper(), &mut |w| cx.warn(w))?;
+    {
+        let _span = tracing::info_span!(target: "seal_trace", "RUN").entered();
+        executor.run(&request, cx)?;
+    }
+    let entries = {
+        let _span = tracing::info_span!(target: "seal_trace", "diff").entered();
+        upper_to_entries(&request.upper(), &mut |w| cx.warn(w))?
+    };
     let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
     // A later COPY resolves its destination through this index instead of reading the layer.
     crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.digest)?;

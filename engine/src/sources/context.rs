@@ -136,6 +136,13 @@ fn scan_with(
     ignore: &IgnoreMatcher,
 ) -> Result<ContextSelection, EngineError> {
     let scan_started = now_ns();
+    let scan_span = tracing::info_span!(
+        target: "seal_trace",
+        "context scan",
+        patterns = include.len(),
+        entries = tracing::field::Empty
+    )
+    .entered();
     let mut patterns = Vec::with_capacity(include.len());
     for pattern in include {
         let roots = resolve_pattern(dir, pattern, ignore)?;
@@ -150,6 +157,11 @@ fn scan_with(
         }
         patterns.push(matches);
     }
+    if !scan_span.is_disabled() {
+        let entries: usize = patterns.iter().flatten().map(|m| m.entries.len()).sum();
+        scan_span.record("entries", entries);
+    }
+    drop(scan_span);
     let files_hashed = fill_hashes(store, dir, &mut patterns, scan_started)?;
     let content_id = content_id(&patterns);
     Ok(ContextSelection {
@@ -166,6 +178,14 @@ fn fill_hashes(
     patterns: &mut [Vec<SourceMatch>],
     scan_started: i128,
 ) -> Result<usize, EngineError> {
+    let span = tracing::info_span!(
+        target: "seal_trace",
+        "hashing",
+        files = tracing::field::Empty,
+        hashed = tracing::field::Empty,
+        bytes = tracing::field::Empty
+    )
+    .entered();
     // (pattern, match, entry) of every file, and its host path (the file-hash cache's key).
     let mut at = Vec::new();
     let mut paths = Vec::new();
@@ -203,6 +223,12 @@ fn fill_hashes(
         .par_iter()
         .map(|&i| hash_file(&paths[i], stat_of(i).size).map(|h| (i, h)))
         .collect::<Result<_, _>>()?;
+    if !span.is_disabled() {
+        let bytes: u64 = hashed.iter().map(|&(i, _)| stat_of(i).size).sum();
+        span.record("files", at.len());
+        span.record("hashed", hashed.len());
+        span.record("bytes", bytes);
+    }
     let mut updates = Vec::with_capacity(hashed.len());
     for &(i, h) in &hashed {
         hashes[i] = Some(h);

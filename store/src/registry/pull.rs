@@ -113,6 +113,16 @@ impl Client {
         progress: Progress<'_>,
     ) -> Result<(), RegistryError> {
         let _slot = self.slot(registry);
+        // After the slot: the slice shows the transfer, not the wait for a slot.
+        let _span = tracing::info_span!(
+            target: "seal_trace",
+            "pull",
+            registry,
+            repo,
+            blob = %digest,
+            bytes = size
+        )
+        .entered();
         let url = format!("{}/v2/{repo}/blobs/{digest}", self.base(registry));
         let mut last = None;
         let mut started = false;

@@ -128,6 +128,16 @@ impl Client {
     ) -> Result<Pushed, RegistryError> {
         let base = self.base(registry);
         let digest = &desc.digest;
+        let _span = tracing::info_span!(
+            target: "seal_trace",
+            "push",
+            registry,
+            repo,
+            blob = %digest,
+            bytes = desc.size,
+            outcome = tracing::field::Empty
+        )
+        .entered();
         let url = format!("{base}/v2/{repo}/blobs/{digest}");
         let head = self.send(registry, repo, "HEAD", &url, &[], Payload::Empty, false)?;
         if head.status().is_success() {
@@ -136,6 +146,7 @@ impl Client {
                 digest: digest.clone(),
                 total: desc.size,
             });
+            _span.record("outcome", "present");
             return Ok(Pushed::Skipped);
         }
         let path = store.blobs().path(digest);
@@ -166,6 +177,7 @@ impl Client {
                         total: desc.size,
                         from,
                     });
+                    _span.record("outcome", "mounted");
                     return Ok(Pushed::Mounted);
                 }
                 // Not mounted, but the upload session it opened is ours to use.
@@ -239,6 +251,7 @@ impl Client {
             digest: digest.clone(),
             total: desc.size,
         });
+        _span.record("outcome", "uploaded");
         Ok(Pushed::Uploaded)
     }
 }
