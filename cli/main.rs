@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         ..seal_store::RegistryOptions::default()
     };
     let result: Result<(), Failure> = match cli.command {
-        Command::Build(a) => commands::build::run(&root, a, &registries),
+        Command::Build(a) => commands::build::run(&root, *a, &registries),
         Command::Images(a) => commands::images::run(&root, a),
         Command::Inspect(a) => commands::inspect::run(&root, a),
         Command::Save(a) => commands::save::run(&root, a),
