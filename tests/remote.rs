@@ -16,7 +16,7 @@ use common::{Ctx, Out, Seal};
 /// Applets of the busybox base.
 const APPLETS: &[&str] = &[
     "sh", "ls", "echo", "cat", "mkdir", "rm", "chmod", "ln", "sleep", "stat", "touch", "pwd",
-    "true", "false",
+    "true", "false", "head",
 ];
 
 /// A context whose `rootfs/` holds busybox-static, its applets, `/etc` and `/tmp`.
@@ -151,6 +151,7 @@ COPY rootfs/. .
 RUN mkdir -p /opt/app/sub && echo hi > /opt/app/sub/f && chmod 4755 /opt/app/sub/f \\
  && chmod 700 /opt/app && ln -s sub/f /opt/app/link && rm /bin/stat && rm -r /etc/old \\
  && echo changed > /etc/keep && chmod 600 /etc/keep
+RUN head -c 1500000 /bin/busybox > /big && chmod 640 /big
 RUN <<EOF
 echo from-a-heredoc > /heredoc
 chmod 751 /heredoc
@@ -177,7 +178,7 @@ fn a_remote_run_gives_the_files_and_modes_of_container_mode() {
     );
     let out = build(&remote, &ctx, "cmp:1", &remote_args(&server));
     out.assert_built();
-    assert_eq!(remote_lines(&out.stderr).len(), 2, "{}", out.stderr);
+    assert_eq!(remote_lines(&out.stderr).len(), 3, "{}", out.stderr);
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("l")).unwrap();
     std::fs::create_dir_all(tmp.path().join("r")).unwrap();
@@ -192,6 +193,8 @@ fn a_remote_run_gives_the_files_and_modes_of_container_mode() {
     assert_eq!(expected["opt/app"], "dir 700");
     assert!(!expected.contains_key("bin/stat") && !expected.contains_key("etc/old"));
     assert!(expected["heredoc"].starts_with("file 751"));
+    // Over 1 MiB: streamed through ByteStream both ways.
+    assert!(expected["big"].starts_with("file 640 1500000 bytes"));
 }
 
 #[test]
@@ -402,4 +405,148 @@ fn a_server_that_is_down_is_named_and_one_killed_mid_step_fails_cleanly() {
     // A server back on the same address: the next build works.
     let server = server.restart();
     build(&seal, &ctx, "down:1", &remote_args(&server)).assert_built();
+}
+
+/// Processes whose command line holds `marker` (the step's shell on the server).
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(marker))
+        .count()
+}
+
+#[test]
+fn ctrl_c_cancels_the_action_on_the_server() {
+    let server = Reapi::start();
+    let seal = Seal::new();
+    let ctx = busybox_ctx();
+    let marker = format!("cancel-marker-{}", std::process::id());
+    ctx.kubefile(&format!(
+        "FROM scratch\nCOPY rootfs/. .\nRUN echo {marker}; sleep 30\n"
+    ));
+    let args = remote_args(&server);
+    let mut cmd = seal.command();
+    cmd.current_dir(ctx.path())
+        .args(["build", "--progress", "plain", "-t", "cancel:1"])
+        .args(&args)
+        .arg(".")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while processes_with(&marker) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never ran on the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let interrupted = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(10),
+        "seal waited for the action: {stderr}"
+    );
+    // The server stopped the action: its shell is gone well before `sleep 30` would end.
+    while processes_with(&marker) > 0 {
+        assert!(
+            interrupted.elapsed() < std::time::Duration::from_secs(15),
+            "the action still runs on the server after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let images = seal.run_in(ctx.path(), &["images", "-q"]);
+    assert_eq!(images.stdout.trim(), "");
+}
+
+#[test]
+fn a_server_restarted_mid_step_is_retried_and_the_build_succeeds() {
+    let seal = Seal::new();
+    let ctx = busybox_ctx();
+    ctx.kubefile("FROM scratch\nCOPY rootfs/. .\nRUN sleep 2 && echo done > /done\n");
+    let server = Reapi::start();
+    let args = remote_args(&server);
+    let mut cmd = seal.command();
+    cmd.current_dir(ctx.path())
+        .args(["build", "--progress", "plain", "-t", "retry:1"])
+        .args(&args)
+        .arg(".")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // UNAVAILABLE while it is down; the same CAS on disk once it is back.
+    let _server = server.restart();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+}
+
+#[test]
+fn a_result_blob_that_does_not_match_its_digest_fails_the_step_and_stores_nothing() {
+    let server = Reapi::start();
+    let seal = Seal::new();
+    let ctx = busybox_ctx();
+    let content = "the step output\n";
+    ctx.kubefile(&format!(
+        "FROM scratch\nCOPY rootfs/. .\nRUN printf '{}' > /out\n",
+        content.replace('\n', "\\n")
+    ));
+    build(&seal, &ctx, "bad:1", &remote_args(&server)).assert_built();
+    // Corrupt the output file in the server's CAS (same size, other bytes), then ask again
+    // with an empty local cache: the action cache answers, the blob does not verify.
+    let hash = hex_sha256(content.as_bytes());
+    let object = server.cas_object(&hash);
+    assert!(
+        object.is_file(),
+        "no CAS object for the output at {}",
+        object.display()
+    );
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    perms.set_mode(0o644);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, "X".repeat(content.len())).unwrap();
+    let pruned = seal.run_in(ctx.path(), &["prune", "--all"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    let out = build(&seal, &ctx, "bad:2", &remote_args(&server));
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not match its digest") || out.stderr.contains("is missing"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Kubefile:3"), "{}", out.stderr);
+    let images = seal.run_in(ctx.path(), &["images", "-q"]);
+    assert_eq!(
+        images.stdout.trim(),
+        "docker.io/sealerio/bad:1",
+        "{}",
+        images.stderr
+    );
+    // No record of the step either: with the server's blob repaired the step runs again.
+    std::fs::write(&object, content).unwrap();
+    let again = build(&seal, &ctx, "bad:2", &remote_args(&server));
+    again.assert_built();
+    assert!(
+        again.stderr.contains("remote: uploaded_bytes="),
+        "{}",
+        again.stderr
+    );
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -128,9 +128,13 @@ impl Remote {
 
     /// A gRPC status as an error of `call`.
     pub(crate) fn rpc_error(&self, call: &'static str, status: tonic::Status) -> RemoteError {
-        // A refused connection surfaces as UNAVAILABLE with a transport error inside.
+        // A status with a source was made on this side from a transport failure (a refused
+        // or dropped connection, an h2 stream reset), whatever code tonic gave it: the server
+        // went away, which is UNAVAILABLE and worth retrying. A server's own status has none.
         let mut message = status.message().to_string();
+        let mut code = status.code();
         if let Some(source) = std::error::Error::source(&status) {
+            code = tonic::Code::Unavailable;
             let chain = error_chain(source);
             if !message.contains(&chain) {
                 message = format!("{message} ({chain})");
@@ -139,7 +143,7 @@ impl Remote {
         RemoteError::Rpc {
             address: self.address().to_string(),
             call,
-            code: status.code(),
+            code,
             message,
         }
     }
@@ -191,6 +195,23 @@ mod tests {
         assert!(e.to_string().contains("bad header"), "{e}");
         let e = metadata(&[("x".into(), "line\nbreak".into())]).unwrap_err();
         assert!(e.to_string().contains("printable ASCII"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_transient_and_a_servers_own_status_is_not() {
+        let endpoint = Endpoint::parse("grpc://127.0.0.1:1").unwrap();
+        let channel = Channel::from_static("http://127.0.0.1:1").connect_lazy();
+        let remote = Remote {
+            channel,
+            options: RemoteOptions::new(endpoint),
+            metadata: MetadataMap::new(),
+            counters: Counters::default(),
+        };
+        let broken = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stream closed");
+        let dropped = tonic::Status::from_error(Box::new(broken));
+        assert!(remote.rpc_error("Execute", dropped).is_transient());
+        let refused = tonic::Status::invalid_argument("bad digest");
+        assert!(!remote.rpc_error("Execute", refused).is_transient());
     }
 
     #[tokio::test]

@@ -96,6 +96,15 @@ impl Reapi {
         format!("grpc://127.0.0.1:{}", self.port)
     }
 
+    /// Where the server keeps the CAS object of a sha256 `hash`.
+    pub fn cas_object(&self, hash: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("cas/cas/objects")
+            .join(&hash[..2])
+            .join(&hash[2..])
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("casd.log")).unwrap_or_default()
