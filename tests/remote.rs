@@ -550,3 +550,74 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn the_remote_flags_reach_the_server() {
+    let server = Reapi::start();
+    let ctx = busybox_ctx();
+    ctx.kubefile("FROM scratch\nCOPY rootfs/. .\nRUN echo p > /p\n");
+    let with = |extra: &[&str]| {
+        let mut args = remote_args(&server);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        build(&Seal::new(), &ctx, "flags:1", &args)
+    };
+    // The instance name is sent: buildbox-casd serves only the default one.
+    let out = with(&["--remote-instance-name", "elsewhere"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("elsewhere"), "{}", out.stderr);
+    // Platform properties are part of the action: another pool is another action, the same
+    // pool again is the server's cached result.
+    let a = with(&["--remote-platform", "pool=a"]);
+    a.assert_built();
+    assert!(
+        remote_lines(&a.stderr)[0].contains_key("executed"),
+        "{}",
+        a.stderr
+    );
+    let b = with(&["--remote-platform", "pool=b"]);
+    b.assert_built();
+    assert!(
+        remote_lines(&b.stderr)[0].contains_key("executed"),
+        "{}",
+        b.stderr
+    );
+    let again = with(&["--remote-platform", "pool=a"]);
+    again.assert_built();
+    assert!(
+        remote_lines(&again.stderr)[0].contains_key("cached_result"),
+        "{}",
+        again.stderr
+    );
+    // The timeout bounds the action's wait.
+    ctx.kubefile("FROM scratch\nCOPY rootfs/. .\nRUN sleep 5\n");
+    let out = with(&["--remote-timeout", "1s"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("--remote-timeout is 1s"),
+        "{}",
+        out.stderr
+    );
+    // grpcs:// speaks TLS: to this plain-text server that is a connection error naming it.
+    let tls = server.url().replace("grpc://", "grpcs://");
+    let out = build(
+        &Seal::new(),
+        &ctx,
+        "flags:2",
+        &[
+            "--remote-executor".to_string(),
+            tls.clone(),
+            "--build-mode".into(),
+            "lite".into(),
+        ],
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot reach the remote executor at {tls}")),
+        "{}",
+        out.stderr
+    );
+    // A remote flag without --remote-executor is a usage error.
+    let out = Seal::new().build(ctx.path(), "flags:3", &["--remote-platform", "pool=a"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

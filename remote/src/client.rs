@@ -133,6 +133,12 @@ impl Remote {
         // went away, which is UNAVAILABLE and worth retrying. A server's own status has none.
         let mut message = status.message().to_string();
         let mut code = status.code();
+        if code == tonic::Code::DeadlineExceeded {
+            message = format!(
+                "{message} (--remote-timeout is {}s)",
+                self.options.timeout.as_secs()
+            );
+        }
         if let Some(source) = std::error::Error::source(&status) {
             code = tonic::Code::Unavailable;
             let chain = error_chain(source);
@@ -197,16 +203,40 @@ mod tests {
         assert!(e.to_string().contains("printable ASCII"), "{e}");
     }
 
+    /// A client that never connects (its calls are not made).
+    fn offline(headers: &[(&str, &str)]) -> Remote {
+        let endpoint = Endpoint::parse("grpc://127.0.0.1:1").unwrap();
+        let mut options = RemoteOptions::new(endpoint);
+        options.headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        options.timeout = Duration::from_secs(90);
+        Remote {
+            channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            metadata: metadata(&options.headers).unwrap(),
+            options,
+            counters: Counters::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_headers_and_the_timeout() {
+        let remote = offline(&[("Authorization", "Bearer t"), ("x-tenant", "a")]);
+        let request = remote.request(());
+        assert_eq!(request.metadata().get("authorization").unwrap(), "Bearer t");
+        assert_eq!(request.metadata().get("x-tenant").unwrap(), "a");
+        assert_eq!(request.metadata().get("grpc-timeout").unwrap(), "90000000u");
+        let late = remote.rpc_error("Execute", tonic::Status::deadline_exceeded("late"));
+        assert!(
+            late.to_string().contains("--remote-timeout is 90s"),
+            "{late}"
+        );
+    }
+
     #[tokio::test]
     async fn a_dropped_connection_is_transient_and_a_servers_own_status_is_not() {
-        let endpoint = Endpoint::parse("grpc://127.0.0.1:1").unwrap();
-        let channel = Channel::from_static("http://127.0.0.1:1").connect_lazy();
-        let remote = Remote {
-            channel,
-            options: RemoteOptions::new(endpoint),
-            metadata: MetadataMap::new(),
-            counters: Counters::default(),
-        };
+        let remote = offline(&[]);
         let broken = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stream closed");
         let dropped = tonic::Status::from_error(Box::new(broken));
         assert!(remote.rpc_error("Execute", dropped).is_transient());
