@@ -39,6 +39,25 @@ where
     }
 }
 
+/// Run `call`, giving up with [`RemoteError::Cancelled`] within 100 ms of `cancel` being set
+/// (Ctrl-C in the middle of a large transfer); dropping the call closes its streams.
+pub async fn cancellable<T>(
+    cancel: &AtomicBool,
+    call: impl Future<Output = Result<T, RemoteError>>,
+) -> Result<T, RemoteError> {
+    tokio::pin!(call);
+    loop {
+        tokio::select! {
+            result = &mut call => return result,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if cancel.load(Ordering::SeqCst) {
+                    return Err(RemoteError::Cancelled);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +109,16 @@ mod tests {
         .unwrap_err();
         assert!(e.is_transient());
         assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_stops_waiting() {
+        let cancel = AtomicBool::new(true);
+        let forever = std::future::pending::<Result<(), RemoteError>>();
+        let e = cancellable(&cancel, forever).await.unwrap_err();
+        assert!(matches!(e, RemoteError::Cancelled));
+        let done = cancellable(&AtomicBool::new(false), async { Ok(5) }).await;
+        assert_eq!(done.unwrap(), 5);
     }
 
     #[test]

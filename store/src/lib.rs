@@ -208,8 +208,8 @@ impl Store {
     }
 
     /// A remote-execution record: the REAPI tree of a layer or a layer chain (the engine
-    /// encodes them, keyed by content). Like collection records they name no blob a build
-    /// needs — losing one costs a re-hash of the layer — so `prune` leaves them alone.
+    /// encodes them, keyed by content). They name no blob a build needs — losing one costs a
+    /// re-hash of the layer — so `prune` keeps them, and only `prune --all` drops them all.
     pub fn remote_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get(CF_REMOTE, key.as_bytes())
     }

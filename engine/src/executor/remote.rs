@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use seal_remote::proto::{command, platform, Action, Command, Digest, Directory, Platform, Tree};
+use seal_remote::retry::cancellable;
 use seal_remote::{digest, BlobSource, Execution, Remote, RemoteError, RemoteOptions};
 use seal_solver::ExecContext;
 use seal_store::Store;
@@ -166,7 +167,10 @@ impl RemoteExecutor {
             .map_err(|e| EngineError::io("creating", &files_dir, e))?;
         let diff = output::diff(&input, &output, &files_dir);
         runtime
-            .block_on(remote.download_to_files(diff.downloads, &cancel))
+            .block_on(cancellable(
+                &cancel,
+                remote.download_to_files(diff.downloads, &cancel),
+            ))
             .map_err(cancelled)?;
         let mut entries = diff.entries;
         for entry in &mut entries {
@@ -270,7 +274,7 @@ fn upload_missing(
     }
     let blobs = uploads.len();
     runtime
-        .block_on(remote.upload(uploads, cancel))
+        .block_on(cancellable(cancel, remote.upload(uploads, cancel)))
         .map_err(cancelled)?;
     Ok(Uploaded {
         bytes,
