@@ -1,7 +1,7 @@
 //! The remote executor (`--remote-executor`): a RUN step as a Remote Execution API v2 action.
 //!
 //! The input root is the step's rootfs ([`input::chain_tree`], remembered per layer chain);
-//! the action's output is the whole root (output path `""`), and the step's layer is the
+//! the action's output is the whole root (output path `.`), and the step's layer is the
 //! output tree minus the input tree ([`output::diff`]). The command runs with the input root
 //! as `/`, as in container mode. Only blobs the server lacks are uploaded (one
 //! `FindMissingBlobs` for the whole tree); every blob of the result is verified against its
@@ -10,7 +10,8 @@
 //! What REAPI cannot carry: owners (new files belong to root), extended attributes, device
 //! nodes, fifos, sockets and hardlinks (each name is a file of its own). Modes travel as the
 //! `unix_mode` node property; a server that ignores it keeps only the executable bit of new
-//! files. `RUN --network` and the sandbox are the server's policy.
+//! files. `RUN --network`, the sandbox and what it mounts (buildbox-run puts a tmpfs on
+//! `/tmp`, so what a step leaves there is not in its layer) are the server's policy.
 
 mod input;
 mod output;
