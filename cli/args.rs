@@ -142,6 +142,36 @@ pub struct BuildArgs {
     #[arg(short = 'm', long, value_enum, default_value_t = ModeArg::Lite)]
     pub mode: ModeArg,
 
+    /// Run every RUN step as an action of this Remote Execution API v2 server
+    /// (`grpc://HOST:PORT`, or `grpcs://HOST:PORT` for TLS): Buildbarn, BuildGrid, BuildBuddy,
+    /// NativeLink, buildbox-casd. The rootfs is the action's input root and `/` of the command,
+    /// as in container mode; COPY, ADD and image collection stay on this machine. Replaces --mode
+    #[arg(long, value_name = "URL")]
+    pub remote_executor: Option<String>,
+
+    /// The server's instance name (--remote-executor)
+    #[arg(long, value_name = "NAME", requires = "remote_executor")]
+    pub remote_instance_name: Option<String>,
+
+    /// A header sent with every call to the remote executor, e.g. `authorization=Bearer TOKEN`;
+    /// repeatable
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "remote_executor")]
+    pub remote_header: Vec<(String, String)>,
+
+    /// How long one call to the remote executor may take, the action's execution included
+    /// (units s, m, h, d)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = units::parse_duration)]
+    pub remote_timeout: u64,
+
+    /// A platform property of every remote action (a worker pool, an architecture), e.g.
+    /// `OSFamily=linux`; repeatable
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "remote_executor")]
+    pub remote_platform: Vec<(String, String)>,
+
+    /// Remote RUN steps in flight at once, besides --max-parallelism local steps
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub remote_jobs: u16,
+
     /// Grant an entitlement to RUN steps that ask for it, as BuildKit does: `network.host`
     /// (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`: every
     /// capability, no masked paths). Repeatable
@@ -288,6 +318,14 @@ pub enum Entitlement {
     NetworkHost,
     #[value(name = "security.insecure")]
     SecurityInsecure,
+}
+
+/// `KEY=VALUE` with a non-empty key.
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,8 @@ scripts/install-system-packages.sh
 # The real Helm, the oracle of the Helm conformance suite and of tests/scan.rs (idempotent;
 # those tests fail without it).
 scripts/install-helm.sh >/dev/null
+# buildbox-casd and buildbox-run, the Remote Execution API server of tests/remote.rs.
+scripts/install-buildbox.sh >/dev/null
 source scripts/env.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

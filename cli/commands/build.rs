@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use seal_engine::collect::auth_list::{self, AuthSection};
+use seal_engine::executor::remote::RemoteExecutor;
 use seal_engine::llb::{ChartValues, CollectOp, Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
 use seal_frontend::diagnostic::{render, render_all};
@@ -75,12 +76,16 @@ fn build(
         return Err(Failure::Usage("name the image with -t NAME".into()));
     };
     let build_args = parse_build_args(&args.build_args)?;
+    let remote = remote_executor(&args)?;
     let exec_mode = match args.mode {
+        _ if remote.is_some() => ExecMode::Remote,
         ModeArg::Lite => ExecMode::Lite,
         ModeArg::Container => ExecMode::Container,
         ModeArg::Cloud => {
             return Err(Failure::Usage(
-                "--mode cloud is not supported yet; use --mode lite or --mode container".into(),
+                "--mode cloud is not supported yet; use --mode lite or --mode container, or \
+                 --remote-executor URL"
+                    .into(),
             ))
         }
     };
@@ -202,6 +207,7 @@ fn build(
         .nodes
         .iter()
         .position(|n| matches!(n.op, seal_engine::llb::Op::Exec(_)))
+        .filter(|_| remote.is_none())
     {
         if let Err(e) = seal_engine::executor::check_privileges() {
             return Err(span_error(Some(first_run), &e, ""));
@@ -224,6 +230,7 @@ fn build(
             .max_parallelism
             .map(usize::from)
             .unwrap_or_else(default_parallelism),
+        max_offloaded: usize::from(args.remote_jobs),
         no_cache: args.no_cache,
         no_cache_nodes,
         ..SolveOptions::default()
@@ -245,6 +252,7 @@ fn build(
                     .map(|r| (r.domain.clone(), r.path.clone(), s.credentials.clone()))
             })
             .collect(),
+        remote: remote.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -333,6 +341,22 @@ fn build(
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let remote_summary = remote
+        .as_ref()
+        .and_then(|r| r.connected())
+        .map(|r| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &r.counters;
+            format!(
+                "; remote: {} actions executed, {} from its action cache, {} bytes uploaded in {} blobs, {} bytes downloaded",
+                c.executed_actions.load(Relaxed),
+                c.cached_actions.load(Relaxed),
+                c.uploaded_bytes.load(Relaxed),
+                c.uploaded_blobs.load(Relaxed),
+                c.downloaded_bytes.load(Relaxed),
+            )
+        })
+        .unwrap_or_default();
     // A terminal shows a short digest and the counts on a line of their own, so the summary
     // reads at 80 columns; the full digest is on stdout.
     let digest = report.exported.manifest.to_string();
@@ -341,12 +365,29 @@ fn build(
         _ => (digest, ": "),
     };
     renderer.finish(&format!(
-        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}",
+        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}{remote_summary}",
         all_names.join(", "),
         report.files_hashed
     ));
     outln!("{}", report.exported.manifest)?;
     Ok(())
+}
+
+/// The remote executor `--remote-executor` and its `--remote-*` flags name (it connects at
+/// the first remote RUN).
+fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecutor>>, Failure> {
+    let Some(url) = &args.remote_executor else {
+        return Ok(None);
+    };
+    let endpoint = seal_remote::Endpoint::parse(url)
+        .map_err(|e| Failure::Usage(format!("--remote-executor: {e}")))?;
+    let mut options = seal_remote::RemoteOptions::new(endpoint);
+    options.instance_name = args.remote_instance_name.clone().unwrap_or_default();
+    options.headers = args.remote_header.clone();
+    options.timeout = std::time::Duration::from_secs(args.remote_timeout.max(1));
+    options.platform = args.remote_platform.clone();
+    options.jobs = usize::from(args.remote_jobs);
+    Ok(Some(Arc::new(RemoteExecutor::new(options))))
 }
 
 /// Image collection as the flags ask: `--image-list`, `--ignored-image-list` and

@@ -37,6 +37,9 @@ pub struct BuildRequest {
     /// Credentials for single repositories (`registry`, `repository`, credentials), from
     /// `imageListWithAuth.yaml`: used by image collection, kept in memory only.
     pub repository_credentials: Vec<(String, String, seal_store::registry::Credentials)>,
+    /// `--remote-executor`: who runs RUN steps of mode `remote` (the caller keeps a clone to
+    /// read its counters after the build).
+    pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
 }
 
 /// What a successful build did.
@@ -99,6 +102,7 @@ pub async fn build(
         context_dir: request.context_dir.clone(),
         registry,
         pull_never: request.pull_never,
+        remote: request.remote.clone(),
     });
     let mut graph = GraphBuilder::new();
     for (i, node) in def.nodes.iter().enumerate() {

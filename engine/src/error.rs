@@ -74,6 +74,9 @@ pub enum EngineError {
         tail: String,
         hint: Option<String>,
     },
+    /// A remote RUN could not be run, or its result could not be fetched.
+    #[error(transparent)]
+    Remote(#[from] seal_remote::RemoteError),
     #[error("RUN needs root: {reason}")]
     NeedsRoot { reason: String },
     #[error("could not start {what}: {reason}")]

@@ -11,6 +11,9 @@
 //! - [`lite`]: host tools; the merged rootfs is the working directory at [`lite::ROOTFS`], the
 //!   host's `/` is read-only, `/tmp` and `$HOME` are private.
 //! - [`container`]: runc with a generated OCI runtime config; the merged rootfs is `/`.
+//! - [`remote`]: a Remote Execution API v2 action on another machine; the rootfs is the
+//!   action's input root (a Merkle tree, not an overlay), the layer is the output root minus
+//!   the input root. It mounts nothing and needs no root.
 //!
 //! Executors block; the solver calls them on a blocking thread.
 
@@ -18,6 +21,7 @@ pub mod container;
 pub mod lite;
 mod overlay;
 mod process;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 

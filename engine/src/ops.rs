@@ -24,4 +24,6 @@ pub struct ExecEnv {
     pub registry: Client,
     /// `--pull never`: image collection asks no registry.
     pub pull_never: bool,
+    /// `--remote-executor`: runs RUN steps whose mode is `remote`.
+    pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
 }

@@ -40,6 +40,11 @@ impl Vertex for OpVertex {
         }
     }
 
+    fn offloaded(&self) -> bool {
+        // A remote RUN waits on another machine: it does not take one of this machine's slots.
+        matches!(&self.node.op, Op::Exec(exec) if exec.mode == crate::llb::ExecMode::Remote)
+    }
+
     async fn input_keys(&self, inputs: &[Output]) -> Result<Vec<Id>, EngineError> {
         match &self.node.op {
             // Of the rootfs below, a FileOp reads only where its destinations resolve.
@@ -67,10 +72,7 @@ impl Vertex for OpVertex {
             Op::Merge(_) => span.in_scope(|| ops::merge::exec(&inputs)),
             Op::Exec(exec) => {
                 let cx = cx.clone();
-                blocking(span, move || {
-                    ops::exec::exec(&exec, &inputs, &env.store, &cx)
-                })
-                .await
+                blocking(span, move || ops::exec::exec(&exec, &inputs, &env, &cx)).await
             }
             Op::Source(source) => {
                 blocking(span, move || {

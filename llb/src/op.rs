@@ -192,6 +192,9 @@ pub enum SecurityMode {
 pub enum ExecMode {
     Lite,
     Container,
+    /// A Remote Execution API action (`--remote-executor`); the rootfs is `/`, as in container
+    /// mode. Which server runs it is not part of the step's definition.
+    Remote,
 }
 
 impl ExecMode {
@@ -200,6 +203,7 @@ impl ExecMode {
         match self {
             ExecMode::Lite => "lite",
             ExecMode::Container => "container",
+            ExecMode::Remote => "remote",
         }
     }
 }

@@ -105,6 +105,13 @@ pub trait Vertex: Send + Sync + 'static {
     /// The definition digest and cache policy.
     fn cache_map(&self) -> CacheMap;
 
+    /// Whether the vertex's work happens on another machine (a remote RUN): it waits on
+    /// [`crate::SolveOptions::max_offloaded`] instead of the local `max_parallelism`, so
+    /// remote steps are not bounded by this machine's cores.
+    fn offloaded(&self) -> bool {
+        false
+    }
+
     /// The ids by which `inputs` enter this vertex's cache key, one per input, in order.
     ///
     /// By default each input's [`ContentId`]. A vertex that reads only a small part of an input

@@ -19,6 +19,9 @@ use crate::{
 pub struct SolveOptions {
     /// At most this many vertices execute at once (cache lookups are not limited).
     pub max_parallelism: usize,
+    /// At most this many offloaded vertices ([`Vertex::offloaded`]: work done on other
+    /// machines) execute at once; they take no slot of `max_parallelism`.
+    pub max_offloaded: usize,
     /// Ignore every stored result (results are still saved).
     pub no_cache: bool,
     /// Ignore the stored results of these vertices only.
@@ -34,6 +37,7 @@ impl Default for SolveOptions {
             max_parallelism: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            max_offloaded: 16,
             no_cache: false,
             no_cache_nodes: BTreeSet::new(),
             cancel: Arc::new(AtomicBool::new(false)),
@@ -101,6 +105,7 @@ struct State<V: Vertex> {
     cancelled: Arc<AtomicBool>,
     running: Mutex<BTreeSet<NodeId>>,
     semaphore: Semaphore,
+    offloaded: Semaphore,
     progress: Option<ProgressSender>,
 }
 
@@ -140,6 +145,7 @@ where
         cancelled: options.cancel.clone(),
         running: Mutex::new(BTreeSet::new()),
         semaphore: Semaphore::new(options.max_parallelism.max(1)),
+        offloaded: Semaphore::new(options.max_offloaded.max(1)),
         progress,
     });
     let mut results: HashMap<NodeId, NodeResultRx<V::Output>> = HashMap::new();
@@ -271,7 +277,12 @@ where
     if state.cancelled.load(Ordering::SeqCst) {
         return Err(());
     }
-    let _permit = state.semaphore.acquire().await.map_err(|_| ())?;
+    let slots = if vertex.offloaded() {
+        &state.offloaded
+    } else {
+        &state.semaphore
+    };
+    let _permit = slots.acquire().await.map_err(|_| ())?;
     if state.cancelled.load(Ordering::SeqCst) {
         return Err(());
     }

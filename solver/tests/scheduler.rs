@@ -26,6 +26,8 @@ struct Fake {
     cached: bool,
     /// Read only the first this-many bytes of each input (a selector): its key covers them alone.
     reads_prefix: Option<usize>,
+    /// Runs "elsewhere" ([`Vertex::offloaded`]).
+    offloaded: bool,
 }
 
 impl Vertex for Fake {
@@ -39,6 +41,10 @@ impl Vertex for Fake {
         } else {
             CacheMap::uncached(digest)
         }
+    }
+
+    fn offloaded(&self) -> bool {
+        self.offloaded
     }
 
     async fn input_keys(&self, inputs: &[Out]) -> std::io::Result<Vec<Id>> {
@@ -88,6 +94,7 @@ fn fake(name: &str, counter: &Counter) -> Fake {
         fail: false,
         cached: true,
         reads_prefix: None,
+        offloaded: false,
     }
 }
 
@@ -202,6 +209,7 @@ fn changed_input_content_invalidates_dependent_only() {
         fail: false,
         cached: false,
         reads_prefix: None,
+        offloaded: false,
     };
     let s = b.add(scan, &[]);
     let other = b.add(fake("other", &c), &[]);
@@ -258,6 +266,54 @@ fn independent_vertices_run_in_parallel_within_the_limit() {
         }
     }
     assert_eq!(peak, 2);
+}
+
+/// The peak number of vertices running at once, replayed from the progress events.
+fn peak_running(rx: &mut tokio::sync::mpsc::UnboundedReceiver<seal_solver::ProgressEvent>) -> i32 {
+    let (mut running, mut peak) = (0i32, 0);
+    while let Ok(ev) = rx.try_recv() {
+        match ev.kind {
+            EventKind::Started => {
+                running += 1;
+                peak = peak.max(running);
+            }
+            EventKind::Done { .. } => running -= 1,
+            _ => {}
+        }
+    }
+    peak
+}
+
+#[test]
+fn offloaded_vertices_are_bounded_by_their_own_limit_not_the_local_one() {
+    // Issue 18: remote RUNs wait on another machine, so one local core must not serialise them.
+    let c = counter();
+    let mut b = GraphBuilder::new();
+    let mut leaves = Vec::new();
+    for i in 0..6 {
+        let mut f = fake(&format!("remote{i}"), &c);
+        f.sleep_ms = 200;
+        f.offloaded = true;
+        leaves.push(b.add(f, &[]));
+    }
+    let root = b.add(fake("root", &c), &leaves);
+    let g = b.build();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = SolveOptions {
+        max_parallelism: 1,
+        max_offloaded: 4,
+        ..SolveOptions::default()
+    };
+    rt.block_on(solve(
+        &g,
+        &[root],
+        Arc::new(MemoryCache::default()),
+        &opts,
+        Some(tx),
+    ))
+    .unwrap();
+    assert_eq!(peak_running(&mut rx), 4);
 }
 
 #[test]
@@ -322,6 +378,7 @@ fn a_selective_input_key_keeps_a_vertex_cached_when_the_rest_of_its_input_change
         fail: false,
         cached: false,
         reads_prefix: None,
+        offloaded: false,
     };
     let r = b.add(rootfs, &[]);
     let mut copy = fake("copy", &c);

@@ -29,7 +29,9 @@ pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
 pub(crate) const CF_COLLECT: &str = "collect";
 /// Per-layer path indexes, keyed by layer blob digest (see `Store::layer_path`).
 pub(crate) const CF_LAYERS: &str = "layers";
-const ALL_CFS: [&str; 7] = [
+/// Remote execution: REAPI input trees of layers and layer chains, by their content.
+pub(crate) const CF_REMOTE: &str = "remote";
+const ALL_CFS: [&str; 8] = [
     CF_CACHE,
     CF_IMAGES,
     CF_BLOBS,
@@ -37,6 +39,7 @@ const ALL_CFS: [&str; 7] = [
     CF_SNAPSHOTS,
     CF_COLLECT,
     CF_LAYERS,
+    CF_REMOTE,
 ];
 
 /// An image name's record.

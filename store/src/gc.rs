@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{now_unix, BlobRecord, CF_BLOBS, CF_CACHE, CF_IMAGES, CF_LAYERS};
+use crate::db::{now_unix, BlobRecord, CF_BLOBS, CF_CACHE, CF_IMAGES, CF_LAYERS, CF_REMOTE};
 use crate::{Digest, Store, StoreError};
 
 /// Key prefix of a cache record's last-used time in the `cache` column family.
@@ -517,6 +517,12 @@ impl Store {
             );
             batch.delete_cf(layers_cf, id.as_bytes());
         }
+        // The remote executor's input trees are keyed by layer content, not by blob, so only
+        // `--all` reaches them: it drops every one (a later remote RUN re-hashes its layers).
+        if options.all {
+            let remote_cf = self.db.cf(CF_REMOTE)?;
+            batch.delete_range_cf(remote_cf, b"".as_slice(), [0xffu8].as_slice());
+        }
         self.db.write(batch)?;
         for (digest, _) in dead_blobs {
             let path = self.blobs.path(digest);
@@ -843,6 +849,10 @@ mod tests {
         assert!(!snaps.join(d(8).hex()).exists());
         assert!(!snaps.join(".unpack-x").exists());
 
+        // Remote input trees survive a partial prune and go with `--all`.
+        store.remote_put("chain:x", b"{}").unwrap();
+        store.prune(&PruneOptions::default()).unwrap();
+        assert!(store.remote_get("chain:x").unwrap().is_some());
         let all = store
             .prune(&PruneOptions {
                 all: true,
@@ -853,5 +863,6 @@ mod tests {
         assert_eq!(all.blobs.count, 1);
         assert!(store.cache_get(&[7; 32]).unwrap().is_none());
         assert!(store.roots().unwrap().cache.is_empty());
+        assert!(store.remote_get("chain:x").unwrap().is_none());
     }
 }

@@ -49,7 +49,7 @@ pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
 pub use usage::{human_size, Usage};
 
-use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS};
+use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS, CF_REMOTE};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +205,18 @@ impl Store {
     /// Store an image-collection record.
     pub fn collect_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.db.put(CF_COLLECT, key.as_bytes(), value)
+    }
+
+    /// A remote-execution record: the REAPI tree of a layer or a layer chain (the engine
+    /// encodes them, keyed by content). They name no blob a build needs — losing one costs a
+    /// re-hash of the layer — so `prune` keeps them, and only `prune --all` drops them all.
+    pub fn remote_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get(CF_REMOTE, key.as_bytes())
+    }
+
+    /// Store a remote-execution record.
+    pub fn remote_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db.put(CF_REMOTE, key.as_bytes(), value)
     }
 
     /// Whether the path index of the layer blob `layer` is stored (see [`Store::layer_path`]).

@@ -1,15 +1,20 @@
 //! ExecOp (RUN): run a command on the rootfs of input 0 with the executor of its mode; the
-//! overlay upper dir becomes the step's layer.
+//! overlay upper dir becomes the step's layer (a remote step's layer is its output root minus
+//! its input root, `executor/remote.rs`).
 
 use seal_solver::ExecContext;
 use seal_store::Store;
+use tempfile::TempDir;
+
+use super::ExecEnv;
 
 use crate::diff::upper_to_entries;
 use crate::executor::container::ContainerExecutor;
 use crate::executor::lite::LiteExecutor;
+use crate::executor::remote::RemoteStep;
 use crate::executor::{check_privileges, ExecRequest, Executor};
-use crate::layer::write_layer;
-use crate::llb::{ExecMode, ExecOp};
+use crate::layer::{write_layer, LayerEntry};
+use crate::llb::{ExecMode, ExecOp, NetworkMode, SecurityMode};
 use crate::output::{LayerChain, Output};
 use crate::unpack::snapshot;
 use crate::EngineError;
@@ -18,12 +23,34 @@ use crate::EngineError;
 pub fn exec(
     op: &ExecOp,
     inputs: &[Output],
-    store: &Store,
+    env: &ExecEnv,
     cx: &ExecContext,
 ) -> Result<Output, EngineError> {
+    let store: &Store = &env.store;
     let Some(Output::Layers(rootfs)) = inputs.first() else {
         return Err(EngineError::Internal("RUN's input is not a rootfs".into()));
     };
+    // The run directory holds the files the entries name: it lives until the layer is written.
+    let (entries, _run_dir) = match op.mode {
+        ExecMode::Remote => run_remote(op, rootfs, env, cx)?,
+        ExecMode::Lite | ExecMode::Container => run_local(op, rootfs, store, cx)?,
+    };
+    let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
+    // A later COPY resolves its destination through this index instead of reading the layer.
+    crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.digest)?;
+    Ok(Output::Layers(LayerChain {
+        layers: vec![layer],
+        base_config: None,
+    }))
+}
+
+/// The step on this machine: an overlay over the rootfs snapshots; its upper dir's entries.
+fn run_local(
+    op: &ExecOp,
+    rootfs: &LayerChain,
+    store: &Store,
+    cx: &ExecContext,
+) -> Result<(Vec<LayerEntry>, TempDir), EngineError> {
     let lowers = rootfs
         .layers
         .iter()
@@ -44,12 +71,7 @@ pub fn exec(
         lowers,
         run_dir: run_path,
         args: op.args.clone(),
-        env: op
-            .env
-            .iter()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env: env_pairs(op),
         cwd: op.cwd.clone(),
         network: op.network,
         security: op.security,
@@ -57,8 +79,8 @@ pub fn exec(
     };
     request.move_long_script_to_file();
     let executor: &dyn Executor = match op.mode {
+        ExecMode::Container | ExecMode::Remote => &ContainerExecutor,
         ExecMode::Lite => &LiteExecutor,
-        ExecMode::Container => &ContainerExecutor,
     };
     {
         let _span = tracing::info_span!(target: "seal_trace", "RUN").entered();
@@ -68,11 +90,67 @@ pub fn exec(
         let _span = tracing::info_span!(target: "seal_trace", "diff").entered();
         upper_to_entries(&request.upper(), &mut |w| cx.warn(w))?
     };
-    let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
-    // A later COPY resolves its destination through this index instead of reading the layer.
-    crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.digest)?;
-    Ok(Output::Layers(LayerChain {
-        layers: vec![layer],
-        base_config: None,
-    }))
+    Ok((entries, run_dir))
+}
+
+/// The step on the remote executor: the rootfs as the action's input root.
+fn run_remote(
+    op: &ExecOp,
+    rootfs: &LayerChain,
+    env: &ExecEnv,
+    cx: &ExecContext,
+) -> Result<(Vec<LayerEntry>, TempDir), EngineError> {
+    let Some(remote) = &env.remote else {
+        return Err(EngineError::Internal(
+            "a remote RUN without --remote-executor".into(),
+        ));
+    };
+    // The server's sandbox is its own: seal cannot grant or withhold these.
+    if op.security == SecurityMode::Insecure || op.network != NetworkMode::Default {
+        return Err(EngineError::Spawn {
+            what: "the step on the remote executor".into(),
+            reason: "RUN --network and --security=insecure are the remote executor's policy; \
+                     seal cannot set them for a remote action"
+                .into(),
+        });
+    }
+    let tmp = env.store.root().join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| EngineError::io("creating", &tmp, e))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("remote-")
+        .tempdir_in(&tmp)
+        .map_err(|e| EngineError::io("creating a scratch directory in", &tmp, e))?;
+    let mut request = ExecRequest {
+        lowers: Vec::new(),
+        run_dir: scratch.path().to_path_buf(),
+        args: op.args.clone(),
+        env: env_pairs(op),
+        cwd: op.cwd.clone(),
+        network: op.network,
+        security: op.security,
+        files: op.files.clone(),
+    };
+    request.move_long_script_to_file();
+    let step = RemoteStep {
+        layers: &rootfs.layers,
+        args: request.args,
+        env: request.env,
+        cwd: request.cwd,
+        files: request.files,
+        scratch: scratch.path().to_path_buf(),
+    };
+    let entries = {
+        let _span = tracing::info_span!(target: "seal_trace", "RUN", remote = true).entered();
+        remote.run(&step, &env.store, cx)?
+    };
+    Ok((entries, scratch))
+}
+
+/// `NAME=VALUE` strings as pairs.
+fn env_pairs(op: &ExecOp) -> Vec<(String, String)> {
+    op.env
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
