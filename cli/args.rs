@@ -103,6 +103,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STEP|STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
 
+    /// Say why each step that runs is not cached: first build, --no-cache, which source files
+    /// changed, which ARG/ENV value, the base or an earlier step, the Kubefile line
+    #[arg(long)]
+    pub explain: bool,
+
     /// Build this stage (`FROM image AS NAME`) instead of the last one
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,

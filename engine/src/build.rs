@@ -11,6 +11,7 @@ use seal_store::{Reference, Store};
 use crate::apps;
 use crate::cache::StoreCache;
 use crate::context;
+use crate::explain::{self, Explainer, Observed};
 use crate::export::{export, Exported};
 use crate::ignore::IgnoreMatcher;
 use crate::image_spec::ImageSpec;
@@ -34,6 +35,8 @@ pub struct BuildRequest {
     pub registries: seal_store::RegistryOptions,
     /// `--pull never`: image collection asks no registry.
     pub pull_never: bool,
+    /// Follow each executing step's `Started` event with an `Explain` event saying why.
+    pub explain: bool,
 }
 
 /// What a successful build did.
@@ -46,6 +49,9 @@ pub struct BuildReport {
     pub files_hashed: usize,
     /// What image collection found (`None` when the build does not collect).
     pub collected: Option<Arc<CollectedImages>>,
+    /// What each step read, as recorded under `request.name` (the caller records it under
+    /// the image's other names with [`explain::record::save`]).
+    pub steps: Vec<explain::NewRecord>,
 }
 
 /// A failed build: the error and the Definition node it came from (for the Kubefile span).
@@ -93,13 +99,16 @@ pub async fn build(
         registry: seal_store::registry::Client::new(request.registries.clone()),
         pull_never: request.pull_never,
     });
+    let observed = Arc::new(Observed::default());
     let mut graph = GraphBuilder::new();
     for (i, node) in def.nodes.iter().enumerate() {
         let inputs: Vec<NodeId> = node.inputs.iter().map(|&n| NodeId(n as u32)).collect();
         let id = graph.add(
             OpVertex {
                 node: node.clone(),
+                index: i,
                 env: env.clone(),
+                observed: observed.clone(),
             },
             &inputs,
         );
@@ -110,6 +119,25 @@ pub async fn build(
     let graph = graph.build();
     let cache = Arc::new(StoreCache::new(store.clone()));
     let root = NodeId(def.output as u32);
+    let name = request.name.to_string();
+    // What this name's last build of each step read: compared against to explain, and to
+    // write only what changed.
+    let previous = explain::record::load(&store, &name)?;
+    let progress = match progress {
+        Some(outer) if request.explain => Some(explain::explaining(
+            Arc::new(Explainer {
+                definition: def.clone(),
+                name: name.clone(),
+                store: store.clone(),
+                previous: previous.clone(),
+                observed: observed.clone(),
+                no_cache: request.options.no_cache,
+                no_cache_nodes: request.options.no_cache_nodes.clone(),
+            }),
+            outer,
+        )),
+        other => other,
+    };
     let solved = solve(&graph, &[root], cache.clone(), &request.options, progress).await;
     // One batched write of the last-used times of this solve's hits (`seal prune`'s LRU).
     cache.touch_hits();
@@ -176,11 +204,14 @@ pub async fn build(
     let status = (0..def.nodes.len())
         .map(|i| solved.status.get(&NodeId(i as u32)).copied())
         .collect();
+    let steps = explain::records_of(def, &solved.outputs, &observed);
+    explain::record::save(&store, &name, &previous, &steps, seal_store::now_unix())?;
     Ok(BuildReport {
         exported,
         status,
         files_hashed,
         collected,
+        steps,
     })
 }
 
