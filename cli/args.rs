@@ -1,10 +1,13 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
+pub mod meta;
 pub mod units;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use meta::{CompletionArgs, HistoryArgs, ManArgs};
 
 /// seal: a content-addressed build engine for Kubernetes cluster images.
 ///
@@ -53,6 +56,12 @@ pub enum Command {
     Images(ImagesArgs),
     /// Show an image's manifest digest, config, layers and history as JSON
     Inspect(InspectArgs),
+    /// Show an image's layers: size, the Kubefile line that made each, when it was built
+    History(HistoryArgs),
+    /// Print a shell completion script (`seal completion bash > /etc/bash_completion.d/seal`)
+    Completion(CompletionArgs),
+    /// Print a manual page as roff (`seal man | man -l -`, `seal man build`)
+    Man(ManArgs),
     /// Write an image to an OCI archive, an OCI layout directory or a docker archive
     Save(SaveArgs),
     /// Import images from an OCI archive or layout directory or a docker archive

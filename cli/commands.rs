@@ -3,9 +3,11 @@
 pub mod build;
 pub mod du;
 pub mod fsck;
+pub mod history;
 pub mod images;
 pub mod inspect;
 pub mod load;
+pub mod manual;
 pub mod prune;
 pub mod registry;
 pub mod rmi;

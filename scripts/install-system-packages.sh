@@ -10,8 +10,9 @@
 #   unzip             unpacks the Helm test oracle (scripts/install-helm.sh)
 #   iproute2          `ip`, which lite-mode RUN tests run from the host to list interfaces
 #   attr, libcap2-bin getfattr and getcap: what a RUN sees of a layer's xattrs (tests/fidelity.rs)
+#   groff-base        parses the manual pages `seal man` prints (tests/manual.rs)
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin groff-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
