@@ -390,3 +390,37 @@ fn pruned_results_are_named_and_pruning_a_removed_name_forgets_its_steps() {
         out.stderr
     );
 }
+
+#[test]
+fn a_copy_from_a_stage_names_the_stage_step_that_changed() {
+    let ctx = Ctx::new();
+    ctx.kubefile(
+        "FROM scratch AS builder\nCOPY src /src\nRUN cat src/a > out\n\
+         FROM scratch\nCOPY --from=builder out /app/\nCOPY keep.txt /\n",
+    )
+    .file("src/a", "a\n")
+    .file("keep.txt", "keep\n");
+    explain_edit(
+        &ctx,
+        &[],
+        |ctx| {
+            ctx.file("src/a", "a, edited\n");
+        },
+        &[],
+    )
+    .assert(&[
+        (
+            "[builder 2/3] COPY src /src",
+            "sources changed: 1 modified (src/a)",
+        ),
+        (
+            "[builder 3/3] RUN cat src/a > out",
+            "an earlier step changed: [builder 2/3] COPY src /src",
+        ),
+        (
+            // The stage's whole rootfs is its input: both of its changed layers.
+            "[stage-1 2/3] COPY --from=builder out /app/",
+            "earlier steps changed: [builder 2/3] COPY src /src, [builder 3/3] RUN cat src/a > out",
+        ),
+    ]);
+}
