@@ -46,15 +46,14 @@ pub fn records_of(
             }
             _ => Vec::new(),
         };
-        let files = node
+        let selection = node
             .inputs
             .first()
-            .and_then(|&input| observed.selection(input))
-            .map(|selection| record::file_list(&selection));
+            .and_then(|&input| observed.selection(input));
         records.push(NewRecord {
             position,
             record: record::record_of(node, &keys, output.content_id(), layers),
-            files,
+            selection,
         });
     }
     records

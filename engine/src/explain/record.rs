@@ -6,6 +6,7 @@
 //! A record is rewritten only when something in it changed, so a no-op build writes nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use seal_solver::Id;
 use seal_store::{StepWrite, Store};
@@ -73,12 +74,13 @@ pub struct FileEntry(pub String, pub char, pub u32, pub String);
 /// The files of a step's sources, sorted by path.
 pub type FileList = Vec<FileEntry>;
 
-/// A step's record as this build made it, with its files when it read a context.
+/// A step's record as this build made it, with the context selection it read, if any (its
+/// file list is made only when the record is written).
 #[derive(Debug, Clone)]
 pub struct NewRecord {
     pub position: String,
     pub record: StepRecord,
-    pub files: Option<FileList>,
+    pub selection: Option<Arc<ContextSelection>>,
 }
 
 /// The key of a step: `stage/step`; `None` for nodes that are not Kubefile steps.
@@ -172,10 +174,11 @@ pub fn save(
             continue;
         }
         let sources_changed = old.is_none_or(|old| old.inputs.first() != record.inputs.first());
-        let files = match &new.files {
-            Some(list) if sources_changed => {
-                Some(serde_json::to_vec(list).map_err(|e| EngineError::Internal(e.to_string()))?)
-            }
+        let files = match &new.selection {
+            Some(selection) if sources_changed => Some(
+                serde_json::to_vec(&file_list(selection))
+                    .map_err(|e| EngineError::Internal(e.to_string()))?,
+            ),
             _ => None,
         };
         writes.push(StepWrite {
@@ -198,7 +201,31 @@ fn hex16(hash: &[u8; 32]) -> String {
 mod tests {
     use super::*;
 
-    fn record(output: &str) -> NewRecord {
+    /// A selection of one file `a` whose content hash is all `byte`.
+    fn selection(byte: u8) -> Arc<ContextSelection> {
+        use crate::context::{ContextEntry, SourceMatch};
+        Arc::new(ContextSelection {
+            dir: "/ctx".into(),
+            patterns: vec![vec![SourceMatch {
+                name: "a".into(),
+                resolved: "a".into(),
+                entries: vec![ContextEntry {
+                    rel: String::new(),
+                    kind: EntryKind::File {
+                        size: 1,
+                        blake3: [byte; 32],
+                    },
+                    mode: 0o644,
+                    stat: None,
+                    xattrs: Default::default(),
+                }],
+            }]],
+            content_id: Id::default(),
+            files_hashed: 0,
+        })
+    }
+
+    fn record(output: &str, byte: u8) -> NewRecord {
         NewRecord {
             position: "stage-0/2".into(),
             record: StepRecord {
@@ -212,7 +239,7 @@ mod tests {
                 layers: vec![],
                 built_at: 0,
             },
-            files: Some(vec![FileEntry("a".into(), 'f', 0o644, output.into())]),
+            selection: Some(selection(byte)),
         }
     }
 
@@ -221,24 +248,30 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path(), &mut || {}).unwrap();
         assert_eq!(
-            save(&store, "n", &BTreeMap::new(), &[record("one")], 100).unwrap(),
+            save(&store, "n", &BTreeMap::new(), &[record("one", 1)], 100).unwrap(),
             1
         );
         let first = load(&store, "n").unwrap();
         assert_eq!(first["stage-0/2"].built_at, 100);
         assert_eq!(
-            load_files(&store, "n", "stage-0/2").unwrap()[0].3,
-            "one".to_string()
+            load_files(&store, "n", "stage-0/2").unwrap(),
+            [FileEntry("a".into(), 'f', 0o644, "01".repeat(16))]
         );
         // The same record later: nothing to write, the time stays.
-        assert_eq!(save(&store, "n", &first, &[record("one")], 200).unwrap(), 0);
+        assert_eq!(
+            save(&store, "n", &first, &[record("one", 1)], 200).unwrap(),
+            0
+        );
         // Another output: rewritten with the new time and the new files.
-        assert_eq!(save(&store, "n", &first, &[record("two")], 300).unwrap(), 1);
+        assert_eq!(
+            save(&store, "n", &first, &[record("two", 2)], 300).unwrap(),
+            1
+        );
         let second = load(&store, "n").unwrap();
         assert_eq!(second["stage-0/2"].built_at, 300);
         assert_eq!(
             load_files(&store, "n", "stage-0/2").unwrap()[0].3,
-            "two".to_string()
+            "02".repeat(16)
         );
     }
 }
