@@ -117,19 +117,22 @@ pub fn record_of(node: &Node, inputs: &[Id], output: Id, layers: Vec<String>) ->
 
 /// The files a context selection holds, as a [`FileList`].
 pub fn file_list(selection: &ContextSelection) -> FileList {
-    let mut files: BTreeMap<String, FileEntry> = BTreeMap::new();
+    let mut files: FileList = Vec::new();
     for m in selection.patterns.iter().flatten() {
         for e in &m.entries {
-            let path = paths::join(&m.resolved, &e.rel);
             let (kind, fingerprint) = match &e.kind {
-                EntryKind::File { blake3, .. } => ('f', hex16(blake3)),
+                EntryKind::File { blake3, .. } => ('f', fingerprint(blake3)),
                 EntryKind::Dir => ('d', String::new()),
                 EntryKind::Symlink { target } => ('l', target.clone()),
             };
-            files.insert(path.clone(), FileEntry(path, kind, e.mode, fingerprint));
+            let path = paths::join(&m.resolved, &e.rel);
+            files.push(FileEntry(path, kind, e.mode, fingerprint));
         }
     }
-    files.into_values().collect()
+    // Two patterns may select one path: keep its first entry.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|later, first| later.0 == first.0);
+    files
 }
 
 /// The step records of `name`, by position (unreadable ones are skipped: they only cost an
@@ -192,9 +195,16 @@ pub fn save(
     Ok(writes.len())
 }
 
-/// The first 16 bytes of a hash as hex: plenty to tell two versions of a file apart.
-fn hex16(hash: &[u8; 32]) -> String {
-    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+/// The first 8 bytes of a content hash as hex: plenty to tell two versions of one path apart,
+/// and short, since a context can have tens of thousands of files.
+fn fingerprint(hash: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for &b in &hash[..8] {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -255,7 +265,7 @@ mod tests {
         assert_eq!(first["stage-0/2"].built_at, 100);
         assert_eq!(
             load_files(&store, "n", "stage-0/2").unwrap(),
-            [FileEntry("a".into(), 'f', 0o644, "01".repeat(16))]
+            [FileEntry("a".into(), 'f', 0o644, "01".repeat(8))]
         );
         // The same record later: nothing to write, the time stays.
         assert_eq!(
@@ -271,7 +281,7 @@ mod tests {
         assert_eq!(second["stage-0/2"].built_at, 300);
         assert_eq!(
             load_files(&store, "n", "stage-0/2").unwrap()[0].3,
-            "02".repeat(16)
+            "02".repeat(8)
         );
     }
 }
