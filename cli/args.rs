@@ -1,12 +1,15 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
 pub mod bench;
+pub mod meta;
 pub mod observe;
 pub mod units;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use meta::{CompletionArgs, HistoryArgs, ManArgs};
 
 /// seal: a content-addressed build engine for Kubernetes cluster images.
 ///
@@ -62,6 +65,12 @@ pub enum Command {
     Images(ImagesArgs),
     /// Show an image's manifest digest, config, layers and history as JSON
     Inspect(InspectArgs),
+    /// Show an image's layers: size, the Kubefile line that made each, when it was built
+    History(HistoryArgs),
+    /// Print a shell completion script (`seal completion bash > /etc/bash_completion.d/seal`)
+    Completion(CompletionArgs),
+    /// Print a manual page as roff (`seal man | man -l -`, `seal man build`)
+    Man(ManArgs),
     /// Write an image to an OCI archive, an OCI layout directory or a docker archive
     Save(SaveArgs),
     /// Import images from an OCI archive or layout directory or a docker archive
@@ -114,6 +123,11 @@ pub struct BuildArgs {
     /// `[2/5]`, a stage name (all its steps), or `STAGE:N`; repeat or separate with commas
     #[arg(long, value_name = "STEP|STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
+
+    /// Say why each step that runs is not cached: first build, --no-cache, which source files
+    /// changed, which ARG/ENV value, the base or an earlier step, the Kubefile line
+    #[arg(long)]
+    pub explain: bool,
 
     /// Build this stage (`FROM image AS NAME`) instead of the last one
     #[arg(long, value_name = "NAME")]

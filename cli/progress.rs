@@ -184,6 +184,7 @@ impl Renderer {
             EventKind::Done { elapsed } => writeln!(err, "#{n} DONE {}", secs(*elapsed)),
             EventKind::Error(msg) if msg == "cancelled" => writeln!(err, "#{n} CANCELED"),
             EventKind::Error(msg) => writeln!(err, "#{n} ERROR: {msg}"),
+            EventKind::Explain(reason) => writeln!(err, "#{n} WHY: {reason}"),
         };
     }
 
@@ -208,6 +209,9 @@ impl Renderer {
                 serde_json::json!({ "event": "done", "elapsed": elapsed.as_secs_f64() })
             }
             EventKind::Error(msg) => serde_json::json!({ "event": "error", "message": msg }),
+            EventKind::Explain(reason) => {
+                serde_json::json!({ "event": "explain", "reason": reason })
+            }
         };
         if let (Some(o), Some(f)) = (obj.as_object_mut(), fields.as_object()) {
             o.extend(f.clone());
@@ -235,6 +239,7 @@ impl Renderer {
             EventKind::Cached => self.status_line(n, name, "CACHED"),
             EventKind::Log(text) => self.above_bars(&format!("  #{n} {text}")),
             EventKind::Warning(message) => self.above_bars(&format!("  #{n} WARNING: {message}")),
+            EventKind::Explain(reason) => self.above_bars(&format!("  #{n} why: {reason}")),
             EventKind::Bytes { .. } => {}
             EventKind::Done { elapsed } => {
                 if let Some(bar) = self.bars.remove(&node) {

@@ -13,8 +13,9 @@
 #   graphviz          `dot`: `seal build --graph FILE.svg`, and tests/graph.rs checks the DOT with it
 #   tmux              tests/tty_view.rs runs a build in a real terminal and captures the pane
 #   bubblewrap        the sandbox of buildbox-run, the remote executor of tests/remote.rs
+#   groff-base        parses the manual pages `seal man` prints (tests/manual.rs)
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -488,9 +488,21 @@ fn a_download_without_a_checksum_warns_and_runs_on_every_build() {
     assert_eq!(server.hits("/latest/helm"), 1, "the redirect was followed");
     assert_eq!(server.hits("/v3.12.0/helm"), 1);
 
-    let second = build(&seal, &ctx, &kubefile);
+    let second = seal.build(ctx.path(), "dl:v1", &["--compression", "gzip", "--explain"]);
     assert_eq!(second.step("ADD http"), Step::Done, "{}", second.stderr);
     assert_eq!(second.step("COPY values.yaml"), Step::Cached);
+    // `--explain` says why: the step is uncached by nature.
+    let why: Vec<&str> = second
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" WHY: "))
+        .collect();
+    assert_eq!(
+        why,
+        ["#3 WHY: ADD of a URL without --checksum: runs on every build"],
+        "{}",
+        second.stderr
+    );
     assert_eq!(server.hits("/v3.12.0/helm"), 2);
     assert_eq!(second.digest(), first.digest(), "same bytes, same image");
     assert!(std::fs::read_dir(seal.root().join("tmp"))

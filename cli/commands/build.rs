@@ -253,6 +253,7 @@ fn build(
             })
             .collect(),
         remote: remote.clone(),
+        explain: args.explain,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -331,11 +332,13 @@ fn build(
         Some(n) if n > 0 => format!(", {n} container images in registry/"),
         _ => String::new(),
     };
-    // Every further -t name points at the same manifest (export named the first).
+    // Every further -t name points at the same manifest (export named the first), and
+    // remembers its steps as the first does.
     for other in &names[1..] {
         store
             .set_image(other, &report.exported.manifest)
             .with_context(|| format!("naming the image {other}"))?;
+        record_steps(&store, other, &report.steps)?;
     }
     while let Ok(warning) = warn_rx.try_recv() {
         renderer.warning(&warning);
@@ -388,6 +391,20 @@ fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecutor>>, Fail
     options.platform = args.remote_platform.clone();
     options.jobs = usize::from(args.remote_jobs);
     Ok(Some(Arc::new(RemoteExecutor::new(options))))
+}
+
+/// Record what the build's steps read under one more image name (`-t` given twice).
+fn record_steps(
+    store: &Store,
+    name: &Reference,
+    steps: &[seal_engine::explain::NewRecord],
+) -> Result<(), Failure> {
+    let name = name.to_string();
+    let context = || format!("recording the steps of {name}");
+    let previous = seal_engine::explain::record::load(store, &name).with_context(context)?;
+    seal_engine::explain::record::save(store, &name, &previous, steps, seal_store::now_unix())
+        .with_context(context)?;
+    Ok(())
 }
 
 /// Image collection as the flags ask: `--image-list`, `--ignored-image-list` and

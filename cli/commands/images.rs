@@ -136,7 +136,8 @@ impl Filter {
     }
 }
 
-fn human_age(secs: u64) -> String {
+/// `42s`, `5m`, `3h`, `2d`.
+pub(crate) fn human_age(secs: u64) -> String {
     match secs {
         0..=59 => format!("{secs}s"),
         60..=3599 => format!("{}m", secs / 60),

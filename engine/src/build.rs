@@ -11,6 +11,7 @@ use seal_store::{Reference, Store};
 use crate::apps;
 use crate::cache::StoreCache;
 use crate::context;
+use crate::explain::{self, Explainer, Observed};
 use crate::export::{export, Exported};
 use crate::ignore::IgnoreMatcher;
 use crate::image_spec::ImageSpec;
@@ -40,6 +41,8 @@ pub struct BuildRequest {
     /// `--remote-executor`: who runs RUN steps of mode `remote` (the caller keeps a clone to
     /// read its counters after the build).
     pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
+    /// Follow each executing step's `Started` event with an `Explain` event saying why.
+    pub explain: bool,
 }
 
 /// What a successful build did.
@@ -52,6 +55,9 @@ pub struct BuildReport {
     pub files_hashed: usize,
     /// What image collection found (`None` when the build does not collect).
     pub collected: Option<Arc<CollectedImages>>,
+    /// What each step read, as recorded under `request.name` (the caller records it under
+    /// the image's other names with [`explain::record::save`]).
+    pub steps: Vec<explain::NewRecord>,
 }
 
 /// A failed build: the error and the Definition node it came from (for the Kubefile span).
@@ -104,14 +110,16 @@ pub async fn build(
         pull_never: request.pull_never,
         remote: request.remote.clone(),
     });
+    let observed = Arc::new(Observed::default());
     let mut graph = GraphBuilder::new();
     for (i, node) in def.nodes.iter().enumerate() {
         let inputs: Vec<NodeId> = node.inputs.iter().map(|&n| NodeId(n as u32)).collect();
         let id = graph.add(
             OpVertex {
                 node: node.clone(),
-                index: i as u32,
+                index: i,
                 env: env.clone(),
+                observed: observed.clone(),
             },
             &inputs,
         );
@@ -122,6 +130,25 @@ pub async fn build(
     let graph = graph.build();
     let cache = Arc::new(StoreCache::new(store.clone()));
     let root = NodeId(def.output as u32);
+    let name = request.name.to_string();
+    // What this name's last build of each step read: compared against to explain, and to
+    // write only what changed.
+    let previous = explain::record::load(&store, &name)?;
+    let progress = match progress {
+        Some(outer) if request.explain => Some(explain::explaining(
+            Arc::new(Explainer {
+                definition: def.clone(),
+                name: name.clone(),
+                store: store.clone(),
+                previous: previous.clone(),
+                observed: observed.clone(),
+                no_cache: request.options.no_cache,
+                no_cache_nodes: request.options.no_cache_nodes.clone(),
+            }),
+            outer,
+        )),
+        other => other,
+    };
     let solved = solve(&graph, &[root], cache.clone(), &request.options, progress).await;
     // One batched write of the last-used times of this solve's hits (`seal prune`'s LRU).
     cache.touch_hits();
@@ -189,11 +216,14 @@ pub async fn build(
     let status = (0..def.nodes.len())
         .map(|i| solved.status.get(&NodeId(i as u32)).copied())
         .collect();
+    let steps = explain::records_of(def, &solved.outputs, &observed);
+    explain::record::save(&store, &name, &previous, &steps, seal_store::now_unix())?;
     Ok(BuildReport {
         exported,
         status,
         files_hashed,
         collected,
+        steps,
     })
 }
 

@@ -29,6 +29,8 @@
 //!   (`seal scan`): PodSpec images from YAML, Helm charts rendered without Helm, imageList.
 //!   During a build, `ops::collect` resolves what the final rootfs needs and
 //!   `ops::registry_layer` pulls it into a `registry/` layer ([`registry_layout`]).
+//! - [`explain`]: what each build records of its steps per image name, and why a step ran
+//!   (`seal build --explain`).
 //! - [`build`]: the entry point the CLI calls.
 //!
 //! What it deliberately does not do: parse Kubefiles (`frontend`), schedule (`solver`), own
@@ -39,6 +41,7 @@ pub mod cache;
 pub mod collect;
 mod error;
 pub mod executor;
+pub mod explain;
 pub mod image;
 pub mod layers;
 pub mod ops;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use seal_solver::{CacheMap, ContentId, ExecContext, Id, Vertex};
 
+use crate::explain::Observed;
 use crate::llb::{op_digest, Node, Op, SourceOp};
 use crate::ops::{self, ExecEnv};
 use crate::output::Output;
@@ -14,8 +15,10 @@ use crate::EngineError;
 pub struct OpVertex {
     pub node: Node,
     /// Its index in the Definition (what progress events and trace slices name).
-    pub index: u32,
+    pub index: usize,
     pub env: Arc<ExecEnv>,
+    /// Where its cache-key inputs are noted (for `--explain` and the step records).
+    pub observed: Arc<Observed>,
 }
 
 impl Vertex for OpVertex {
@@ -46,7 +49,8 @@ impl Vertex for OpVertex {
     }
 
     async fn input_keys(&self, inputs: &[Output]) -> Result<Vec<Id>, EngineError> {
-        match &self.node.op {
+        let content: Vec<Id> = inputs.iter().map(ContentId::content_id).collect();
+        let keys = match &self.node.op {
             // Of the rootfs below, a FileOp reads only where its destinations resolve.
             Op::File(file) => {
                 let (file, inputs, store) = (file.clone(), inputs.to_vec(), self.env.store.clone());
@@ -55,10 +59,13 @@ impl Vertex for OpVertex {
                     "destination lookup",
                     node = self.index
                 );
-                blocking(span, move || ops::file::input_keys(&file, &inputs, &store)).await
+                blocking(span, move || ops::file::input_keys(&file, &inputs, &store)).await?
             }
-            _ => Ok(inputs.iter().map(ContentId::content_id).collect()),
-        }
+            _ => content.clone(),
+        };
+        self.observed
+            .note(self.index, &self.node.inputs, inputs, &content, &keys);
+        Ok(keys)
     }
 
     async fn exec(&self, cx: &ExecContext, inputs: &[Output]) -> Result<Output, EngineError> {

@@ -11,12 +11,13 @@ mod apps;
 mod run;
 mod stages;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use seal_llb::{paths, HistoryStep, ImageSpec, Platform};
 use seal_llb::{
     Chmod, CollectOp, Compression, CopyAction, CopySource, Definition, ExecMode, FileAction,
-    FileOp, LayerFormat, MergeOp, Op, OpMetadata, RegistryLayerOp, SourceOp,
+    FileOp, LayerFormat, MergeOp, Op, OpMetadata, RegistryLayerOp, SeenVar, SourceOp, VarKind,
 };
 
 use crate::ast::{Args, Flag, Heredoc, Instruction, Keyword, Kubefile, Span};
@@ -112,6 +113,9 @@ struct Lowering<'k, 'o> {
     multi_stage: bool,
     /// Non-fatal findings of instructions (an ADD of a URL without `--checksum`).
     warnings: Vec<String>,
+    /// The variables the current instruction's expansions looked up (for
+    /// [`OpMetadata::vars`]); emptied at each instruction.
+    seen: RefCell<BTreeMap<String, SeenVar>>,
 }
 
 impl<'k, 'o> Lowering<'k, 'o> {
@@ -163,6 +167,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
                 .count()
                 > 1,
             warnings: Vec::new(),
+            seen: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -632,28 +637,43 @@ impl<'k, 'o> Lowering<'k, 'o> {
     fn lookup<'s>(&'s self, scope: &Scope) -> impl Fn(&str) -> Option<String> + use<'s, 'k, 'o> {
         let global = matches!(scope, Scope::Global);
         move |name: &str| {
-            if !global {
-                if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
-                    return Some(v.clone());
-                }
-            }
-            let args = if global {
-                &self.global_args
-            } else {
-                &self.stage_args
-            };
-            if let Some(v) = args.get(name) {
-                return v.clone();
-            }
-            let p = &self.options.platform;
-            match name {
-                // The build runs on the platform it builds for (no cross-building yet).
-                "ARCH" | "TARGETARCH" | "BUILDARCH" => Some(p.architecture.clone()),
-                "TARGETOS" | "BUILDOS" => Some(p.os.clone()),
-                "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
-                _ => None,
+            let (kind, value) = self.resolve_var(global, name);
+            self.seen.borrow_mut().insert(
+                name.to_string(),
+                SeenVar {
+                    kind,
+                    name: name.to_string(),
+                    value: value.clone(),
+                },
+            );
+            value
+        }
+    }
+
+    /// A variable's value in a scope, and whether ENV or ARG gave it.
+    fn resolve_var(&self, global: bool, name: &str) -> (VarKind, Option<String>) {
+        if !global {
+            if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
+                return (VarKind::Env, Some(v.clone()));
             }
         }
+        let args = if global {
+            &self.global_args
+        } else {
+            &self.stage_args
+        };
+        if let Some(v) = args.get(name) {
+            return (VarKind::Arg, v.clone());
+        }
+        let p = &self.options.platform;
+        let value = match name {
+            // The build runs on the platform it builds for (no cross-building yet).
+            "ARCH" | "TARGETARCH" | "BUILDARCH" => Some(p.architecture.clone()),
+            "TARGETOS" | "BUILDOS" => Some(p.os.clone()),
+            "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
+            _ => None,
+        };
+        (VarKind::Arg, value)
     }
 
     fn shell_text(&self, ins: &Instruction) -> String {
@@ -692,12 +712,16 @@ impl<'k, 'o> Lowering<'k, 'o> {
         });
     }
 
+    /// A step's metadata: its label, where it is, its text, and the variables its expansions
+    /// looked up so far.
     fn metadata(&self, ins: &Instruction, description: String) -> OpMetadata {
         OpMetadata {
             description: Some(description),
             span: Some((ins.span.start, ins.span.end)),
             step: Some(self.step),
             stage: Some(self.stage_name.clone()),
+            text: Some(format!("{} {}", ins.keyword, self.instruction_text(ins))),
+            vars: self.seen.borrow().values().cloned().collect(),
             ..OpMetadata::default()
         }
     }

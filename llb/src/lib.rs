@@ -43,6 +43,41 @@ pub struct OpMetadata {
     /// counted in "N steps cached, M executed".
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quiet: bool,
+    /// The instruction as written (`COPY a.txt /etc`, continuations joined), for telling a
+    /// changed line from an unchanged one (`seal build --explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The ARG and ENV values the step's definition depends on: the variables its words
+    /// expand, and for a RUN every variable in its environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<SeenVar>,
+}
+
+/// A variable a step saw, and its value then (`None`: unset).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SeenVar {
+    pub kind: VarKind,
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// Where a variable's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum VarKind {
+    /// `ARG` (with `--build-arg`), or a predefined platform variable.
+    Arg,
+    /// `ENV`, or the base image's environment.
+    Env,
+}
+
+impl VarKind {
+    /// The Kubefile keyword: `ARG` or `ENV`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            VarKind::Arg => "ARG",
+            VarKind::Env => "ENV",
+        }
+    }
 }
 
 /// One op with its inputs (indices of earlier nodes) and digest.

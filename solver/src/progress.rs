@@ -37,6 +37,9 @@ pub enum EventKind {
     Done { elapsed: Duration },
     /// Execution failed (or was cancelled because a sibling failed).
     Error(String),
+    /// Why the vertex executes, in the caller's terms; sent right after [`EventKind::Started`]
+    /// by callers that explain their misses (the solver itself never sends it).
+    Explain(String),
 }
 
 /// Handed to [`crate::Vertex::exec`]: report progress, notice cancellation.

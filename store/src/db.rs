@@ -10,6 +10,8 @@
 //! | `snapshots` | (reserved) | opened so every store has it; nothing writes it yet |
 //! | `layers` | layer blob digest string | marker: the layer's path index is complete |
 //! | `layers` | blob digest + `\0` + rootfs path | one entry of that index (`Store::layer_path`) |
+//! | `steps` | image name + `\0s\0` + step position | what the name's last build of that step read (`steps.rs`) |
+//! | `steps` | image name + `\0f\0` + step position | that step's source file list, when it has one |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -31,7 +33,9 @@ pub(crate) const CF_COLLECT: &str = "collect";
 pub(crate) const CF_LAYERS: &str = "layers";
 /// Remote execution: REAPI input trees of layers and layer chains, by their content.
 pub(crate) const CF_REMOTE: &str = "remote";
-const ALL_CFS: [&str; 8] = [
+/// Per image name and step position, what the last build of the step read (see `steps.rs`).
+pub(crate) const CF_STEPS: &str = "steps";
+const ALL_CFS: [&str; 9] = [
     CF_CACHE,
     CF_IMAGES,
     CF_BLOBS,
@@ -40,6 +44,7 @@ const ALL_CFS: [&str; 8] = [
     CF_COLLECT,
     CF_LAYERS,
     CF_REMOTE,
+    CF_STEPS,
 ];
 
 /// An image name's record.
@@ -269,6 +274,25 @@ impl Db {
             batch.put_cf(handle, k, v);
         }
         self.write(batch)
+    }
+
+    /// The entries whose key starts with `prefix`, in key order (none when a read-only view
+    /// of an older store lacks the column family).
+    pub(crate) fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let db = self.read_db();
+        let Some(handle) = db.cf_handle(cf) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in db.iterator_cf(handle, mode) {
+            let (k, v) = item.map_err(db_err)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     pub(crate) fn scan(&self, cf: &str) -> Result<Vec<KeyValue>, StoreError> {

@@ -497,6 +497,8 @@ impl Store {
         for k in &roots.dangling_used {
             batch.delete_cf(cache_cf, k);
         }
+        // What the builds of a removed name read is of no use to anyone now.
+        self.drop_steps_of_gone_names(&mut batch)?;
         for (k, _) in self.db.scan(CF_BLOBS)? {
             let gone = std::str::from_utf8(&k)
                 .ok()

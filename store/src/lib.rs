@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! <root>/blobs/sha256/<hex>   OCI blobs (layers, configs, manifests)
-//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots, collect, layers
+//! <root>/db/                  RocksDB: cache, images, blobs, filehash, snapshots, collect, layers,
+//!                             steps
 //! <root>/tmp/                 blobs being written (cleaned at open)
 //! <root>/snapshots/<diffid>/  layers unpacked for RUN (engine::unpack); `.format` says how
 //! ```
@@ -34,6 +35,7 @@ mod oci_dir;
 pub mod parallel;
 mod reference;
 pub mod registry;
+mod steps;
 mod usage;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +49,7 @@ pub use gc::{Amount, PruneOptions, PruneReport};
 pub use load::{LoadError, LoadReport, LoadedImage};
 pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
+pub use steps::StepWrite;
 pub use usage::{human_size, Usage};
 
 use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS, CF_REMOTE};

@@ -5,7 +5,9 @@
 //! whole line and the bodies to `/bin/sh -c`, so `RUN <<EOF cat > f`, `RUN python3 <<EOF` and
 //! several heredocs on one line feed each body to its command's stdin.
 
-use seal_llb::{ExecFile, ExecOp, MergeOp, NetworkMode, Op, OpMetadata, SecurityMode};
+use seal_llb::{
+    ExecFile, ExecOp, MergeOp, NetworkMode, Op, OpMetadata, SecurityMode, SeenVar, VarKind,
+};
 
 use super::Lowering;
 use crate::ast::{Args, Instruction};
@@ -126,7 +128,8 @@ impl Lowering<'_, '_> {
             mode: self.options.exec_mode,
             format: self.options.format,
         });
-        let metadata = self.metadata(ins, description);
+        let mut metadata = self.metadata(ins, description);
+        metadata.vars = self.visible_vars();
         let node = self.builder.add(op, &[rootfs], metadata);
         self.push_layer(node);
         self.history(ins, false);
@@ -139,6 +142,30 @@ impl Lowering<'_, '_> {
         inputs.extend(self.layers.iter().copied());
         self.builder
             .add(Op::Merge(MergeOp {}), &inputs, OpMetadata::default())
+    }
+
+    /// Every variable a RUN sees, as its step's [`OpMetadata::vars`]: the same set as
+    /// [`Self::visible_env`], sorted by name.
+    fn visible_vars(&self) -> Vec<SeenVar> {
+        let mut vars: Vec<SeenVar> = self
+            .stage_args
+            .iter()
+            .filter(|(name, _)| !self.env.iter().any(|(k, _)| k == *name))
+            .filter_map(|(name, value)| {
+                value.as_ref().map(|v| SeenVar {
+                    kind: VarKind::Arg,
+                    name: name.clone(),
+                    value: Some(v.clone()),
+                })
+            })
+            .chain(self.env.iter().map(|(k, v)| SeenVar {
+                kind: VarKind::Env,
+                name: k.clone(),
+                value: Some(v.clone()),
+            }))
+            .collect();
+        vars.sort_by(|a, b| a.name.cmp(&b.name));
+        vars
     }
 
     /// `NAME=VALUE` of every variable a RUN can see: the stage's ARGs with a value, then ENV
