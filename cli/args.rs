@@ -1,5 +1,6 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
+pub mod cache;
 pub mod units;
 
 use std::path::PathBuf;
@@ -48,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// Build a cluster image from a Kubefile and a build context
     #[command(after_long_help = KUBEFILE_COPY_FLAGS)]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List the images in the store
     Images(ImagesArgs),
     /// Show an image's manifest digest, config, layers and history as JSON
@@ -161,6 +162,19 @@ pub struct BuildArgs {
     /// values in FILE, as `helm template -f FILE` does; repeat for more files or charts
     #[arg(long, value_name = "CHART_DIR=FILE")]
     pub chart_values: Vec<String>,
+
+    /// Export this build's cache records, in BuildKit's syntax:
+    /// `type=registry,ref=REG/REPO:TAG` or `type=local,dest=DIR`, plus `mode=min|max`
+    /// (max: intermediate stages too) and `ignore-error=true`. Whoever can write the cache can
+    /// poison it: import only caches you trust (see the README)
+    #[arg(long, value_name = "SPEC", value_parser = cache::parse_cache_to)]
+    pub cache_to: Vec<seal_engine::remote_cache::CacheExport>,
+
+    /// Use cache records exported by another build: `type=registry,ref=REG/REPO:TAG` (or
+    /// just the ref) or `type=local,src=DIR`; repeatable, consulted after the local store
+    /// in the order given. One that cannot be read is a warning
+    #[arg(long, value_name = "SPEC", value_parser = cache::parse_cache_from)]
+    pub cache_from: Vec<seal_engine::remote_cache::CacheLocation>,
 
     /// The build context: the directory COPY sources are relative to
     #[arg(value_name = "PATH")]

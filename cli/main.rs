@@ -40,10 +40,10 @@ fn main() -> ExitCode {
         max_concurrent_transfers: usize::from(cli.max_concurrent_transfers),
     };
     let result: Result<(), Failure> = match cli.command {
-        Command::Build(a) => commands::build::run(&root, a, &registries),
+        Command::Build(a) => commands::build::run(&root, *a, &registries),
         Command::Images(a) => commands::images::run(&root, a),
         Command::Inspect(a) => commands::inspect::run(&root, a),
-        Command::Save(a) => commands::save::run(&root, a),
+        Command::Save(a) => commands::save::run(&root, a, &registries),
         Command::Load(a) => commands::load::run(&root, a),
         Command::Rmi(a) => commands::rmi::run(&root, a),
         Command::Prune(a) => commands::prune::run(&root, a),

@@ -220,7 +220,13 @@ fn build(
         seal_version: env!("CARGO_PKG_VERSION").into(),
         registries: registries.clone(),
         pull_never: args.pull == PullPolicy::Never,
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
     };
+    // Layers of imported cache records stay remote until a step needs their bytes.
+    store.set_fetcher(Arc::new(seal_store::StandardFetcher::new(
+        registries.clone(),
+    )));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -295,8 +301,18 @@ fn build(
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut caches = String::new();
+    for (location, records) in &report.imported {
+        caches.push_str(&format!(", {records} cache records from {location}"));
+    }
+    for (location, export) in &report.exported_caches {
+        caches.push_str(&format!(
+            ", {} cache records to {location} ({} blobs, {} sent)",
+            export.records, export.blobs, export.sent
+        ));
+    }
     renderer.finish(&format!(
-        "built {} {}: {cached} steps cached, {executed} executed, {} files read{images}",
+        "built {} {}: {cached} steps cached, {executed} executed, {} files read{images}{caches}",
         all_names.join(", "),
         report.exported.manifest,
         report.files_hashed

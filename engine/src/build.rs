@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use seal_solver::{
-    solve, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions,
+    solve, CachePolicy, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions,
+    Vertex,
 };
 use seal_store::{Reference, Store};
 
@@ -16,7 +17,10 @@ use crate::ignore::IgnoreMatcher;
 use crate::image_spec::ImageSpec;
 use crate::llb::{Definition, Op, SourceOp};
 use crate::ops::ExecEnv;
-use crate::output::{CollectedImages, Output};
+use crate::output::{CollectedImages, LayerChain, Output};
+use crate::remote_cache::{
+    export_cache, import_cache, CacheExport, CacheLocation, ExportReport, ImportedCache,
+};
 use crate::vertex::OpVertex;
 use crate::EngineError;
 
@@ -34,6 +38,10 @@ pub struct BuildRequest {
     pub registries: seal_store::RegistryOptions,
     /// `--pull never`: image collection asks no registry.
     pub pull_never: bool,
+    /// `--cache-from`: caches consulted after the store, in order.
+    pub cache_from: Vec<CacheLocation>,
+    /// `--cache-to`: where this build's cache records go once the image is exported.
+    pub cache_to: Vec<CacheExport>,
 }
 
 /// What a successful build did.
@@ -46,6 +54,10 @@ pub struct BuildReport {
     pub files_hashed: usize,
     /// What image collection found (`None` when the build does not collect).
     pub collected: Option<Arc<CollectedImages>>,
+    /// Per `--cache-from` that could be read: its location and record count.
+    pub imported: Vec<(CacheLocation, usize)>,
+    /// Per `--cache-to` that succeeded.
+    pub exported_caches: Vec<(CacheLocation, ExportReport)>,
 }
 
 /// A failed build: the error and the Definition node it came from (for the Kubefile span).
@@ -108,7 +120,12 @@ pub async fn build(
         }
     }
     let graph = graph.build();
-    let cache = Arc::new(StoreCache::new(store.clone()));
+    let imports = import_all(&request).await;
+    let imported = imports
+        .iter()
+        .map(|i| (i.location.clone(), i.len()))
+        .collect();
+    let cache = Arc::new(StoreCache::with_imports(store.clone(), imports));
     let root = NodeId(def.output as u32);
     let solved = solve(&graph, &[root], cache.clone(), &request.options, progress).await;
     // One batched write of the last-used times of this solve's hits (`seal prune`'s LRU).
@@ -176,12 +193,87 @@ pub async fn build(
     let status = (0..def.nodes.len())
         .map(|i| solved.status.get(&NodeId(i as u32)).copied())
         .collect();
+    // Every cached step's record, for `--cache-to`.
+    let records: Vec<([u8; 32], LayerChain)> = solved
+        .keys
+        .iter()
+        .filter(|(node, _)| graph.vertex(**node).cache_map().policy == CachePolicy::Cache)
+        .filter_map(|(node, key)| match solved.outputs.get(node) {
+            Some(Output::Layers(chain)) => Some((*key.0.as_bytes(), chain.clone())),
+            _ => None,
+        })
+        .collect();
+    let exported_caches = export_all(&store, &request, records, chain.clone()).await?;
     Ok(BuildReport {
         exported,
         status,
         files_hashed,
         collected,
+        imported,
+        exported_caches,
     })
+}
+
+/// Read every `--cache-from`, in order. One that cannot be read (unreachable, missing,
+/// unauthorised, malformed) is a warning naming it and why; the build goes on without it.
+async fn import_all(request: &BuildRequest) -> Vec<ImportedCache> {
+    let (locations, registries) = (request.cache_from.clone(), request.registries.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        locations
+            .iter()
+            .filter_map(|location| match import_cache(location, &registries) {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    tracing::warn!("--cache-from {location} is not used: {e}");
+                    None
+                }
+            })
+            .collect()
+    });
+    read.await.unwrap_or_default()
+}
+
+/// Write every `--cache-to`. A failure fails the build, unless `ignore-error=true` made it a
+/// warning.
+async fn export_all(
+    store: &Arc<Store>,
+    request: &BuildRequest,
+    records: Vec<([u8; 32], LayerChain)>,
+    image: LayerChain,
+) -> Result<Vec<(CacheLocation, ExportReport)>, BuildError> {
+    if request.cache_to.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (store, exports, registries) = (
+        store.clone(),
+        request.cache_to.clone(),
+        request.registries.clone(),
+    );
+    let written = tokio::task::spawn_blocking(move || {
+        let mut done = Vec::new();
+        for export in &exports {
+            match export_cache(&store, &records, &image, export, &registries) {
+                Ok(report) => done.push((export.location.clone(), report)),
+                Err(e) if export.ignore_error => {
+                    tracing::warn!(
+                        "--cache-to {} failed (ignore-error=true): {e}",
+                        export.location
+                    )
+                }
+                Err(e) => {
+                    return Err(EngineError::CacheExport {
+                        location: export.location.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(done)
+    });
+    written
+        .await
+        .map_err(|e| EngineError::Internal(format!("the cache export failed: {e}")))?
+        .map_err(BuildError::from)
 }
 
 /// The first node that reads node `i` (where a context scan's errors belong).

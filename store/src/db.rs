@@ -10,6 +10,7 @@
 //! | `snapshots` | (reserved) | opened so every store has it; nothing writes it yet |
 //! | `layers` | layer blob digest string | marker: the layer's path index is complete |
 //! | `layers` | blob digest + `\0` + rootfs path | one entry of that index (`Store::layer_path`) |
+//! | `remote` | digest string | [`crate::RemoteBlob`] (JSON): where a blob not yet on disk is |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -29,7 +30,9 @@ pub(crate) const CF_SNAPSHOTS: &str = "snapshots";
 pub(crate) const CF_COLLECT: &str = "collect";
 /// Per-layer path indexes, keyed by layer blob digest (see `Store::layer_path`).
 pub(crate) const CF_LAYERS: &str = "layers";
-const ALL_CFS: [&str; 7] = [
+/// Blobs a cache import named but nothing has downloaded yet (see `remote.rs`).
+pub(crate) const CF_REMOTE: &str = "remote";
+const ALL_CFS: [&str; 8] = [
     CF_CACHE,
     CF_IMAGES,
     CF_BLOBS,
@@ -37,6 +40,7 @@ const ALL_CFS: [&str; 7] = [
     CF_SNAPSHOTS,
     CF_COLLECT,
     CF_LAYERS,
+    CF_REMOTE,
 ];
 
 /// An image name's record.
@@ -266,6 +270,24 @@ impl Db {
             batch.put_cf(handle, k, v);
         }
         self.write(batch)
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub(crate) fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let db = self.read_db();
+        let Some(handle) = db.cf_handle(cf) else {
+            return Ok(Vec::new());
+        };
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in db.iterator_cf(handle, mode) {
+            let (k, v) = item.map_err(db_err)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     pub(crate) fn scan(&self, cf: &str) -> Result<Vec<KeyValue>, StoreError> {

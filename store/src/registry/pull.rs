@@ -101,6 +101,47 @@ impl Client {
         Ok((done.len(), skipped))
     }
 
+    /// The bytes of the blob `digest` of `name`'s repository, held in memory: at most `limit`
+    /// bytes, and they must hash to `digest` (a cache config is read this way, never stored).
+    pub fn fetch_blob_bytes(
+        &self,
+        name: &Reference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let registry = name.domain.as_str();
+        let repo = name.path.as_str();
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base(registry));
+        let mut response = self.send(registry, repo, "GET", &url, &[], Payload::Empty, false)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(
+                format!("fetching the blob {digest}"),
+                status,
+                response,
+            ));
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| {
+                RegistryError::Invalid(format!(
+                    "reading the blob {digest} (at most {limit} bytes): {e}"
+                ))
+            })?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(crate::StoreError::CorruptBlob {
+                expected: digest.clone(),
+                actual,
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
     /// Fetch one blob into `store`, committed under `digest` only if its bytes hash to it.
     /// `size` 0 means unknown (the `Content-Length` is reported as the total).
     fn download(

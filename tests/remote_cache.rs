@@ -1,0 +1,493 @@
+//! Issue 16: `--cache-to` / `--cache-from` between two "machines" — two stores and two copies
+//! of one context at different paths, with different mtimes and owners — through the Debian
+//! `docker-registry` on 127.0.0.1 and through an OCI layout directory; `mode=min|max`;
+//! concurrent exporters; every bad input the issue lists.
+
+mod common;
+
+use std::os::unix::fs::chown;
+use std::path::Path;
+
+use common::registry::Registry;
+use common::{Ctx, Out, Seal, Step, OLD};
+
+const KUBEFILE: &str = "FROM scratch\nCOPY dir1 a\nCOPY dir2 b\n";
+
+/// One machine's copy of the context: same bytes, its own path, mtimes and (when `owner` is
+/// given) owner of every file.
+fn context(mtime: i64, owner: Option<u32>) -> Ctx {
+    let ctx = Ctx::new();
+    ctx.kubefile(KUBEFILE);
+    for i in 0..20 {
+        ctx.file(&format!("dir1/sub{}/f{i}.txt", i % 3), format!("one {i}\n"));
+    }
+    ctx.file("dir2/x.txt", "two\n");
+    ctx.file_mode("dir2/run.sh", "#!/bin/sh\n", 0o755);
+    if let Some(id) = owner {
+        chown_tree(ctx.path(), id);
+    }
+    ctx.touch_all(mtime);
+    ctx
+}
+
+fn chown_tree(dir: &Path, id: u32) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        chown(&path, Some(id), Some(id)).unwrap();
+        if path.is_dir() {
+            chown_tree(&path, id);
+        }
+    }
+}
+
+/// An empty credentials file, so no test reads the machine's docker config.
+struct Auth(tempfile::NamedTempFile);
+
+impl Auth {
+    fn new() -> Auth {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "{}").unwrap();
+        Auth(file)
+    }
+
+    fn env(&self) -> [(&str, &str); 1] {
+        [("REGISTRY_AUTH_FILE", self.0.path().to_str().unwrap())]
+    }
+}
+
+fn build(seal: &Seal, ctx: &Ctx, auth: &Auth, extra: &[&str]) -> Out {
+    seal.build_env(ctx.path(), "app:1", extra, &auth.env())
+}
+
+fn built(seal: &Seal, ctx: &Ctx, auth: &Auth, extra: &[&str]) -> Out {
+    let out = build(seal, ctx, auth, extra);
+    out.assert_built();
+    out
+}
+
+fn layer_digests(seal: &Seal, name: &str) -> Vec<String> {
+    seal.inspect(name)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn seal_ok(seal: &Seal, args: &[&str]) -> String {
+    let out = seal.run_in(Path::new("/"), args);
+    assert_eq!(out.code, 0, "seal {args:?} failed:\n{}", out.stderr);
+    out.stdout
+}
+
+/// A: build and export. B: import only — nothing runs, same image, no layer downloaded; its
+/// image lists remote layers that `images`, `inspect`, `du` and `fsck` understand. B changes
+/// one file: only that step runs; B exports; A imports B's record. Run for each location.
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
+    let auth = Auth::new();
+    let insecure = registry.map(|r| format!("--insecure-registry={}", r.host));
+    let with = |flag: &str, spec: &str| -> Vec<String> {
+        let mut v = vec![flag.to_string(), spec.to_string()];
+        v.extend(insecure.clone());
+        v
+    };
+    let (a, b) = (Seal::new(), Seal::new());
+    let ctx_a = context(OLD, None);
+    let ctx_b = context(OLD + 86_400, Some(4321));
+
+    let out_a = built(&a, &ctx_a, &auth, &args(&with("--cache-to", to)));
+    assert_eq!(out_a.summary().executed, 3, "{}", out_a.stderr);
+    assert!(
+        out_a.stderr.contains("cache records to"),
+        "{}",
+        out_a.stderr
+    );
+    let layers = layer_digests(&a, "app:1");
+    let gets_before = registry.map_or(0, |r| r.access_log().len());
+
+    let out_b = built(&b, &ctx_b, &auth, &args(&with("--cache-from", from)));
+    assert_eq!(
+        out_b.summary().executed,
+        0,
+        "B ran steps:\n{}",
+        out_b.stderr
+    );
+    assert_eq!(out_b.digest(), out_a.digest(), "B's image differs from A's");
+    if let Some(registry) = registry {
+        let log = registry.access_log();
+        let layer_gets: Vec<&String> = log[gets_before..]
+            .iter()
+            .filter(|l| l.contains("\"GET ") && layers.iter().any(|d| l.contains(d.as_str())))
+            .collect();
+        assert!(
+            layer_gets.is_empty(),
+            "B downloaded layers: {layer_gets:#?}"
+        );
+    }
+    // B's store holds the image with its layers remote, and says so.
+    for layer in &layers {
+        assert!(!b.root().join("blobs/sha256").join(&layer[7..]).exists());
+    }
+    let inspected = b.inspect("app:1");
+    assert!(
+        inspected["layers"][0]["remote"].is_string(),
+        "{inspected:#}"
+    );
+    assert!(seal_ok(&b, &["images"]).contains("remote"));
+    assert!(seal_ok(&b, &["du"]).contains("remote blobs"));
+    let fsck = seal_ok(&b, &["fsck"]);
+    assert!(
+        fsck.contains("remote blobs") && fsck.contains("no problems"),
+        "{fsck}"
+    );
+
+    // B changes one file: only its step runs, and B exports the new record.
+    ctx_b.file("dir2/x.txt", "two, changed\n");
+    let mut both = with("--cache-from", from);
+    both.extend(with("--cache-to", to));
+    let changed = built(&b, &ctx_b, &auth, &args(&both));
+    assert_eq!(changed.step("COPY dir2"), Step::Done, "{}", changed.stderr);
+    assert_eq!(
+        changed.step("COPY dir1"),
+        Step::Cached,
+        "{}",
+        changed.stderr
+    );
+    assert_eq!(changed.summary().executed, 1, "{}", changed.stderr);
+
+    // A, with the same change, imports B's record instead of running the step.
+    ctx_a.file("dir2/x.txt", "two, changed\n");
+    let again = built(&a, &ctx_a, &auth, &args(&with("--cache-from", from)));
+    assert_eq!(again.summary().executed, 0, "{}", again.stderr);
+    assert_eq!(again.digest(), changed.digest());
+
+    // `seal save` downloads what it needs, verified; afterwards nothing is remote.
+    let mut save = vec!["save", "-o"];
+    let archive = tempfile::tempdir().unwrap();
+    let file = archive.path().join("b.tar");
+    save.push(file.to_str().unwrap());
+    save.push("app:1");
+    if let Some(flag) = &insecure {
+        save.insert(0, flag);
+    }
+    let saved = b.run_in(Path::new("/"), &save);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    let fsck = seal_ok(&b, &["fsck"]);
+    assert!(fsck.contains("no problems"), "{fsck}");
+}
+
+#[test]
+fn machines_share_a_cache_through_a_registry() {
+    let registry = Registry::start(None, |_| String::new()).unwrap();
+    let spec = format!("type=registry,ref={}/cache/app:main", registry.host);
+    machines_share_one_cache(&spec, &spec, Some(&registry));
+}
+
+#[test]
+fn machines_share_a_cache_through_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cache");
+    let to = format!("type=local,dest={}", d.display());
+    let from = format!("type=local,src={}", d.display());
+    machines_share_one_cache(&to, &from, None);
+    // The directory is an OCI layout whose tag names an image manifest, not an index.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("blobs/sha256").join(&manifest[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.seal.cache.config.v1+json"
+    );
+}
+
+const MULTI_STAGE: &str = "FROM scratch AS builder\nCOPY dir1 /out\n\
+                           FROM scratch\nCOPY dir2 b\nCOPY --from=builder /out a\n";
+
+#[test]
+fn mode_max_exports_the_builder_stage_and_mode_min_does_not() {
+    let auth = Auth::new();
+    for (mode, builder_runs) in [("min", true), ("max", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("cache");
+        let (a, b) = (Seal::new(), Seal::new());
+        let ctx_a = context(OLD, None);
+        ctx_a.kubefile(MULTI_STAGE);
+        let ctx_b = context(OLD + 60, None);
+        ctx_b.kubefile(MULTI_STAGE);
+        let to = format!("type=local,dest={},mode={mode}", d.display());
+        let out_a = built(&a, &ctx_a, &auth, &["--cache-to", &to]);
+        let from = format!("type=local,src={}", d.display());
+        let out_b = built(&b, &ctx_b, &auth, &["--cache-from", &from]);
+        assert_eq!(out_b.digest(), out_a.digest());
+        let expected = if builder_runs {
+            Step::Done
+        } else {
+            Step::Cached
+        };
+        assert_eq!(
+            out_b.step("COPY dir1"),
+            expected,
+            "mode={mode}:\n{}",
+            out_b.stderr
+        );
+        assert_eq!(
+            out_b.step("COPY dir2"),
+            Step::Cached,
+            "mode={mode}:\n{}",
+            out_b.stderr
+        );
+        assert_eq!(
+            out_b.step("COPY --from"),
+            Step::Cached,
+            "mode={mode}:\n{}",
+            out_b.stderr
+        );
+        assert_eq!(out_b.summary().executed, usize::from(builder_runs));
+    }
+}
+
+#[test]
+fn two_concurrent_exporters_to_one_ref_leave_a_usable_cache() {
+    let registry = Registry::start(None, |_| String::new()).unwrap();
+    let auth = Auth::new();
+    let insecure = format!("--insecure-registry={}", registry.host);
+    let spec = format!("type=registry,ref={}/cache/app:main", registry.host);
+    let ctxs: Vec<Ctx> = (0..2)
+        .map(|i| {
+            let ctx = context(OLD, None);
+            ctx.file("dir2/x.txt", format!("exporter {i}\n"));
+            ctx
+        })
+        .collect();
+    let seals = [Seal::new(), Seal::new()];
+    let outs: Vec<Out> = std::thread::scope(|s| {
+        let handles: Vec<_> = seals
+            .iter()
+            .zip(&ctxs)
+            .map(|(seal, ctx)| {
+                let (auth, insecure, spec) = (&auth, &insecure, &spec);
+                s.spawn(move || build(seal, ctx, auth, &["--cache-to", spec, insecure]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outs {
+        out.assert_built();
+    }
+    // Whichever exporter moved the tag last, the tag names one whole cache: a fresh store
+    // rebuilds that exporter's image running nothing.
+    let fresh: Vec<usize> = ctxs
+        .iter()
+        .map(|ctx| {
+            let c = Seal::new();
+            let out = built(&c, ctx, &auth, &["--cache-from", &spec, &insecure]);
+            assert!(!out.stderr.contains("is not used"), "{}", out.stderr);
+            out.summary().executed
+        })
+        .collect();
+    assert!(
+        fresh.contains(&0),
+        "neither exporter's cache is whole: {fresh:?}"
+    );
+    assert!(
+        fresh.contains(&1),
+        "the other exporter's step is not in the tag: {fresh:?}"
+    );
+}
+
+/// A `--cache-from` that cannot be used is a warning naming it and why; the build goes on.
+fn warns(out: &Out, spec_part: &str, reason: &str) {
+    out.assert_built();
+    assert_eq!(out.summary().executed, 3, "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("is not used"))
+        .unwrap_or_else(|| panic!("no warning in:\n{}", out.stderr));
+    assert!(line.contains(spec_part) && line.contains(reason), "{line}");
+}
+
+#[test]
+fn unreachable_missing_and_unauthorised_caches_are_warnings() {
+    let auth = Auth::new();
+    let plain = Registry::start(None, |_| String::new()).unwrap();
+    let locked = Registry::start(None, |dir| {
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            "sealer:$2b$04$tkHDsPJUGXTYMWQGz4qTwOrCKOI4DEInvLR4Eg6qrZ5BHhP4U1KoO\n",
+        )
+        .unwrap();
+        format!(
+            "auth:\n  htpasswd:\n    realm: seal-test\n    path: {}\n",
+            htpasswd.display()
+        )
+    })
+    .unwrap();
+    let ctx = context(OLD, None);
+    let insecure = format!("--insecure-registry={},{}", plain.host, locked.host);
+    for (spec, reason) in [
+        (
+            "type=registry,ref=127.0.0.1:1/cache/app:main".to_string(),
+            "cannot reach",
+        ),
+        (
+            format!("type=registry,ref={}/cache/none:main", plain.host),
+            "not found",
+        ),
+        (
+            format!("type=registry,ref={}/cache/app:main", locked.host),
+            "requires credentials",
+        ),
+        ("type=local,src=/nonexistent/cache".to_string(), "no cache"),
+    ] {
+        let out = build(
+            &Seal::new(),
+            &ctx,
+            &auth,
+            &["--cache-from", &spec, &insecure],
+        );
+        let shown = spec.split(['=', ',']).nth(3).unwrap_or(&spec).to_string();
+        warns(&out, &shown, reason);
+    }
+}
+
+/// Export once into a directory, then damage the cache with `damage` and import it.
+fn import_damaged(
+    damage: impl FnOnce(&Path, &serde_json::Value),
+) -> (Seal, Out, tempfile::TempDir) {
+    let auth = Auth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cache");
+    let ctx = context(OLD, None);
+    built(
+        &Seal::new(),
+        &ctx,
+        &auth,
+        &["--cache-to", &format!("type=local,dest={}", d.display())],
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("index.json")).unwrap()).unwrap();
+    let manifest_path = d
+        .join("blobs/sha256")
+        .join(&index["manifests"][0]["digest"].as_str().unwrap()[7..]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    damage(&d, &manifest);
+    let b = Seal::new();
+    let out = build(
+        &b,
+        &ctx,
+        &auth,
+        &["--cache-from", &format!("type=local,src={}", d.display())],
+    );
+    (b, out, dir)
+}
+
+/// Write `manifest` as the cache's tagged manifest.
+fn retag(d: &Path, manifest: &serde_json::Value) {
+    let bytes = serde_json::to_vec(manifest).unwrap();
+    let hex = sha256_hex(&bytes);
+    std::fs::write(d.join("blobs/sha256").join(&hex), &bytes).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{hex}"), "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
+    std::fs::write(d.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("x");
+    std::fs::write(&f, bytes).unwrap();
+    common::tool("sha256sum", &[f.to_str().unwrap()], dir.path())
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn malformed_oversized_and_inconsistent_caches_are_refused() {
+    // Not a manifest at all.
+    let (_, out, _d) = import_damaged(|d, _| retag(d, &serde_json::json!({"x": 1})));
+    warns(&out, "cache", "refused");
+    // A config larger than seal accepts.
+    let (_, out, _d) = import_damaged(|d, m| {
+        let mut m = m.clone();
+        m["config"]["size"] = (65u64 << 20).into();
+        retag(d, &m);
+    });
+    warns(&out, "cache", "more than");
+    // A manifest whose layer size disagrees with the records.
+    let (_, out, _d) = import_damaged(|d, m| {
+        let mut m = m.clone();
+        let size = m["layers"][0]["size"].as_u64().unwrap();
+        m["layers"][0]["size"] = (size + 1).into();
+        retag(d, &m);
+    });
+    warns(&out, "cache", "the manifest lists");
+}
+
+#[test]
+fn a_cache_blob_with_wrong_bytes_is_refused_when_fetched_and_never_stored() {
+    let (b, out, _d) = import_damaged(|d, m| {
+        let layer = m["layers"][0]["digest"].as_str().unwrap();
+        let path = d.join("blobs/sha256").join(&layer[7..]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    });
+    // Lazy: the records are used without the bytes.
+    out.assert_built();
+    assert_eq!(out.summary().executed, 0, "{}", out.stderr);
+    // Needing the bytes finds them wrong: a clear error, and nothing corrupt in the store.
+    let file = tempfile::tempdir().unwrap();
+    let target = file.path().join("x.tar");
+    let saved = b.run_in(
+        Path::new("/"),
+        &["save", "-o", target.to_str().unwrap(), "app:1"],
+    );
+    assert_ne!(saved.code, 0);
+    assert!(saved.stderr.contains("hashes to"), "{}", saved.stderr);
+    assert!(!target.exists());
+    let fsck = seal_ok(&b, &["fsck"]);
+    assert!(fsck.contains("no problems"), "{fsck}");
+}
+
+#[test]
+fn a_failed_export_fails_the_build_unless_errors_are_ignored() {
+    let auth = Auth::new();
+    let ctx = context(OLD, None);
+    let spec = "type=registry,ref=127.0.0.1:1/cache/app:main";
+    let insecure = "--insecure-registry=127.0.0.1:1";
+    let out = build(&Seal::new(), &ctx, &auth, &["--cache-to", spec, insecure]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("exporting the cache to 127.0.0.1:1/cache/app:main"),
+        "{}",
+        out.stderr
+    );
+    let ignored = format!("{spec},ignore-error=true");
+    let out = build(
+        &Seal::new(),
+        &ctx,
+        &auth,
+        &["--cache-to", &ignored, insecure],
+    );
+    out.assert_built();
+    assert!(out.stderr.contains("ignore-error=true"), "{}", out.stderr);
+}
