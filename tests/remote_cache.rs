@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::fs::chown;
 use std::path::Path;
+use std::process::Command;
 
 use common::registry::Registry;
 use common::{Ctx, Out, Seal, Step, OLD};
@@ -59,6 +60,33 @@ fn build(seal: &Seal, ctx: &Ctx, auth: &Auth, extra: &[&str]) -> Out {
     seal.build_env(ctx.path(), "app:1", extra, &auth.env())
 }
 
+/// [`build`] as another host: in a UTS namespace of its own with hostname `seal-machine-b`.
+fn build_elsewhere(seal: &Seal, ctx: &Ctx, auth: &Auth, extra: &[&str]) -> Out {
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(ctx.path())
+        .args([
+            "--uts",
+            "sh",
+            "-c",
+            "hostname seal-machine-b && exec \"$@\"",
+            "sh",
+        ])
+        .arg(env!("CARGO_BIN_EXE_seal"))
+        .arg("--root")
+        .arg(seal.root())
+        .args(["build", "--progress", "plain", "-t", "app:1"])
+        .args(extra)
+        .arg(".")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("SEAL_ROOT");
+    for (k, v) in auth.env() {
+        cmd.env(k, v);
+    }
+    let out = Out::from_command(cmd);
+    out.assert_built();
+    out
+}
+
 fn built(seal: &Seal, ctx: &Ctx, auth: &Auth, extra: &[&str]) -> Out {
     let out = build(seal, ctx, auth, extra);
     out.assert_built();
@@ -80,7 +108,8 @@ fn seal_ok(seal: &Seal, args: &[&str]) -> String {
     out.stdout
 }
 
-/// A: build and export. B: import only — nothing runs, same image, no layer downloaded; its
+/// A: build and export. B — another store path, context path, mtimes, owners and hostname —
+/// imports only — nothing runs, same image, no layer downloaded; its
 /// image lists remote layers that `images`, `inspect`, `du` and `fsck` understand. B changes
 /// one file: only that step runs; B exports; A imports B's record. Run for each location.
 fn args(v: &[String]) -> Vec<&str> {
@@ -109,7 +138,7 @@ fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
     let layers = layer_digests(&a, "app:1");
     let gets_before = registry.map_or(0, |r| r.access_log().len());
 
-    let out_b = built(&b, &ctx_b, &auth, &args(&with("--cache-from", from)));
+    let out_b = build_elsewhere(&b, &ctx_b, &auth, &args(&with("--cache-from", from)));
     assert_eq!(
         out_b.summary().executed,
         0,
@@ -490,4 +519,104 @@ fn a_failed_export_fails_the_build_unless_errors_are_ignored() {
     );
     out.assert_built();
     assert!(out.stderr.contains("ignore-error=true"), "{}", out.stderr);
+}
+
+/// A context whose first COPY is a busybox rootfs, so RUN has a shell.
+fn busybox_context(mtime: i64, run: &str) -> Ctx {
+    let ctx = context(mtime, None);
+    let bin = ctx.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("busybox-static is installed (scripts/install-system-packages.sh)");
+    for applet in ["sh", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    ctx.kubefile(&format!(
+        "FROM scratch\nCOPY rootfs/. .\nCOPY dir2 b\nRUN {run}\n"
+    ));
+    ctx.touch_all(mtime);
+    ctx
+}
+
+#[test]
+fn a_run_on_a_fresh_machine_downloads_the_layers_below_it_and_only_then() {
+    let auth = Auth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cache");
+    let (a, b) = (Seal::new(), Seal::new());
+    let to = format!("type=local,dest={}", d.display());
+    let from = format!("type=local,src={}", d.display());
+    let ctx_a = busybox_context(OLD, "cat b/dir2/x.txt > c");
+    let out_a = built(&a, &ctx_a, &auth, &["--cache-to", &to]);
+    let below: Vec<String> = layer_digests(&a, "app:1")[..2].to_vec();
+    // B, same Kubefile: nothing runs, nothing is downloaded.
+    let ctx_b = busybox_context(OLD + 5, "cat b/dir2/x.txt > c");
+    let out_b = built(&b, &ctx_b, &auth, &["--cache-from", &from]);
+    assert_eq!(out_b.summary().executed, 0, "{}", out_b.stderr);
+    assert_eq!(out_b.digest(), out_a.digest());
+    let on_disk = |d: &String| b.root().join("blobs/sha256").join(&d[7..]).exists();
+    assert!(!below.iter().any(on_disk));
+    // Another RUN needs the rootfs below it: those layers are downloaded now, verified.
+    ctx_b.kubefile(
+        "FROM scratch\nCOPY rootfs/. .\nCOPY dir2 b\nRUN cat b/dir2/x.txt b/dir2/x.txt > c\n",
+    );
+    let out = built(&b, &ctx_b, &auth, &["--cache-from", &from]);
+    assert_eq!(out.summary().executed, 1, "{}", out.stderr);
+    assert_eq!(out.step("RUN"), Step::Done);
+    assert!(
+        below.iter().all(on_disk),
+        "the layers below the RUN were not fetched"
+    );
+}
+
+#[test]
+fn a_push_mounts_remote_layers_in_the_same_registry_and_downloads_them_for_another() {
+    let registry = Registry::start(None, |_| String::new()).unwrap();
+    let other = Registry::start(None, |_| String::new()).unwrap();
+    let auth = Auth::new();
+    let insecure = format!("--insecure-registry={}", registry.host);
+    let spec = format!("type=registry,ref={}/cache/app:main", registry.host);
+    let (a, b) = (Seal::new(), Seal::new());
+    built(
+        &a,
+        &context(OLD, None),
+        &auth,
+        &["--cache-to", &spec, &insecure],
+    );
+    built(
+        &b,
+        &context(OLD, None),
+        &auth,
+        &["--cache-from", &spec, &insecure],
+    );
+    let layers = layer_digests(&b, "app:1");
+    let push = |target: &str, flag: &str| {
+        let name = format!("{target}/team/app:1");
+        let tag = b.run_in(Path::new("/"), &["tag", "app:1", &name]);
+        assert_eq!(tag.code, 0, "{}", tag.stderr);
+        let mut cmd = b.command();
+        cmd.args(["push", "--progress", "plain", flag, &name]);
+        for (k, v) in auth.env() {
+            cmd.env(k, v);
+        }
+        let out = Out::from_command(cmd);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    let before = registry.access_log().len();
+    push(&registry.host, &insecure);
+    let log = registry.access_log()[before..].to_vec();
+    let mounts = log.iter().filter(|l| l.contains("mount=")).count();
+    assert_eq!(mounts, layers.len(), "{log:#?}");
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("\"GET ") && l.contains("/blobs/")),
+        "{log:#?}"
+    );
+    // Another registry cannot mount from the cache's: the layers are downloaded, then sent.
+    let both = format!("--insecure-registry={},{}", registry.host, other.host);
+    push(&other.host, &both);
+    let pulled = Seal::new();
+    let name = format!("{}/team/app:1", other.host);
+    let out = pulled.run_in(Path::new("/"), &["pull", &both, &name]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
