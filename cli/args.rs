@@ -164,14 +164,15 @@ pub struct BuildArgs {
     pub chart_values: Vec<String>,
 
     /// Export this build's cache records, in BuildKit's syntax:
-    /// `type=registry,ref=REG/REPO:TAG` or `type=local,dest=DIR`, plus `mode=min|max`
+    /// `type=registry,ref=REG/REPO:TAG`, `type=local,dest=DIR` or
+    /// `type=s3,bucket=B,region=R[,endpoint_url=URL][,prefix=P][,name=N]`, plus `mode=min|max`
     /// (max: intermediate stages too) and `ignore-error=true`. Whoever can write the cache can
     /// poison it: import only caches you trust (see the README)
     #[arg(long, value_name = "SPEC", value_parser = cache::parse_cache_to)]
     pub cache_to: Vec<seal_engine::remote_cache::CacheExport>,
 
     /// Use cache records exported by another build: `type=registry,ref=REG/REPO:TAG` (or
-    /// just the ref) or `type=local,src=DIR`; repeatable, consulted after the local store
+    /// just the ref), `type=local,src=DIR` or `type=s3,...`; repeatable, consulted after the local store
     /// in the order given. One that cannot be read is a warning
     #[arg(long, value_name = "SPEC", value_parser = cache::parse_cache_from)]
     pub cache_from: Vec<seal_engine::remote_cache::CacheLocation>,

@@ -10,8 +10,15 @@
 #   unzip             unpacks the Helm test oracle (scripts/install-helm.sh)
 #   iproute2          `ip`, which lite-mode RUN tests run from the host to list interfaces
 #   attr, libcap2-bin getfattr and getcap: what a RUN sees of a layer's xattrs (tests/fidelity.rs)
+#   curl              creates the S3 test bucket (tests/common/s3.rs)
+# and from PyPI, when `moto_server` is not on PATH: moto[server], the S3 API the remote-cache
+# tests talk to (tests/remote_cache.rs).
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin curl)
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing: moto[server] (pip)" >&2
+  python3 -m pip install -q 'moto[server]' >/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

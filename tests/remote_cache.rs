@@ -41,18 +41,25 @@ fn chown_tree(dir: &Path, id: u32) {
     }
 }
 
-/// An empty credentials file, so no test reads the machine's docker config.
-struct Auth(tempfile::NamedTempFile);
+/// An empty registry credentials file, so no test reads the machine's docker config, plus
+/// any other variables a location needs (S3's).
+struct Auth(tempfile::NamedTempFile, Vec<(String, String)>);
 
 impl Auth {
     fn new() -> Auth {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), "{}").unwrap();
-        Auth(file)
+        Auth::with(Vec::new())
     }
 
-    fn env(&self) -> [(&str, &str); 1] {
-        [("REGISTRY_AUTH_FILE", self.0.path().to_str().unwrap())]
+    fn with(vars: Vec<(String, String)>) -> Auth {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "{}").unwrap();
+        Auth(file, vars)
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        let mut env = vec![("REGISTRY_AUTH_FILE", self.0.path().to_str().unwrap())];
+        env.extend(self.1.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        env
     }
 }
 
@@ -116,9 +123,26 @@ fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
-    let auth = Auth::new();
-    let insecure = registry.map(|r| format!("--insecure-registry={}", r.host));
+/// Where a shared cache lives, as the test drives it.
+struct Remote<'a> {
+    to: String,
+    from: String,
+    /// A flag every command needs (`--insecure-registry=...`).
+    flag: Option<String>,
+    /// The server's request log, to find layer downloads in.
+    log: Option<&'a dyn Fn() -> Vec<String>>,
+    auth: Auth,
+}
+
+fn machines_share_one_cache(remote: Remote<'_>) {
+    let Remote {
+        to,
+        from,
+        flag: insecure,
+        log: access_log,
+        auth,
+    } = remote;
+    let (to, from) = (to.as_str(), from.as_str());
     let with = |flag: &str, spec: &str| -> Vec<String> {
         let mut v = vec![flag.to_string(), spec.to_string()];
         v.extend(insecure.clone());
@@ -136,7 +160,7 @@ fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
         out_a.stderr
     );
     let layers = layer_digests(&a, "app:1");
-    let gets_before = registry.map_or(0, |r| r.access_log().len());
+    let gets_before = access_log.map_or(0, |log| log().len());
 
     let out_b = build_elsewhere(&b, &ctx_b, &auth, &args(&with("--cache-from", from)));
     assert_eq!(
@@ -146,8 +170,8 @@ fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
         out_b.stderr
     );
     assert_eq!(out_b.digest(), out_a.digest(), "B's image differs from A's");
-    if let Some(registry) = registry {
-        let log = registry.access_log();
+    if let Some(access_log) = access_log {
+        let log = access_log();
         let layer_gets: Vec<&String> = log[gets_before..]
             .iter()
             .filter(|l| l.contains("\"GET ") && layers.iter().any(|d| l.contains(d.as_str())))
@@ -203,7 +227,12 @@ fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
     if let Some(flag) = &insecure {
         save.insert(0, flag);
     }
-    let saved = b.run_in(Path::new("/"), &save);
+    let mut cmd = b.command();
+    cmd.args(&save);
+    for (k, v) in auth.env() {
+        cmd.env(k, v);
+    }
+    let saved = Out::from_command(cmd);
     assert_eq!(saved.code, 0, "{}", saved.stderr);
     let fsck = seal_ok(&b, &["fsck"]);
     assert!(fsck.contains("no problems"), "{fsck}");
@@ -213,7 +242,34 @@ fn machines_share_one_cache(to: &str, from: &str, registry: Option<&Registry>) {
 fn machines_share_a_cache_through_a_registry() {
     let registry = Registry::start(None, |_| String::new()).unwrap();
     let spec = format!("type=registry,ref={}/cache/app:main", registry.host);
-    machines_share_one_cache(&spec, &spec, Some(&registry));
+    machines_share_one_cache(Remote {
+        to: spec.clone(),
+        from: spec,
+        flag: Some(format!("--insecure-registry={}", registry.host)),
+        log: Some(&|| registry.access_log()),
+        auth: Auth::new(),
+    });
+}
+
+#[test]
+fn machines_share_a_cache_through_s3() {
+    let moto = common::s3::Moto::start();
+    moto.create_bucket("ci-cache");
+    let spec = format!(
+        "type=s3,bucket=ci-cache,region=us-east-1,endpoint_url={},prefix=team/",
+        moto.endpoint
+    );
+    machines_share_one_cache(Remote {
+        to: format!("{spec},mode=max"),
+        from: spec,
+        flag: None,
+        log: Some(&|| moto.access_log()),
+        auth: Auth::with(moto.env()),
+    });
+    // BuildKit's shape: the tag object and the blobs under the prefix.
+    let log = moto.access_log().join("\n");
+    assert!(log.contains("PUT /ci-cache/team/manifests/latest"), "{log}");
+    assert!(log.contains("GET /ci-cache/team/blobs/sha256/"), "{log}");
 }
 
 #[test]
@@ -222,7 +278,13 @@ fn machines_share_a_cache_through_a_directory() {
     let d = dir.path().join("cache");
     let to = format!("type=local,dest={}", d.display());
     let from = format!("type=local,src={}", d.display());
-    machines_share_one_cache(&to, &from, None);
+    machines_share_one_cache(Remote {
+        to,
+        from,
+        flag: None,
+        log: None,
+        auth: Auth::new(),
+    });
     // The directory is an OCI layout whose tag names an image manifest, not an index.
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("index.json")).unwrap()).unwrap();

@@ -91,7 +91,37 @@ fn location(attrs: &mut BTreeMap<String, String>, dir_key: &str) -> Result<Cache
                 tag,
             })
         }
-        "s3" => Err("type=s3 is not supported yet; use type=registry or type=local".into()),
+        "s3" => {
+            let bucket = attrs
+                .remove("bucket")
+                .filter(|b| !b.is_empty())
+                .ok_or("type=s3 needs bucket=NAME")?;
+            // As BuildKit: the region from the attribute, else the AWS environment.
+            let region = attrs
+                .remove("region")
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .filter(|r| !r.is_empty())
+                .ok_or("type=s3 needs region=REGION (or AWS_REGION)")?;
+            let endpoint_url = attrs.remove("endpoint_url");
+            if let Some(url) = &endpoint_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("endpoint_url={url}: not an http(s) URL"));
+                }
+            }
+            let prefix = attrs.remove("prefix").unwrap_or_default();
+            let name = attrs.remove("name").unwrap_or_else(|| "latest".into());
+            if name.is_empty() || name.contains('/') {
+                return Err(format!("name={name}: a cache name is one path element"));
+            }
+            Ok(CacheLocation::S3 {
+                bucket,
+                region,
+                endpoint_url,
+                prefix,
+                name,
+            })
+        }
         other => Err(format!(
             "unknown cache type `{other}` (seal has registry, local and s3)"
         )),
@@ -130,6 +160,20 @@ mod tests {
         let from = parse_cache_from("127.0.0.1:5000/c:main").unwrap();
         assert!(matches!(from, CacheLocation::Registry(_)));
         assert!(parse_cache_from("type=local,src=/x,tag=t").is_ok());
+        let s3 = parse_cache_to(
+            "type=s3,bucket=b,region=eu-west-1,endpoint_url=http://127.0.0.1:9000,prefix=ci/,mode=max",
+        )
+        .unwrap();
+        assert_eq!(
+            s3.location,
+            CacheLocation::S3 {
+                bucket: "b".into(),
+                region: "eu-west-1".into(),
+                endpoint_url: Some("http://127.0.0.1:9000".into()),
+                prefix: "ci/".into(),
+                name: "latest".into(),
+            }
+        );
     }
 
     #[test]
@@ -141,6 +185,12 @@ mod tests {
             ("type=registry,ref=r/c,ignore-error=yes", "true or false"),
             ("type=registry,ref=r/c,compression=zstd", "`compression`"),
             ("type=gha", "unknown cache type"),
+            ("type=s3,region=r", "needs bucket="),
+            (
+                "type=s3,bucket=b,region=r,endpoint_url=ftp://x",
+                "not an http(s) URL",
+            ),
+            ("type=s3,bucket=b,region=r,name=a/b", "one path element"),
             ("ref=r/c", "name the cache's type"),
             ("type=registry,ref=r/c,ref=r/d", "given twice"),
         ] {

@@ -5,7 +5,7 @@
 //! `export.rs` picks the records (`mode=min|max`) and writes them, `import.rs` reads a cache
 //! (manifest and config only) and serves its records to [`crate::cache::StoreCache`] after the
 //! local store, marking their blobs remote (`seal_store::RemoteBlob`) until something needs
-//! their bytes. Each backend — `registry.rs`, `local.rs` — stores blobs and one tagged
+//! their bytes. Each backend — `registry.rs`, `local.rs`, `s3.rs` — stores blobs and one tagged
 //! manifest; every export writes its manifest under its digest before it moves the tag, so two
 //! exporters to one ref never mix their documents.
 
@@ -14,6 +14,7 @@ pub mod format;
 mod import;
 mod local;
 mod registry;
+mod s3;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,15 @@ pub enum CacheLocation {
     /// `type=local,dest=DIR` / `src=DIR`: an OCI image layout directory; `tag` names the
     /// manifest in its `index.json`.
     Local { dir: PathBuf, tag: String },
+    /// `type=s3,bucket=B,region=R[,endpoint_url=URL][,prefix=P][,name=N]`: blobs under
+    /// `<prefix>blobs/`, the manifest at `<prefix>manifests/<name>`.
+    S3 {
+        bucket: String,
+        region: String,
+        endpoint_url: Option<String>,
+        prefix: String,
+        name: String,
+    },
 }
 
 impl std::fmt::Display for CacheLocation {
@@ -40,6 +50,12 @@ impl std::fmt::Display for CacheLocation {
         match self {
             CacheLocation::Registry(r) => write!(f, "{r}"),
             CacheLocation::Local { dir, tag } => write!(f, "{}:{tag}", dir.display()),
+            CacheLocation::S3 {
+                bucket,
+                prefix,
+                name,
+                ..
+            } => write!(f, "s3://{bucket}/{prefix}manifests/{name}"),
         }
     }
 }
@@ -81,6 +97,8 @@ pub enum CacheError {
     Format(#[from] format::FormatError),
     #[error("no cache named {0}")]
     NotFound(String),
+    #[error("{0}")]
+    S3(String),
 }
 
 impl CacheError {
@@ -113,8 +131,11 @@ trait Backend {
     fn put_manifest(&self, bytes: &[u8], digest: &Digest) -> Result<(), CacheError>;
 }
 
-fn backend(location: &CacheLocation, registries: &RegistryOptions) -> Box<dyn Backend> {
-    match location {
+fn backend(
+    location: &CacheLocation,
+    registries: &RegistryOptions,
+) -> Result<Box<dyn Backend>, CacheError> {
+    Ok(match location {
         CacheLocation::Registry(name) => Box::new(registry::RegistryBackend::new(
             name.clone(),
             registries.clone(),
@@ -123,5 +144,22 @@ fn backend(location: &CacheLocation, registries: &RegistryOptions) -> Box<dyn Ba
             dir: dir.clone(),
             tag: tag.clone(),
         }),
-    }
+        CacheLocation::S3 {
+            bucket,
+            region,
+            endpoint_url,
+            prefix,
+            name,
+        } => Box::new(s3::S3Backend {
+            client: seal_store::s3::S3Client::new(bucket, region, endpoint_url.as_deref())?,
+            source: RemoteSource::S3 {
+                bucket: bucket.clone(),
+                region: region.clone(),
+                endpoint_url: endpoint_url.clone(),
+                prefix: prefix.clone(),
+            },
+            prefix: prefix.clone(),
+            name: name.clone(),
+        }),
+    })
 }

@@ -35,6 +35,7 @@ pub mod parallel;
 mod reference;
 pub mod registry;
 mod remote;
+pub mod s3;
 mod usage;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! `fsck` (which reports it as remote, not missing). Whatever needs its bytes — a RUN's
 //! snapshot, a layer's path index, `seal save`, a push to another registry — calls
 //! [`Store::ensure_local`], which downloads it through the [`BlobFetcher`] the caller
-//! installed ([`StandardFetcher`] for registries and OCI layout directories), verified against
+//! installed ([`StandardFetcher`] for registries, OCI layout directories and S3), verified against
 //! its digest and size like any other blob. Where it is, is the `remote` column family.
 
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ pub enum Presence {
     Remote(RemoteBlob),
 }
 
-/// The fetcher for registries and OCI layout directories; S3 needs the engine's.
+/// The fetcher for every [`RemoteSource`]: registries, OCI layout directories and S3.
 pub struct StandardFetcher {
     client: Client,
 }
@@ -130,11 +130,26 @@ impl BlobFetcher for StandardFetcher {
                 writer.commit(Some(digest))?;
                 Ok(())
             }
-            RemoteSource::S3 { .. } => Err(StoreError::Remote {
-                digest: digest.clone(),
-                from: blob.source.to_string(),
-                reason: "this command cannot download from S3".into(),
-            }),
+            RemoteSource::S3 {
+                bucket,
+                region,
+                endpoint_url,
+                prefix,
+            } => {
+                let failed = |e: crate::s3::S3Error| StoreError::Remote {
+                    digest: digest.clone(),
+                    from: blob.source.to_string(),
+                    reason: e.to_string(),
+                };
+                let client = crate::s3::S3Client::new(bucket, region, endpoint_url.as_deref())
+                    .map_err(failed)?;
+                let key = crate::s3::blob_key(prefix, digest);
+                match client.download_blob(store, &key, digest, blob.size) {
+                    Ok(()) => Ok(()),
+                    Err(crate::s3::S3Error::Store(e)) => Err(e),
+                    Err(e) => Err(failed(e)),
+                }
+            }
         }
     }
 }

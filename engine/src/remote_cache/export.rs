@@ -53,7 +53,7 @@ pub fn export_cache(
     }
     let count = chosen.len();
     let (manifest, config) = format::build(chosen, indexes)?;
-    let backend = backend(&export.location, registries);
+    let backend = backend(&export.location, registries)?;
     let sent = backend.put_blobs(store, &layers, &[(manifest.config.clone(), config)])?;
     let bytes = seal_store::oci::to_canonical_json(&manifest);
     let digest = Digest::of(&bytes);

@@ -27,7 +27,7 @@ pub fn import_cache(
     location: &CacheLocation,
     registries: &RegistryOptions,
 ) -> Result<ImportedCache, CacheError> {
-    let backend = backend(location, registries);
+    let backend = backend(location, registries)?;
     let manifest = format::parse_manifest(&backend.read_manifest()?)?;
     let config = backend.read_blob(
         &manifest.config.digest,
