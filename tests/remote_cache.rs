@@ -682,3 +682,61 @@ fn a_push_mounts_remote_layers_in_the_same_registry_and_downloads_them_for_anoth
     let out = pulled.run_in(Path::new("/"), &["pull", &both, &name]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn a_fresh_machine_downloads_no_layer_of_the_base_image_either() {
+    let registry = Registry::start(None, |_| String::new()).unwrap();
+    let auth = Auth::new();
+    let insecure = format!("--insecure-registry={}", registry.host);
+    // A base image in the registry, with manifests image collection reads.
+    let base = Ctx::new();
+    base.file("bin/tool", vec![7u8; 300 << 10])
+        .file(
+            "manifests/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n",
+        )
+        .kubefile("FROM scratch\nCOPY bin bin\nCOPY manifests manifests\n");
+    let seed = Seal::new();
+    let base_name = format!("{}/lib/base:1", registry.host);
+    let mut cmd = seed.command();
+    cmd.current_dir(base.path())
+        .args(["build", "--build-mode", "lite", "-t", &base_name, "."]);
+    assert_eq!(Out::from_command(cmd).code, 0);
+    let pushed = seed.run_in(Path::new("/"), &["push", &insecure, &base_name]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let base_layers = layer_digests(&seed, &base_name);
+
+    let kubefile = format!("FROM {base_name}\nCOPY dir2 b\nCOPY dir1 manifests/extra\n");
+    let spec = format!("type=registry,ref={}/cache/app:main", registry.host);
+    let (a, b) = (Seal::new(), Seal::new());
+    let ctx_a = context(OLD, None);
+    ctx_a.kubefile(&kubefile);
+    let out_a = built(&a, &ctx_a, &auth, &["--cache-to", &spec, &insecure]);
+    let before = registry.access_log().len();
+    let ctx_b = context(OLD + 99, None);
+    ctx_b.kubefile(&kubefile);
+    let out_b = built(&b, &ctx_b, &auth, &["--cache-from", &spec, &insecure]);
+    assert_eq!(out_b.summary().executed, 0, "{}", out_b.stderr);
+    assert_eq!(out_b.digest(), out_a.digest());
+    let layers = layer_digests(&b, "app:1");
+    let log = registry.access_log()[before..].to_vec();
+    let downloads: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("\"GET ") && l.contains("/blobs/"))
+        .filter(|l| {
+            layers
+                .iter()
+                .chain(&base_layers)
+                .any(|d| l.contains(d.as_str()))
+        })
+        .collect();
+    assert!(downloads.is_empty(), "B downloaded layers: {downloads:#?}");
+    // Its store knows the base's layers as remote, in the base's repository.
+    let inspected = b.inspect(&base_name);
+    assert!(
+        inspected["layers"][0]["remote"]
+            .as_str()
+            .is_some_and(|r| r.contains("lib/base")),
+        "{inspected:#}"
+    );
+}

@@ -124,7 +124,10 @@ fn build(
     };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
     let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
-        resolve_image(root, &store, image, args.pull, registries, style)
+        // With a remote cache a FROM image is pulled lazily: the steps over it may all be
+        // cached, and then its layers are never needed here.
+        let lazy = !args.cache_from.is_empty();
+        resolve_image(root, &store, image, args.pull, registries, style, lazy)
     };
     let lowered = lower(
         &parsed.kubefile,
@@ -394,6 +397,7 @@ fn resolve_image(
     pull: PullPolicy,
     registries: &RegistryOptions,
     style: Style,
+    lazy: bool,
 ) -> Result<ResolvedImage, String> {
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
     let exists = root.join("db").exists() || slot.borrow().is_some();
@@ -425,7 +429,11 @@ fn resolve_image(
         // A FROM pull shows its transfers the way the build shows its steps (JSON stays JSON).
         let view = TransferView::new(style, Direction::Pull);
         view.note(&format!("pulling {reference}"));
-        let pulled = client.pull_resolved(&store, &reference, remote, &|e| view.handle(e));
+        let pulled = if lazy {
+            client.pull_lazy(&store, &reference, remote, &|e| view.handle(e))
+        } else {
+            client.pull_resolved(&store, &reference, remote, &|e| view.handle(e))
+        };
         view.finish();
         pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
     } else if !known {

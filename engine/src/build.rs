@@ -120,7 +120,7 @@ pub async fn build(
         }
     }
     let graph = graph.build();
-    let imports = import_all(&request).await;
+    let imports = import_all(&store, &request).await;
     let imported = imports
         .iter()
         .map(|i| (i.location.clone(), i.len()))
@@ -203,7 +203,19 @@ pub async fn build(
             _ => None,
         })
         .collect();
-    let exported_caches = export_all(&store, &request, records, chain.clone()).await?;
+    // Image collection's scans, so an importer collects without reading the layers.
+    let scans: Vec<String> = def
+        .nodes
+        .iter()
+        .filter_map(|n| match (&n.op, n.inputs.first()) {
+            (Op::Collect(op), Some(&input)) => match solved.outputs.get(&NodeId(input as u32)) {
+                Some(Output::Layers(chain)) => Some(crate::ops::collect::scan_key(op, chain)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let exported_caches = export_all(&store, &request, records, scans, chain.clone()).await?;
     Ok(BuildReport {
         exported,
         status,
@@ -216,16 +228,23 @@ pub async fn build(
 
 /// Read every `--cache-from`, in order. One that cannot be read (unreachable, missing,
 /// unauthorised, malformed) is a warning naming it and why; the build goes on without it.
-async fn import_all(request: &BuildRequest) -> Vec<ImportedCache> {
+async fn import_all(store: &Arc<Store>, request: &BuildRequest) -> Vec<ImportedCache> {
     let (locations, registries) = (request.cache_from.clone(), request.registries.clone());
+    let store = store.clone();
     let read = tokio::task::spawn_blocking(move || {
         locations
             .iter()
-            .filter_map(|location| match import_cache(location, &registries) {
-                Ok(cache) => Some(cache),
-                Err(e) => {
-                    tracing::warn!("--cache-from {location} is not used: {e}");
-                    None
+            .filter_map(|location| {
+                let imported = import_cache(location, &registries).and_then(|cache| {
+                    cache.adopt_collect(&store)?;
+                    Ok(cache)
+                });
+                match imported {
+                    Ok(cache) => Some(cache),
+                    Err(e) => {
+                        tracing::warn!("--cache-from {location} is not used: {e}");
+                        None
+                    }
                 }
             })
             .collect()
@@ -239,6 +258,7 @@ async fn export_all(
     store: &Arc<Store>,
     request: &BuildRequest,
     records: Vec<([u8; 32], LayerChain)>,
+    scans: Vec<String>,
     image: LayerChain,
 ) -> Result<Vec<(CacheLocation, ExportReport)>, BuildError> {
     if request.cache_to.is_empty() {
@@ -252,7 +272,7 @@ async fn export_all(
     let written = tokio::task::spawn_blocking(move || {
         let mut done = Vec::new();
         for export in &exports {
-            match export_cache(&store, &records, &image, export, &registries) {
+            match export_cache(&store, &records, &scans, &image, export, &registries) {
                 Ok(report) => done.push((export.location.clone(), report)),
                 Err(e) if export.ignore_error => {
                     tracing::warn!(

@@ -23,10 +23,12 @@ pub struct ExportReport {
 }
 
 /// Write the cache records of one build to `export.location`. `records` are every cached
-/// step's key and result; `image` is the final image's rootfs.
+/// step's key and result; `collect` the image collection scan keys of the build (their
+/// records go too, in both modes); `image` is the final image's rootfs.
 pub fn export_cache(
     store: &Store,
     records: &[([u8; 32], LayerChain)],
+    collect: &[String],
     image: &LayerChain,
     export: &CacheExport,
     registries: &RegistryOptions,
@@ -51,8 +53,16 @@ pub fn export_cache(
             }
         }
     }
+    let mut scans = BTreeMap::new();
+    for key in collect {
+        if let Some(bytes) = store.collect_get(key)? {
+            if let Ok(text) = String::from_utf8(bytes) {
+                scans.insert(key.clone(), text);
+            }
+        }
+    }
     let count = chosen.len();
-    let (manifest, config) = format::build(chosen, indexes)?;
+    let (manifest, config) = format::build(chosen, indexes, scans)?;
     let backend = backend(&export.location, registries)?;
     let sent = backend.put_blobs(store, &layers, &[(manifest.config.clone(), config)])?;
     let bytes = seal_store::oci::to_canonical_json(&manifest);

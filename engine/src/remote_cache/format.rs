@@ -45,6 +45,10 @@ pub struct CacheConfig {
     /// Layer blob digest → its path index ([`encode_index`]).
     #[serde(default)]
     pub indexes: BTreeMap<Digest, String>,
+    /// Image collection's scan records (`scan:<hex>` → its JSON), so an importer collects
+    /// without reading the rootfs's layers.
+    #[serde(default)]
+    pub collect: BTreeMap<String, String>,
 }
 
 /// One cache key and its result.
@@ -74,6 +78,7 @@ pub struct CacheDocument {
 pub fn build(
     records: Vec<CacheRecord>,
     indexes: BTreeMap<Digest, String>,
+    collect: BTreeMap<String, String>,
 ) -> Result<(Manifest, Vec<u8>), FormatError> {
     let mut records = records;
     records.sort_by(|a, b| a.key.cmp(&b.key));
@@ -96,6 +101,7 @@ pub fn build(
         version: VERSION,
         records,
         indexes,
+        collect,
     };
     let bytes = seal_store::oci::to_canonical_json(&config);
     if bytes.len() as u64 > CONFIG_LIMIT {
@@ -196,6 +202,15 @@ pub fn parse_config(manifest: Manifest, bytes: &[u8]) -> Result<CacheDocument, F
             }
         }
     }
+    for (key, value) in &config.collect {
+        let hex = key.strip_prefix("scan:").unwrap_or_default();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(format!("`{key}` is not an image collection scan key")));
+        }
+        if serde_json::from_str::<serde_json::Value>(value).is_err() {
+            return Err(bad(format!("the scan record {key} is not JSON")));
+        }
+    }
     for digest in config.indexes.keys() {
         if !listed.contains_key(digest) {
             return Err(bad(format!(
@@ -279,7 +294,7 @@ mod tests {
     fn check(records: Vec<CacheRecord>) -> Result<CacheDocument, FormatError> {
         let index = encode_index(&[("a/b".into(), vec![1, 2, 3])]);
         let first = records[0].result.layers[0].digest.clone();
-        let (manifest, config) = build(records, [(first, index)].into())?;
+        let (manifest, config) = build(records, [(first, index)].into(), BTreeMap::new())?;
         let bytes = seal_store::oci::to_canonical_json(&manifest);
         parse_config(parse_manifest(&bytes)?, &config)
     }
@@ -302,8 +317,12 @@ mod tests {
 
     #[test]
     fn records_must_agree_with_the_manifest() {
-        let (mut manifest, config) =
-            build(vec![record(1, vec![layer(1, 10)])], BTreeMap::new()).unwrap();
+        let (mut manifest, config) = build(
+            vec![record(1, vec![layer(1, 10)])],
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .unwrap();
         manifest.layers[0].size = 11;
         let err = parse_config(manifest.clone(), &config).unwrap_err();
         assert!(err.0.contains("the manifest lists 11 bytes"), "{err}");
@@ -315,8 +334,12 @@ mod tests {
     #[test]
     fn malformed_documents_are_refused() {
         assert!(parse_manifest(b"{").is_err());
-        let (mut manifest, config) =
-            build(vec![record(1, vec![layer(1, 10)])], BTreeMap::new()).unwrap();
+        let (mut manifest, config) = build(
+            vec![record(1, vec![layer(1, 10)])],
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .unwrap();
         assert!(parse_config(manifest.clone(), b"{\"version\": 1}").is_err());
         assert!(parse_config(manifest.clone(), &config[..config.len() - 1]).is_err());
         manifest.config.media_type = seal_store::oci::MEDIA_TYPE_CONFIG.into();
@@ -330,6 +353,27 @@ mod tests {
         let bytes = seal_store::oci::to_canonical_json(&manifest);
         assert!(parse_manifest(&bytes).is_err());
         assert!(decode_index("!!").is_err());
+        let (manifest, _) = build(
+            vec![record(1, vec![layer(1, 10)])],
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .unwrap();
+        for (key, value) in [
+            ("scan:xyz", "{}"),
+            (&*format!("scan:{}", "a".repeat(64)), "{"),
+        ] {
+            let config = CacheConfig {
+                version: VERSION,
+                records: Vec::new(),
+                indexes: BTreeMap::new(),
+                collect: [(key.to_string(), value.to_string())].into(),
+            };
+            let bytes = seal_store::oci::to_canonical_json(&config);
+            let mut m = manifest.clone();
+            m.config.size = bytes.len() as u64;
+            assert!(parse_config(m, &bytes).is_err(), "{key} {value}");
+        }
         let truncated = base64::engine::general_purpose::STANDARD
             .encode(zstd::bulk::compress(&[9, 0, 0, 0, b'a'], 3).unwrap());
         assert!(decode_index(&truncated).is_err());

@@ -20,6 +20,7 @@ pub struct ImportedCache {
     source: RemoteSource,
     records: HashMap<[u8; 32], LayerChain>,
     indexes: BTreeMap<Digest, Vec<(String, Vec<u8>)>>,
+    collect: BTreeMap<String, String>,
 }
 
 /// Read and check the cache at `location`: its manifest and config only.
@@ -45,6 +46,7 @@ pub fn import_cache(
         }
         indexes.insert(digest.clone(), records);
     }
+    let collect = document.config.collect;
     let records = document
         .config
         .records
@@ -56,6 +58,7 @@ pub fn import_cache(
         source: backend.source(),
         records,
         indexes,
+        collect,
     })
 }
 
@@ -68,6 +71,17 @@ impl ImportedCache {
     /// True when the cache has no record.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// Store the cache's image collection scan records the store lacks. Scans are keyed by
+    /// content, so a record only ever serves the rootfs it was made from.
+    pub fn adopt_collect(&self, store: &Store) -> Result<(), StoreError> {
+        for (key, value) in &self.collect {
+            if store.collect_get(key)?.is_none() {
+                store.collect_put(key, value.as_bytes())?;
+            }
+        }
+        Ok(())
     }
 
     /// The record of `key`, adopted into `store`, if this cache has it and the store has (or

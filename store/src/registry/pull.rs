@@ -9,7 +9,7 @@ use super::{
     Client, Platform, Progress, RegistryError, RemoteImage, TransferEvent, TransferReport, TRIES,
 };
 use crate::oci::Descriptor;
-use crate::{Digest, Reference, Store};
+use crate::{Digest, Reference, RemoteBlob, RemoteSource, Store};
 
 impl Client {
     /// Pull `name` (for `platform` when it is an index) into `store` and name it `name`.
@@ -48,6 +48,67 @@ impl Client {
             blobs.iter().map(|d| (d.digest.clone(), d.size)).collect();
         touched.push((digest.clone(), bytes.len() as u64));
         store.touch_blobs(&touched)?;
+        let mut local = name.clone();
+        local.digest = None;
+        if local.tag.is_none() {
+            local.tag = Some("latest".into());
+        }
+        store.set_image(&local, &digest)?;
+        Ok(TransferReport {
+            manifest: digest,
+            transferred,
+            skipped,
+            mounted: 0,
+        })
+    }
+
+    /// Pull a resolved image lazily: its config now, its layers only recorded as remote (in
+    /// `name`'s repository), downloaded when something needs their bytes
+    /// ([`Store::ensure_local`]). What a build with `--cache-from` does for a FROM image, so
+    /// a fully cached build downloads no layer of its base.
+    pub fn pull_lazy(
+        &self,
+        store: &Store,
+        name: &Reference,
+        remote: RemoteImage,
+        progress: Progress<'_>,
+    ) -> Result<TransferReport, RegistryError> {
+        let RemoteImage {
+            bytes,
+            digest,
+            manifest,
+        } = remote;
+        let (transferred, skipped) = self.fetch_blobs(
+            store,
+            name,
+            std::slice::from_ref(&manifest.config),
+            progress,
+        )?;
+        let repository = format!("{}/{}", name.domain, name.path);
+        let remote: Vec<(Digest, RemoteBlob)> = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                self.remember(&name.domain, &name.path, &l.digest);
+                (
+                    l.digest.clone(),
+                    RemoteBlob {
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                        source: RemoteSource::Registry {
+                            repository: repository.clone(),
+                        },
+                    },
+                )
+            })
+            .collect();
+        store.mark_remote(&remote)?;
+        let stored = store.blobs().put(&bytes)?;
+        debug_assert_eq!(stored, digest);
+        store.touch_blobs(&[
+            (manifest.config.digest.clone(), manifest.config.size),
+            (digest.clone(), bytes.len() as u64),
+        ])?;
         let mut local = name.clone();
         local.digest = None;
         if local.tag.is_none() {
