@@ -211,6 +211,8 @@ fn machines_share_one_cache(remote: Remote<'_>) {
         changed.stderr
     );
     assert_eq!(changed.summary().executed, 1, "{}", changed.stderr);
+    // Only the new layer and the config are sent: the cache has the rest.
+    assert!(changed.stderr.contains("2 sent)"), "{}", changed.stderr);
 
     // A, with the same change, imports B's record instead of running the step.
     ctx_a.file("dir2/x.txt", "two, changed\n");
@@ -739,4 +741,72 @@ fn a_fresh_machine_downloads_no_layer_of_the_base_image_either() {
             .is_some_and(|r| r.contains("lib/base")),
         "{inspected:#}"
     );
+}
+
+#[test]
+fn caches_are_consulted_after_the_store_in_the_order_given() {
+    let auth = Auth::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = (dir.path().join("x"), dir.path().join("y"));
+    let ctx_1 = context(OLD, None);
+    built(
+        &Seal::new(),
+        &ctx_1,
+        &auth,
+        &["--cache-to", &format!("type=local,dest={}", x.display())],
+    );
+    let ctx_2 = context(OLD, None);
+    ctx_2.file("dir2/x.txt", "second\n");
+    built(
+        &Seal::new(),
+        &ctx_2,
+        &auth,
+        &["--cache-to", &format!("type=local,dest={}", y.display())],
+    );
+    // X has every step but the changed one, Y has that one too: B runs nothing, and reports
+    // both caches.
+    let b = Seal::new();
+    let from_x = format!("type=local,src={}", x.display());
+    let from_y = format!("type=local,src={}", y.display());
+    let out = built(
+        &b,
+        &ctx_2,
+        &auth,
+        &["--cache-from", &from_x, "--cache-from", &from_y],
+    );
+    assert_eq!(out.summary().executed, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("cache records from {}", x.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("cache records from {}", y.display())),
+        "{}",
+        out.stderr
+    );
+    // The store comes first: with both caches gone, the same build still runs nothing.
+    std::fs::remove_dir_all(&x).unwrap();
+    std::fs::remove_dir_all(&y).unwrap();
+    let again = build(&b, &ctx_2, &auth, &["--cache-from", &from_x]);
+    again.assert_built();
+    assert_eq!(again.summary().executed, 0, "{}", again.stderr);
+}
+
+#[test]
+fn a_missing_bucket_is_a_warning_and_a_failed_s3_export_fails_the_build() {
+    let moto = common::s3::Moto::start();
+    let auth = Auth::with(moto.env());
+    let ctx = context(OLD, None);
+    let spec = format!(
+        "type=s3,bucket=no-such-bucket,region=us-east-1,endpoint_url={}",
+        moto.endpoint
+    );
+    let out = build(&Seal::new(), &ctx, &auth, &["--cache-from", &spec]);
+    warns(&out, "s3://no-such-bucket", "NoSuchBucket");
+    let out = build(&Seal::new(), &ctx, &auth, &["--cache-to", &spec]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("NoSuchBucket"), "{}", out.stderr);
 }

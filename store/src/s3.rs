@@ -100,10 +100,16 @@ impl S3Client {
             .get_object(self.credentials.as_ref(), key)
             .sign(SIGNED_FOR);
         let mut response = self.send("GET", url.as_str(), Body::Empty)?;
-        if response.status().as_u16() == 404 {
-            return Ok(None);
+        let what = format!("fetching s3 object {key}");
+        match check(&what, &mut response) {
+            // No such key: nothing there. A missing bucket stays an error that says so.
+            Err(S3Error::Status {
+                status: 404,
+                detail,
+                ..
+            }) if !detail.contains("NoSuchBucket") => return Ok(None),
+            other => other?,
         }
-        check(&format!("fetching s3 object {key}"), &mut response)?;
         let bytes = response
             .body_mut()
             .with_config()
