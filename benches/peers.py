@@ -14,7 +14,11 @@ image and 10 container images; every tool pulls the base from it (BuildKit: dock
 127.0.0.0/8 over plain HTTP; Buildah: --tls-verify=false). Only seal also collects the 10
 images into a registry/ layer (one manifest request per tag on a no-op), so the peers do less.
 
-usage: peers.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,run-container,deep,deep-run,wide,cluster] [--out DIR]
+`ci` (see ci.py) runs `small` and `cluster` on a fresh store with a warm remote cache in that
+registry: seal with `--cache-from`, BuildKit with an inline cache and `--cache-from` on a fresh
+daemon; it also reports the blob bytes each downloaded (Buildah is not run).
+
+usage: peers.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,run-container,deep,deep-run,wide,cluster,ci] [--out DIR]
 """
 import argparse
 import json
@@ -30,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scenarios  # noqa: E402  (the generators and helpers of the seal-only script)
+import ci  # noqa: E402  (the `ci` scenario: a fresh store with a warm remote cache)
 
 
 def gen_deep(ctx, seed=42):
@@ -329,7 +334,7 @@ def main():
     ap.add_argument("--seal", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--scenarios", default="small,big,run,run-container,deep,deep-run,wide,cluster")
+    ap.add_argument("--scenarios", default="small,big,run,run-container,deep,deep-run,wide,cluster,ci")
     ap.add_argument("--out", default=".")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -339,6 +344,14 @@ def main():
              "|---|---|---|---|---|---|---|"]
     for name in args.scenarios.split(","):
         print(f"== {name}", file=sys.stderr)
+        if name == "ci":
+            res = ci.run_ci(os.path.abspath(args.seal), os.path.abspath(args.work), args.runs, BuildKit, GENERATORS,
+                            dockerfile_for)
+            everything["scenarios"][name] = res
+            lines.extend(ci.table_lines(res))
+            with open(os.path.join(args.out, "peers.json"), "w") as f:
+                json.dump(everything, f, indent=2)
+            continue
         res = run_scenario(name, os.path.abspath(args.seal), os.path.abspath(args.work), args.runs)
         everything["scenarios"][name] = res
         def cell(v):

@@ -2,7 +2,8 @@
 # Side-by-side benchmark: seal vs BuildKit (a private dockerd from Debian's docker.io, started
 # and stopped by the script) vs Buildah, every scenario, interleaved in one run. Writes
 # $CARGO_TARGET_DIR/bench/peers.{md,json}. Generated data lives in $SEAL_BENCH_WORK.
-# usage: benches/peers.sh [--runs N] [--scenarios small,big,run,run-container,deep,deep-run,wide,cluster]
+# usage: benches/peers.sh [--runs N] [--scenarios small,big,run,run-container,deep,deep-run,wide,cluster,ci]
+# (`ci`: `small` and `cluster` on a fresh store with a warm remote cache; see benches/ci.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh

@@ -1,6 +1,7 @@
 //! Command-line flags (clap derive). The only place argv is defined.
 
 pub mod bench;
+pub mod cache;
 pub mod meta;
 pub mod observe;
 pub mod units;
@@ -227,6 +228,20 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     pub observe: observe::ObserveArgs,
+
+    /// Export this build's cache records, in BuildKit's syntax:
+    /// `type=registry,ref=REG/REPO:TAG`, `type=local,dest=DIR` or
+    /// `type=s3,bucket=B,region=R[,endpoint_url=URL][,prefix=P][,name=N]`, plus `mode=min|max`
+    /// (max: intermediate stages too) and `ignore-error=true`. Whoever can write the cache can
+    /// poison it: import only caches you trust (see the README)
+    #[arg(long, value_name = "SPEC", value_parser = cache::parse_cache_to)]
+    pub cache_to: Vec<seal_engine::remote_cache::CacheExport>,
+
+    /// Use cache records exported by another build: `type=registry,ref=REG/REPO:TAG` (or
+    /// just the ref), `type=local,src=DIR` or `type=s3,...`; repeatable, consulted after the local store
+    /// in the order given. One that cannot be read is a warning
+    #[arg(long, value_name = "SPEC", value_parser = cache::parse_cache_from)]
+    pub cache_from: Vec<seal_engine::remote_cache::CacheLocation>,
 
     /// The build context: the directory COPY sources are relative to
     #[arg(value_name = "PATH")]

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Command::History(a) => commands::history::run(&root, a),
         Command::Completion(a) => commands::manual::completion(a),
         Command::Man(a) => commands::manual::man(a),
-        Command::Save(a) => commands::save::run(&root, a),
+        Command::Save(a) => commands::save::run(&root, a, &registries),
         Command::Load(a) => commands::load::run(&root, a),
         Command::Rmi(a) => commands::rmi::run(&root, a),
         Command::Prune(a) => commands::prune::run(&root, a),

@@ -14,8 +14,15 @@
 #   tmux              tests/tty_view.rs runs a build in a real terminal and captures the pane
 #   bubblewrap        the sandbox of buildbox-run, the remote executor of tests/remote.rs
 #   groff-base        parses the manual pages `seal man` prints (tests/manual.rs)
+#   curl              creates the S3 test bucket (tests/common/s3.rs)
+# and from PyPI, when `moto_server` is not on PATH: moto[server], the S3 API the remote-cache
+# tests talk to (tests/remote_cache.rs).
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base curl)
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing: moto[server] (pip)" >&2
+  python3 -m pip install -q 'moto[server]' >/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -146,7 +146,10 @@ fn build(
     };
     let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
     let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
-        resolve_image(root, &store, image, args.pull, registries, style)
+        // With a remote cache a FROM image is pulled lazily: the steps over it may all be
+        // cached, and then its layers are never needed here.
+        let lazy = !args.cache_from.is_empty();
+        resolve_image(root, &store, image, args.pull, registries, style, lazy)
     };
     let lowered = lower(
         &parsed.kubefile,
@@ -254,7 +257,13 @@ fn build(
             .collect(),
         remote: remote.clone(),
         explain: args.explain,
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
     };
+    // Layers of imported cache records stay remote until a step needs their bytes.
+    store.set_fetcher(Arc::new(seal_store::StandardFetcher::new(
+        registries.clone(),
+    )));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -344,6 +353,16 @@ fn build(
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut caches = String::new();
+    for (location, records) in &report.imported {
+        caches.push_str(&format!(", {records} cache records from {location}"));
+    }
+    for (location, export) in &report.exported_caches {
+        caches.push_str(&format!(
+            ", {} cache records to {location} ({} blobs, {} sent)",
+            export.records, export.blobs, export.sent
+        ));
+    }
     let remote_summary = remote
         .as_ref()
         .and_then(|r| r.connected())
@@ -368,7 +387,7 @@ fn build(
         _ => (digest, ": "),
     };
     renderer.finish(&format!(
-        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}{remote_summary}",
+        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}{caches}{remote_summary}",
         all_names.join(", "),
         report.files_hashed
     ));
@@ -517,6 +536,7 @@ fn resolve_image(
     pull: PullPolicy,
     registries: &RegistryOptions,
     style: Style,
+    lazy: bool,
 ) -> Result<ResolvedImage, String> {
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
     let exists = root.join("db").exists() || slot.borrow().is_some();
@@ -548,7 +568,11 @@ fn resolve_image(
         // A FROM pull shows its transfers the way the build shows its steps (JSON stays JSON).
         let view = TransferView::new(style, Direction::Pull);
         view.note(&format!("pulling {reference}"));
-        let pulled = client.pull_resolved(&store, &reference, remote, &|e| view.handle(e));
+        let pulled = if lazy {
+            client.pull_lazy(&store, &reference, remote, &|e| view.handle(e))
+        } else {
+            client.pull_resolved(&store, &reference, remote, &|e| view.handle(e))
+        };
         view.finish();
         pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
     } else if !known {

@@ -38,6 +38,14 @@ pub fn run(root: &Path, args: DuArgs) -> Result<(), Failure> {
             ] {
                 outln!("{kind:<20}  {:>7}  {:>10}", a.count, human_size(a.bytes))?;
             }
+            if usage.remote_blobs.count > 0 {
+                outln!(
+                    "{:<20}  {:>7}  {:>10}  (not downloaded; not in the total)",
+                    "remote blobs",
+                    usage.remote_blobs.count,
+                    human_size(usage.remote_blobs.bytes)
+                )?;
+            }
             outln!(
                 "{:<20}  {:>7}  {:>10}",
                 "total",

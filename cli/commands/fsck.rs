@@ -72,6 +72,12 @@ fn print_report(report: &FsckReport, extra: &[Problem]) -> Result<(), Failure> {
         report.cache_records,
         report.blobs
     )?;
+    if report.remote_blobs > 0 {
+        outln!(
+            "{} remote blobs (named by a cache import, downloaded when needed; not missing)",
+            report.remote_blobs
+        )?;
+    }
     for p in extra.iter().chain(&report.problems) {
         if p.is_damage() {
             outln!("problem: {p}")?;

@@ -19,6 +19,8 @@ struct Row {
     name: String,
     record: ImageRecord,
     size: Result<u64, String>,
+    /// Bytes of its layers that are remote (a cache import's, not downloaded).
+    remote: u64,
 }
 
 /// Run `seal images`.
@@ -31,15 +33,32 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
             if filter.as_ref().is_some_and(|f| !f.matches(&name, &record)) {
                 continue;
             }
-            let size = if args.quiet {
-                Ok(0)
+            let manifest = if args.quiet {
+                Err(String::new())
             } else {
                 store
                     .manifest(&record.manifest)
-                    .map(|m| m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
                     .map_err(|e| chain_text(&anyhow::Error::new(e)))
             };
-            rows.push(Row { name, record, size });
+            let size = match &manifest {
+                _ if args.quiet => Ok(0),
+                Ok(m) => Ok(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()),
+                Err(e) => Err(e.clone()),
+            };
+            let remote = manifest.map_or(0, |m| {
+                m.layers
+                    .iter()
+                    .filter(|l| !store.blobs().contains(&l.digest))
+                    .filter(|l| store.remote_blob(&l.digest).ok().flatten().is_some())
+                    .map(|l| l.size)
+                    .sum()
+            });
+            rows.push(Row {
+                name,
+                record,
+                size,
+                remote,
+            });
         }
     }
     if args.quiet {
@@ -57,6 +76,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
                         "name": r.name,
                         "digest": r.record.manifest,
                         "size": r.size.as_ref().ok(),
+                        "remote_bytes": r.remote,
                         "tagged_at": r.record.tagged_at,
                     })
                 })
@@ -78,8 +98,12 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
                     Ok(size) => human_size(*size),
                     Err(_) => "?".into(),
                 };
+                let remote = match r.remote {
+                    0 => String::new(),
+                    n => format!("  ({} remote)", human_size(n)),
+                };
                 outln!(
-                    "{:<width$}  {short:<19}  {size:>10}  {} ago",
+                    "{:<width$}  {short:<19}  {size:>10}  {} ago{remote}",
                     r.name,
                     human_age(now.saturating_sub(r.record.tagged_at))
                 )?;

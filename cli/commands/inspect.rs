@@ -23,7 +23,15 @@ pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
         .layers
         .iter()
         .zip(config.rootfs.diff_ids.iter())
-        .map(|(l, diff_id)| serde_json::json!({ "digest": l.digest, "diffID": diff_id, "size": l.size, "mediaType": l.media_type }))
+        .map(|(l, diff_id)| {
+            // A layer a cache import named and nothing has downloaded yet.
+            let remote = store.remote_blob(&l.digest).ok().flatten().filter(|_| !store.blobs().contains(&l.digest));
+            let mut layer = serde_json::json!({ "digest": l.digest, "diffID": diff_id, "size": l.size, "mediaType": l.media_type });
+            if let Some(remote) = remote {
+                layer["remote"] = remote.source.to_string().into();
+            }
+            layer
+        })
         .collect();
     let out = serde_json::json!({
         "digest": record.manifest,

@@ -46,6 +46,11 @@ pub fn pull(root: &Path, args: PullArgs, options: &RegistryOptions) -> Result<()
 pub fn push(root: &Path, args: PushArgs, options: &RegistryOptions) -> Result<(), Failure> {
     let name = image_name(&args.name)?;
     let store = open_existing_store(root)?;
+    // A remote layer (a cache import's) is mounted when it is in the same registry, else
+    // downloaded before its upload.
+    store.set_fetcher(std::sync::Arc::new(seal_store::StandardFetcher::new(
+        options.clone(),
+    )));
     let client = Client::new(options.clone());
     let view = TransferView::new(Style::from_mode(args.progress), Direction::Push);
     view.note(&format!("pushing {name}"));

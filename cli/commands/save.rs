@@ -10,7 +10,11 @@ use crate::failure::{chain_text, Failure};
 use crate::output::errln;
 
 /// Run `seal save`.
-pub fn run(root: &Path, args: SaveArgs) -> Result<(), Failure> {
+pub fn run(
+    root: &Path,
+    args: SaveArgs,
+    registries: &seal_store::RegistryOptions,
+) -> Result<(), Failure> {
     let name = image_name(&args.name)?;
     let to_stdout = match &args.output {
         Some(path) => path == Path::new("-"),
@@ -30,6 +34,16 @@ pub fn run(root: &Path, args: SaveArgs) -> Result<(), Failure> {
         ));
     }
     let store = open_existing_store(root)?;
+    // Layers a cache import left remote are downloaded first, verified, so a failed download
+    // never leaves half an archive behind.
+    store.set_fetcher(std::sync::Arc::new(seal_store::StandardFetcher::new(
+        registries.clone(),
+    )));
+    if let Some(record) = store.image(&name).map_err(anyhow::Error::new)? {
+        store
+            .ensure_image_local(&record.manifest)
+            .map_err(|e| anyhow::anyhow!("saving {name}: {e}"))?;
+    }
     let what = match args.format {
         SaveFormat::OciArchive => "an OCI archive",
         SaveFormat::OciDir => "an OCI layout",

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use seal_solver::{
-    solve, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions,
+    solve, CachePolicy, GraphBuilder, NodeId, NodeStatus, ProgressSender, SolveError, SolveOptions,
+    Vertex,
 };
 use seal_store::{Reference, Store};
 
@@ -17,7 +18,10 @@ use crate::ignore::IgnoreMatcher;
 use crate::image_spec::ImageSpec;
 use crate::llb::{Definition, Op, SourceOp};
 use crate::ops::ExecEnv;
-use crate::output::{CollectedImages, Output};
+use crate::output::{CollectedImages, LayerChain, Output};
+use crate::remote_cache::{
+    export_cache, import_cache, CacheExport, CacheLocation, ExportReport, ImportedCache,
+};
 use crate::vertex::OpVertex;
 use crate::EngineError;
 
@@ -43,6 +47,10 @@ pub struct BuildRequest {
     pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
     /// Follow each executing step's `Started` event with an `Explain` event saying why.
     pub explain: bool,
+    /// `--cache-from`: caches consulted after the store, in order.
+    pub cache_from: Vec<CacheLocation>,
+    /// `--cache-to`: where this build's cache records go once the image is exported.
+    pub cache_to: Vec<CacheExport>,
 }
 
 /// What a successful build did.
@@ -58,6 +66,10 @@ pub struct BuildReport {
     /// What each step read, as recorded under `request.name` (the caller records it under
     /// the image's other names with [`explain::record::save`]).
     pub steps: Vec<explain::NewRecord>,
+    /// Per `--cache-from` that could be read: its location and record count.
+    pub imported: Vec<(CacheLocation, usize)>,
+    /// Per `--cache-to` that succeeded.
+    pub exported_caches: Vec<(CacheLocation, ExportReport)>,
 }
 
 /// A failed build: the error and the Definition node it came from (for the Kubefile span).
@@ -128,7 +140,12 @@ pub async fn build(
         }
     }
     let graph = graph.build();
-    let cache = Arc::new(StoreCache::new(store.clone()));
+    let imports = import_all(&store, &request).await;
+    let imported = imports
+        .iter()
+        .map(|i| (i.location.clone(), i.len()))
+        .collect();
+    let cache = Arc::new(StoreCache::with_imports(store.clone(), imports));
     let root = NodeId(def.output as u32);
     let name = request.name.to_string();
     // What this name's last build of each step read: compared against to explain, and to
@@ -203,28 +220,128 @@ pub async fn build(
         node: Some(node),
         source,
     })?;
-    let _export = tracing::info_span!(target: "seal_trace", "export").entered();
-    let exported = export(
-        &store,
-        chain,
-        &request.image,
-        &applications,
-        collected.as_deref(),
-        &request.name,
-        &request.seal_version,
-    )?;
+    let exported = {
+        // Entered only around the synchronous export: a span guard must not live across an
+        // await (it is not Send).
+        let _export = tracing::info_span!(target: "seal_trace", "export").entered();
+        export(
+            &store,
+            chain,
+            &request.image,
+            &applications,
+            collected.as_deref(),
+            &request.name,
+            &request.seal_version,
+        )?
+    };
     let status = (0..def.nodes.len())
         .map(|i| solved.status.get(&NodeId(i as u32)).copied())
         .collect();
     let steps = explain::records_of(def, &solved.outputs, &observed);
     explain::record::save(&store, &name, &previous, &steps, seal_store::now_unix())?;
+
+    // Every cached step's record, for `--cache-to`.
+    let records: Vec<([u8; 32], LayerChain)> = solved
+        .keys
+        .iter()
+        .filter(|(node, _)| graph.vertex(**node).cache_map().policy == CachePolicy::Cache)
+        .filter_map(|(node, key)| match solved.outputs.get(node) {
+            Some(Output::Layers(chain)) => Some((*key.0.as_bytes(), chain.clone())),
+            _ => None,
+        })
+        .collect();
+    // Image collection's scans, so an importer collects without reading the layers.
+    let scans: Vec<String> = def
+        .nodes
+        .iter()
+        .filter_map(|n| match (&n.op, n.inputs.first()) {
+            (Op::Collect(op), Some(&input)) => match solved.outputs.get(&NodeId(input as u32)) {
+                Some(Output::Layers(chain)) => Some(crate::ops::collect::scan_key(op, chain)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let exported_caches = export_all(&store, &request, records, scans, chain.clone()).await?;
     Ok(BuildReport {
         exported,
         status,
         files_hashed,
         collected,
         steps,
+        imported,
+        exported_caches,
     })
+}
+
+/// Read every `--cache-from`, in order. One that cannot be read (unreachable, missing,
+/// unauthorised, malformed) is a warning naming it and why; the build goes on without it.
+async fn import_all(store: &Arc<Store>, request: &BuildRequest) -> Vec<ImportedCache> {
+    let (locations, registries) = (request.cache_from.clone(), request.registries.clone());
+    let store = store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        locations
+            .iter()
+            .filter_map(|location| {
+                let imported = import_cache(location, &registries).and_then(|cache| {
+                    cache.adopt_collect(&store)?;
+                    Ok(cache)
+                });
+                match imported {
+                    Ok(cache) => Some(cache),
+                    Err(e) => {
+                        tracing::warn!("--cache-from {location} is not used: {e}");
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+    read.await.unwrap_or_default()
+}
+
+/// Write every `--cache-to`. A failure fails the build, unless `ignore-error=true` made it a
+/// warning.
+async fn export_all(
+    store: &Arc<Store>,
+    request: &BuildRequest,
+    records: Vec<([u8; 32], LayerChain)>,
+    scans: Vec<String>,
+    image: LayerChain,
+) -> Result<Vec<(CacheLocation, ExportReport)>, BuildError> {
+    if request.cache_to.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (store, exports, registries) = (
+        store.clone(),
+        request.cache_to.clone(),
+        request.registries.clone(),
+    );
+    let written = tokio::task::spawn_blocking(move || {
+        let mut done = Vec::new();
+        for export in &exports {
+            match export_cache(&store, &records, &scans, &image, export, &registries) {
+                Ok(report) => done.push((export.location.clone(), report)),
+                Err(e) if export.ignore_error => {
+                    tracing::warn!(
+                        "--cache-to {} failed (ignore-error=true): {e}",
+                        export.location
+                    )
+                }
+                Err(e) => {
+                    return Err(EngineError::CacheExport {
+                        location: export.location.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(done)
+    });
+    written
+        .await
+        .map_err(|e| EngineError::Internal(format!("the cache export failed: {e}")))?
+        .map_err(BuildError::from)
 }
 
 /// The first node that reads node `i` (where a context scan's errors belong).

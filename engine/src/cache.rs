@@ -6,6 +6,8 @@
 //! Kubefile of 150 steps would otherwise `stat` the same blobs ~11,000 times in a no-op.
 //! Hits are collected and their last-used times written in one batch after the solve
 //! ([`StoreCache::touch_hits`]), for `seal prune`'s LRU order; saves record theirs directly.
+//! A key the store lacks is looked up in the imported remote caches (`--cache-from`), in
+//! order; a record found there is adopted into the store with its blobs marked remote.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use seal_solver::{CacheKey, CacheStorage};
 use seal_store::{Digest, Store, StoreError};
 
 use crate::output::{LayerChain, Output};
+use crate::remote_cache::ImportedCache;
 use crate::vertex::OpVertex;
 use crate::EngineError;
 
@@ -24,15 +27,33 @@ pub struct StoreCache {
     hits: Mutex<Vec<[u8; 32]>>,
     /// Blobs found present and uncorrupted during this solve.
     checked: Mutex<HashSet<Digest>>,
+    /// `--cache-from` caches, consulted after the store, in order.
+    imports: Vec<ImportedCache>,
 }
 
 impl StoreCache {
     pub fn new(store: Arc<Store>) -> StoreCache {
+        StoreCache::with_imports(store, Vec::new())
+    }
+
+    /// A cache that also serves the records of `imports`.
+    pub fn with_imports(store: Arc<Store>, imports: Vec<ImportedCache>) -> StoreCache {
         StoreCache {
             store,
             hits: Mutex::new(Vec::new()),
             checked: Mutex::new(HashSet::new()),
+            imports,
         }
+    }
+
+    /// The record of `key` from the first imported cache that has a usable one.
+    fn load_imported(&self, key: &CacheKey) -> Result<Option<Output>, EngineError> {
+        for import in &self.imports {
+            if let Some(chain) = import.adopt(&self.store, key.0.as_bytes())? {
+                return Ok(Some(Output::Layers(chain)));
+            }
+        }
+        Ok(None)
     }
 
     /// Record that this solve's hits were used now: one batched write, none without hits.
@@ -52,14 +73,13 @@ impl StoreCache {
 impl CacheStorage<OpVertex> for StoreCache {
     fn load(&self, key: &CacheKey) -> Result<Option<Output>, EngineError> {
         let Some(bytes) = self.store.cache_get(key.0.as_bytes())? else {
-            return Ok(None);
+            return self.load_imported(key);
         };
         let Ok(chain) = serde_json::from_slice::<LayerChain>(&bytes) else {
             tracing::warn!("ignoring an unreadable cache record {key}");
-            return Ok(None);
+            return self.load_imported(key);
         };
         // A record whose blobs were removed or damaged is a miss, never an error.
-        let blobs = self.store.blobs();
         let wanted = chain
             .layers
             .iter()
@@ -69,13 +89,14 @@ impl CacheStorage<OpVertex> for StoreCache {
             if self.checked.lock().is_ok_and(|c| c.contains(digest)) {
                 continue;
             }
-            match blobs.check(digest, size) {
+            // A remote blob (adopted from a `--cache-from` cache) is downloaded when needed.
+            match self.store.presence(digest, size).map(|_| ()) {
                 Ok(()) => {
                     if let Ok(mut checked) = self.checked.lock() {
                         checked.insert(digest.clone());
                     }
                 }
-                Err(StoreError::MissingBlob(_)) => return Ok(None),
+                Err(StoreError::MissingBlob(_)) => return self.load_imported(key),
                 Err(StoreError::CorruptBlob { .. }) => {
                     tracing::warn!(
                         "blob {digest} of a cached result is corrupt; running the step again \

@@ -16,6 +16,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("exporting the cache to {location} failed: {reason} (add ignore-error=true to --cache-to to only warn)")]
+    CacheExport { location: String, reason: String },
     #[error("COPY source `{source_path}` not found in the build context")]
     SourceNotFound { source_path: String },
     #[error(

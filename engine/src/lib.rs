@@ -46,6 +46,7 @@ pub mod image;
 pub mod layers;
 pub mod ops;
 pub mod output;
+pub mod remote_cache;
 pub mod sources;
 pub mod vertex;
 

@@ -12,6 +12,8 @@
 //! | `layers` | blob digest + `\0` + rootfs path | one entry of that index (`Store::layer_path`) |
 //! | `steps` | image name + `\0s\0` + step position | what the name's last build of that step read (`steps.rs`) |
 //! | `steps` | image name + `\0f\0` + step position | that step's source file list, when it has one |
+//! | `remote` | digest string | [`crate::RemoteBlob`] (JSON): where a blob not yet on disk is |
+//! | `reapi` | `layer:`/`chain:` + content key | a layer's or layer chain's REAPI input tree (`executor/remote/input.rs`) |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -32,10 +34,12 @@ pub(crate) const CF_COLLECT: &str = "collect";
 /// Per-layer path indexes, keyed by layer blob digest (see `Store::layer_path`).
 pub(crate) const CF_LAYERS: &str = "layers";
 /// Remote execution: REAPI input trees of layers and layer chains, by their content.
-pub(crate) const CF_REMOTE: &str = "remote";
+pub(crate) const CF_REAPI: &str = "reapi";
 /// Per image name and step position, what the last build of the step read (see `steps.rs`).
 pub(crate) const CF_STEPS: &str = "steps";
-const ALL_CFS: [&str; 9] = [
+/// Blobs a cache import named but nothing has downloaded yet (see `remote.rs`).
+pub(crate) const CF_REMOTE: &str = "remote";
+const ALL_CFS: [&str; 10] = [
     CF_CACHE,
     CF_IMAGES,
     CF_BLOBS,
@@ -45,6 +49,7 @@ const ALL_CFS: [&str; 9] = [
     CF_LAYERS,
     CF_REMOTE,
     CF_STEPS,
+    CF_REAPI,
 ];
 
 /// An image name's record.

@@ -96,6 +96,9 @@ pub struct FsckReport {
     pub images: usize,
     pub cache_records: usize,
     pub blobs: usize,
+    /// Blobs a cache import named that are not downloaded (present for every purpose but
+    /// their bytes; not missing).
+    pub remote_blobs: usize,
     pub problems: Vec<Problem>,
     pub orphans: Vec<Orphan>,
     /// False when a build held the store, so temp leftovers were not looked for.
@@ -114,8 +117,10 @@ impl Store {
         let roots = self.roots()?;
         let inv = self.inventory(leftovers_checked)?;
         let states = self.verify_all(inv.blobs.keys().cloned().collect());
+        let remote: BTreeSet<Digest> = self.remote_blobs()?.into_iter().map(|(d, _)| d).collect();
         let state_of = |d: &Digest| -> Result<(), String> {
             match states.get(d) {
+                None if remote.contains(d) => Ok(()),
                 None => Err(format!("{d} is missing")),
                 Some(BlobState::Ok) => Ok(()),
                 Some(BlobState::Corrupt) => Err(format!("{d} is corrupt")),
@@ -126,6 +131,7 @@ impl Store {
             images: roots.images.len(),
             cache_records: roots.cache.len(),
             blobs: inv.blobs.len(),
+            remote_blobs: remote.len(),
             leftovers_checked,
             ..FsckReport::default()
         };

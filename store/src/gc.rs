@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{now_unix, BlobRecord, CF_BLOBS, CF_CACHE, CF_IMAGES, CF_LAYERS, CF_REMOTE};
+use crate::db::{
+    now_unix, BlobRecord, CF_BLOBS, CF_CACHE, CF_IMAGES, CF_LAYERS, CF_REAPI, CF_REMOTE,
+};
 use crate::{Digest, Store, StoreError};
 
 /// Key prefix of a cache record's last-used time in the `cache` column family.
@@ -508,6 +510,13 @@ impl Store {
                 batch.delete_cf(blobs_cf, &k);
             }
         }
+        // A remote blob nothing needs any more is forgotten (its bytes were never here).
+        let remote_cf = self.db.cf(CF_REMOTE)?;
+        for (digest, _) in self.remote_blobs()? {
+            if !live_blobs.contains(&digest) {
+                batch.delete_cf(remote_cf, digest.to_string().as_bytes());
+            }
+        }
         // A deleted layer's path index goes with it (it is keyed by the blob's digest).
         let layers_cf = self.db.cf(CF_LAYERS)?;
         for (digest, _) in &dead_blobs {
@@ -522,8 +531,8 @@ impl Store {
         // The remote executor's input trees are keyed by layer content, not by blob, so only
         // `--all` reaches them: it drops every one (a later remote RUN re-hashes its layers).
         if options.all {
-            let remote_cf = self.db.cf(CF_REMOTE)?;
-            batch.delete_range_cf(remote_cf, b"".as_slice(), [0xffu8].as_slice());
+            let reapi_cf = self.db.cf(CF_REAPI)?;
+            batch.delete_range_cf(reapi_cf, b"".as_slice(), [0xffu8].as_slice());
         }
         self.db.write(batch)?;
         for (digest, _) in dead_blobs {
@@ -852,9 +861,9 @@ mod tests {
         assert!(!snaps.join(".unpack-x").exists());
 
         // Remote input trees survive a partial prune and go with `--all`.
-        store.remote_put("chain:x", b"{}").unwrap();
+        store.reapi_tree_put("chain:x", b"{}").unwrap();
         store.prune(&PruneOptions::default()).unwrap();
-        assert!(store.remote_get("chain:x").unwrap().is_some());
+        assert!(store.reapi_tree_get("chain:x").unwrap().is_some());
         let all = store
             .prune(&PruneOptions {
                 all: true,
@@ -865,6 +874,46 @@ mod tests {
         assert_eq!(all.blobs.count, 1);
         assert!(store.cache_get(&[7; 32]).unwrap().is_none());
         assert!(store.roots().unwrap().cache.is_empty());
-        assert!(store.remote_get("chain:x").unwrap().is_none());
+        assert!(store.reapi_tree_get("chain:x").unwrap().is_none());
+    }
+
+    #[test]
+    fn prune_forgets_remote_blobs_nothing_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &mut || {}).unwrap();
+        let remote = |n: u8| {
+            (
+                d(n),
+                crate::RemoteBlob {
+                    size: 5,
+                    media_type: "x".into(),
+                    source: crate::RemoteSource::Registry {
+                        repository: "127.0.0.1:5000/cache".into(),
+                    },
+                },
+            )
+        };
+        store.mark_remote(&[remote(5), remote(6)]).unwrap();
+        let record = format!(
+            r#"{{"layers":[{{"diff_id":"{}","digest":"{}","size":5,"media_type":"x"}}]}}"#,
+            d(9),
+            d(5)
+        );
+        store.cache_put(&[7; 32], record.as_bytes()).unwrap();
+        store.prune(&PruneOptions::default()).unwrap();
+        let left: Vec<Digest> = store
+            .remote_blobs()
+            .unwrap()
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        assert_eq!(left, [d(5)], "the record's remote blob stays");
+        store
+            .prune(&PruneOptions {
+                all: true,
+                ..PruneOptions::default()
+            })
+            .unwrap();
+        assert!(store.remote_blobs().unwrap().is_empty());
     }
 }

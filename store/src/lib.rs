@@ -35,6 +35,8 @@ mod oci_dir;
 pub mod parallel;
 mod reference;
 pub mod registry;
+mod remote;
+pub mod s3;
 mod steps;
 mod usage;
 
@@ -49,10 +51,11 @@ pub use gc::{Amount, PruneOptions, PruneReport};
 pub use load::{LoadError, LoadReport, LoadedImage};
 pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
+pub use remote::{BlobFetcher, Presence, RemoteBlob, RemoteSource, StandardFetcher};
 pub use steps::StepWrite;
 pub use usage::{human_size, Usage};
 
-use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS, CF_REMOTE};
+use db::{Db, CF_BLOBS, CF_CACHE, CF_COLLECT, CF_FILEHASH, CF_IMAGES, CF_LAYERS, CF_REAPI};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,12 @@ pub enum StoreError {
          to drop it and what names it, then build or pull the image again)"
     )]
     CorruptBlob { expected: Digest, actual: Digest },
+    #[error("downloading blob {digest} from {from}: {reason}")]
+    Remote {
+        digest: Digest,
+        from: String,
+        reason: String,
+    },
     #[error("corrupt store record: {0}")]
     Corrupt(String),
     #[error("no image named {0} in the store")]
@@ -114,6 +123,9 @@ impl StoreError {
     }
 }
 
+/// A layer's path index as stored: (rootfs path, opaque record) pairs in path order.
+pub type LayerIndexRecords = Vec<(String, Vec<u8>)>;
+
 /// An open store.
 pub struct Store {
     root: PathBuf,
@@ -125,6 +137,8 @@ pub struct Store {
     _scratch: Option<tempfile::TempDir>,
     /// The entries of [`filehash::LOG`], read at the first lookup.
     filehash_log: std::sync::Mutex<Option<std::collections::HashMap<Vec<u8>, Vec<u8>>>>,
+    /// What downloads remote blobs ([`Store::set_fetcher`]).
+    fetcher: remote::FetcherSlot,
 }
 
 impl Store {
@@ -148,6 +162,7 @@ impl Store {
             _lock: Some(lock),
             _scratch: None,
             filehash_log: Default::default(),
+            fetcher: Default::default(),
         })
     }
 
@@ -173,6 +188,7 @@ impl Store {
             _lock: None,
             _scratch: Some(scratch),
             filehash_log: Default::default(),
+            fetcher: Default::default(),
         })
     }
 
@@ -213,13 +229,13 @@ impl Store {
     /// A remote-execution record: the REAPI tree of a layer or a layer chain (the engine
     /// encodes them, keyed by content). They name no blob a build needs — losing one costs a
     /// re-hash of the layer — so `prune` keeps them, and only `prune --all` drops them all.
-    pub fn remote_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get(CF_REMOTE, key.as_bytes())
+    pub fn reapi_tree_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get(CF_REAPI, key.as_bytes())
     }
 
     /// Store a remote-execution record.
-    pub fn remote_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.db.put(CF_REMOTE, key.as_bytes(), value)
+    pub fn reapi_tree_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db.put(CF_REAPI, key.as_bytes(), value)
     }
 
     /// Whether the path index of the layer blob `layer` is stored (see [`Store::layer_path`]).
@@ -257,6 +273,22 @@ impl Store {
     pub fn layer_path(&self, layer: &Digest, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
             .get(CF_LAYERS, &layer_path_key(&layer.to_string(), path))
+    }
+
+    /// Every record of the path index of `layer` (`None` when it is not indexed): what a
+    /// cache export carries, so the importer can resolve COPY destinations without the layer.
+    pub fn layer_index(&self, layer: &Digest) -> Result<Option<LayerIndexRecords>, StoreError> {
+        if !self.layer_index_complete(layer)? {
+            return Ok(None);
+        }
+        let prefix = layer_path_key(&layer.to_string(), "");
+        let records = self
+            .db
+            .scan_prefix(CF_LAYERS, &prefix)?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), v))
+            .collect();
+        Ok(Some(records))
     }
 
     /// The record of an image name.

@@ -25,6 +25,8 @@ pub struct Usage {
     pub snapshots: Amount,
     /// The part of `snapshots` no reachable layer needs (`prune` frees it).
     pub unreferenced_snapshots: Amount,
+    /// Blobs known by a cache import and not downloaded: on no disk, so not in the total.
+    pub remote_blobs: Amount,
     /// Leftovers of interrupted writes (`prune` frees them; not counted while a build runs).
     pub temp: Amount,
     /// The RocksDB directory (count: files).
@@ -86,6 +88,9 @@ impl Store {
         }
         for (_, size) in &inv.temp {
             usage.temp.add(*size);
+        }
+        for (_, blob) in self.remote_blobs()? {
+            usage.remote_blobs.add(blob.size);
         }
         usage.metadata = dir_files(&self.root.join("db"));
         usage.reclaimable =

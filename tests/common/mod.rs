@@ -6,6 +6,7 @@
 
 pub mod reapi;
 pub mod registry;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

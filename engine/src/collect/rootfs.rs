@@ -72,6 +72,7 @@ pub fn extract(
         let effect = match remembered {
             Some(effect) => effect,
             None => {
+                store.ensure_local(&layer.digest)?;
                 let read_layer = || -> std::io::Result<Box<dyn std::io::Read>> {
                     let blob = blobs.open(&layer.digest).map_err(std::io::Error::other)?;
                     unpack::decompress(blob, &layer.media_type).map_err(std::io::Error::other)

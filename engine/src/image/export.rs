@@ -93,10 +93,14 @@ pub fn export(
     // the cache served them, but a base image's are checked only here (one `stat` each for
     // blobs verified since their last write).
     for layer in &chain.layers {
-        store.blobs().check(&layer.digest, Some(layer.size))?;
+        // A cache import's layer may stay remote: the image record is valid without its bytes.
+        store.presence(&layer.digest, Some(layer.size))?;
     }
     let mut config = match &chain.base_config {
-        Some(d) => store.config(d)?,
+        Some(d) => {
+            store.ensure_local(d)?;
+            store.config(d)?
+        }
         None => ImageConfig::default(),
     };
     let created = rfc3339(spec.source_date_epoch);

@@ -298,11 +298,18 @@ impl IndexBuilder {
     }
 }
 
+/// Whether `bytes` is a path record as [`Store::put_layer_index`] stores them (a cache import
+/// checks the indexes it is given before storing them).
+pub fn is_valid_record(bytes: &[u8]) -> bool {
+    PathRecord::decode(bytes).is_some()
+}
+
 /// Make sure the store has the index of `layer`, reading the layer's headers if it has not.
 pub fn ensure(store: &Store, layer: &Layer) -> Result<(), EngineError> {
     if store.layer_index_complete(&layer.digest)? {
         return Ok(());
     }
+    store.ensure_local(&layer.digest)?;
     let blob = store.blobs().open(&layer.digest)?;
     let reader = crate::unpack::decompress(blob, &layer.media_type)?;
     IndexBuilder::from_tar(reader, &layer.digest)?.store(store, &layer.digest)

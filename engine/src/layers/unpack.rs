@@ -52,6 +52,8 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
         .prefix(".unpack-")
         .tempdir_in(&parent)
         .map_err(|e| EngineError::io("creating a snapshot in", &parent, e))?;
+    // A cache import's layer is downloaded only now, when its bytes are needed.
+    store.ensure_local(&layer.digest)?;
     let blob = store.blobs().open(&layer.digest)?;
     unpack(
         decompress(blob, &layer.media_type)?,
@@ -118,7 +120,7 @@ impl UnpackOptions {
 /// Unpack every layer of `layers` (bottom to top) into `dest`, applying whiteouts: the
 /// merged rootfs as one plain directory tree.
 pub fn flatten(
-    blobs: &seal_store::BlobStore,
+    store: &seal_store::Store,
     layers: &[Layer],
     dest: &Path,
 ) -> Result<(), EngineError> {
@@ -127,7 +129,8 @@ pub fn flatten(
         ..UnpackOptions::for_current_user()
     };
     for layer in layers {
-        let blob = blobs.open(&layer.digest)?;
+        store.ensure_local(&layer.digest)?;
+        let blob = store.blobs().open(&layer.digest)?;
         unpack(decompress(blob, &layer.media_type)?, dest, &options)?;
     }
     Ok(())

@@ -98,12 +98,9 @@ pub fn exec(
     })))
 }
 
-/// The scan of `chain`, from the store's records or done now (and recorded).
-fn scan_cached(
-    op: &CollectOp,
-    chain: &LayerChain,
-    store: &Store,
-) -> Result<ScanRecord, EngineError> {
+/// The store's `collect` key of the scan of `chain` (a function of content only, so a remote
+/// cache carries scan records between machines).
+pub fn scan_key(op: &CollectOp, chain: &LayerChain) -> String {
     // v2: charts render with Go's map semantics and nil errors, and note an empty chart.
     let mut e = Encoder::new("seal.collect.scan.v2");
     e.str(env!("CARGO_PKG_VERSION"));
@@ -112,7 +109,16 @@ fn scan_cached(
     for v in &op.chart_values {
         e.str(&v.chart).str(&v.yaml);
     }
-    let key = format!("scan:{}", e.finish().to_hex());
+    format!("scan:{}", e.finish().to_hex())
+}
+
+/// The scan of `chain`, from the store's records or done now (and recorded).
+fn scan_cached(
+    op: &CollectOp,
+    chain: &LayerChain,
+    store: &Store,
+) -> Result<ScanRecord, EngineError> {
+    let key = scan_key(op, chain);
     if let Some(bytes) = store.collect_get(&key)? {
         if let Ok(record) = serde_json::from_slice::<ScanRecord>(&bytes) {
             return Ok(record);

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
 use seal_solver::{ContentId, Id};
-use seal_store::{BlobStore, Store};
+use seal_store::Store;
 
 use crate::context::{ContextSelection, EntryKind};
 use crate::layer::{write_layer, LayerEntry, LayerEntryKind};
@@ -63,7 +63,7 @@ pub fn exec(
             FileAction::Copy(copy) => match source {
                 Some(Output::Context(selection)) => plan_copy(copy, selection, &mut planned)?,
                 Some(Output::Layers(chain)) => {
-                    let selection = stage_selection(copy, chain, blobs, &mut staging)?;
+                    let selection = stage_selection(copy, chain, store, &mut staging)?;
                     plan_copy(copy, &selection, &mut planned)?;
                 }
                 Some(Output::Images(_)) | None => {
@@ -290,14 +290,15 @@ fn relocate(
 fn stage_selection(
     copy: &CopyAction,
     chain: &crate::output::LayerChain,
-    blobs: &BlobStore,
+    store: &Store,
     staging: &mut Vec<tempfile::TempDir>,
 ) -> Result<ContextSelection, EngineError> {
+    let blobs = store.blobs();
     let dir = tempfile::Builder::new()
         .prefix("from-")
         .tempdir_in(blobs.tmp_dir())
         .map_err(|e| EngineError::io("creating a staging directory in", blobs.tmp_dir(), e))?;
-    crate::unpack::flatten(blobs, &chain.layers, dir.path())?;
+    crate::unpack::flatten(store, &chain.layers, dir.path())?;
     let include: Vec<String> = copy.sources.iter().map(|s| s.pattern.clone()).collect();
     let selection = crate::context::scan_uncached(dir.path(), &include).map_err(|e| match e {
         EngineError::SourceNotFound { source_path }

@@ -52,6 +52,19 @@ impl Client {
         })
     }
 
+    /// The bytes and digest of the manifest `name` names (its digest, else its tag), verified
+    /// against the digest asked for and the one the registry sent; at most 4 MiB; not parsed.
+    pub fn fetch_manifest_bytes(
+        &self,
+        name: &Reference,
+    ) -> Result<(Vec<u8>, Digest), RegistryError> {
+        let reference = match &name.digest {
+            Some(d) => d.to_string(),
+            None => name.tag_or_latest().to_string(),
+        };
+        self.fetch_manifest(&name.domain, &name.path, &reference, name.digest.as_ref())
+    }
+
     /// `method` (GET or HEAD) of the manifest `reference` of `repo`, with the URL asked; a 404
     /// or any other failure status is an error naming it.
     pub(super) fn manifest_response(

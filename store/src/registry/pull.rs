@@ -9,7 +9,7 @@ use super::{
     Client, Platform, Progress, RegistryError, RemoteImage, TransferEvent, TransferReport, TRIES,
 };
 use crate::oci::Descriptor;
-use crate::{Digest, Reference, Store};
+use crate::{Digest, Reference, RemoteBlob, RemoteSource, Store};
 
 impl Client {
     /// Pull `name` (for `platform` when it is an index) into `store` and name it `name`.
@@ -62,6 +62,67 @@ impl Client {
         })
     }
 
+    /// Pull a resolved image lazily: its config now, its layers only recorded as remote (in
+    /// `name`'s repository), downloaded when something needs their bytes
+    /// ([`Store::ensure_local`]). What a build with `--cache-from` does for a FROM image, so
+    /// a fully cached build downloads no layer of its base.
+    pub fn pull_lazy(
+        &self,
+        store: &Store,
+        name: &Reference,
+        remote: RemoteImage,
+        progress: Progress<'_>,
+    ) -> Result<TransferReport, RegistryError> {
+        let RemoteImage {
+            bytes,
+            digest,
+            manifest,
+        } = remote;
+        let (transferred, skipped) = self.fetch_blobs(
+            store,
+            name,
+            std::slice::from_ref(&manifest.config),
+            progress,
+        )?;
+        let repository = format!("{}/{}", name.domain, name.path);
+        let remote: Vec<(Digest, RemoteBlob)> = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                self.remember(&name.domain, &name.path, &l.digest);
+                (
+                    l.digest.clone(),
+                    RemoteBlob {
+                        size: l.size,
+                        media_type: l.media_type.clone(),
+                        source: RemoteSource::Registry {
+                            repository: repository.clone(),
+                        },
+                    },
+                )
+            })
+            .collect();
+        store.mark_remote(&remote)?;
+        let stored = store.blobs().put(&bytes)?;
+        debug_assert_eq!(stored, digest);
+        store.touch_blobs(&[
+            (manifest.config.digest.clone(), manifest.config.size),
+            (digest.clone(), bytes.len() as u64),
+        ])?;
+        let mut local = name.clone();
+        local.digest = None;
+        if local.tag.is_none() {
+            local.tag = Some("latest".into());
+        }
+        store.set_image(&local, &digest)?;
+        Ok(TransferReport {
+            manifest: digest,
+            transferred,
+            skipped,
+            mounted: 0,
+        })
+    }
+
     /// Fetch `blobs` from `name`'s repository into `store`, in parallel (at most
     /// `max_concurrent_transfers` at once for the registry, however many threads call this),
     /// skipping those the store has. Each blob is verified against its descriptor's digest
@@ -99,6 +160,47 @@ impl Client {
             self.download(store, registry, repo, &desc.digest, desc.size, progress)
         })?;
         Ok((done.len(), skipped))
+    }
+
+    /// The bytes of the blob `digest` of `name`'s repository, held in memory: at most `limit`
+    /// bytes, and they must hash to `digest` (a cache config is read this way, never stored).
+    pub fn fetch_blob_bytes(
+        &self,
+        name: &Reference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let registry = name.domain.as_str();
+        let repo = name.path.as_str();
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base(registry));
+        let mut response = self.send(registry, repo, "GET", &url, &[], Payload::Empty, false)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(
+                format!("fetching the blob {digest}"),
+                status,
+                response,
+            ));
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| {
+                RegistryError::Invalid(format!(
+                    "reading the blob {digest} (at most {limit} bytes): {e}"
+                ))
+            })?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(crate::StoreError::CorruptBlob {
+                expected: digest.clone(),
+                actual,
+            }
+            .into());
+        }
+        Ok(bytes)
     }
 
     /// Fetch one blob into `store`, committed under `digest` only if its bytes hash to it.

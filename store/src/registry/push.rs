@@ -10,7 +10,7 @@ use ureq::Body;
 use super::transport::{absolute, status_error, Payload};
 use super::{lock, Client, Progress, RegistryError, TransferEvent, TransferReport};
 use crate::oci::{Descriptor, Manifest, MEDIA_TYPE_MANIFEST};
-use crate::{Digest, Reference, Store, StoreError};
+use crate::{Digest, Presence, Reference, RemoteSource, Store, StoreError};
 
 /// How one blob of a push went.
 enum Pushed {
@@ -115,6 +115,63 @@ impl Client {
         Ok(report)
     }
 
+    /// Push `blobs` of `store` into `name`'s repository, in parallel, as [`Client::push`] does
+    /// (a HEAD first; a mount when another repository of the registry holds one; else an
+    /// upload, downloading a remote blob first). A cache export's blobs go out this way.
+    pub fn push_blobs(
+        &self,
+        store: &Store,
+        name: &Reference,
+        blobs: &[Descriptor],
+        progress: Progress<'_>,
+    ) -> Result<TransferReport, RegistryError> {
+        let registry = name.domain.as_str();
+        let repo = name.path.as_str();
+        let mut listed = HashSet::new();
+        let blobs: Vec<&Descriptor> = blobs.iter().filter(|d| listed.insert(&d.digest)).collect();
+        let outcomes = self.parallel(&blobs, |desc| {
+            self.push_blob(store, registry, repo, desc, &[], progress)
+        })?;
+        let count = |f: fn(&Pushed) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        Ok(TransferReport {
+            manifest: Digest::of(b""),
+            transferred: count(|o| matches!(o, Pushed::Uploaded)),
+            skipped: count(|o| matches!(o, Pushed::Skipped)),
+            mounted: count(|o| matches!(o, Pushed::Mounted)),
+        })
+    }
+
+    /// PUT `bytes` as the manifest `reference` (a tag or its digest) of `name`'s repository.
+    pub fn put_manifest(
+        &self,
+        name: &Reference,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let registry = name.domain.as_str();
+        let repo = name.path.as_str();
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base(registry));
+        let response = self.send(
+            registry,
+            repo,
+            "PUT",
+            &url,
+            &[("Content-Type", media_type)],
+            Payload::Bytes(bytes),
+            false,
+        )?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(
+                format!("uploading the manifest {reference} of {name}"),
+                status,
+                response,
+            ));
+        }
+        Ok(())
+    }
+
     /// Push one blob unless the registry has it: a mount when another repository is known
     /// to hold it, else a monolithic upload.
     fn push_blob(
@@ -152,10 +209,23 @@ impl Client {
         let path = store.blobs().path(digest);
         // What goes out is verified first (one `stat` for a blob verified since its last
         // write): the registry would refuse a corrupt blob, but only with DIGEST_INVALID.
-        store.blobs().check(digest, Some(desc.size))?;
+        // A remote blob (a cache import's) is mounted from its repository when that is in
+        // this registry, and downloaded only when the mount is refused.
+        let remote_repo = match store.presence(digest, Some(desc.size))? {
+            Presence::Local => None,
+            Presence::Remote(blob) => match blob.source {
+                RemoteSource::Registry { repository } => {
+                    Reference::parse_container_image(&repository)
+                        .ok()
+                        .filter(|r| r.domain == registry && r.path != repo)
+                        .map(|r| r.path)
+                }
+                _ => None,
+            },
+        };
         let _slot = self.slot(registry);
-        let from = self
-            .seen_elsewhere(registry, repo, digest)
+        let from = remote_repo
+            .or_else(|| self.seen_elsewhere(registry, repo, digest))
             .or_else(|| names.first().cloned());
         let mut location = None;
         if let Some(from) = from {
@@ -188,6 +258,8 @@ impl Client {
                 Err(e) => tracing::debug!("mounting {digest} from {from}: {e}"),
             }
         }
+        // Not mounted: the bytes must be here.
+        store.ensure_local(digest)?;
         let location = match location {
             Some(l) => l,
             None => {

@@ -64,7 +64,7 @@ pub fn chain_tree(store: &Store, layers: &[Layer]) -> Result<FlatTree, EngineErr
             );
             break tree;
         }
-        if let Some(bytes) = store.remote_get(&chain_key(&layers[..known]))? {
+        if let Some(bytes) = store.reapi_tree_get(&chain_key(&layers[..known]))? {
             if let Ok(tree) = serde_json::from_slice::<FlatTree>(&bytes) {
                 break tree;
             }
@@ -80,7 +80,7 @@ pub fn chain_tree(store: &Store, layers: &[Layer]) -> Result<FlatTree, EngineErr
     }
     let bytes = serde_json::to_vec(&tree)
         .map_err(|e| EngineError::Internal(format!("encoding a remote input tree: {e}")))?;
-    store.remote_put(&chain_key(layers), &bytes)?;
+    store.reapi_tree_put(&chain_key(layers), &bytes)?;
     Ok(tree)
 }
 
@@ -99,7 +99,7 @@ fn chain_key(layers: &[Layer]) -> String {
 /// A layer's record, reading its snapshot the first time.
 fn layer_record(store: &Store, layer: &Layer) -> Result<Vec<(String, LayerNode)>, EngineError> {
     let key = format!("layer:{RECORD_VERSION}:{}", layer.diff_id);
-    if let Some(bytes) = store.remote_get(&key)? {
+    if let Some(bytes) = store.reapi_tree_get(&key)? {
         if let Ok(record) = serde_json::from_slice(&bytes) {
             return Ok(record);
         }
@@ -108,7 +108,7 @@ fn layer_record(store: &Store, layer: &Layer) -> Result<Vec<(String, LayerNode)>
     let record = scan(&dir)?;
     let bytes = serde_json::to_vec(&record)
         .map_err(|e| EngineError::Internal(format!("encoding a remote layer record: {e}")))?;
-    store.remote_put(&key, &bytes)?;
+    store.reapi_tree_put(&key, &bytes)?;
     Ok(record)
 }
 

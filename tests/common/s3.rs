@@ -1,0 +1,84 @@
+//! A real S3 API for the tests: `moto_server` (pip's `moto[server]`, installed by
+//! scripts/install-system-packages.sh) on a free 127.0.0.1 port, its request log captured,
+//! killed on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A running moto S3 server.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    dir: TempDir,
+}
+
+impl Moto {
+    /// Start one. A missing `moto_server` fails the test, naming the install step.
+    pub fn start() -> Moto {
+        let dir = TempDir::new().expect("moto temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::fs::File::create(dir.path().join("access.log")).expect("moto log");
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("moto_server is installed (scripts/install-system-packages.sh: pip install 'moto[server]')");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// Create a bucket (moto does not check signatures, so a plain PUT does).
+    pub fn create_bucket(&self, name: &str) {
+        let status = Command::new("curl")
+            .args(["-sf", "-X", "PUT", &format!("{}/{name}", self.endpoint)])
+            .stdout(Stdio::null())
+            .status()
+            .expect("running curl");
+        assert!(status.success(), "creating bucket {name} failed");
+    }
+
+    /// The request log's lines so far (`"GET /bucket/key HTTP/1.1" 200 -`).
+    pub fn access_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The environment a client needs: any credentials, a region.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "seal-test"),
+            ("AWS_SECRET_ACCESS_KEY", "seal-test-secret"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
