@@ -894,6 +894,10 @@ mod tests {
             )
         };
         store.mark_remote(&[remote(5), remote(6)]).unwrap();
+        // The remote executor's trees live apart: they are not remote blobs, and the prune of
+        // one kind leaves the other alone.
+        store.reapi_tree_put("chain:y", b"{}").unwrap();
+        assert_eq!(store.db.scan_prefix(CF_REMOTE, b"").unwrap().len(), 2);
         let record = format!(
             r#"{{"layers":[{{"diff_id":"{}","digest":"{}","size":5,"media_type":"x"}}]}}"#,
             d(9),
@@ -908,6 +912,7 @@ mod tests {
             .map(|(d, _)| d)
             .collect();
         assert_eq!(left, [d(5)], "the record's remote blob stays");
+        assert!(store.reapi_tree_get("chain:y").unwrap().is_some());
         store
             .prune(&PruneOptions {
                 all: true,
