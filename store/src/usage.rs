@@ -25,6 +25,8 @@ pub struct Usage {
     pub snapshots: Amount,
     /// The part of `snapshots` no reachable layer needs (`prune` frees it).
     pub unreferenced_snapshots: Amount,
+    /// Snapshot objects: each regular file of the snapshots once (`snapshots/objects/`).
+    pub objects: Amount,
     /// Leftovers of interrupted writes (`prune` frees them; not counted while a build runs).
     pub temp: Amount,
     /// The RocksDB directory (count: files).
@@ -42,6 +44,7 @@ impl Usage {
             + self.cache_blobs.bytes
             + self.unreferenced_blobs.bytes
             + self.snapshots.bytes
+            + self.objects.bytes
             + self.temp.bytes
             + self.metadata.bytes
     }
@@ -87,9 +90,24 @@ impl Store {
         for (_, size) in &inv.temp {
             usage.temp.add(*size);
         }
+        let unreferenced: Vec<&Path> = inv
+            .snapshots
+            .iter()
+            .filter(|(d, _)| !image_diff_ids.contains(*d) && !cache_diff_ids.contains(*d))
+            .map(|(_, (path, _))| path.as_path())
+            .collect();
+        let dead_objects: u64 = crate::objects::dead_objects(&inv.objects, &unreferenced)
+            .iter()
+            .map(|o| o.size)
+            .sum();
+        for object in &inv.objects {
+            usage.objects.add(object.size);
+        }
         usage.metadata = dir_files(&self.root.join("db"));
-        usage.reclaimable =
-            usage.unreferenced_blobs.bytes + usage.unreferenced_snapshots.bytes + usage.temp.bytes;
+        usage.reclaimable = usage.unreferenced_blobs.bytes
+            + usage.unreferenced_snapshots.bytes
+            + dead_objects
+            + usage.temp.bytes;
         Ok(usage)
     }
 }
