@@ -18,6 +18,7 @@ pub mod container;
 pub mod lite;
 mod overlay;
 mod process;
+pub mod read_only;
 
 use std::path::{Path, PathBuf};
 
