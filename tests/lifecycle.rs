@@ -443,7 +443,10 @@ fn prune_deletes_snapshots_no_reachable_layer_needs() {
     let all = prune(&seal, &["--all"]);
     assert_eq!(n(&all, "snapshots", "count"), 1, "{all}");
     assert_eq!(all["snapshots"], before["snapshots"]);
-    assert_eq!(all["objects"], before["objects"], "the snapshot's objects go with it");
+    assert_eq!(
+        all["objects"], before["objects"],
+        "the snapshot's objects go with it"
+    );
     let after = du(&seal);
     assert_eq!(n(&after, "snapshots", "count"), 0, "{after}");
     assert_eq!(n(&after, "objects", "count"), 0, "{after}");

@@ -135,7 +135,12 @@ pub(crate) fn list_objects(root: &Path) -> io::Result<Vec<ObjectFile>> {
                 &shard_name.to_string_lossy(),
                 &file.file_name().to_string_lossy(),
             );
-            let meta = fs::symlink_metadata(file.path())?;
+            // A read-only view (`du`, `fsck`) may list while a build replaces an object.
+            let meta = match fs::symlink_metadata(file.path()) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             out.push(ObjectFile {
                 key,
                 path: file.path(),
