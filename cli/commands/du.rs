@@ -33,6 +33,7 @@ pub fn run(root: &Path, args: DuArgs) -> Result<(), Failure> {
                 ("cache-only blobs", usage.cache_blobs),
                 ("unreferenced blobs", usage.unreferenced_blobs),
                 ("snapshots", usage.snapshots),
+                ("snapshot objects", usage.objects),
                 ("temp files", usage.temp),
                 ("metadata", usage.metadata),
             ] {

@@ -67,10 +67,11 @@ pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
 
 fn print_report(report: &FsckReport, extra: &[Problem]) -> Result<(), Failure> {
     outln!(
-        "checked {} images, {} cache records, {} blobs",
+        "checked {} images, {} cache records, {} blobs, {} snapshot objects",
         report.images,
         report.cache_records,
-        report.blobs
+        report.blobs,
+        report.objects
     )?;
     if report.remote_blobs > 0 {
         outln!(
@@ -94,7 +95,8 @@ fn print_report(report: &FsckReport, extra: &[Problem]) -> Result<(), Failure> {
             .iter()
             .map(|o| match o {
                 seal_store::Orphan::Blob { bytes, .. }
-                | seal_store::Orphan::Snapshot { bytes, .. } => *bytes,
+                | seal_store::Orphan::Snapshot { bytes, .. }
+                | seal_store::Orphan::Object { bytes, .. } => *bytes,
             })
             .sum();
         outln!(

@@ -59,6 +59,7 @@ pub fn run(root: &Path, args: PruneArgs) -> Result<(), Failure> {
             for (what, amount) in [
                 ("blobs", report.blobs),
                 ("snapshots", report.snapshots),
+                ("snapshot objects", report.objects),
                 ("temp files", report.temp),
             ] {
                 outln!(

@@ -21,6 +21,7 @@ pub mod container;
 pub mod lite;
 mod overlay;
 mod process;
+pub mod read_only;
 pub mod remote;
 
 use std::path::{Path, PathBuf};

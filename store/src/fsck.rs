@@ -3,9 +3,11 @@
 //!
 //! Problems (exit 1): an image name or cache record naming a missing or corrupt blob (or an
 //! unreadable record), a blob whose bytes do not hash to its name, a blob that cannot be read,
-//! and leftovers of interrupted writes (`tmp/*`, `snapshots/.unpack-*`, strays in `blobs/`).
-//! Orphans (blobs and snapshots nothing reaches) are listed but are no problem: `prune` frees
-//! them. Leftovers are only looked for while no build holds the store, since a running build's
+//! and leftovers of interrupted writes (`tmp/*`, `snapshots/.unpack-*`, strays in `blobs/`);
+//! a snapshot object whose bytes or metadata no longer hash to its name (`--repair` deletes it
+//! and every snapshot that links it: they are unpacked again when a RUN needs them).
+//! Orphans (blobs, snapshots and objects nothing reaches) are listed but are no problem: `prune`
+//! frees them. Leftovers are only looked for while no build holds the store, since a running build's
 //! temp files look the same.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +44,9 @@ pub enum Problem {
     UnreadableBlob { digest: Digest, error: String },
     /// A leftover of an interrupted write (path relative to the store).
     Leftover { path: PathBuf, bytes: u64 },
+    /// A snapshot object whose bytes, mode, owner or xattrs do not hash to its name, or that
+    /// cannot be read (path relative to the store).
+    CorruptObject { path: PathBuf, reason: String },
 }
 
 impl fmt::Display for Problem {
@@ -60,6 +65,9 @@ impl fmt::Display for Problem {
             Problem::Leftover { path, bytes } => {
                 write!(f, "leftover {} ({bytes} B)", path.display())
             }
+            Problem::CorruptObject { path, reason } => {
+                write!(f, "snapshot object {}: {reason}", path.display())
+            }
         }
     }
 }
@@ -75,8 +83,19 @@ impl Problem {
 /// Something nothing references (`seal prune` frees it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Orphan {
-    Blob { digest: Digest, bytes: u64 },
-    Snapshot { diff_id: Digest, bytes: u64 },
+    Blob {
+        digest: Digest,
+        bytes: u64,
+    },
+    Snapshot {
+        diff_id: Digest,
+        bytes: u64,
+    },
+    /// A snapshot object no snapshot links (path relative to the store).
+    Object {
+        path: PathBuf,
+        bytes: u64,
+    },
 }
 
 impl fmt::Display for Orphan {
@@ -85,6 +104,9 @@ impl fmt::Display for Orphan {
             Orphan::Blob { digest, bytes } => write!(f, "blob {digest} ({bytes} B)"),
             Orphan::Snapshot { diff_id, bytes } => {
                 write!(f, "snapshot {} ({bytes} B)", diff_id.hex())
+            }
+            Orphan::Object { path, bytes } => {
+                write!(f, "snapshot object {} ({bytes} B)", path.display())
             }
         }
     }
@@ -99,6 +121,8 @@ pub struct FsckReport {
     /// Blobs a cache import named that are not downloaded (present for every purpose but
     /// their bytes; not missing).
     pub remote_blobs: usize,
+    /// Snapshot objects checked.
+    pub objects: usize,
     pub problems: Vec<Problem>,
     pub orphans: Vec<Orphan>,
     /// False when a build held the store, so temp leftovers were not looked for.
@@ -132,6 +156,7 @@ impl Store {
             cache_records: roots.cache.len(),
             blobs: inv.blobs.len(),
             remote_blobs: remote.len(),
+            objects: inv.objects.len(),
             leftovers_checked,
             ..FsckReport::default()
         };
@@ -172,6 +197,23 @@ impl Store {
                     error: error.clone(),
                 }),
             }
+        }
+        let relative = |p: &Path| p.strip_prefix(&self.root).unwrap_or(p).to_path_buf();
+        for (object, reason) in verify_objects(&inv.objects) {
+            report.problems.push(Problem::CorruptObject {
+                path: relative(&object.path),
+                reason,
+            });
+        }
+        for object in inv
+            .objects
+            .iter()
+            .filter(|o| o.key.is_some() && o.links <= 1)
+        {
+            report.orphans.push(Orphan::Object {
+                path: relative(&object.path),
+                bytes: object.size,
+            });
         }
         for (path, bytes) in &inv.temp {
             report.problems.push(Problem::Leftover {
@@ -352,8 +394,86 @@ impl Store {
                 done.push(format!("removed leftover {}", path.display()));
             }
         }
+        let bad_objects: Vec<&PathBuf> = report
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::CorruptObject { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
+        if !bad_objects.is_empty() {
+            done.extend(self.remove_objects_and_their_snapshots(&bad_objects)?);
+        }
         Ok(done)
     }
+}
+
+impl Store {
+    /// Delete the objects at `paths` (relative to the store) and every snapshot that links one
+    /// of them: a snapshot file is the object's inode, so it is as broken.
+    fn remove_objects_and_their_snapshots(
+        &self,
+        paths: &[&PathBuf],
+    ) -> Result<Vec<String>, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut done = Vec::new();
+        let inodes: BTreeSet<(u64, u64)> = paths
+            .iter()
+            .filter_map(|p| std::fs::symlink_metadata(self.root.join(p)).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        let inv = self.inventory(false)?;
+        for (diff_id, (dir, _)) in &inv.snapshots {
+            let mut links = false;
+            crate::objects::walk_files(dir, &mut |m| {
+                links |= inodes.contains(&(m.dev(), m.ino()));
+            });
+            if links {
+                remove_tree(dir)?;
+                done.push(format!(
+                    "removed snapshot {} (it linked a corrupt object; the next RUN unpacks it again)",
+                    diff_id.hex()
+                ));
+            }
+        }
+        for path in paths {
+            remove_tree(&self.root.join(path))?;
+            done.push(format!(
+                "deleted corrupt snapshot object {}",
+                path.display()
+            ));
+        }
+        Ok(done)
+    }
+}
+
+/// Every object whose content or metadata does not hash to its name, with the reason; on a
+/// few threads, as blobs are.
+fn verify_objects(
+    objects: &[crate::objects::ObjectFile],
+) -> Vec<(&crate::objects::ObjectFile, String)> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let results = crate::parallel::map_ordered(
+        objects,
+        workers,
+        |_| false,
+        |object| {
+            let Some((key, _)) = &object.key else {
+                return Some("its name is no object key".to_string());
+            };
+            match crate::objects::verify_object(&object.path, key) {
+                Ok(true) => None,
+                Ok(false) => Some("its bytes or metadata do not match its name".to_string()),
+                Err(e) => Some(format!("cannot be read: {e}")),
+            }
+        },
+    );
+    objects
+        .iter()
+        .zip(results)
+        .filter_map(|(o, r)| r.map(|r| (o, r)))
+        .collect()
 }
 
 /// Leftovers of interrupted writes (`tmp/*`, `snapshots/.unpack-*`; relative to the store,

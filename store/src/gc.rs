@@ -118,6 +118,8 @@ pub struct PruneReport {
     pub cache_records: u64,
     pub blobs: Amount,
     pub snapshots: Amount,
+    /// Snapshot objects no remaining snapshot links (`snapshots/objects/`).
+    pub objects: Amount,
     /// Leftover temp files and directories (`tmp/`, `snapshots/.unpack-*`, strays in `blobs/`).
     pub temp: Amount,
 }
@@ -125,7 +127,7 @@ pub struct PruneReport {
 impl PruneReport {
     /// Bytes freed in all.
     pub fn total_bytes(&self) -> u64 {
-        self.blobs.bytes + self.snapshots.bytes + self.temp.bytes
+        self.blobs.bytes + self.snapshots.bytes + self.objects.bytes + self.temp.bytes
     }
 }
 
@@ -205,8 +207,11 @@ pub(crate) fn parse_cache_record(bytes: &[u8]) -> Option<(Vec<Digest>, Vec<Diges
 pub(crate) struct Inventory {
     /// Blob files by digest, with their sizes.
     pub blobs: BTreeMap<Digest, u64>,
-    /// Snapshot directories by diffID, with their sizes.
+    /// Snapshot directories by diffID, with their sizes (files they share with the object
+    /// store not included: those bytes are the objects').
     pub snapshots: BTreeMap<Digest, (PathBuf, u64)>,
+    /// The snapshot objects (`snapshots/objects/`).
+    pub objects: Vec<crate::objects::ObjectFile>,
     /// Leftovers of interrupted writes: `tmp/*`, `snapshots/.unpack-*`, and anything under
     /// `blobs/sha256/` not named by a digest.
     pub temp: Vec<(PathBuf, u64)>,
@@ -390,11 +395,13 @@ impl Store {
                     }
                 } else if let Ok(d) = format!("sha256:{name}").parse::<Digest>() {
                     let path = entry.path();
-                    let size = tree_size(&path);
+                    let size = own_size(&path);
                     inv.snapshots.insert(d, (path, size));
                 }
             }
         }
+        inv.objects = crate::objects::list_objects(&self.root)
+            .map_err(|e| StoreError::io("listing snapshot objects", &snapshots, e))?;
         if with_temp {
             if let Ok(entries) = fs::read_dir(self.blobs.tmp_dir()) {
                 for entry in entries.flatten() {
@@ -481,6 +488,11 @@ impl Store {
         for (_, size) in &dead_snapshots {
             report.snapshots.add(*size);
         }
+        let doomed: Vec<&Path> = dead_snapshots.iter().map(|(p, _)| p.as_path()).collect();
+        let dead_objects = crate::objects::dead_objects(&inv.objects, &doomed);
+        for object in &dead_objects {
+            report.objects.add(object.size);
+        }
         for (_, size) in &inv.temp {
             report.temp.add(*size);
         }
@@ -545,6 +557,10 @@ impl Store {
         }
         for (path, _) in dead_snapshots {
             remove_tree(path)?;
+        }
+        // After the snapshots: an object goes only once nothing links it.
+        for object in dead_objects {
+            remove_tree(&object.path)?;
         }
         for (path, _) in &inv.temp {
             remove_tree(path)?;
@@ -641,6 +657,19 @@ pub(crate) fn damage(what: &str, digest: &Digest, e: StoreError) -> String {
 
 /// Bytes of a file or directory tree (apparent sizes; hard links counted once; symlinks not
 /// followed).
+/// The bytes of the files under `path` that have no other name: what deleting the tree frees
+/// of a snapshot whose shared files are objects.
+pub(crate) fn own_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    crate::objects::walk_files(path, &mut |m| {
+        if m.nlink() <= 1 {
+            total += m.len();
+        }
+    });
+    total
+}
+
 pub(crate) fn tree_size(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = fs::symlink_metadata(path) else {

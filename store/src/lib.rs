@@ -9,6 +9,7 @@
 //!                             steps
 //! <root>/tmp/                 blobs being written (cleaned at open)
 //! <root>/snapshots/<diffid>/  layers unpacked for RUN (engine::unpack); `.format` says how
+//! <root>/snapshots/objects/   each regular file of those snapshots once, by bytes and metadata
 //! ```
 //!
 //! **Architecture Invariant:** a record is written only after every blob it names exists, and
@@ -29,6 +30,7 @@ mod filehash;
 mod fsck;
 mod gc;
 mod load;
+pub mod objects;
 pub mod oci;
 mod oci_archive;
 mod oci_dir;
@@ -475,7 +477,8 @@ fn lock_store(root: &Path, on_wait: &mut dyn FnMut()) -> Result<std::fs::File, S
 /// whose `snapshots/.format` says otherwise removes every snapshot, and each is unpacked again
 /// when a RUN needs it (snapshots are a cache of layer blobs).
 /// 2: owners set before modes (setuid and setgid kept), xattrs, hardlinks (issue 11).
-pub const SNAPSHOT_FORMAT: &str = "2";
+/// 3: regular files are hardlinks to `snapshots/objects/` (issue 15).
+pub const SNAPSHOT_FORMAT: &str = "3";
 
 /// Remove half-unpacked snapshots (`snapshots/.unpack-*`) a killed process left behind, and
 /// every snapshot of another [`SNAPSHOT_FORMAT`]. Only called with the store lock held, so no

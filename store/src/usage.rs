@@ -27,6 +27,8 @@ pub struct Usage {
     pub unreferenced_snapshots: Amount,
     /// Blobs known by a cache import and not downloaded: on no disk, so not in the total.
     pub remote_blobs: Amount,
+    /// Snapshot objects: each regular file of the snapshots once (`snapshots/objects/`).
+    pub objects: Amount,
     /// Leftovers of interrupted writes (`prune` frees them; not counted while a build runs).
     pub temp: Amount,
     /// The RocksDB directory (count: files).
@@ -44,6 +46,7 @@ impl Usage {
             + self.cache_blobs.bytes
             + self.unreferenced_blobs.bytes
             + self.snapshots.bytes
+            + self.objects.bytes
             + self.temp.bytes
             + self.metadata.bytes
     }
@@ -92,9 +95,24 @@ impl Store {
         for (_, blob) in self.remote_blobs()? {
             usage.remote_blobs.add(blob.size);
         }
+        let unreferenced: Vec<&Path> = inv
+            .snapshots
+            .iter()
+            .filter(|(d, _)| !image_diff_ids.contains(*d) && !cache_diff_ids.contains(*d))
+            .map(|(_, (path, _))| path.as_path())
+            .collect();
+        let dead_objects: u64 = crate::objects::dead_objects(&inv.objects, &unreferenced)
+            .iter()
+            .map(|o| o.size)
+            .sum();
+        for object in &inv.objects {
+            usage.objects.add(object.size);
+        }
         usage.metadata = dir_files(&self.root.join("db"));
-        usage.reclaimable =
-            usage.unreferenced_blobs.bytes + usage.unreferenced_snapshots.bytes + usage.temp.bytes;
+        usage.reclaimable = usage.unreferenced_blobs.bytes
+            + usage.unreferenced_snapshots.bytes
+            + dead_objects
+            + usage.temp.bytes;
         Ok(usage)
     }
 }

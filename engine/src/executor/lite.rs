@@ -11,6 +11,7 @@ use std::path::Path;
 use seal_solver::ExecContext;
 
 use crate::executor::process::{run_in_overlay, sh_quote, Namespace};
+use crate::executor::read_only;
 use crate::executor::{ExecRequest, Executor};
 use crate::llb::{ExecOp, NetworkMode};
 use crate::EngineError;
@@ -55,6 +56,8 @@ impl Executor for LiteExecutor {
         if !env.iter().any(|(k, _)| k == "HOME") {
             env.push(("HOME".into(), HOME.into()));
         }
+        let seal = std::env::current_exe()
+            .map_err(|e| EngineError::io("finding", Path::new("the seal binary"), e))?;
         let rel = request.cwd.trim_start_matches('/');
         let cwd = if rel.is_empty() {
             ROOTFS.to_string()
@@ -72,7 +75,7 @@ impl Executor for LiteExecutor {
             })
             .collect();
         let ns = Namespace {
-            setup: setup_lines(request),
+            setup: setup_lines(request, &seal),
             new_network: request.network == NetworkMode::None,
         };
         run_in_overlay(request, &ns, &args, &cwd, &env, cx).map_err(explain_read_only)
@@ -81,22 +84,17 @@ impl Executor for LiteExecutor {
 
 /// The namespace around a lite step: every host mount read-only (but `/proc`, which is the
 /// step's own), then the rootfs, the files, a private `/tmp`, `$HOME` and `/dev/shm`.
-fn setup_lines(request: &ExecRequest) -> Vec<String> {
+fn setup_lines(request: &ExecRequest, seal: &Path) -> Vec<String> {
     let merged = request.merged().display().to_string();
     let files = request.files_dir().display().to_string();
     vec![
-        // Mount points come from mountinfo (field 5; options in field 6). Paths with escaped
-        // characters (`\040`) are skipped: `read` cannot name them.
+        // One process remounts every host mount read-only (`read_only.rs`): the `seal`
+        // binary itself, which runs the helper before it parses a command line.
         format!(
-            "while read -r _ _ _ _ mp opts _; do \
-               case \"$mp\" in {merged_q}|/proc|/proc/*|*\\\\*) continue;; esac; \
-               flags=ro; \
-               case \",$opts,\" in *,nosuid,*) flags=$flags,nosuid;; esac; \
-               case \",$opts,\" in *,nodev,*) flags=$flags,nodev;; esac; \
-               case \",$opts,\" in *,noexec,*) flags=$flags,noexec;; esac; \
-               /bin/mount -o remount,bind,$flags \"$mp\" 2>/dev/null || [ \"$mp\" != / ] || fail 'making the host read-only'; \
-             done < /proc/self/mountinfo",
-            merged_q = sh_quote(&merged)
+            "{} {} {} || fail 'making the host read-only'",
+            sh_quote(&seal.display().to_string()),
+            read_only::HELPER_ARG,
+            sh_quote(&merged)
         ),
         format!(
             "/bin/mount --bind {} {ROOTFS} || fail 'binding the rootfs at {ROOTFS}'",

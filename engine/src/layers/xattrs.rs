@@ -23,11 +23,10 @@ pub const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
 pub type Xattrs = BTreeMap<String, Vec<u8>>;
 
 /// Whether an extended attribute called `name` belongs in a layer.
+/// The rule lives in the store ([`seal_store::objects::xattr_kept`]), whose snapshot object
+/// keys and `fsck` must agree with what a layer keeps.
 pub fn kept(name: &str) -> bool {
-    if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
-        return false;
-    }
-    name.starts_with("user.") || name.starts_with("trusted.") || name == "security.capability"
+    seal_store::objects::xattr_kept(name)
 }
 
 /// The kept extended attributes of `path` (not following a symlink).

@@ -51,12 +51,18 @@ fn run_local(
     store: &Store,
     cx: &ExecContext,
 ) -> Result<(Vec<LayerEntry>, TempDir), EngineError> {
-    let lowers = rootfs
-        .layers
-        .iter()
-        .map(|layer| snapshot(store, layer))
-        .collect::<Result<Vec<_>, _>>()?;
     check_privileges()?;
+    // Missing snapshots are unpacked side by side: most of an unpack is waiting on the
+    // filesystem, and a cold RUN needs every layer below it.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lowers = seal_store::parallel::map_ordered(
+        &rootfs.layers,
+        workers,
+        |r: &Result<_, EngineError>| r.is_err(),
+        |layer| snapshot(store, layer),
+    )
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     let tmp = store.root().join("tmp");
     let run_dir = tempfile::Builder::new()
         .prefix("run-")

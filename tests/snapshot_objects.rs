@@ -1,0 +1,240 @@
+//! Snapshots whose files are links to the store's objects (issue 15), through the real binary:
+//! a RUN after a COPY of many files sees exactly the tree the context holds (bytes, modes with
+//! setuid, owners, which paths are hardlinks), whether the objects were there before or not,
+//! and the image digest is the same either way; `seal prune` removes objects nothing links;
+//! `seal fsck` finds a corrupt object and `--repair` drops it with its snapshot, after which
+//! the next RUN unpacks the layer again. Lite mode: the RUN uses the host's GNU `find`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{tool, Ctx, Seal};
+
+/// Prints every entry under `$1` (type, mode, owner, size), every file's sha256, and each
+/// file's inode, one record per line.
+const REPORT: &str = r#"#!/bin/sh
+set -e
+{
+  find "$1" -mindepth 1 ! -type f -printf 'META %p %y %m %U:%G\n'
+  find "$1" -type f -printf 'META %p %y %m %U:%G %s\n'
+} | LC_ALL=C sort
+find "$1" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sed 's/^/SUM /'
+find "$1" -type f -printf 'INODE %i %p\n'
+"#;
+
+/// A context of 300 files in which many have equal bytes: with equal modes (still two files),
+/// with other modes (setuid among them), plus one hardlinked pair, and a second directory that
+/// repeats the first one's files for a second layer.
+fn many_files(ctx: &Ctx) {
+    for d in 0..10 {
+        for f in 0..30 {
+            let rel = format!("many/d{d}/f{f}");
+            let mode = [0o644, 0o755, 0o4755][f % 3];
+            ctx.file_mode(&rel, format!("content {}\n", (d * 30 + f) % 7), mode);
+        }
+    }
+    ctx.file_mode("many/hard/a", "content 1\n", 0o644);
+    std::fs::hard_link(
+        ctx.path().join("many/hard/a"),
+        ctx.path().join("many/hard/b"),
+    )
+    .unwrap();
+    ctx.file_mode("owned/setuid", "content 1\n", 0o4750);
+    ctx.file_mode("report.sh", REPORT, 0o755);
+    ctx.kubefile(
+        "FROM scratch\nCOPY report.sh /\nCOPY many /many\nCOPY --chown=1000:42 owned /owned\n\
+         RUN sh report.sh many && sh report.sh owned && echo done > ran\n",
+    );
+}
+
+/// The report's lines of one kind (`META`, `SUM`, `INODE`) from a build's plain progress.
+fn records(stderr: &str, kind: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
+        .filter(|rest| rest.starts_with(kind))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Paths that share an inode with another, as sets (inode numbers differ between trees).
+fn link_groups(inode_lines: &[String]) -> BTreeSet<Vec<String>> {
+    let mut by_inode: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for line in inode_lines {
+        let mut words = line.splitn(3, ' ').skip(1);
+        let (inode, path) = (words.next().unwrap(), words.next().unwrap());
+        by_inode.entry(inode).or_default().push(path.to_string());
+    }
+    by_inode
+        .into_values()
+        .filter(|paths| paths.len() > 1)
+        .map(|mut paths| {
+            paths.sort();
+            paths
+        })
+        .collect()
+}
+
+/// Every object file of a store.
+fn objects(root: &Path) -> Vec<PathBuf> {
+    let Ok(shards) = std::fs::read_dir(root.join("snapshots/objects")) else {
+        return Vec::new();
+    };
+    shards
+        .flat_map(|s| std::fs::read_dir(s.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+#[test]
+fn a_run_sees_the_copied_tree_with_or_without_objects_and_digests_agree() {
+    let ctx = Ctx::new();
+    many_files(&ctx);
+    ctx.age();
+
+    // What the context itself holds, by the same report.
+    let expected = tool(
+        "sh",
+        &["-c", "sh report.sh many | grep -v '^INODE'"],
+        ctx.path(),
+    );
+    let expected: Vec<String> = expected.lines().map(str::to_string).collect();
+    assert_eq!(expected.len(), 2 * 302 + 11, "302 files and 11 directories");
+
+    // A fresh store: every object is written by this build's unpack.
+    let cold = Seal::new();
+    let out = cold.build_ok(ctx.path(), "many:1", &["--mode", "lite"]);
+    let (meta, sums) = (records(&out.stderr, "META "), records(&out.stderr, "SUM "));
+    let seen_many: Vec<String> = meta
+        .iter()
+        .chain(&sums)
+        .filter(|l| l.starts_with("META many/") || l.contains("  many/"))
+        .cloned()
+        .collect();
+    assert_eq!(seen_many, expected, "{}", out.stderr);
+    assert!(
+        meta.contains(&"META owned/setuid f 4750 1000:42 10".to_string()),
+        "{meta:#?}"
+    );
+    let groups = link_groups(&records(&out.stderr, "INODE "));
+    assert_eq!(
+        groups,
+        BTreeSet::from([vec!["many/hard/a".to_string(), "many/hard/b".to_string()]]),
+        "only the layer's hardlink shares an inode, though 300 files have 7 contents"
+    );
+    let cold_digest = out.digest();
+    assert!(
+        objects(cold.root()).len() > 7,
+        "the snapshot's files are objects"
+    );
+
+    // A store that holds every object already (another layer with the same files unpacked
+    // first): the RUN's snapshot is links, and sees, and makes, the same.
+    let warm = Seal::new();
+    let other = Ctx::new();
+    tool(
+        "cp",
+        &["-a", ctx.path().join("many").to_str().unwrap(), "."],
+        other.path(),
+    );
+    other.kubefile("FROM scratch\nCOPY many /elsewhere\nRUN true\n");
+    other.age();
+    warm.build_ok(other.path(), "other:1", &["--mode", "lite"]);
+    let before = objects(warm.root()).len();
+    let out = warm.build_ok(ctx.path(), "many:1", &["--mode", "lite"]);
+    assert_eq!(records(&out.stderr, "META "), meta);
+    assert_eq!(records(&out.stderr, "SUM "), sums);
+    assert_eq!(link_groups(&records(&out.stderr, "INODE ")), groups);
+    assert_eq!(out.digest(), cold_digest);
+    let added = objects(warm.root()).len() - before;
+    assert!(
+        added < before,
+        "most of the files were links to existing objects ({added} new, {before} before)"
+    );
+}
+
+#[test]
+fn prune_removes_objects_and_fsck_finds_a_corrupt_one() {
+    let ctx = Ctx::new();
+    many_files(&ctx);
+    ctx.age();
+    let seal = Seal::new();
+    seal.build_ok(ctx.path(), "many:1", &["--mode", "lite"]);
+    let objects_before = objects(seal.root());
+    assert!(!objects_before.is_empty());
+
+    // A corrupt object: same size, other bytes (a size check alone would not see it).
+    let victim = objects_before
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() == "content 1\n".len() as u64)
+        .unwrap();
+    let mode = std::fs::metadata(victim).unwrap().permissions().mode();
+    let original = std::fs::read(victim).unwrap();
+    std::fs::write(victim, original.to_ascii_uppercase()).unwrap();
+    std::fs::set_permissions(victim, std::fs::Permissions::from_mode(mode)).unwrap();
+    let fsck = seal.run_in(ctx.path(), &["fsck"]);
+    assert_eq!(fsck.code, 1, "{}\n{}", fsck.stdout, fsck.stderr);
+    assert!(
+        fsck.stdout
+            .contains("problem: snapshot object snapshots/objects/")
+            && fsck.stdout.contains("do not match its name"),
+        "{}",
+        fsck.stdout
+    );
+    let repair = seal.run_in(ctx.path(), &["fsck", "--repair"]);
+    assert_eq!(repair.code, 0, "{}\n{}", repair.stdout, repair.stderr);
+    assert!(
+        repair.stdout.contains("repaired: removed snapshot")
+            && repair
+                .stdout
+                .contains("repaired: deleted corrupt snapshot object"),
+        "{}",
+        repair.stdout
+    );
+    assert!(!victim.exists());
+    let clean = seal.run_in(ctx.path(), &["fsck"]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert!(
+        clean.stdout.contains("no problems found"),
+        "{}",
+        clean.stdout
+    );
+
+    // The next RUN on that layer unpacks it again, from the intact blob.
+    ctx.kubefile(
+        "FROM scratch\nCOPY report.sh /\nCOPY many /many\nCOPY --chown=1000:42 owned /owned\n\
+         RUN grep -c . many/hard/a many/d0/f1 > counted\n",
+    );
+    seal.build_ok(ctx.path(), "many:2", &["--mode", "lite"]);
+    let victims_back = objects(seal.root()).iter().any(|p| p == victim);
+    assert!(victims_back, "the object was written again by the unpack");
+    assert_eq!(std::fs::read(victim).unwrap(), original);
+
+    // Nothing named: prune --all removes every snapshot, then every object.
+    for name in ["many:1", "many:2"] {
+        let rmi = seal.run_in(ctx.path(), &["rmi", name]);
+        assert_eq!(rmi.code, 0, "{}", rmi.stderr);
+    }
+    let dry = seal.run_in(ctx.path(), &["prune", "--all", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let count = objects(seal.root()).len();
+    assert!(
+        dry.stdout
+            .contains(&format!("would delete {count} snapshot objects")),
+        "{}",
+        dry.stdout
+    );
+    let prune = seal.run_in(ctx.path(), &["prune", "--all"]);
+    assert_eq!(prune.code, 0, "{}", prune.stderr);
+    assert!(
+        prune
+            .stdout
+            .contains(&format!("deleted {count} snapshot objects")),
+        "{}",
+        prune.stdout
+    );
+    assert!(objects(seal.root()).is_empty());
+}
