@@ -46,7 +46,8 @@ fn many_files(ctx: &Ctx) {
     ctx.file_mode("report.sh", REPORT, 0o755);
     ctx.kubefile(
         "FROM scratch\nCOPY report.sh /\nCOPY many /many\nCOPY --chown=1000:42 owned /owned\n\
-         RUN sh report.sh many && sh report.sh owned && echo done > ran\n",
+         COPY many/d0 /again\n\
+         RUN sh report.sh many && sh report.sh owned && sh report.sh again && echo done > ran\n",
     );
 }
 
@@ -123,7 +124,8 @@ fn a_run_sees_the_copied_tree_with_or_without_objects_and_digests_agree() {
     assert_eq!(
         groups,
         BTreeSet::from([vec!["many/hard/a".to_string(), "many/hard/b".to_string()]]),
-        "only the layer's hardlink shares an inode, though 300 files have 7 contents"
+        "only the layer's hardlink shares an inode, though 300 files have 7 contents and \
+         again/ repeats d0's files in another layer"
     );
     let cold_digest = out.digest();
     assert!(
@@ -131,8 +133,9 @@ fn a_run_sees_the_copied_tree_with_or_without_objects_and_digests_agree() {
         "the snapshot's files are objects"
     );
 
-    // A store that holds every object already (another layer with the same files unpacked
-    // first): the RUN's snapshot is links, and sees, and makes, the same.
+    // A store that holds every object already (an earlier version of the layer: the same
+    // files at the same paths, plus one, unpacked first): the RUN's snapshot is links, and
+    // sees, and makes, the same.
     let warm = Seal::new();
     let other = Ctx::new();
     tool(
@@ -140,7 +143,8 @@ fn a_run_sees_the_copied_tree_with_or_without_objects_and_digests_agree() {
         &["-a", ctx.path().join("many").to_str().unwrap(), "."],
         other.path(),
     );
-    other.kubefile("FROM scratch\nCOPY many /elsewhere\nRUN true\n");
+    other.file("many/one-more", "an earlier version of the layer\n");
+    other.kubefile("FROM scratch\nCOPY many /many\nRUN true\n");
     other.age();
     warm.build_ok(other.path(), "other:1", &["--mode", "lite"]);
     let before = objects(warm.root()).len();

@@ -12,11 +12,11 @@
 //! metadata of another. Overlayfs never writes a lower file (a RUN that writes one copies it
 //! up), so one inode can serve every snapshot that holds the same file.
 //!
-//! Within one snapshot, the `n`th file with a given key (counting from 0) links the object
-//! `<key>.<n>` (`<key>` for the first): two paths of one snapshot share an inode only when the
-//! layer made them hardlinks, so `tar`, `cp -a` or `du` in a RUN see no links the layer did not
-//! have. What a RUN still sees: link counts include the object's own name and those of other
-//! snapshots, and equal files at different paths of *different* layers share an inode.
+//! A file links the object `<key>.<n>` (`<key>` for `n` = 0), where the engine derives `n` from
+//! the file's path: the same path in the next version of a layer links the same object, while
+//! two paths share an inode only when a layer made them hardlinks, so `tar`, `cp -a` or `du`
+//! in a RUN see no links the layers did not have. What a RUN still sees: link counts include
+//! the object's own name and those of other snapshots.
 //!
 //! The engine's unpacker names an object with `link(2)` only once its bytes and metadata are
 //! complete, so an object is never half-written under its name. An object no snapshot links to

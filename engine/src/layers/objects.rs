@@ -12,7 +12,7 @@
 //! half-written. Used for privileged unpacks only: without root an object could not carry the
 //! owner its key names.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -37,12 +37,18 @@ pub struct FileMeta<'a> {
 }
 
 /// Places the regular files of one snapshot as links to the objects of the store at `root`.
+///
+/// A file links `<key>.<n>`, where `n` comes from the file's path: the same path with the same
+/// bytes and metadata in the next build's layer links the same object (the case this is for),
+/// while equal files at different paths are different objects — in one snapshot and across
+/// the layers of a rootfs — so a RUN never sees two paths share an inode that the layers did
+/// not link (`cp -a`, `tar`, `rsync -H` and `du` inside a RUN see what Docker shows). Two
+/// paths of one snapshot whose `n` collide take the next free one.
 #[derive(Debug)]
 pub struct ObjectPlacer {
     root: std::path::PathBuf,
-    /// How many files of this snapshot had each key so far: the next one links `<key>.<n>`,
-    /// so no two paths of the snapshot share an inode the layer did not link.
-    seen: HashMap<ObjectKey, u32>,
+    /// The ordinals each key has used in this snapshot.
+    seen: HashMap<ObjectKey, HashSet<u32>>,
 }
 
 impl ObjectPlacer {
@@ -54,21 +60,27 @@ impl ObjectPlacer {
         }
     }
 
-    /// The object path of the next file of this snapshot with `key`.
-    fn next_object(&mut self, key: ObjectKey) -> std::path::PathBuf {
-        let n = self.seen.entry(key).or_insert(0);
-        let path = object_path(&self.root, &key, *n);
-        *n += 1;
-        path
+    /// The object path of the file at `rel` (its path in the layer) with `key`.
+    fn next_object(&mut self, key: ObjectKey, rel: &Path) -> std::path::PathBuf {
+        let h = blake3::hash(rel.as_os_str().as_encoded_bytes());
+        let b = h.as_bytes();
+        let mut n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let used = self.seen.entry(key).or_default();
+        while !used.insert(n) {
+            n = n.wrapping_add(1);
+        }
+        object_path(&self.root, &key, n)
     }
 
-    /// Create the regular file `target` (which must not exist) with the `size` bytes of
-    /// `data` and `meta`: a link to its object, which is written first when missing.
+    /// Create the regular file `target` (which must not exist; `rel` is its path in the
+    /// layer) with the `size` bytes of `data` and `meta`: a link to its object, which is
+    /// written first when missing.
     pub fn place(
         &mut self,
         data: &mut dyn Read,
         size: u64,
         target: &Path,
+        rel: &Path,
         meta: &FileMeta<'_>,
     ) -> io::Result<()> {
         let kept: Vec<(&str, &[u8])> = meta
@@ -93,7 +105,7 @@ impl ObjectPlacer {
             let mut bytes = Vec::with_capacity(size as usize);
             data.take(size).read_to_end(&mut bytes)?;
             let key = key_of(&blake3::hash(&bytes), bytes.len() as u64);
-            let object = self.next_object(key);
+            let object = self.next_object(key, rel);
             if link_existing(&object, bytes.len() as u64, target)? {
                 return Ok(());
             }
@@ -122,7 +134,7 @@ impl ObjectPlacer {
         drop(file);
         // When the object exists, this file stays a copy of its own: its bytes are written
         // already, and files this big are few.
-        let object = self.next_object(key);
+        let object = self.next_object(key, rel);
         name_object(target, &object)
     }
 }
@@ -221,7 +233,8 @@ mod tests {
         rustix::process::geteuid().is_root()
     }
 
-    fn place(placer: &mut ObjectPlacer, target: &Path, bytes: &[u8], mode: u32, uid: u32) {
+    /// Place `bytes` at `dir/rel`.
+    fn place(placer: &mut ObjectPlacer, dir: &Path, rel: &str, bytes: &[u8], mode: u32, uid: u32) {
         let xattrs = Xattrs::new();
         let meta = FileMeta {
             mode,
@@ -230,7 +243,13 @@ mod tests {
             xattrs: &xattrs,
         };
         placer
-            .place(&mut &bytes[..], bytes.len() as u64, target, &meta)
+            .place(
+                &mut &bytes[..],
+                bytes.len() as u64,
+                &dir.join(rel),
+                Path::new(rel),
+                &meta,
+            )
             .unwrap();
     }
 
@@ -248,19 +267,23 @@ mod tests {
         fs::create_dir(&snap).unwrap();
         fs::create_dir(&next).unwrap();
         let mut placer = ObjectPlacer::new(dir.path());
-        place(&mut placer, &snap.join("a"), b"same", 0o755, 0);
-        place(&mut placer, &snap.join("b"), b"same", 0o755, 0);
-        place(&mut placer, &snap.join("suid"), b"same", 0o4755, 0);
-        place(&mut placer, &snap.join("user"), b"same", 0o755, 1000);
+        place(&mut placer, &snap, "a", b"same", 0o755, 0);
+        place(&mut placer, &snap, "b", b"same", 0o755, 0);
+        place(&mut placer, &snap, "suid", b"same", 0o4755, 0);
+        place(&mut placer, &snap, "user", b"same", 0o755, 1000);
         let mut placer = ObjectPlacer::new(dir.path());
-        place(&mut placer, &next.join("a"), b"same", 0o755, 0);
-        place(&mut placer, &next.join("b"), b"same", 0o755, 0);
+        place(&mut placer, &next, "a", b"same", 0o755, 0);
+        place(&mut placer, &next, "b", b"same", 0o755, 0);
+        // Another layer with the same file at another path: its own inode.
+        place(&mut placer, &next, "elsewhere", b"same", 0o755, 0);
         let m = |p: &Path| fs::symlink_metadata(p).unwrap();
         let m = |n: &str| m(&snap.join(n));
         assert_ne!(m("a").ino(), m("b").ino());
         assert_eq!(m("a").ino(), fs::metadata(next.join("a")).unwrap().ino());
         assert_eq!(m("b").ino(), fs::metadata(next.join("b")).unwrap().ino());
         assert_eq!(m("a").nlink(), 3, "two snapshots and the object");
+        let elsewhere = fs::metadata(next.join("elsewhere")).unwrap().ino();
+        assert!(elsewhere != m("a").ino() && elsewhere != m("b").ino());
         assert_ne!(m("a").ino(), m("suid").ino());
         assert_ne!(m("a").ino(), m("user").ino());
         assert_eq!(m("suid").permissions().mode() & 0o7777, 0o4755);
@@ -279,14 +302,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut placer = ObjectPlacer::new(dir.path());
         let bytes = vec![7u8; (BUFFERED_MAX + 10) as usize];
-        place(&mut placer, &dir.path().join("one"), &bytes, 0o4755, 0);
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        fs::create_dir(&one).unwrap();
+        fs::create_dir(&two).unwrap();
+        place(&mut placer, &one, "big", &bytes, 0o4755, 0);
         let mut placer = ObjectPlacer::new(dir.path());
-        place(&mut placer, &dir.path().join("two"), &bytes, 0o4755, 0);
-        let m = |n: &str| fs::symlink_metadata(dir.path().join(n)).unwrap();
-        assert_eq!(m("one").nlink(), 2, "one and its object");
-        assert_eq!(m("two").nlink(), 1);
-        assert_eq!(m("two").permissions().mode() & 0o7777, 0o4755);
-        assert_eq!(fs::read(dir.path().join("two")).unwrap(), bytes);
+        place(&mut placer, &two, "big", &bytes, 0o4755, 0);
+        let m = |d: &Path| fs::symlink_metadata(d.join("big")).unwrap();
+        assert_eq!(m(&one).nlink(), 2, "one and its object");
+        assert_eq!(m(&two).nlink(), 1);
+        assert_eq!(m(&two).permissions().mode() & 0o7777, 0o4755);
+        assert_eq!(fs::read(two.join("big")).unwrap(), bytes);
     }
 
     /// An object cut short (a power loss before its data reached the disk) is not linked: it
@@ -298,7 +324,10 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let mut placer = ObjectPlacer::new(dir.path());
-        place(&mut placer, &dir.path().join("one"), b"content", 0o644, 0);
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        fs::create_dir(&one).unwrap();
+        fs::create_dir(&two).unwrap();
+        place(&mut placer, &one, "f", b"content", 0o644, 0);
         let object = fs::read_dir(dir.path().join(seal_store::objects::OBJECTS_DIR))
             .unwrap()
             .flat_map(|shard| fs::read_dir(shard.unwrap().path()).unwrap())
@@ -306,15 +335,15 @@ mod tests {
             .next()
             .unwrap();
         // Break the link first, as a crash of the first unpack would have left things.
-        fs::remove_file(dir.path().join("one")).unwrap();
+        fs::remove_file(one.join("f")).unwrap();
         fs::write(&object, b"").unwrap();
         let mut placer = ObjectPlacer::new(dir.path());
-        place(&mut placer, &dir.path().join("two"), b"content", 0o644, 0);
-        assert_eq!(fs::read(dir.path().join("two")).unwrap(), b"content");
+        place(&mut placer, &two, "f", b"content", 0o644, 0);
+        assert_eq!(fs::read(two.join("f")).unwrap(), b"content");
         assert_eq!(fs::read(&object).unwrap(), b"content");
         assert_eq!(
             fs::metadata(&object).unwrap().ino(),
-            fs::metadata(dir.path().join("two")).unwrap().ino()
+            fs::metadata(two.join("f")).unwrap().ino()
         );
     }
 }

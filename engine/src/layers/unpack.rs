@@ -265,7 +265,7 @@ fn unpack_into(
                 };
                 if let Some(objects) = objects.as_deref_mut() {
                     objects
-                        .place(&mut entry, size, &target, &meta)
+                        .place(&mut entry, size, &target, &rel, &meta)
                         .map_err(io_err)?;
                 }
                 // Owner, mode and xattrs are the object's.
