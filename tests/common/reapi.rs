@@ -62,7 +62,12 @@ impl Reapi {
         );
         let bin = buildbox_dir();
         let log = std::fs::File::create(dir.path().join("casd.log")).expect("server log");
+        // buildbox-casd and buildbox-run stage actions in $TMPDIR and leave those directories
+        // behind when killed: keep them in the test's own directory.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("the server's TMPDIR");
         let child = Command::new(bin.join("buildbox-casd"))
+            .env("TMPDIR", &tmp)
             .arg(format!("--bind=127.0.0.1:{port}"))
             .arg(format!(
                 "--buildbox-run={}",
