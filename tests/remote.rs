@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::reapi::{free_port, Reapi};
+use common::reapi::{free_port, Reapi, TlsFront};
 use common::{Ctx, Out, Seal};
 
 /// Applets of the busybox base.
@@ -620,4 +620,38 @@ fn the_remote_flags_reach_the_server() {
     // A remote flag without --remote-executor is a usage error.
     let out = Seal::new().build(ctx.path(), "flags:3", &["--remote-platform", "pool=a"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+#[test]
+fn grpcs_reaches_a_server_behind_tls_with_a_ca_the_system_trusts() {
+    let server = Reapi::start();
+    let front = TlsFront::start(server.port);
+    let ctx = busybox_ctx();
+    ctx.kubefile("FROM scratch\nCOPY rootfs/. .\nRUN echo tls > /tls\n");
+    let args = ["--remote-executor", &front.url(), "--build-mode", "lite"];
+    // Trusted through the system's CA store (here: SSL_CERT_FILE, which it honours).
+    let ca = front.ca();
+    let out = Seal::new().build_env(
+        ctx.path(),
+        "tls:1",
+        &args,
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    out.assert_built();
+    assert!(
+        remote_lines(&out.stderr)[0].contains_key("executed"),
+        "{}",
+        out.stderr
+    );
+    // A CA nobody trusts: an error naming the address, nothing built.
+    let out = Seal::new().build(ctx.path(), "tls:2", &args);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot reach the remote executor at {}",
+            front.url()
+        )),
+        "{}",
+        out.stderr
+    );
 }

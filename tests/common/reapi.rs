@@ -137,3 +137,108 @@ impl Drop for Reapi {
         self.kill();
     }
 }
+
+/// A TLS front for a plain-text server, as a Remote Execution API cluster is reached in
+/// production (Buildbarn or BuildBuddy behind a TLS load balancer): Python's `ssl` with a
+/// certificate for 127.0.0.1 from a CA the test makes with `openssl`, negotiating `h2` by ALPN,
+/// and forwarding the decrypted bytes to the server's port.
+pub struct TlsFront {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+const TLS_FRONT: &str = r#"
+import socket, ssl, sys, threading
+cert, key, port, backend = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["h2"])
+listener = socket.create_server(("127.0.0.1", port))
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+def serve(raw):
+    try:
+        tls = ctx.wrap_socket(raw, server_side=True)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return
+    up = socket.create_connection(("127.0.0.1", backend))
+    threading.Thread(target=pump, args=(tls, up), daemon=True).start()
+    pump(up, tls)
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+impl TlsFront {
+    /// A TLS front for the server on 127.0.0.1:`backend`.
+    pub fn start(backend: u16) -> TlsFront {
+        let dir = TempDir::new().expect("temp dir for the certificates");
+        let d = dir.path();
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("writing server.ext");
+        let script = "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=seal-test-ca && \
+             openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 && \
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext";
+        let made = Command::new("sh")
+            .args(["-euc", script])
+            .current_dir(d)
+            .output()
+            .expect("openssl is needed (apt-get install openssl)");
+        assert!(
+            made.status.success(),
+            "openssl failed: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-c", TLS_FRONT])
+            .arg(d.join("server.pem"))
+            .arg(d.join("server.key"))
+            .arg(port.to_string())
+            .arg(backend.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting python3");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the TLS front did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsFront { child, port, dir }
+    }
+
+    /// `grpcs://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("grpcs://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA certificate the front's certificate is signed with.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
