@@ -119,6 +119,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
 
+    /// Build for these platforms, `OS/ARCH[/VARIANT]`, comma-separated or repeated [default:
+    /// the host's]; two or more make the name an image index with one image per platform
+    #[arg(long, value_name = "PLATFORM", value_delimiter = ',')]
+    pub platform: Vec<String>,
+
     /// Progress output: a live view on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -433,7 +438,7 @@ Kubefile flags of COPY and ADD:
                   them inside the rootfs and keeps existing directories' mode and owner
   --checksum=sha256:HEX  verify and cache an ADD download
   --keep-git-dir  refused: git sources are not supported
-FROM --platform must name this machine's platform: seal does not cross-build yet.";
+FROM --platform must name the platform being built (each platform of --platform builds every\nstage for itself; $TARGETPLATFORM names it).";
 
 /// `HOST[:PORT]=FILE` of `--registry-ca`; the file must exist.
 fn parse_registry_ca(s: &str) -> Result<(String, PathBuf), String> {

@@ -28,6 +28,8 @@ use crate::observe::Observer;
 use crate::output::outln;
 use crate::progress::{diagnostics, warnings_to, Renderer, Style};
 
+mod platforms;
+
 /// What `--allow` grants (clap has checked the names).
 fn entitlements(allow: &[Entitlement]) -> Entitlements {
     Entitlements {
@@ -139,218 +141,274 @@ fn build(
             (Some(op), sections)
         }
     };
-    let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
-    let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
-        resolve_image(root, &store, image, args.pull, registries, style)
-    };
-    let lowered = lower(
-        &parsed.kubefile,
-        &source,
-        LowerOptions {
-            build_args,
-            ignore_patterns,
-            format: LayerFormat {
-                compression,
-                source_date_epoch: epoch,
-            },
-            platform: Platform::host(),
-            exec_mode,
-            entitlements: entitlements(&args.allow),
-            target: args.target.clone(),
-            resolve_image: &mut resolve,
-            collect,
-        },
-    )
-    .map_err(|diags| {
-        renderer.diagnostics(&render_all(&diags, &file_name, &source));
-        Failure::Reported
-    })?;
-    for warning in &lowered.warnings {
-        renderer.warning(warning);
+    let platforms = platforms::parse_platforms(&args.platform)?;
+    let several = platforms.len() > 1;
+    if several && (args.observe.trace.is_some() || args.observe.graph.is_some()) {
+        return Err(Failure::Usage(
+            "--trace and --graph record one build graph: use them with one --platform".into(),
+        ));
     }
-    while let Ok(warning) = warn_rx.try_recv() {
-        renderer.warning(&warning);
-    }
-    if args.print_llb {
-        outln!("{}", lowered.definition.to_json())?;
-        return Ok(());
-    }
-    let definition = lowered.definition;
-    let span_error =
-        |node: Option<usize>, error: &seal_engine::EngineError, prefix: &str| -> Failure {
-            let message = format!("{prefix}{error}");
-            let help = help_for(error, &context_dir);
-            let node = node.and_then(|n| definition.nodes.get(n));
-            let span = node
-                .and_then(|n| source_span(n, error))
-                .or_else(|| node.and_then(|n| n.metadata.span));
-            match span {
-                Some((start, end)) => {
-                    let mut d = Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
-                    d.help = help;
-                    diagnostics(style, &render(&d, &file_name, &source));
-                    Failure::Reported
-                }
-                None => Failure::Error(anyhow::anyhow!(message)),
-            }
-        };
-    if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
-        return Err(span_error(e.node, &e.source, ""));
-    }
-    // RUN needs root: say so at the first RUN, before any step runs.
-    if let Some(first_run) = definition
-        .nodes
-        .iter()
-        .position(|n| matches!(n.op, seal_engine::llb::Op::Exec(_)))
-    {
-        if let Err(e) = seal_engine::executor::check_privileges() {
-            return Err(span_error(Some(first_run), &e, ""));
-        }
-    }
-
-    let no_cache_nodes = no_cache_nodes(&definition, &args.no_cache_filter)?;
-    let store = match store.into_inner() {
-        Some(s) => s,
-        None => Arc::new(open_store(root)?),
-    };
-    let descriptions: Vec<Option<String>> = definition
-        .nodes
-        .iter()
-        .map(|n| n.metadata.description.clone())
-        .collect();
-    let quiet: Vec<bool> = definition.nodes.iter().map(|n| n.metadata.quiet).collect();
-    let options = SolveOptions {
-        max_parallelism: args
-            .max_parallelism
-            .map(usize::from)
-            .unwrap_or_else(default_parallelism),
-        no_cache: args.no_cache,
-        no_cache_nodes,
-        ..SolveOptions::default()
-    };
-    let request = BuildRequest {
-        definition: definition.clone(),
-        image: lowered.image,
-        context_dir: context_dir.clone(),
-        name: name.clone(),
-        options,
-        seal_version: env!("CARGO_PKG_VERSION").into(),
-        registries: registries.clone(),
-        pull_never: args.pull == PullPolicy::Never,
-        repository_credentials: auth_sections
-            .iter()
-            .flat_map(|s| {
-                s.images
-                    .iter()
-                    .map(|r| (r.domain.clone(), r.path.clone(), s.credentials.clone()))
-            })
-            .collect(),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    renderer.set_nodes(descriptions, quiet);
-    let cancel = request.options.cancel.clone();
-    let result = runtime.block_on(async {
-        // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
-        let interrupt = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("interrupted: stopping the build");
-                interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
+    let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
+    let (mut cached, mut executed, mut files_read, mut images) = (0, 0, 0, 0);
+    let mut built: Vec<(Platform, seal_store::Digest)> = Vec::new();
+    // Each platform lowers and solves the Kubefile once; the platform enters no step's key by
+    // itself, so a step whose inputs are the same for two platforms is cached for the second.
+    for platform in &platforms {
+        let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
+            resolve_image(root, &store, image, args.pull, registries, style, platform)
+        };
+        let collect = collect.clone().map(|mut op: CollectOp| {
+            op.platform = platform.to_string();
+            op
         });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
-        loop {
-            tokio::select! {
-                event = rx.recv() => match event {
-                    Some(event) => {
-                        observer.see(&event);
-                        renderer.handle(&event);
-                    }
-                    None => break,
+        let lowered = lower(
+            &parsed.kubefile,
+            &source,
+            LowerOptions {
+                build_args: build_args.clone(),
+                ignore_patterns: ignore_patterns.clone(),
+                format: LayerFormat {
+                    compression,
+                    source_date_epoch: epoch,
                 },
-                Some(warning) = warn_rx.recv() => renderer.warning(&warning),
-            }
+                platform: platform.clone(),
+                exec_mode,
+                entitlements: entitlements(&args.allow),
+                target: args.target.clone(),
+                resolve_image: &mut resolve,
+                collect,
+            },
+        )
+        .map_err(|diags| {
+            renderer.diagnostics(&render_all(&diags, &file_name, &source));
+            Failure::Reported
+        })?;
+        for warning in &lowered.warnings {
+            renderer.warning(warning);
         }
         while let Ok(warning) = warn_rx.try_recv() {
             renderer.warning(&warning);
         }
-        build.await
-    });
-    // --trace and --graph: written whatever the outcome; a build's own failure comes first.
-    let failed = match &result {
-        Ok(Err(e)) => e.node,
-        _ => None,
-    };
-    let observed = observer.finish(&definition, &source, &file_name, failed);
-    if let (Err(message), Ok(Err(_)) | Err(_)) = (&observed, &result) {
-        renderer.warning(message);
+        if args.print_llb {
+            outln!("{}", lowered.definition.to_json())?;
+            continue;
+        }
+        let definition = lowered.definition;
+        let span_error =
+            |node: Option<usize>, error: &seal_engine::EngineError, prefix: &str| -> Failure {
+                let message = format!("{prefix}{error}");
+                let help = help_for(error, &context_dir);
+                let node = node.and_then(|n| definition.nodes.get(n));
+                let span = node
+                    .and_then(|n| source_span(n, error))
+                    .or_else(|| node.and_then(|n| n.metadata.span));
+                match span {
+                    Some((start, end)) => {
+                        let mut d =
+                            Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
+                        d.help = help;
+                        diagnostics(style, &render(&d, &file_name, &source));
+                        Failure::Reported
+                    }
+                    None => Failure::Error(anyhow::anyhow!(message)),
+                }
+            };
+        if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
+            return Err(span_error(e.node, &e.source, ""));
+        }
+        // RUN needs root, and a foreign platform's RUN an emulator: say so at the first RUN,
+        // before any step runs.
+        if let Some(first_run) = definition
+            .nodes
+            .iter()
+            .position(|n| matches!(n.op, seal_engine::llb::Op::Exec(_)))
+        {
+            if let Err(e) = seal_engine::executor::check_privileges() {
+                return Err(span_error(Some(first_run), &e, ""));
+            }
+            let binfmt = Path::new(platforms::BINFMT_MISC);
+            if let Some(why) = platforms::run_refusal(platform, exec_mode, binfmt) {
+                let e = seal_engine::EngineError::Internal(why);
+                return Err(span_error(Some(first_run), &e, ""));
+            }
+        }
+
+        let no_cache_nodes = no_cache_nodes(&definition, &args.no_cache_filter)?;
+        let store = open_slot(root, &store).map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
+        // One platform of several shows its platform before each step's title.
+        let descriptions: Vec<Option<String>> = definition
+            .nodes
+            .iter()
+            .map(|n| match (&n.metadata.description, several) {
+                (Some(d), true) => Some(format!("[{platform}] {d}")),
+                (d, _) => d.clone(),
+            })
+            .collect();
+        let quiet: Vec<bool> = definition.nodes.iter().map(|n| n.metadata.quiet).collect();
+        let options = SolveOptions {
+            max_parallelism: args
+                .max_parallelism
+                .map(usize::from)
+                .unwrap_or_else(default_parallelism),
+            no_cache: args.no_cache,
+            no_cache_nodes,
+            ..SolveOptions::default()
+        };
+        let request = BuildRequest {
+            definition: definition.clone(),
+            image: lowered.image,
+            context_dir: context_dir.clone(),
+            name: (!several).then(|| name.clone()),
+            options,
+            seal_version: env!("CARGO_PKG_VERSION").into(),
+            registries: registries.clone(),
+            pull_never: args.pull == PullPolicy::Never,
+            repository_credentials: auth_sections
+                .iter()
+                .flat_map(|s| {
+                    s.images
+                        .iter()
+                        .map(|r| (r.domain.clone(), r.path.clone(), s.credentials.clone()))
+                })
+                .collect(),
+        };
+        renderer.set_nodes(descriptions, quiet);
+        let cancel = request.options.cancel.clone();
+        let result = runtime.block_on(async {
+            // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
+            let interrupt = cancel.clone();
+            let watcher = tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::warn!("interrupted: stopping the build");
+                    interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
+            loop {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(event) => {
+                            observer.see(&event);
+                            renderer.handle(&event);
+                        }
+                        None => break,
+                    },
+                    Some(warning) = warn_rx.recv() => renderer.warning(&warning),
+                }
+            }
+            while let Ok(warning) = warn_rx.try_recv() {
+                renderer.warning(&warning);
+            }
+            let result = build.await;
+            watcher.abort();
+            result
+        });
+        // --trace and --graph: written whatever the outcome; a build's own failure comes first.
+        let failed = match &result {
+            Ok(Err(e)) => e.node,
+            _ => None,
+        };
+        let observed = observer.finish(&definition, &source, &file_name, failed);
+        if let (Err(message), Ok(Err(_)) | Err(_)) = (&observed, &result) {
+            renderer.warning(message);
+        }
+        let report = match result {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
+                renderer.finish("build interrupted");
+                return Err(Failure::Interrupted);
+            }
+            Ok(Err(e)) => {
+                renderer.finish("build failed");
+                let prefix = if several {
+                    format!("build for {platform} failed: ")
+                } else {
+                    "build failed: ".to_string()
+                };
+                return Err(span_error(e.node, &e.source, &prefix));
+            }
+            Err(e) => {
+                return Err(Failure::Error(anyhow::anyhow!(
+                    "the build task failed: {e}"
+                )))
+            }
+        };
+        observed.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
+        let steps = definition
+            .nodes
+            .iter()
+            .zip(&report.status)
+            .filter(|(n, _)| n.metadata.description.is_some() && !n.metadata.quiet);
+        for (_, status) in steps {
+            match status {
+                Some(NodeStatus::Cached) => cached += 1,
+                Some(NodeStatus::Executed) => executed += 1,
+                None => {}
+            }
+        }
+        images += report.collected.as_ref().map_or(0, |c| c.images.len());
+        files_read += report.files_hashed;
+        built.push((platform.clone(), report.exported.manifest));
     }
-    let report = match result {
-        Ok(Ok(report)) => report,
-        Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
-            renderer.finish("build interrupted");
-            return Err(Failure::Interrupted);
-        }
-        Ok(Err(e)) => {
-            renderer.finish("build failed");
-            return Err(span_error(e.node, &e.source, "build failed: "));
-        }
-        Err(e) => {
-            return Err(Failure::Error(anyhow::anyhow!(
-                "the build task failed: {e}"
-            )))
-        }
-    };
-    observed.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
-    let steps = definition
-        .nodes
-        .iter()
-        .zip(&report.status)
-        .filter(|(n, _)| n.metadata.description.is_some() && !n.metadata.quiet);
-    let (mut cached, mut executed) = (0, 0);
-    for (_, status) in steps {
-        match status {
-            Some(NodeStatus::Cached) => cached += 1,
-            Some(NodeStatus::Executed) => executed += 1,
-            None => {}
-        }
+    if args.print_llb {
+        return Ok(());
     }
-    let images = match report.collected.as_ref().map(|c| c.images.len()) {
-        Some(n) if n > 0 => format!(", {n} container images in registry/"),
-        _ => String::new(),
+    let store = open_slot(root, &store).map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
+    // One platform names its manifest (export did); several name the index of their images.
+    let digest = match built.as_slice() {
+        [(_, manifest)] => manifest.clone(),
+        _ => {
+            let index = platforms::write_index(&store, &built)?;
+            store
+                .set_image(&name, &index)
+                .with_context(|| format!("naming the image {name}"))?;
+            index
+        }
     };
-    // Every further -t name points at the same manifest (export named the first).
+    let images = if images > 0 {
+        format!(", {images} container images in registry/")
+    } else {
+        String::new()
+    };
+    // Every further -t name points at the same manifest or index.
     for other in &names[1..] {
         store
-            .set_image(other, &report.exported.manifest)
+            .set_image(other, &digest)
             .with_context(|| format!("naming the image {other}"))?;
     }
     while let Ok(warning) = warn_rx.try_recv() {
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let for_platforms = if several {
+        let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+        format!(" for {}", list.join(", "))
+    } else {
+        String::new()
+    };
     // A terminal shows a short digest and the counts on a line of their own, so the summary
     // reads at 80 columns; the full digest is on stdout.
-    let digest = report.exported.manifest.to_string();
-    let (digest, separator) = match style {
-        Style::Tty => (digest.chars().take(19).collect(), ":\n  "),
-        _ => (digest, ": "),
+    let full = digest.to_string();
+    let (short, separator) = match style {
+        Style::Tty => (full.chars().take(19).collect(), ":\n  "),
+        _ => (full.clone(), ": "),
     };
     renderer.finish(&format!(
-        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}",
+        "built {}{for_platforms} {short}{separator}{cached} steps cached, {executed} executed, {files_read} files read{images}",
         all_names.join(", "),
-        report.files_hashed
     ));
-    outln!("{}", report.exported.manifest)?;
+    outln!("{full}")?;
     Ok(())
 }
 
 /// Image collection as the flags ask: `--image-list`, `--ignored-image-list` and
 /// `--chart-values` are read (and checked) now, so their content is part of the build graph.
+/// The platform is the host's here; each platform of `--platform` sets its own.
 fn collect_op(args: &BuildArgs) -> Result<CollectOp, Failure> {
     let mut chart_values = Vec::new();
     for item in &args.chart_values {
@@ -459,6 +517,7 @@ fn resolve_image(
     pull: PullPolicy,
     registries: &RegistryOptions,
     style: Style,
+    platform: &Platform,
 ) -> Result<ResolvedImage, String> {
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
     let exists = root.join("db").exists() || slot.borrow().is_some();
@@ -478,8 +537,12 @@ fn resolve_image(
     if must_pull {
         // The manifest first: a name no registry has fails before the store is created.
         let client = Client::new(registries.clone());
-        let platform = seal_store::Platform::host();
-        let remote = client.resolve(&reference, &platform).map_err(|e| {
+        let wanted = seal_store::Platform {
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+            variant: platform.variant.clone(),
+        };
+        let remote = client.resolve(&reference, &wanted).map_err(|e| {
             if known {
                 format!("pulling {reference}: {e}")
             } else {
@@ -510,9 +573,28 @@ fn resolve_image(
         .image(&reference)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("image {reference} is not in the local store"))?;
-    let manifest = store
-        .manifest(&record.manifest)
-        .map_err(|e| e.to_string())?;
+    // A multi-platform image: the manifest of the platform being built.
+    let wanted = seal_store::Platform {
+        os: platform.os.clone(),
+        architecture: platform.architecture.clone(),
+        variant: platform.variant.clone(),
+    };
+    let digest = store
+        .manifest_for(&record.manifest, &wanted)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            let has: Vec<String> = store
+                .image_manifests(&record.manifest)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            format!(
+                "image {reference} has no image for platform {platform} (it has {})",
+                has.join(", ")
+            )
+        })?;
+    let manifest = store.manifest(&digest).map_err(|e| e.to_string())?;
     let config = store
         .config(&manifest.config.digest)
         .map_err(|e| e.to_string())?;
@@ -527,11 +609,12 @@ fn resolve_image(
         .collect();
     Ok(ResolvedImage {
         reference: reference.to_string(),
-        manifest: record.manifest.to_string(),
+        manifest: digest.to_string(),
         env,
         platform: Some(seal_engine::Platform {
             os: config.os.clone(),
             architecture: config.architecture.clone(),
+            variant: None,
         }),
     })
 }

@@ -19,6 +19,26 @@ struct Row {
     name: String,
     record: ImageRecord,
     size: Result<u64, String>,
+    /// The platforms of a multi-platform image (empty for one image).
+    platforms: Vec<String>,
+}
+
+/// The bytes of an image's distinct blobs (every platform's, for an index) and the platforms
+/// of an index.
+fn image_size(
+    store: &seal_store::Store,
+    digest: &seal_store::Digest,
+) -> Result<(u64, Vec<String>), seal_store::StoreError> {
+    let mut blobs = std::collections::BTreeMap::new();
+    let mut platforms = Vec::new();
+    for entry in store.image_manifests(digest)? {
+        let m = store.manifest(&entry.digest)?;
+        for d in std::iter::once(&m.config).chain(&m.layers) {
+            blobs.insert(d.digest.clone(), d.size);
+        }
+        platforms.extend(entry.platform.map(|p| p.to_string()));
+    }
+    Ok((blobs.values().sum(), platforms))
 }
 
 /// Run `seal images`.
@@ -31,15 +51,20 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
             if filter.as_ref().is_some_and(|f| !f.matches(&name, &record)) {
                 continue;
             }
-            let size = if args.quiet {
-                Ok(0)
+            let (size, platforms) = if args.quiet {
+                (Ok(0), Vec::new())
             } else {
-                store
-                    .manifest(&record.manifest)
-                    .map(|m| m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
-                    .map_err(|e| chain_text(&anyhow::Error::new(e)))
+                match image_size(&store, &record.manifest) {
+                    Ok((size, platforms)) => (Ok(size), platforms),
+                    Err(e) => (Err(chain_text(&anyhow::Error::new(e))), Vec::new()),
+                }
             };
-            rows.push(Row { name, record, size });
+            rows.push(Row {
+                name,
+                record,
+                size,
+                platforms,
+            });
         }
     }
     if args.quiet {
@@ -58,6 +83,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
                         "digest": r.record.manifest,
                         "size": r.size.as_ref().ok(),
                         "tagged_at": r.record.tagged_at,
+                        "platforms": r.platforms,
                     })
                 })
                 .collect();
@@ -78,8 +104,13 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
                     Ok(size) => human_size(*size),
                     Err(_) => "?".into(),
                 };
+                let platforms = if r.platforms.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", r.platforms.join(", "))
+                };
                 outln!(
-                    "{:<width$}  {short:<19}  {size:>10}  {} ago",
+                    "{:<width$}  {short:<19}  {size:>10}  {} ago{platforms}",
                     r.name,
                     human_age(now.saturating_sub(r.record.tagged_at))
                 )?;

@@ -26,7 +26,9 @@ pub struct BuildRequest {
     pub definition: Definition,
     pub image: ImageSpec,
     pub context_dir: PathBuf,
-    pub name: Reference,
+    /// The name to give the image; `None` for one platform of a multi-platform build, which
+    /// the caller names by its index.
+    pub name: Option<Reference>,
     pub options: SolveOptions,
     /// Recorded in the image metadata.
     pub seal_version: String,
@@ -82,7 +84,7 @@ pub fn validate_sources(definition: &Definition, context_dir: &Path) -> Result<(
     Ok(())
 }
 
-/// Solve `request.definition` against `store` and export the image under `request.name`.
+/// Solve `request.definition` against `store` and export the image (under `request.name`).
 /// Progress events carry Definition node indices.
 pub async fn build(
     store: Arc<Store>,
@@ -179,7 +181,7 @@ pub async fn build(
         &request.image,
         &applications,
         collected.as_deref(),
-        &request.name,
+        request.name.as_ref(),
         &request.seal_version,
     )?;
     let status = (0..def.nodes.len())

@@ -642,15 +642,22 @@ impl<'k, 'o> Lowering<'k, 'o> {
             } else {
                 &self.stage_args
             };
-            if let Some(v) = args.get(name) {
-                return v.clone();
+            // A declared ARG without a value still sees the automatic platform args below.
+            if let Some(Some(v)) = args.get(name) {
+                return Some(v.clone());
             }
-            let p = &self.options.platform;
+            // BuildKit's automatic platform args: TARGET* the platform this pass builds for,
+            // BUILD* the machine that builds; Sealer's ARCH is the target's architecture.
+            let (target, build) = (&self.options.platform, Platform::host());
             match name {
-                // The build runs on the platform it builds for (no cross-building yet).
-                "ARCH" | "TARGETARCH" | "BUILDARCH" => Some(p.architecture.clone()),
-                "TARGETOS" | "BUILDOS" => Some(p.os.clone()),
-                "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
+                "ARCH" | "TARGETARCH" => Some(target.architecture.clone()),
+                "TARGETOS" => Some(target.os.clone()),
+                "TARGETVARIANT" => Some(target.variant_or_empty().to_string()),
+                "TARGETPLATFORM" => Some(target.to_string()),
+                "BUILDARCH" => Some(build.architecture.clone()),
+                "BUILDOS" => Some(build.os.clone()),
+                "BUILDVARIANT" => Some(build.variant_or_empty().to_string()),
+                "BUILDPLATFORM" => Some(build.to_string()),
                 _ => None,
             }
         }

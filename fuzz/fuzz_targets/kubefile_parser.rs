@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         platform: Platform {
             os: "linux".into(),
             architecture: "amd64".into(),
+            variant: None,
         },
         exec_mode: ExecMode::Lite,
         entitlements: Default::default(),

@@ -155,6 +155,7 @@ impl Import<'_> {
                 digest: config_digest,
                 size: config_bytes.len() as u64,
                 annotations: BTreeMap::new(),
+                platform: None,
             },
             layers,
         );

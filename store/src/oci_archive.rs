@@ -60,6 +60,7 @@ impl Store {
                 digest: record.manifest.clone(),
                 size: manifest_bytes.len() as u64,
                 annotations,
+                platform: None,
             }],
         };
         let io_err = |e: io::Error| StoreError::from_io("writing the archive", shown, e);

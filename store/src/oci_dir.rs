@@ -49,6 +49,7 @@ pub(crate) fn layout_index(
             digest: manifest.clone(),
             size,
             annotations,
+            platform: None,
         }],
     })
 }

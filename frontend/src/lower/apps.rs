@@ -339,6 +339,7 @@ mod tests {
             platform: Platform {
                 os: "linux".into(),
                 architecture: "amd64".into(),
+                variant: None,
             },
             exec_mode: ExecMode::Lite,
             entitlements: Default::default(),

@@ -6,7 +6,7 @@
 //! the target stage's rootfs, so the solver builds only the stages the target reaches, and
 //! independent stages run in parallel.
 
-use seal_llb::ImageSpec;
+use seal_llb::{ImageSpec, Platform};
 use seal_llb::{MergeOp, Op, OpMetadata, SourceOp};
 
 use super::{Lowering, ResolvedImage, Scope};
@@ -91,8 +91,9 @@ impl Lowering<'_, '_> {
         Ok(())
     }
 
-    /// `FROM --platform=OS/ARCH[/VARIANT]`: until multi-platform builds land, only the
-    /// build's (the host's) platform is accepted; a malformed value is an error too.
+    /// `FROM --platform=OS/ARCH[/VARIANT]`: a malformed value is an error; a stage of
+    /// another platform than the one this pass builds for is not supported yet (each platform
+    /// of `seal build --platform` lowers the Kubefile once, for itself).
     fn check_platform_flag(&self, ins: &Instruction) -> Result<(), Diagnostic> {
         let Some(flag) = ins.flags.iter().find(|f| f.name == "platform") else {
             return Ok(());
@@ -102,38 +103,23 @@ impl Lowering<'_, '_> {
             let lookup = self.lookup(&Scope::Global);
             crate::expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
         };
+        let wanted = Platform::parse(&value).map_err(|_| {
+            Diagnostic::new(
+                format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
+                flag.span,
+            )
+        })?;
         let build = &self.options.platform;
-        let parts: Vec<&str> = value.split('/').collect();
-        let valid = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        };
-        let (os, arch) = match parts.as_slice() {
-            [os, arch] | [os, arch, _] if parts.iter().all(|p| valid(p)) => (*os, *arch),
-            _ => {
-                return Err(Diagnostic::new(
-                    format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
-                    flag.span,
-                ))
-            }
-        };
-        // The aliases containerd normalises.
-        let arch = match arch {
-            "x86_64" | "x86-64" => "amd64",
-            "aarch64" => "arm64",
-            other => other,
-        };
-        if os != build.os || arch != build.architecture {
+        if wanted.os != build.os
+            || wanted.architecture != build.architecture
+            || (wanted.variant.is_some() && wanted.variant != build.variant)
+        {
             return Err(Diagnostic::new(
-                format!(
-                    "--platform={value}: seal builds only for this machine's platform, {}/{}",
-                    build.os, build.architecture
-                ),
+                format!("--platform={value}: this build is for {build}, and a stage of another platform is not supported yet"),
                 flag.span,
             )
             .with_label("another platform")
-            .with_help("multi-platform builds are not supported yet; remove --platform or build on that platform"));
+            .with_help("remove --platform (each platform of `seal build --platform` builds every stage for itself), or write $TARGETPLATFORM"));
         }
         Ok(())
     }
@@ -202,8 +188,8 @@ impl Lowering<'_, '_> {
         Ok(self.builder.add(op, &[], OpMetadata::default()))
     }
 
-    /// An image of another platform than the build's is an error naming both (seal does not
-    /// cross-build yet): its files would not run, and the image would be mislabelled.
+    /// An image of another platform than the one this pass builds for is an error naming
+    /// both: its files would not run there, and the image would be mislabelled.
     fn check_image_platform(&self, resolved: &ResolvedImage, span: Span) -> Result<(), Diagnostic> {
         let build = &self.options.platform;
         let Some(image) = &resolved.platform else {
@@ -214,13 +200,15 @@ impl Lowering<'_, '_> {
         }
         Err(Diagnostic::new(
             format!(
-                "image {} is for {}/{}, but this build is for {}/{}",
-                resolved.reference, image.os, image.architecture, build.os, build.architecture
+                "image {} is for {}/{}, but this build is for {build}",
+                resolved.reference, image.os, image.architecture
             ),
             span,
         )
         .with_label("another platform")
-        .with_help("seal builds for the host's platform only (multi-platform builds are not supported yet); use an image of this platform"))
+        .with_help(format!(
+            "use an image of {build}, or a multi-platform image (an index) that has it"
+        )))
     }
 
     /// The stage a build produces: `--target` or the last one.

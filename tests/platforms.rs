@@ -1,0 +1,292 @@
+//! Multi-platform builds (issue 19): `seal build --platform linux/amd64,linux/arm64` stores an
+//! image index, shares the steps whose inputs are the same for both platforms, pushes the
+//! index with every manifest, and collects each platform's container images.
+
+mod common;
+
+use std::path::Path;
+
+use common::registry::{ok, run_seal, Registry};
+use common::{tool, Ctx, Out, Seal};
+
+/// `seal <args>` in `cwd`, trusting `insecure` over plain HTTP, with no credentials.
+fn seal_in(seal: &Seal, cwd: &Path, insecure: &str, args: &[&str]) -> Out {
+    let args: Vec<&str> = ["--insecure-registry", insecure]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_seal(seal, Some(cwd), &cwd.join("no-auth.json"), &args, &[])
+}
+
+const BOTH: &str = "linux/amd64,linux/arm64";
+
+/// Build `ctx` for both platforms as `tag` (plain progress) and push it.
+fn build_and_push(seal: &Seal, ctx: &Ctx, host: &str, tag: &str) -> Out {
+    let args = [
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        BOTH,
+        "-t",
+        tag,
+        ".",
+    ];
+    let built = seal_in(seal, ctx.path(), host, &args);
+    ok(&built, "seal build --platform");
+    ok(
+        &seal_in(seal, ctx.path(), host, &["push", tag]),
+        "seal push",
+    );
+    built
+}
+
+/// The file names of a layer blob of the store (any compression tar reads).
+fn layer_files(seal: &Seal, digest: &str) -> Vec<String> {
+    let blob = seal
+        .root()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let listing = tool("tar", &["-tf", blob.to_str().unwrap()], seal.root());
+    listing.lines().map(str::to_string).collect()
+}
+
+/// Every file of a platform's image (all its layers).
+fn image_files(seal: &Seal, image: &serde_json::Value) -> Vec<String> {
+    image["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| layer_files(seal, l["digest"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_two_platform_cluster_image_on_a_two_platform_base() {
+    let Some(registry) = Registry::start(None, |_| String::new()) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let seal = Seal::new();
+
+    // The base: a two-platform index seal builds and pushes itself.
+    let base = Ctx::new();
+    base.file("base.txt", "shared base\n")
+        .file("arch/amd64/os", "amd64 os\n")
+        .file("arch/arm64/os", "arm64 os\n")
+        .kubefile("FROM scratch\nCOPY base.txt etc/\nCOPY arch/${ARCH} etc/arch\n");
+    let base_ref = format!("{host}/base:v1");
+    build_and_push(&seal, &base, &host, &base_ref);
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{base_ref}"),
+        ],
+        base.path(),
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+
+    // A two-platform container image the cluster's manifests reference.
+    let app = Ctx::new();
+    app.file("app/amd64/app", "amd64 app\n")
+        .file("app/arm64/app", "arm64 app\n")
+        .kubefile("FROM scratch\nCOPY app/${ARCH} bin\n");
+    let app_ref = format!("{host}/app:1");
+    build_and_push(&seal, &app, &host, &app_ref);
+
+    // The cluster image: shared manifests, per-platform binaries.
+    let cluster = Ctx::new();
+    cluster
+        .file("manifests/pod.yaml", format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: a\n    image: {app_ref}\n"))
+        .file("bin/amd64/kubectl", "amd64 kubectl\n")
+        .file("bin/arm64/kubectl", "arm64 kubectl\n")
+        .kubefile(&format!("FROM {base_ref}\nCOPY manifests manifests\nCOPY bin/${{ARCH}} bin\n"));
+    let cluster_ref = format!("{host}/cluster:v1");
+    let first = build_and_push(&seal, &cluster, &host, &cluster_ref);
+    // The shared COPY ran once: the second platform found it cached.
+    let steps = first.steps();
+    let manifests: Vec<_> = steps
+        .iter()
+        .filter(|(d, _)| d.contains("COPY manifests"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "{}", first.stderr);
+    assert_eq!(
+        manifests
+            .iter()
+            .filter(|(_, s)| **s == common::Step::Done)
+            .count(),
+        1,
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("for linux/amd64, linux/arm64"),
+        "{}",
+        first.stderr
+    );
+
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{cluster_ref}"),
+        ],
+        cluster.path(),
+    );
+    let pushed: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(pushed["manifests"].as_array().unwrap().len(), 2, "{raw}");
+
+    // Each platform's image: its own binaries, base files and container images.
+    let inspect = seal.inspect(&cluster_ref);
+    let platforms = inspect["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2, "{inspect:#}");
+    for image in platforms {
+        let platform = image["platform"].as_str().unwrap();
+        let arch = platform.rsplit('/').next().unwrap();
+        let other = if arch == "amd64" { "arm64" } else { "amd64" };
+        assert_eq!(image["config"]["architecture"], arch);
+        let files = image_files(&seal, image);
+        // `COPY bin/${ARCH} bin` copies the directory under its name (the seed's COPY rule).
+        assert!(files.contains(&format!("bin/{arch}/kubectl")), "{files:?}");
+        assert!(
+            !files.iter().any(|f| f.contains(&format!("bin/{other}"))),
+            "{files:?}"
+        );
+        assert!(files.contains(&format!("etc/arch/{arch}/os")), "{files:?}");
+        let annotation = image["annotations"]["sealer.image.container.images"]
+            .as_str()
+            .unwrap();
+        assert!(
+            annotation.contains(&format!("\"architecture\":\"{arch}\"")),
+            "{annotation}"
+        );
+        assert!(!annotation.contains(other), "{annotation}");
+        // The registry/ layer holds the app's manifest for this platform only.
+        let app_index = seal.inspect(&app_ref);
+        let want = app_index["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["platform"] == platform)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        assert!(
+            files.iter().any(|f| f.contains(&want)),
+            "{platform}: no {want} in {files:?}"
+        );
+        let unwanted = app_index["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["platform"] != platform)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        assert!(
+            !files.iter().any(|f| f.contains(&unwanted)),
+            "{platform}: {unwanted} in {files:?}"
+        );
+    }
+    // The base's and the manifests' layers are shared; the binaries' are not.
+    let (amd, arm) = (&platforms[0]["layers"], &platforms[1]["layers"]);
+    assert_eq!(amd[0], arm[0]);
+    assert_eq!(amd[2], arm[2]);
+    assert_ne!(amd[3], arm[3]);
+
+    // A rebuild executes nothing.
+    let again = seal_in(
+        &seal,
+        cluster.path(),
+        &host,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            BOTH,
+            "-t",
+            &cluster_ref,
+            ".",
+        ],
+    );
+    ok(&again, "rebuild");
+    assert_eq!(again.summary().executed, 0, "{}", again.stderr);
+
+    // `seal images` lists the platforms.
+    let images = ok(
+        &seal_in(&seal, cluster.path(), &host, &["images"]),
+        "seal images",
+    );
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with(&cluster_ref) && l.contains("linux/amd64, linux/arm64")),
+        "{images}"
+    );
+}
+
+#[test]
+fn a_foreign_platform_run_in_lite_mode_fails_at_its_line() {
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM scratch\nCOPY a a\nRUN true\n")
+        .file("a", "a\n");
+    let foreign = if cfg!(target_arch = "aarch64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let out = seal.build(
+        ctx.path(),
+        "x:1",
+        &["--platform", foreign, "--mode", "lite"],
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("lite mode") && out.stderr.contains("Kubefile:3"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn platform_build_args_follow_buildkit() {
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    ctx.file("x/arm64/f", "arm\n").kubefile(
+        "FROM scratch\nARG TARGETPLATFORM\nARG BUILDARCH\nLABEL t=$TARGETPLATFORM v=${TARGETVARIANT} b=$BUILDARCH\nCOPY x/${ARCH} out\n",
+    );
+    let out = seal.build_ok(ctx.path(), "x:1", &["--platform", "linux/arm64"]);
+    let inspect = seal.inspect("x:1");
+    let labels = &inspect["config"]["config"]["Labels"];
+    assert_eq!(labels["t"], "linux/arm64", "{}", out.stderr);
+    assert_eq!(labels["v"], "");
+    let host = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    assert_eq!(labels["b"], host);
+    assert_eq!(inspect["config"]["architecture"], "arm64");
+}
