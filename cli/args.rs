@@ -223,9 +223,10 @@ pub enum PullPolicy {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Platform to pick from a multi-platform image [default: the host's]
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    /// Platforms to pick from a multi-platform image, comma-separated or repeated [default:
+    /// the host's]; two or more store an index of those platforms under the name
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// Progress output: live bars on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

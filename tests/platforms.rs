@@ -116,6 +116,9 @@ fn a_two_platform_cluster_image_on_a_two_platform_base() {
         .file("bin/arm64/kubectl", "arm64 kubectl\n")
         .kubefile(&format!("FROM {base_ref}\nCOPY manifests manifests\nCOPY bin/${{ARCH}} bin\n"));
     let cluster_ref = format!("{host}/cluster:v1");
+    // Another store: the base comes from the registry, both platforms of its index.
+    let app_store = seal;
+    let seal = Seal::new();
     let first = build_and_push(&seal, &cluster, &host, &cluster_ref);
     // The shared COPY ran once: the second platform found it cached.
     let steps = first.steps();
@@ -178,7 +181,7 @@ fn a_two_platform_cluster_image_on_a_two_platform_base() {
         );
         assert!(!annotation.contains(other), "{annotation}");
         // The registry/ layer holds the app's manifest for this platform only.
-        let app_index = seal.inspect(&app_ref);
+        let app_index = app_store.inspect(&app_ref);
         let want = app_index["platforms"]
             .as_array()
             .unwrap()
@@ -232,6 +235,44 @@ fn a_two_platform_cluster_image_on_a_two_platform_base() {
     );
     ok(&again, "rebuild");
     assert_eq!(again.summary().executed, 0, "{}", again.stderr);
+
+    // `seal pull --platform` of both stores the registry's index itself; of one, its image.
+    let puller = Seal::new();
+    let both = ok(
+        &seal_in(
+            &puller,
+            cluster.path(),
+            &host,
+            &["pull", "--platform", BOTH, &base_ref],
+        ),
+        "pull both",
+    );
+    let base_index = app_store.inspect(&base_ref);
+    assert_eq!(both, base_index["digest"].as_str().unwrap());
+    let one = Seal::new();
+    let arm = ok(
+        &seal_in(
+            &one,
+            cluster.path(),
+            &host,
+            &["pull", "--platform", "linux/arm64", &base_ref],
+        ),
+        "pull arm64",
+    );
+    assert_eq!(arm, base_index["platforms"][1]["digest"].as_str().unwrap());
+    let missing = seal_in(
+        &one,
+        cluster.path(),
+        &host,
+        &["pull", "--platform", "linux/amd64,linux/s390x", &base_ref],
+    );
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("no image for platform linux/s390x")
+            && missing.stderr.contains("linux/amd64, linux/arm64"),
+        "{}",
+        missing.stderr
+    );
 
     // `seal images` lists the platforms.
     let images = ok(

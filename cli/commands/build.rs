@@ -159,7 +159,11 @@ fn build(
     // itself, so a step whose inputs are the same for two platforms is cached for the second.
     for platform in &platforms {
         let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
-            resolve_image(root, &store, image, args.pull, registries, style, platform)
+            let wanted = Wanted {
+                platform,
+                all: &platforms,
+            };
+            resolve_image(root, &store, image, args.pull, registries, style, wanted)
         };
         let collect = collect.clone().map(|mut op: CollectOp| {
             op.platform = platform.to_string();
@@ -517,17 +521,21 @@ fn resolve_image(
     pull: PullPolicy,
     registries: &RegistryOptions,
     style: Style,
-    platform: &Platform,
+    wanted: Wanted<'_>,
 ) -> Result<ResolvedImage, String> {
+    let platform = wanted.platform;
     let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
     let exists = root.join("db").exists() || slot.borrow().is_some();
-    let known = if exists {
-        open_slot(root, slot)?
-            .image(&reference)
-            .map_err(|e| e.to_string())?
-            .is_some()
+    // Known: stored, and holding this platform (a stored index of other platforms, or another
+    // platform's image, is pulled again for every platform of the build).
+    let (stored, known) = if exists {
+        let store = open_slot(root, slot)?;
+        match store.image(&reference).map_err(|e| e.to_string())? {
+            Some(r) => (true, holds_platform(&store, &r.manifest, platform)),
+            None => (false, false),
+        }
     } else {
-        false
+        (false, false)
     };
     let must_pull = match pull {
         PullPolicy::Always => true,
@@ -535,28 +543,24 @@ fn resolve_image(
         PullPolicy::Never => false,
     };
     if must_pull {
-        // The manifest first: a name no registry has fails before the store is created.
         let client = Client::new(registries.clone());
-        let wanted = seal_store::Platform {
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
-            variant: platform.variant.clone(),
-        };
-        let remote = client.resolve(&reference, &wanted).map_err(|e| {
-            if known {
+        let platforms: Vec<seal_store::Platform> = wanted.all.iter().map(store_platform).collect();
+        // The manifest first: a name no registry has fails before the store is created.
+        if let Err(e) = client.resolve(&reference, &store_platform(platform)) {
+            return Err(if stored {
                 format!("pulling {reference}: {e}")
             } else {
                 format!("image {reference} is not in the local store, and pulling it failed: {e}")
-            }
-        })?;
+            });
+        }
         let store = open_slot(root, slot)?;
         // A FROM pull shows its transfers the way the build shows its steps (JSON stays JSON).
         let view = TransferView::new(style, Direction::Pull);
         view.note(&format!("pulling {reference}"));
-        let pulled = client.pull_resolved(&store, &reference, remote, &|e| view.handle(e));
+        let pulled = client.pull_platforms(&store, &reference, &platforms, &|e| view.handle(e));
         view.finish();
         pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
-    } else if !known {
+    } else if !stored {
         return Err(if exists {
             format!(
                 "image {reference} is not in the local store and --pull never forbids pulling it"
@@ -574,13 +578,8 @@ fn resolve_image(
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("image {reference} is not in the local store"))?;
     // A multi-platform image: the manifest of the platform being built.
-    let wanted = seal_store::Platform {
-        os: platform.os.clone(),
-        architecture: platform.architecture.clone(),
-        variant: platform.variant.clone(),
-    };
     let digest = store
-        .manifest_for(&record.manifest, &wanted)
+        .manifest_for(&record.manifest, &store_platform(platform))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
             let has: Vec<String> = store
@@ -617,6 +616,38 @@ fn resolve_image(
             variant: None,
         }),
     })
+}
+
+/// The platform a FROM resolves for, and every platform of the build (a pull fetches them all
+/// at once, so the name holds an index of all of them).
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    platform: &'a Platform,
+    all: &'a [Platform],
+}
+
+/// The store's spelling of a platform.
+fn store_platform(p: &Platform) -> seal_store::Platform {
+    seal_store::Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    }
+}
+
+/// Whether the stored image or index at `digest` has an image of `platform` (an image whose
+/// config says another platform has not).
+fn holds_platform(store: &Store, digest: &seal_store::Digest, platform: &Platform) -> bool {
+    let Ok(Some(manifest)) = store.manifest_for(digest, &store_platform(platform)) else {
+        return false;
+    };
+    if &manifest != digest {
+        return true;
+    }
+    let config = store
+        .manifest(&manifest)
+        .and_then(|m| store.config(&m.config.digest));
+    config.is_ok_and(|c| c.os == platform.os && c.architecture == platform.architecture)
 }
 
 /// The store the build shares with FROM resolution, opened (or created) on first use.
