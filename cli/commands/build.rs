@@ -234,10 +234,16 @@ fn build(
             if let Err(e) = seal_engine::executor::check_privileges() {
                 return Err(span_error(Some(first_run), &e, ""));
             }
-            let binfmt = Path::new(platforms::BINFMT_MISC);
-            if let Some(why) = platforms::run_refusal(platform, exec_mode, binfmt) {
-                let e = seal_engine::EngineError::Internal(why);
-                return Err(span_error(Some(first_run), &e, ""));
+            if let Some(why) = platforms::run_refusal(platform, exec_mode, &platforms::binfmt_dir())
+            {
+                return Err(match definition.nodes[first_run].metadata.span {
+                    Some((start, end)) => {
+                        let d = Diagnostic::new(why, seal_frontend::ast::Span::new(start, end));
+                        diagnostics(style, &render(&d, &file_name, &source));
+                        Failure::Reported
+                    }
+                    None => Failure::Error(anyhow::anyhow!(why)),
+                });
             }
         }
 

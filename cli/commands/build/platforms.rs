@@ -2,7 +2,7 @@
 //! each (natively, or through a `qemu-user-static` binfmt_misc handler), and the image index
 //! that names a multi-platform build's images.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use seal_engine::llb::ExecMode;
 use seal_engine::Platform;
@@ -13,6 +13,14 @@ use crate::failure::Failure;
 
 /// Where the kernel lists its binfmt_misc handlers.
 pub const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+
+/// The binfmt_misc directory to consult: `$SEAL_BINFMT_MISC` (tests point it at a directory
+/// without handlers, to see the error a machine without qemu gets), else [`BINFMT_MISC`].
+pub fn binfmt_dir() -> PathBuf {
+    std::env::var_os("SEAL_BINFMT_MISC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(BINFMT_MISC))
+}
 
 /// The platforms of `--platform` (the host's when none), parsed, in order, without repeats.
 pub fn parse_platforms(values: &[String]) -> Result<Vec<Platform>, Failure> {
