@@ -331,3 +331,69 @@ fn platform_build_args_follow_buildkit() {
     assert_eq!(labels["b"], host);
     assert_eq!(inspect["config"]["architecture"], "arm64");
 }
+
+#[test]
+fn a_referenced_image_without_the_platform_fails_unless_ignored() {
+    let Some(registry) = Registry::start(None, |_| String::new()) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let seal = Seal::new();
+    // An amd64-only image (one manifest, no index).
+    let app = Ctx::new();
+    app.file("a", "a\n").kubefile("FROM scratch\nCOPY a a\n");
+    let app_ref = format!("{host}/amd-only:1");
+    let built = seal_in(
+        &seal,
+        app.path(),
+        &host,
+        &["build", "--platform", "linux/amd64", "-t", &app_ref, "."],
+    );
+    ok(&built, "build amd-only");
+    ok(
+        &seal_in(&seal, app.path(), &host, &["push", &app_ref]),
+        "push amd-only",
+    );
+
+    let cluster = Ctx::new();
+    cluster
+        .file("manifests/pod.yaml", format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: a\n    image: {app_ref}\n"))
+        .file("ignored.txt", format!("{app_ref}\n"))
+        .kubefile("FROM scratch\nCOPY manifests manifests\n");
+    let args = [
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        BOTH,
+        "-t",
+        "c:1",
+        ".",
+    ];
+    let failed = seal_in(&seal, cluster.path(), &host, &args);
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("{app_ref} has no image for platform linux/arm64"))
+            && failed.stderr.contains("linux/amd64"),
+        "{}",
+        failed.stderr
+    );
+    let ignored = [
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        BOTH,
+        "--ignored-image-list",
+        "ignored.txt",
+        "-t",
+        "c:1",
+        ".",
+    ];
+    ok(
+        &seal_in(&seal, cluster.path(), &host, &ignored),
+        "build with the image ignored",
+    );
+}
