@@ -340,6 +340,10 @@ pub struct SaveArgs {
     /// archive (uncompressed layers, for `docker load`/`podman load`)
     #[arg(long, value_enum, default_value_t = SaveFormat::OciArchive)]
     pub format: SaveFormat,
+    /// Of a multi-platform image, save only these platforms, comma-separated or repeated
+    /// [default: all it has; one platform saves a plain image]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// Image name
     pub name: String,
 }

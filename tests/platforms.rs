@@ -397,3 +397,81 @@ fn a_referenced_image_without_the_platform_fails_unless_ignored() {
         "build with the image ignored",
     );
 }
+
+#[test]
+fn save_and_load_keep_the_index_or_pick_platforms() {
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    ctx.file("b/amd64/x", "amd\n")
+        .file("b/arm64/x", "arm\n")
+        .kubefile("FROM scratch\nCOPY b/${ARCH} bin\n");
+    let index = seal.digest(ctx.path(), "multi:1", &["--platform", BOTH]);
+    let inspect = seal.inspect("multi:1");
+    let arm = inspect["platforms"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let save = |file: &str, extra: &[&str]| {
+        let path = dir.path().join(file);
+        let mut args = vec!["save", "-o", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("multi:1");
+        (seal.run_in(dir.path(), &args), path)
+    };
+
+    // The whole image: the index, which skopeo reads and a fresh store loads as it was.
+    let (out, all) = save("all.tar", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let raw = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", all.display()),
+        ],
+        dir.path(),
+    );
+    assert!(
+        raw.contains("\"manifests\"") && raw.contains("arm64"),
+        "{raw}"
+    );
+    let other = Seal::new();
+    let loaded = other.run_in(dir.path(), &["load", "-i", all.to_str().unwrap()]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    assert_eq!(other.inspect("multi:1")["digest"], index.as_str());
+    assert_eq!(
+        other.inspect("multi:1")["platforms"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // One platform: a plain image of it.
+    let (out, one) = save("arm.tar", &["--platform", "linux/arm64"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let third = Seal::new();
+    let loaded = third.run_in(dir.path(), &["load", "-i", one.to_str().unwrap()]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    assert_eq!(third.inspect("multi:1")["digest"], arm.as_str());
+
+    // A platform it lacks, and a docker archive of two platforms, are errors that say so.
+    let (out, _) = save("none.tar", &["--platform", "linux/s390x"]);
+    assert!(
+        out.code != 0 && out.stderr.contains("no image for platform linux/s390x"),
+        "{}",
+        out.stderr
+    );
+    let (out, _) = save("docker.tar", &["--format", "docker-archive"]);
+    assert!(
+        out.code != 0 && out.stderr.contains("--platform"),
+        "{}",
+        out.stderr
+    );
+    let (out, _) = save(
+        "docker-arm.tar",
+        &["--format", "docker-archive", "--platform", "linux/arm64"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -13,7 +13,7 @@ use seal_store::registry::{auth, Client, Credentials, TransferEvent};
 use seal_store::{Digest, Platform, RegistryOptions};
 
 use crate::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, TagArgs};
-use crate::commands::{image_name, open_existing_store, open_store};
+use crate::commands::{image_name, open_existing_store, open_store, store_platforms};
 use crate::failure::Failure;
 use crate::output::{errln, outln};
 use crate::progress::Style;
@@ -21,13 +21,7 @@ use crate::progress::Style;
 /// Run `seal pull`: prints the manifest digest (the index's, for several platforms).
 pub fn pull(root: &Path, args: PullArgs, options: &RegistryOptions) -> Result<(), Failure> {
     let name = image_name(&args.name)?;
-    let mut platforms: Vec<Platform> = Vec::new();
-    for p in &args.platform {
-        let p = Platform::parse(p.trim()).map_err(Failure::Usage)?;
-        if !platforms.contains(&p) {
-            platforms.push(p);
-        }
-    }
+    let mut platforms = store_platforms(&args.platform)?;
     if platforms.is_empty() {
         platforms.push(Platform::host());
     }

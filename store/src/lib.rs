@@ -35,6 +35,7 @@ mod oci_dir;
 pub mod parallel;
 mod reference;
 pub mod registry;
+mod saved;
 mod usage;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +80,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("no image named {0} in the store")]
     UnknownImage(String),
+    /// The image has none (or not all) of the platforms asked for.
+    #[error("{0}")]
+    NoPlatform(String),
 }
 
 impl StoreError {
