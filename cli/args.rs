@@ -443,7 +443,7 @@ Kubefile flags of COPY and ADD:
                   them inside the rootfs and keeps existing directories' mode and owner
   --checksum=sha256:HEX  verify and cache an ADD download
   --keep-git-dir  refused: git sources are not supported
-FROM --platform must name the platform being built (each platform of --platform builds every\nstage for itself; $TARGETPLATFORM names it).";
+FROM --platform=P builds that stage for P (e.g. $BUILDPLATFORM: a tool stage that runs on this\nmachine once for every target); its base image is resolved for P.";
 
 /// `HOST[:PORT]=FILE` of `--registry-ca`; the file must exist.
 fn parse_registry_ca(s: &str) -> Result<(String, PathBuf), String> {

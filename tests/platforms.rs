@@ -475,3 +475,101 @@ fn save_and_load_keep_the_index_or_pick_platforms() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn a_build_platform_stage_runs_once_for_every_target() {
+    let seal = Seal::new();
+    let ctx = Ctx::new();
+    let bin = ctx.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(ctx.path().join("rootfs/tmp")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
+    ctx.file("bin/amd64/k", "amd\n")
+        .file("bin/arm64/k", "arm\n")
+        .kubefile(
+            "FROM --platform=$BUILDPLATFORM scratch AS tools\n\
+         COPY rootfs/. .\n\
+         RUN /bin/busybox uname -m > built-on\n\
+         FROM scratch\n\
+         COPY --from=tools /built-on /out/built-on\n\
+         COPY bin/${ARCH} bin\n",
+        );
+    let out = seal.build_ok(ctx.path(), "tools:1", &["--platform", BOTH]);
+    // The tools stage is the host's for both targets: its RUN ran once.
+    let runs: Vec<_> = out
+        .steps()
+        .into_iter()
+        .filter(|(d, _)| d.contains("RUN"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{}", out.stderr);
+    assert_eq!(
+        runs.iter()
+            .filter(|(_, s)| *s == common::Step::Done)
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let inspect = seal.inspect("tools:1");
+    for image in inspect["platforms"].as_array().unwrap() {
+        let files = image_files(&seal, image);
+        assert!(files.contains(&"out/built-on".to_string()), "{files:?}");
+        let arch = image["platform"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        assert!(files.contains(&format!("bin/{arch}/k")), "{files:?}");
+        assert_eq!(image["config"]["architecture"], arch);
+    }
+
+    // A RUN that declares TARGETARCH depends on the target: it runs once per platform (in
+    // container mode, where the foreign platform's RUN may run: this busybox is the host's).
+    let qemu = if cfg!(target_arch = "aarch64") {
+        "qemu-x86_64"
+    } else {
+        "qemu-aarch64"
+    };
+    if Path::new("/proc/sys/fs/binfmt_misc").join(qemu).exists() {
+        ctx.kubefile(
+            "FROM scratch\nCOPY rootfs/. .\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n",
+        );
+        let out = seal.build_ok(
+            ctx.path(),
+            "tools:3",
+            &["--platform", BOTH, "--mode", "container"],
+        );
+        let runs: Vec<_> = out
+            .steps()
+            .into_iter()
+            .filter(|(d, _)| d.contains("RUN"))
+            .collect();
+        assert_eq!(
+            runs.iter()
+                .filter(|(_, s)| *s == common::Step::Done)
+                .count(),
+            2,
+            "{}",
+            out.stderr
+        );
+    }
+
+    // A stage of a foreign platform refuses its RUN in lite mode, at the RUN.
+    let foreign = if cfg!(target_arch = "aarch64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    ctx.kubefile(&format!(
+        "FROM --platform={foreign} scratch AS tools\nCOPY rootfs/. .\nRUN true\nFROM scratch\nCOPY --from=tools /bin bin\n"
+    ));
+    let out = seal.build(ctx.path(), "tools:2", &[]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("Kubefile:3") && out.stderr.contains(&format!("RUN for {foreign}")),
+        "{}",
+        out.stderr
+    );
+}

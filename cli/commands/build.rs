@@ -158,9 +158,9 @@ fn build(
     // Each platform lowers and solves the Kubefile once; the platform enters no step's key by
     // itself, so a step whose inputs are the same for two platforms is cached for the second.
     for platform in &platforms {
-        let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
+        let mut resolve = |image: &str, for_platform: &Platform| -> Result<ResolvedImage, String> {
             let wanted = Wanted {
-                platform,
+                platform: for_platform,
                 all: &platforms,
             };
             resolve_image(root, &store, image, args.pull, registries, style, wanted)
@@ -224,19 +224,22 @@ fn build(
         if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
             return Err(span_error(e.node, &e.source, ""));
         }
-        // RUN needs root, and a foreign platform's RUN an emulator: say so at the first RUN,
-        // before any step runs.
-        if let Some(first_run) = definition
-            .nodes
-            .iter()
-            .position(|n| matches!(n.op, seal_engine::llb::Op::Exec(_)))
-        {
+        // RUN needs root, and a foreign platform's RUN an emulator: say so at the first RUN
+        // that lacks what it needs, before any step runs.
+        let runs: Vec<usize> = (0..definition.nodes.len())
+            .filter(|&i| matches!(definition.nodes[i].op, seal_engine::llb::Op::Exec(_)))
+            .collect();
+        if let Some(&first_run) = runs.first() {
             if let Err(e) = seal_engine::executor::check_privileges() {
                 return Err(span_error(Some(first_run), &e, ""));
             }
-            if let Some(why) = platforms::run_refusal(platform, exec_mode, &platforms::binfmt_dir())
-            {
-                return Err(match definition.nodes[first_run].metadata.span {
+        }
+        let binfmt = platforms::binfmt_dir();
+        for &run in &runs {
+            let node = &definition.nodes[run];
+            let run_platform = node.metadata.platform.as_ref().unwrap_or(platform);
+            if let Some(why) = platforms::run_refusal(run_platform, exec_mode, &binfmt) {
+                return Err(match node.metadata.span {
                     Some((start, end)) => {
                         let d = Diagnostic::new(why, seal_frontend::ast::Span::new(start, end));
                         diagnostics(style, &render(&d, &file_name, &source));
@@ -550,7 +553,11 @@ fn resolve_image(
     };
     if must_pull {
         let client = Client::new(registries.clone());
-        let platforms: Vec<seal_store::Platform> = wanted.all.iter().map(store_platform).collect();
+        let mut platforms: Vec<seal_store::Platform> =
+            wanted.all.iter().map(store_platform).collect();
+        if !wanted.all.contains(platform) {
+            platforms.push(store_platform(platform));
+        }
         // The manifest first: a name no registry has fails before the store is created.
         if let Err(e) = client.resolve(&reference, &store_platform(platform)) {
             return Err(if stored {

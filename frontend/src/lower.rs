@@ -55,7 +55,9 @@ pub struct LowerOptions<'a> {
     /// The stage to build (`--target`); the last stage when `None`.
     pub target: Option<String>,
     /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.
-    pub resolve_image: &'a mut dyn FnMut(&str) -> Result<ResolvedImage, String>,
+    /// Resolve a FROM or `COPY --from` image name for a platform (the stage's: the build's,
+    /// or the one `FROM --platform` names).
+    pub resolve_image: &'a mut dyn FnMut(&str, &Platform) -> Result<ResolvedImage, String>,
     /// Collect the container images the final rootfs needs into a `registry/` layer
     /// (`None`: `--build-mode lite`, or `--print-llb` callers that do not want it).
     pub collect: Option<CollectOp>,
@@ -112,6 +114,8 @@ struct Lowering<'k, 'o> {
     multi_stage: bool,
     /// Non-fatal findings of instructions (an ADD of a URL without `--checksum`).
     warnings: Vec<String>,
+    /// The current stage's platform when `FROM --platform` names another than the build's.
+    stage_platform: Option<Platform>,
 }
 
 impl<'k, 'o> Lowering<'k, 'o> {
@@ -156,6 +160,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
             stages: Vec::new(),
             stage_name: "stage-0".into(),
             stage_named: false,
+            stage_platform: None,
             multi_stage: kubefile
                 .instructions
                 .iter()
@@ -301,10 +306,13 @@ impl<'k, 'o> Lowering<'k, 'o> {
                     self.consumed_args.insert(name.clone());
                     Some(v.clone())
                 }
-                None if default.is_none() && in_stage => {
-                    self.global_args.get(&name).cloned().flatten()
-                }
-                None => default,
+                None if default.is_none() && in_stage => self
+                    .global_args
+                    .get(&name)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| self.automatic_arg(&name)),
+                None => default.or_else(|| self.automatic_arg(&name)),
             };
             if in_stage {
                 self.stage_args.insert(name, value);
@@ -646,20 +654,25 @@ impl<'k, 'o> Lowering<'k, 'o> {
             if let Some(Some(v)) = args.get(name) {
                 return Some(v.clone());
             }
-            // BuildKit's automatic platform args: TARGET* the platform this pass builds for,
-            // BUILD* the machine that builds; Sealer's ARCH is the target's architecture.
-            let (target, build) = (&self.options.platform, Platform::host());
-            match name {
-                "ARCH" | "TARGETARCH" => Some(target.architecture.clone()),
-                "TARGETOS" => Some(target.os.clone()),
-                "TARGETVARIANT" => Some(target.variant_or_empty().to_string()),
-                "TARGETPLATFORM" => Some(target.to_string()),
-                "BUILDARCH" => Some(build.architecture.clone()),
-                "BUILDOS" => Some(build.os.clone()),
-                "BUILDVARIANT" => Some(build.variant_or_empty().to_string()),
-                "BUILDPLATFORM" => Some(build.to_string()),
-                _ => None,
-            }
+            self.automatic_arg(name)
+        }
+    }
+
+    /// BuildKit's automatic platform args: TARGET* the platform this pass builds for, BUILD*
+    /// the machine that builds; Sealer's ARCH is the target's architecture. A declared `ARG
+    /// TARGETARCH` without a default gets this value (so a RUN sees it, and its key has it).
+    fn automatic_arg(&self, name: &str) -> Option<String> {
+        let (target, build) = (&self.options.platform, Platform::host());
+        match name {
+            "ARCH" | "TARGETARCH" => Some(target.architecture.clone()),
+            "TARGETOS" => Some(target.os.clone()),
+            "TARGETVARIANT" => Some(target.variant_or_empty().to_string()),
+            "TARGETPLATFORM" => Some(target.to_string()),
+            "BUILDARCH" => Some(build.architecture.clone()),
+            "BUILDOS" => Some(build.os.clone()),
+            "BUILDVARIANT" => Some(build.variant_or_empty().to_string()),
+            "BUILDPLATFORM" => Some(build.to_string()),
+            _ => None,
         }
     }
 
@@ -705,8 +718,16 @@ impl<'k, 'o> Lowering<'k, 'o> {
             span: Some((ins.span.start, ins.span.end)),
             step: Some(self.step),
             stage: Some(self.stage_name.clone()),
+            platform: self.stage_platform.clone(),
             ..OpMetadata::default()
         }
+    }
+
+    /// The platform the current stage is built for.
+    fn current_platform(&self) -> &Platform {
+        self.stage_platform
+            .as_ref()
+            .unwrap_or(&self.options.platform)
     }
 
     /// Advance to the next step and return its label: `2`, or `builder 2` in multi-stage files.

@@ -43,6 +43,10 @@ pub struct OpMetadata {
     /// counted in "N steps cached, M executed".
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub quiet: bool,
+    /// The platform of the op's stage when `FROM --platform` made it another than the one the
+    /// build is for (a RUN there runs for it). Never part of a digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
 }
 
 /// One op with its inputs (indices of earlier nodes) and digest.

@@ -33,7 +33,7 @@ impl Lowering<'_, '_> {
         if self.base.is_some() {
             self.end_stage();
         }
-        self.check_platform_flag(ins)?;
+        let flag_platform = self.platform_flag(ins)?;
         let words = self.words(ins, &Scope::Global)?;
         let Some((name, span)) = words.first().cloned() else {
             return Err(Diagnostic::new(
@@ -56,13 +56,16 @@ impl Lowering<'_, '_> {
         self.layer_collects.clear();
         // Stage scope starts empty: a global ARG must be re-declared to be seen (Docker).
         self.stage_args.clear();
+        self.stage_platform = flag_platform.filter(|p| p != &self.options.platform);
         self.image = self.fresh_image();
         let description = format!("[{}/{}] FROM {}", self.next_step(), self.steps_total, name);
         let metadata = self.metadata(ins, description);
         if let Some(stage) = self.find_stage(&name).cloned() {
-            // FROM an earlier stage: its rootfs and its config carry on.
+            // FROM an earlier stage: its rootfs, its config and its platform carry on.
             self.env = stage.env.clone();
             self.image = stage.image.clone();
+            self.stage_platform =
+                Some(stage.image.platform.clone()).filter(|p| p != &self.options.platform);
             let node = self
                 .builder
                 .add(Op::Merge(MergeOp {}), &[stage.rootfs], metadata);
@@ -73,7 +76,8 @@ impl Lowering<'_, '_> {
         let op = if name == "scratch" {
             Op::Source(SourceOp::Scratch)
         } else {
-            let resolved = (self.options.resolve_image)(&name).map_err(|message| {
+            let platform = self.current_platform().clone();
+            let resolved = (self.options.resolve_image)(&name, &platform).map_err(|message| {
                 Diagnostic::new(message, span).with_help(
                     "FROM takes an image in the store (`seal build`, `seal load`) or one a \
                          registry serves (`seal pull`; `seal login` for a private one)",
@@ -91,37 +95,24 @@ impl Lowering<'_, '_> {
         Ok(())
     }
 
-    /// `FROM --platform=OS/ARCH[/VARIANT]`: a malformed value is an error; a stage of
-    /// another platform than the one this pass builds for is not supported yet (each platform
-    /// of `seal build --platform` lowers the Kubefile once, for itself).
-    fn check_platform_flag(&self, ins: &Instruction) -> Result<(), Diagnostic> {
+    /// `FROM --platform=OS/ARCH[/VARIANT]` (expanded: `$BUILDPLATFORM`, `$TARGETPLATFORM`),
+    /// the platform of the stage it starts (BuildKit's meaning); a malformed value is an
+    /// error at the flag.
+    fn platform_flag(&self, ins: &Instruction) -> Result<Option<Platform>, Diagnostic> {
         let Some(flag) = ins.flags.iter().find(|f| f.name == "platform") else {
-            return Ok(());
+            return Ok(None);
         };
         let raw = flag.value.clone().unwrap_or_default();
         let value = {
             let lookup = self.lookup(&Scope::Global);
             crate::expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
         };
-        let wanted = Platform::parse(&value).map_err(|_| {
+        Platform::parse(&value).map(Some).map_err(|_| {
             Diagnostic::new(
                 format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
                 flag.span,
             )
-        })?;
-        let build = &self.options.platform;
-        if wanted.os != build.os
-            || wanted.architecture != build.architecture
-            || (wanted.variant.is_some() && wanted.variant != build.variant)
-        {
-            return Err(Diagnostic::new(
-                format!("--platform={value}: this build is for {build}, and a stage of another platform is not supported yet"),
-                flag.span,
-            )
-            .with_label("another platform")
-            .with_help("remove --platform (each platform of `seal build --platform` builds every stage for itself), or write $TARGETPLATFORM"));
-        }
-        Ok(())
+        })
     }
 
     /// Record the current stage.
@@ -161,7 +152,8 @@ impl Lowering<'_, '_> {
             )
             .with_help("copy from an earlier stage"));
         }
-        let resolved = (self.options.resolve_image)(value).map_err(|message| {
+        let platform = self.current_platform().clone();
+        let resolved = (self.options.resolve_image)(value, &platform).map_err(|message| {
             let stages: Vec<String> = self
                 .stages
                 .iter()
@@ -188,10 +180,10 @@ impl Lowering<'_, '_> {
         Ok(self.builder.add(op, &[], OpMetadata::default()))
     }
 
-    /// An image of another platform than the one this pass builds for is an error naming
-    /// both: its files would not run there, and the image would be mislabelled.
+    /// An image of another platform than the stage's is an error naming both: its files would
+    /// not run there, and the image would be mislabelled.
     fn check_image_platform(&self, resolved: &ResolvedImage, span: Span) -> Result<(), Diagnostic> {
-        let build = &self.options.platform;
+        let build = self.current_platform();
         let Some(image) = &resolved.platform else {
             return Ok(());
         };
@@ -267,7 +259,7 @@ impl Lowering<'_, '_> {
 
     fn fresh_image(&self) -> ImageSpec {
         ImageSpec {
-            platform: self.options.platform.clone(),
+            platform: self.current_platform().clone(),
             source_date_epoch: self.options.format.source_date_epoch,
             exec_mode: self.options.exec_mode.name().into(),
             ..ImageSpec::default()
