@@ -474,6 +474,19 @@ fn save_and_load_keep_the_index_or_pick_platforms() {
         &["--format", "docker-archive", "--platform", "linux/arm64"],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // gc follows the index to every platform: pruning the whole cache keeps both images whole.
+    let pruned = seal.run_in(dir.path(), &["prune", "--all"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    let fsck = seal.run_in(dir.path(), &["fsck"]);
+    assert!(
+        fsck.code == 0 && fsck.stdout.contains("no problems"),
+        "{}{}",
+        fsck.stdout,
+        fsck.stderr
+    );
+    let (out, _) = save("after-prune.tar", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 #[test]
