@@ -17,18 +17,19 @@ use seal_frontend::diagnostic::{render, render_all};
 use seal_frontend::lower::{lower, Entitlements, LowerOptions, ResolvedImage};
 use seal_frontend::{parse_checked, Diagnostic};
 use seal_solver::{NodeStatus, SolveOptions};
-use seal_store::registry::Client;
 use seal_store::{Reference, RegistryOptions, Store};
 
 use crate::args::{BuildArgs, BuildMode, CompressionArg, Entitlement, ModeArg, PullPolicy};
-use crate::commands::registry::{Direction, TransferView};
-use crate::commands::{image_name, open_store};
+use crate::commands::image_name;
 use crate::failure::{chain_text, Failure};
 use crate::observe::Observer;
 use crate::output::outln;
 use crate::progress::{diagnostics, warnings_to, Renderer, Style};
 
 mod platforms;
+mod resolve;
+
+use resolve::{open_slot, resolve_image, Wanted};
 
 /// What `--allow` grants (clap has checked the names).
 fn entitlements(allow: &[Entitlement]) -> Entitlements {
@@ -521,157 +522,6 @@ fn read_image_lists(files: &[PathBuf], flag: &str) -> Result<Vec<String>, Failur
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-fn resolve_image(
-    root: &Path,
-    slot: &RefCell<Option<Arc<Store>>>,
-    image: &str,
-    pull: PullPolicy,
-    registries: &RegistryOptions,
-    style: Style,
-    wanted: Wanted<'_>,
-) -> Result<ResolvedImage, String> {
-    let platform = wanted.platform;
-    let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
-    let exists = root.join("db").exists() || slot.borrow().is_some();
-    // Known: stored, and holding this platform (a stored index of other platforms, or another
-    // platform's image, is pulled again for every platform of the build).
-    let (stored, known) = if exists {
-        let store = open_slot(root, slot)?;
-        match store.image(&reference).map_err(|e| e.to_string())? {
-            Some(r) => (true, holds_platform(&store, &r.manifest, platform)),
-            None => (false, false),
-        }
-    } else {
-        (false, false)
-    };
-    let must_pull = match pull {
-        PullPolicy::Always => true,
-        PullPolicy::Missing => !known,
-        PullPolicy::Never => false,
-    };
-    if must_pull {
-        let client = Client::new(registries.clone());
-        let mut platforms: Vec<seal_store::Platform> =
-            wanted.all.iter().map(store_platform).collect();
-        if !wanted.all.contains(platform) {
-            platforms.push(store_platform(platform));
-        }
-        // The manifest first: a name no registry has fails before the store is created.
-        if let Err(e) = client.resolve(&reference, &store_platform(platform)) {
-            return Err(if stored {
-                format!("pulling {reference}: {e}")
-            } else {
-                format!("image {reference} is not in the local store, and pulling it failed: {e}")
-            });
-        }
-        let store = open_slot(root, slot)?;
-        // A FROM pull shows its transfers the way the build shows its steps (JSON stays JSON).
-        let view = TransferView::new(style, Direction::Pull);
-        view.note(&format!("pulling {reference}"));
-        let pulled = client.pull_platforms(&store, &reference, &platforms, &|e| view.handle(e));
-        view.finish();
-        pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
-    } else if !stored {
-        return Err(if exists {
-            format!(
-                "image {reference} is not in the local store and --pull never forbids pulling it"
-            )
-        } else {
-            format!(
-                "image {reference} is not in the local store (the store at {} is empty) and --pull never forbids pulling it",
-                root.display()
-            )
-        });
-    }
-    let store = open_slot(root, slot)?;
-    let record = store
-        .image(&reference)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("image {reference} is not in the local store"))?;
-    // A multi-platform image: the manifest of the platform being built.
-    let digest = store
-        .manifest_for(&record.manifest, &store_platform(platform))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            let has: Vec<String> = store
-                .image_manifests(&record.manifest)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
-                .collect();
-            format!(
-                "image {reference} has no image for platform {platform} (it has {})",
-                has.join(", ")
-            )
-        })?;
-    let manifest = store.manifest(&digest).map_err(|e| e.to_string())?;
-    let config = store
-        .config(&manifest.config.digest)
-        .map_err(|e| e.to_string())?;
-    let env = config
-        .config
-        .env
-        .iter()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    Ok(ResolvedImage {
-        reference: reference.to_string(),
-        manifest: digest.to_string(),
-        env,
-        platform: Some(seal_engine::Platform {
-            os: config.os.clone(),
-            architecture: config.architecture.clone(),
-            variant: None,
-        }),
-    })
-}
-
-/// The platform a FROM resolves for, and every platform of the build (a pull fetches them all
-/// at once, so the name holds an index of all of them).
-#[derive(Clone, Copy)]
-struct Wanted<'a> {
-    platform: &'a Platform,
-    all: &'a [Platform],
-}
-
-/// The store's spelling of a platform.
-fn store_platform(p: &Platform) -> seal_store::Platform {
-    seal_store::Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    }
-}
-
-/// Whether the stored image or index at `digest` has an image of `platform` (an image whose
-/// config says another platform has not).
-fn holds_platform(store: &Store, digest: &seal_store::Digest, platform: &Platform) -> bool {
-    let Ok(Some(manifest)) = store.manifest_for(digest, &store_platform(platform)) else {
-        return false;
-    };
-    if &manifest != digest {
-        return true;
-    }
-    let config = store
-        .manifest(&manifest)
-        .and_then(|m| store.config(&m.config.digest));
-    config.is_ok_and(|c| c.os == platform.os && c.architecture == platform.architecture)
-}
-
-/// The store the build shares with FROM resolution, opened (or created) on first use.
-fn open_slot(root: &Path, slot: &RefCell<Option<Arc<Store>>>) -> Result<Arc<Store>, String> {
-    let mut slot = slot.borrow_mut();
-    if let Some(s) = &*slot {
-        return Ok(s.clone());
-    }
-    let s = Arc::new(open_store(root).map_err(|e| chain_text(&e))?);
-    *slot = Some(s.clone());
-    Ok(s)
 }
 
 /// The Definition nodes `--no-cache-filter` names: `N`, `STAGE` or `STAGE:N`.

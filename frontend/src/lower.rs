@@ -8,6 +8,7 @@
 
 mod add;
 mod apps;
+mod platform_args;
 mod run;
 mod stages;
 
@@ -658,22 +659,9 @@ impl<'k, 'o> Lowering<'k, 'o> {
         }
     }
 
-    /// BuildKit's automatic platform args: TARGET* the platform this pass builds for, BUILD*
-    /// the machine that builds; Sealer's ARCH is the target's architecture. A declared `ARG
-    /// TARGETARCH` without a default gets this value (so a RUN sees it, and its key has it).
+    /// An automatic platform arg's value (`platform_args.rs`) for the platform being built.
     fn automatic_arg(&self, name: &str) -> Option<String> {
-        let (target, build) = (&self.options.platform, Platform::host());
-        match name {
-            "ARCH" | "TARGETARCH" => Some(target.architecture.clone()),
-            "TARGETOS" => Some(target.os.clone()),
-            "TARGETVARIANT" => Some(target.variant_or_empty().to_string()),
-            "TARGETPLATFORM" => Some(target.to_string()),
-            "BUILDARCH" => Some(build.architecture.clone()),
-            "BUILDOS" => Some(build.os.clone()),
-            "BUILDVARIANT" => Some(build.variant_or_empty().to_string()),
-            "BUILDPLATFORM" => Some(build.to_string()),
-            _ => None,
-        }
+        platform_args::value(name, &self.options.platform)
     }
 
     fn shell_text(&self, ins: &Instruction) -> String {
