@@ -31,14 +31,18 @@ pub(super) fn resolve_image(
     let exists = root.join("db").exists() || slot.borrow().is_some();
     // Known: stored, and holding this platform (a stored index of other platforms, or another
     // platform's image, is pulled again for every platform of the build).
+    // Stored (with the platforms it has), and holding this one.
     let (stored, known) = if exists {
         let store = open_slot(root, slot)?;
         match store.image(&reference).map_err(|e| e.to_string())? {
-            Some(r) => (true, holds_platform(&store, &r.manifest, platform)),
-            None => (false, false),
+            Some(r) => (
+                Some(stored_platforms(&store, &r.manifest)),
+                holds_platform(&store, &r.manifest, platform),
+            ),
+            None => (None, false),
         }
     } else {
-        (false, false)
+        (None, false)
     };
     let must_pull = match pull {
         PullPolicy::Always => true,
@@ -54,10 +58,17 @@ pub(super) fn resolve_image(
         }
         // The manifest first: a name no registry has fails before the store is created.
         if let Err(e) = client.resolve(&reference, &store_platform(platform)) {
-            return Err(if stored {
-                format!("pulling {reference}: {e}")
-            } else {
-                format!("image {reference} is not in the local store, and pulling it failed: {e}")
+            return Err(match &stored {
+                Some(has) if !known => format!(
+                    "image {reference} in the local store is for {has}, not {platform}, and \
+                     pulling {platform}'s failed: {e}"
+                ),
+                Some(_) => format!("pulling {reference}: {e}"),
+                None => {
+                    format!(
+                        "image {reference} is not in the local store, and pulling it failed: {e}"
+                    )
+                }
             });
         }
         let store = open_slot(root, slot)?;
@@ -67,7 +78,7 @@ pub(super) fn resolve_image(
         let pulled = client.pull_platforms(&store, &reference, &platforms, &|e| view.handle(e));
         view.finish();
         pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
-    } else if !stored {
+    } else if stored.is_none() {
         return Err(if exists {
             format!(
                 "image {reference} is not in the local store and --pull never forbids pulling it"
@@ -155,6 +166,26 @@ fn holds_platform(store: &Store, digest: &seal_store::Digest, platform: &Platfor
         .manifest(&manifest)
         .and_then(|m| store.config(&m.config.digest));
     config.is_ok_and(|c| c.os == platform.os && c.architecture == platform.architecture)
+}
+
+/// The platforms of the stored image or index at `digest`, for messages (`linux/amd64`,
+/// `linux/amd64, linux/arm64`).
+fn stored_platforms(store: &Store, digest: &seal_store::Digest) -> String {
+    let entries = store.image_manifests(digest).unwrap_or_default();
+    let named: Vec<String> = entries
+        .iter()
+        .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
+        .collect();
+    if !named.is_empty() {
+        return named.join(", ");
+    }
+    let config = store
+        .manifest(digest)
+        .and_then(|m| store.config(&m.config.digest));
+    match config {
+        Ok(c) => format!("{}/{}", c.os, c.architecture),
+        Err(_) => "another platform".into(),
+    }
 }
 
 /// The store the build shares with FROM resolution, opened (or created) on first use.
