@@ -11,11 +11,15 @@ images with seal (in a seed store under the work dir) and pushes them there, the
 `FROM <registry>/base:1; COPY manifests; COPY charts; CMD` with image collection on, counting the
 registry's requests during every no-op build. The registry is stopped at the end.
 
+`multi` builds `small` and `cluster` cold, one platform (the host's) against two
+(`--platform linux/amd64,linux/arm64`), interleaved, each from an empty store; its cluster's base
+and container images are two-platform indexes seal built and pushed (work dir `multi-cluster/`).
+
 `big` also measures the floor pipeline over the same bytes in the same run: read + blake3 +
 sha256 + zstd -1 on all cores (`cat | tee >(b3sum) >(openssl dgst -sha256) | zstd -1 -T0`;
 openssl because coreutils' sha256sum does not use the CPU's SHA extensions).
 
-usage: scenarios.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,wide,cluster] [--out DIR]
+usage: scenarios.py --seal BIN --work DIR [--runs 5] [--scenarios small,big,run,wide,cluster,multi] [--out DIR]
 """
 import argparse
 import collections
@@ -200,8 +204,10 @@ class ClusterRegistry:
     """Debian's docker-registry on 127.0.0.1 with fresh storage, seeded with the base image and
     the 10 container images (built by seal in a seed store that survives between runs)."""
 
-    def __init__(self, seal, top):
+    def __init__(self, seal, top, platforms=None):
         self.seal, self.top = seal, top
+        # `--platform` for the seeded images (`None`: the host's only).
+        self.platform_args = ["--platform", platforms] if platforms else []
         self.dir = os.path.join(top, "registry")
         self.log = os.path.join(self.dir, "access.log")
         self.proc = None
@@ -231,11 +237,11 @@ class ClusterRegistry:
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
         # gzip layers: Docker 20.10 (BuildKit's peer run) cannot unpack zstd ones.
         for i, image in enumerate(CLUSTER_IMAGES):
-            subprocess.run(base + ["build", "--progress", "plain", "--compression", "gzip", "-t", image,
+            subprocess.run(base + ["build", "--progress", "plain", "--compression", "gzip", *self.platform_args, "-t", image,
                                    os.path.join(self.top, "images", f"app{i}")], **quiet)
             subprocess.run(base + ["push", image], **quiet)
         subprocess.run(base + ["build", "--progress", "plain", "--compression", "gzip", "--build-mode", "lite",
-                               "-t", f"{REGISTRY}/base:1",
+                               *self.platform_args, "-t", f"{REGISTRY}/base:1",
                                os.path.join(self.top, "base")], **quiet)
         subprocess.run(base + ["push", f"{REGISTRY}/base:1"], **quiet)
         return self
@@ -288,7 +294,7 @@ def small_file(ctx):
 
 def global_args(ctx):
     """seal's global flags a scenario needs (the cluster's registry is plain HTTP)."""
-    return ["--insecure-registry", REGISTRY] if os.path.basename(os.path.dirname(ctx)) == "cluster" else []
+    return ["--insecure-registry", REGISTRY] if os.path.basename(os.path.dirname(ctx)).endswith("cluster") else []
 
 
 def run_measured(seal, root, ctx, extra=()):
@@ -342,7 +348,47 @@ def floor_pipeline(ctx):
     return time.perf_counter() - start, sum(os.path.getsize(f) for f in files)
 
 
+TWO_PLATFORMS = "linux/amd64,linux/arm64"
+
+
+def multi(seal, work, runs):
+    """Cold builds of `small` and `cluster` for one platform and for two, interleaved."""
+    results = {}
+    for name in ("small", "cluster"):
+        top = os.path.join(work, "multi-" + name if name == "cluster" else name)
+        ctx = os.path.join(top, "ctx")
+        if name == "small" and not os.path.exists(os.path.join(ctx, "Kubefile")):
+            shutil.rmtree(ctx, ignore_errors=True)
+            os.makedirs(ctx)
+            gen_small(ctx)
+        registry = None
+        if name == "cluster":
+            os.makedirs(ctx, exist_ok=True)
+            gen_cluster(ctx)
+            registry = ClusterRegistry(seal, top, TWO_PLATFORMS).__enter__()
+        try:
+            one, two, summary = [], [], ""
+            root = os.path.join(work, "multi", "root-cold")
+            os.makedirs(os.path.dirname(root), exist_ok=True)
+            for _ in range(runs):
+                shutil.rmtree(root, ignore_errors=True)
+                one.append(run_measured(seal, root, ctx)[0])
+                shutil.rmtree(root, ignore_errors=True)
+                t, _r, summary = run_measured(seal, root, ctx, ("--platform", TWO_PLATFORMS))
+                two.append(t)
+            shutil.rmtree(root, ignore_errors=True)
+        finally:
+            if registry:
+                registry.__exit__(None, None, None)
+        m1, m2 = statistics.median(one), statistics.median(two)
+        results[name] = {"one_runs": one, "two_runs": two, "one_median_s": m1, "two_median_s": m2,
+                         "ratio": m2 / m1, "two_summary": summary}
+    return results
+
+
 def scenario(name, seal, work, runs):
+    if name == "multi":
+        return multi(seal, work, runs)
     ctx = os.path.join(work, name, "ctx")
     if name == "cluster":
         os.makedirs(ctx, exist_ok=True)
@@ -443,6 +489,13 @@ def main():
         json.dump(all_results, f, indent=2)
     lines = ["| scenario | phase | median | peak RSS | notes |", "|---|---|---|---|---|"]
     for name, res in all_results["scenarios"].items():
+        if name == "multi":
+            for sub, r in res.items():
+                lines.append(f"| multi {sub} | cold, 1 platform | {r['one_median_s'] * 1000:.1f} ms | | |")
+                summary = r["two_summary"].replace("|", "/")
+                lines.append(f"| multi {sub} | cold, 2 platforms | {r['two_median_s'] * 1000:.1f} ms | | "
+                             f"{r['ratio']:.2f}x one platform; {summary} |")
+            continue
         for phase in ("cold", "noop", "change1", "touch1"):
             r = res[phase]
             note = r.get("summary", "")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs the `small`, `big`, `run`, `wide` and `cluster` scenarios of BENCHMARKS.md for seal (cold, noop,
+# Runs the `small`, `big`, `run`, `wide`, `cluster` and `multi` scenarios of BENCHMARKS.md for seal (cold, noop,
 # change1, touch1; `big` also times the floor pipeline over its bytes, `cluster` counts registry
 # requests) and writes target/bench/seal-scenarios.{md,json}. Generated data lives in
 # $SEAL_BENCH_WORK (default ~/.cache/seal-bench), made once with a fixed seed and never committed.
-# usage: benches/seal-scenarios.sh [--runs N] [--scenarios small,big,run,wide,cluster]
+# usage: benches/seal-scenarios.sh [--runs N] [--scenarios small,big,run,wide,cluster,multi]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh

@@ -134,6 +134,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
 
+    /// Build for these platforms, `OS/ARCH[/VARIANT]`, comma-separated or repeated [default:
+    /// the host's]; two or more make the name an image index with one image per platform
+    #[arg(long, value_name = "PLATFORM", value_delimiter = ',')]
+    pub platform: Vec<String>,
+
     /// Progress output: a live view on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -277,9 +282,10 @@ pub enum PullPolicy {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Platform to pick from a multi-platform image [default: the host's]
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<String>,
+    /// Platforms to pick from a multi-platform image, comma-separated or repeated [default:
+    /// the host's]; two or more store an index of those platforms under the name
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// Progress output: live bars on terminals, plain lines, or one JSON event per line
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -401,6 +407,10 @@ pub struct SaveArgs {
     /// archive (uncompressed layers, for `docker load`/`podman load`)
     #[arg(long, value_enum, default_value_t = SaveFormat::OciArchive)]
     pub format: SaveFormat,
+    /// Of a multi-platform image, save only these platforms, comma-separated or repeated
+    /// [default: all it has; one platform saves a plain image]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<String>,
     /// Image name
     pub name: String,
 }
@@ -500,7 +510,7 @@ Kubefile flags of COPY and ADD:
                   them inside the rootfs and keeps existing directories' mode and owner
   --checksum=sha256:HEX  verify and cache an ADD download
   --keep-git-dir  refused: git sources are not supported
-FROM --platform must name this machine's platform: seal does not cross-build yet.";
+FROM --platform=P builds that stage for P (e.g. $BUILDPLATFORM: a tool stage that runs on this\nmachine once for every target); its base image is resolved for P.";
 
 /// `HOST[:PORT]=FILE` of `--registry-ca`; the file must exist.
 fn parse_registry_ca(s: &str) -> Result<(String, PathBuf), String> {

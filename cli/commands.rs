@@ -125,3 +125,22 @@ fn by_digest_prefix(
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+/// `--platform` values of `pull` and `save`, parsed as `build` parses them (aliases such as
+/// `x86_64` normalised), in order, without repeats.
+pub fn store_platforms(values: &[String]) -> Result<Vec<seal_store::Platform>, Failure> {
+    let mut out: Vec<seal_store::Platform> = Vec::new();
+    for value in values {
+        let p = seal_engine::Platform::parse(value.trim())
+            .map_err(|e| Failure::Usage(format!("--platform: {e}")))?;
+        let p = seal_store::Platform {
+            os: p.os,
+            architecture: p.architecture,
+            variant: p.variant,
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}

@@ -63,6 +63,8 @@ pub struct Renderer {
     /// Quiet nodes that have said something (and are shown from then on).
     speaking: std::collections::HashSet<usize>,
     numbers: HashMap<usize, usize>,
+    /// Steps numbered by earlier graphs.
+    numbered: usize,
     bars: HashMap<usize, ProgressBar>,
     multi: Option<MultiProgress>,
     started: Instant,
@@ -80,6 +82,7 @@ impl Renderer {
             quiet: Vec::new(),
             speaking: std::collections::HashSet::new(),
             numbers: HashMap::new(),
+            numbered: 0,
             bars: HashMap::new(),
             multi,
             started: Instant::now(),
@@ -89,9 +92,14 @@ impl Renderer {
 
     /// The nodes to show: `names` (index = Definition node; `None` is not shown) and which of
     /// them are quiet.
+    /// A later graph (the next platform of a multi-platform build) numbers its steps on from
+    /// the last number shown.
     pub fn set_nodes(&mut self, names: Vec<Option<String>>, quiet: Vec<bool>) {
         self.names = names;
         self.quiet = quiet;
+        self.numbered += self.numbers.len();
+        self.numbers.clear();
+        self.speaking.clear();
     }
 
     /// The resolved style.
@@ -164,7 +172,7 @@ impl Renderer {
     }
 
     fn render(&mut self, node: usize, name: &str, event: &ProgressEvent) {
-        let next = self.numbers.len() + 1;
+        let next = self.numbered + self.numbers.len() + 1;
         let number = *self.numbers.entry(node).or_insert(next);
         match self.style {
             Style::Json => self.json(number, name, event),

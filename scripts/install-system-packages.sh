@@ -15,10 +15,14 @@
 #   bubblewrap        the sandbox of buildbox-run, the remote executor of tests/remote.rs
 #   groff-base        parses the manual pages `seal man` prints (tests/manual.rs)
 #   curl              creates the S3 test bucket (tests/common/s3.rs)
+#   qemu-user-static, binfmt-support
+#                     RUN for a foreign platform (`seal build --platform linux/arm64 --mode
+#                     container`); tests/platforms_qemu.rs also needs an arm64 busybox, fetched
+#                     below into /var/cache/seal-tests/busybox-arm64
 # and from PyPI, when `moto_server` is not on PATH: moto[server], the S3 API the remote-cache
 # tests talk to (tests/remote_cache.rs).
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base curl)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base curl qemu-user-static binfmt-support)
 if ! command -v moto_server >/dev/null 2>&1; then
   echo "installing: moto[server] (pip)" >&2
   python3 -m pip install -q 'moto[server]' >/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
@@ -27,12 +31,46 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# Register qemu's binfmt_misc handlers where the package's postinst could not (no systemd
+# in a container): Debian's files carry the F flag, so a container's RUN finds the emulator.
+register_qemu() {
+  local reg=/proc/sys/fs/binfmt_misc
+  [ -w "$reg/register" ] || [ -n "$sudo" ] || return 0
+  for conf in /usr/lib/binfmt.d/qemu-aarch64.conf /usr/lib/binfmt.d/qemu-arm.conf; do
+    [ -f "$conf" ] || continue
+    local name
+    name=$(cut -d: -f2 "$conf")
+    [ -e "$reg/$name" ] || $sudo sh -c "cat '$conf' > '$reg/register'" || true
+  done
+}
+
+# An arm64 busybox for the qemu RUN test (not installable beside the amd64 one: one file).
+fetch_arm64_busybox() {
+  local dest=/var/cache/seal-tests/busybox-arm64
+  [ -f "$dest" ] && return 0
+  [ "$(dpkg --print-architecture)" = arm64 ] && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $sudo dpkg --add-architecture arm64
+    $sudo apt-get update -qq
+  fi
+  (cd "$tmp" && apt-get download -qq busybox-static:arm64 && dpkg-deb -x busybox-static_*_arm64.deb x) &&
+    $sudo mkdir -p "$(dirname "$dest")" && $sudo cp "$tmp/x/bin/busybox" "$dest"
+  rm -rf "$tmp"
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  register_qemu
+  fetch_arm64_busybox
+  exit 0
+fi
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+register_qemu
+fetch_arm64_busybox

@@ -566,7 +566,7 @@ fn named(mut desc: Value, annotations: Value) -> Value {
 }
 
 #[test]
-fn a_hand_made_layout_loads_every_named_image_and_the_host_platform() {
+fn a_hand_made_layout_loads_every_named_image_and_every_platform() {
     let mut layout = Layout::default();
     let one = layout.image(three_layers("one\n"), host_arch());
     let two = layout.image(three_layers("two\n"), host_arch());
@@ -595,7 +595,10 @@ fn a_hand_made_layout_loads_every_named_image_and_the_host_platform() {
                 json!({ "org.opencontainers.image.ref.name": "example.com/hand/two:2" }),
             ),
             named(bare, json!({ "org.opencontainers.image.ref.name": "v1" })),
-            named(multi, json!({ "io.containerd.image.name": "hand/multi:3" })),
+            named(
+                multi.clone(),
+                json!({ "io.containerd.image.name": "hand/multi:3" }),
+            ),
         ],
     );
     let seal = Seal::new();
@@ -604,7 +607,8 @@ fn a_hand_made_layout_loads_every_named_image_and_the_host_platform() {
     let want: BTreeMap<String, String> = [
         ("docker.io/hand/one:1", &one),
         ("example.com/hand/two:2", &two),
-        ("docker.io/hand/multi:3", &host),
+        // Every platform of a multi-platform image is in the archive: it loads whole (issue 19).
+        ("docker.io/hand/multi:3", &multi),
     ]
     .into_iter()
     .map(|(n, d)| (n.to_string(), d["digest"].as_str().unwrap().to_string()))
@@ -616,6 +620,12 @@ fn a_hand_made_layout_loads_every_named_image_and_the_host_platform() {
         out.stderr
     );
     let inspect = seal.inspect("hand/multi:3");
+    let platforms = inspect["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), 2, "{inspect:#}");
+    let inspect = platforms
+        .iter()
+        .find(|p| p["digest"] == host["digest"])
+        .unwrap();
     let media: Vec<&str> = inspect["layers"]
         .as_array()
         .unwrap()

@@ -121,7 +121,9 @@ fn assert_roff_page(page: &str, title: &str) {
     assert!(at("SYNOPSIS") < at("DESCRIPTION"));
     assert!(at("DESCRIPTION") < at("OPTIONS"));
     if installed("groff") {
-        let (code, _, stderr) = pipe("groff", &["-man", "-Tutf8", "-ww", "-z"], page);
+        // Every warning but `break` (a long path or flag value that cannot be hyphenated to
+        // the line's width: typesetting, not a fault of the page).
+        let (code, _, stderr) = pipe("groff", &["-man", "-Tutf8", "-ww", "-Wbreak", "-z"], page);
         assert_eq!(code, 0, "groff: {stderr}");
         assert!(stderr.is_empty(), "groff warns: {stderr}");
     }

@@ -18,16 +18,19 @@ use seal_frontend::diagnostic::{render, render_all};
 use seal_frontend::lower::{lower, Entitlements, LowerOptions, ResolvedImage};
 use seal_frontend::{parse_checked, Diagnostic};
 use seal_solver::{NodeStatus, SolveOptions};
-use seal_store::registry::Client;
 use seal_store::{Reference, RegistryOptions, Store};
 
 use crate::args::{BuildArgs, BuildMode, CompressionArg, Entitlement, ModeArg, PullPolicy};
-use crate::commands::registry::{Direction, TransferView};
-use crate::commands::{image_name, open_store};
+use crate::commands::image_name;
 use crate::failure::{chain_text, Failure};
 use crate::observe::Observer;
 use crate::output::outln;
 use crate::progress::{diagnostics, warnings_to, Renderer, Style};
+
+mod platforms;
+mod resolve;
+
+use resolve::{open_slot, resolve_image, Wanted};
 
 /// What `--allow` grants (clap has checked the names).
 fn entitlements(allow: &[Entitlement]) -> Entitlements {
@@ -144,225 +147,294 @@ fn build(
             (Some(op), sections)
         }
     };
-    let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
-    let mut resolve = |image: &str| -> Result<ResolvedImage, String> {
-        // With a remote cache a FROM image is pulled lazily: the steps over it may all be
-        // cached, and then its layers are never needed here.
-        let lazy = !args.cache_from.is_empty();
-        resolve_image(root, &store, image, args.pull, registries, style, lazy)
-    };
-    let lowered = lower(
-        &parsed.kubefile,
-        &source,
-        LowerOptions {
-            build_args,
-            ignore_patterns,
-            format: LayerFormat {
-                compression,
-                source_date_epoch: epoch,
-            },
-            platform: Platform::host(),
-            exec_mode,
-            entitlements: entitlements(&args.allow),
-            target: args.target.clone(),
-            resolve_image: &mut resolve,
-            collect,
-        },
-    )
-    .map_err(|diags| {
-        renderer.diagnostics(&render_all(&diags, &file_name, &source));
-        Failure::Reported
-    })?;
-    for warning in &lowered.warnings {
-        renderer.warning(warning);
+    let platforms = platforms::parse_platforms(&args.platform)?;
+    let several = platforms.len() > 1;
+    if several && (args.observe.trace.is_some() || args.observe.graph.is_some()) {
+        return Err(Failure::Usage(
+            "--trace and --graph record one build graph: use them with one --platform".into(),
+        ));
     }
-    while let Ok(warning) = warn_rx.try_recv() {
-        renderer.warning(&warning);
-    }
-    if args.print_llb {
-        outln!("{}", lowered.definition.to_json())?;
-        return Ok(());
-    }
-    let definition = lowered.definition;
-    let span_error =
-        |node: Option<usize>, error: &seal_engine::EngineError, prefix: &str| -> Failure {
-            let message = format!("{prefix}{error}");
-            let help = help_for(error, &context_dir);
-            let node = node.and_then(|n| definition.nodes.get(n));
-            let span = node
-                .and_then(|n| source_span(n, error))
-                .or_else(|| node.and_then(|n| n.metadata.span));
-            match span {
-                Some((start, end)) => {
-                    let mut d = Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
-                    d.help = help;
-                    diagnostics(style, &render(&d, &file_name, &source));
-                    Failure::Reported
-                }
-                None => Failure::Error(anyhow::anyhow!(message)),
-            }
-        };
-    if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
-        return Err(span_error(e.node, &e.source, ""));
-    }
-    // RUN needs root: say so at the first RUN, before any step runs.
-    if let Some(first_run) = definition
-        .nodes
-        .iter()
-        .position(|n| matches!(n.op, seal_engine::llb::Op::Exec(_)))
-        .filter(|_| remote.is_none())
-    {
-        if let Err(e) = seal_engine::executor::check_privileges() {
-            return Err(span_error(Some(first_run), &e, ""));
-        }
-    }
-
-    let no_cache_nodes = no_cache_nodes(&definition, &args.no_cache_filter)?;
-    let store = match store.into_inner() {
-        Some(s) => s,
-        None => Arc::new(open_store(root)?),
-    };
-    let descriptions: Vec<Option<String>> = definition
-        .nodes
-        .iter()
-        .map(|n| n.metadata.description.clone())
-        .collect();
-    let quiet: Vec<bool> = definition.nodes.iter().map(|n| n.metadata.quiet).collect();
-    let options = SolveOptions {
-        max_parallelism: args
-            .max_parallelism
-            .map(usize::from)
-            .unwrap_or_else(default_parallelism),
-        max_offloaded: usize::from(args.remote_jobs),
-        no_cache: args.no_cache,
-        no_cache_nodes,
-        ..SolveOptions::default()
-    };
-    let request = BuildRequest {
-        definition: definition.clone(),
-        image: lowered.image,
-        context_dir: context_dir.clone(),
-        name: name.clone(),
-        options,
-        seal_version: env!("CARGO_PKG_VERSION").into(),
-        registries: registries.clone(),
-        pull_never: args.pull == PullPolicy::Never,
-        repository_credentials: auth_sections
-            .iter()
-            .flat_map(|s| {
-                s.images
-                    .iter()
-                    .map(|r| (r.domain.clone(), r.path.clone(), s.credentials.clone()))
-            })
-            .collect(),
-        remote: remote.clone(),
-        explain: args.explain,
-        cache_from: args.cache_from.clone(),
-        cache_to: args.cache_to.clone(),
-    };
-    // Layers of imported cache records stay remote until a step needs their bytes.
-    store.set_fetcher(Arc::new(seal_store::StandardFetcher::new(
-        registries.clone(),
-    )));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    renderer.set_nodes(descriptions, quiet);
-    let cancel = request.options.cancel.clone();
-    let result = runtime.block_on(async {
-        // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
-        let interrupt = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("interrupted: stopping the build");
-                interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
+    let store: RefCell<Option<Arc<Store>>> = RefCell::new(None);
+    let (mut cached, mut executed, mut files_read, mut images) = (0, 0, 0, 0);
+    let mut built: Vec<(Platform, seal_store::Digest)> = Vec::new();
+    let mut caches = String::new();
+    // Each platform lowers and solves the Kubefile once; the platform enters no step's key by
+    // itself, so a step whose inputs are the same for two platforms is cached for the second.
+    for platform in &platforms {
+        let mut resolve = |image: &str, for_platform: &Platform| -> Result<ResolvedImage, String> {
+            let wanted = Wanted {
+                platform: for_platform,
+                all: &platforms,
+                // With a remote cache a FROM image is pulled lazily: the steps over it may all
+                // be cached, and then its layers are never needed here.
+                lazy: !args.cache_from.is_empty(),
+            };
+            resolve_image(root, &store, image, args.pull, registries, style, wanted)
+        };
+        let collect = collect.clone().map(|mut op: CollectOp| {
+            op.platform = platform.to_string();
+            op
         });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
-        loop {
-            tokio::select! {
-                event = rx.recv() => match event {
-                    Some(event) => {
-                        observer.see(&event);
-                        renderer.handle(&event);
-                    }
-                    None => break,
+        let lowered = lower(
+            &parsed.kubefile,
+            &source,
+            LowerOptions {
+                build_args: build_args.clone(),
+                ignore_patterns: ignore_patterns.clone(),
+                format: LayerFormat {
+                    compression,
+                    source_date_epoch: epoch,
                 },
-                Some(warning) = warn_rx.recv() => renderer.warning(&warning),
-            }
+                platform: platform.clone(),
+                exec_mode,
+                entitlements: entitlements(&args.allow),
+                target: args.target.clone(),
+                resolve_image: &mut resolve,
+                collect,
+            },
+        )
+        .map_err(|diags| {
+            renderer.diagnostics(&render_all(&diags, &file_name, &source));
+            Failure::Reported
+        })?;
+        for warning in &lowered.warnings {
+            renderer.warning(warning);
         }
         while let Ok(warning) = warn_rx.try_recv() {
             renderer.warning(&warning);
         }
-        build.await
-    });
-    // --trace and --graph: written whatever the outcome; a build's own failure comes first.
-    let failed = match &result {
-        Ok(Err(e)) => e.node,
-        _ => None,
-    };
-    let observed = observer.finish(&definition, &source, &file_name, failed);
-    if let (Err(message), Ok(Err(_)) | Err(_)) = (&observed, &result) {
-        renderer.warning(message);
+        if args.print_llb {
+            outln!("{}", lowered.definition.to_json())?;
+            continue;
+        }
+        let definition = lowered.definition;
+        let span_error =
+            |node: Option<usize>, error: &seal_engine::EngineError, prefix: &str| -> Failure {
+                let message = format!("{prefix}{error}");
+                let help = help_for(error, &context_dir);
+                let node = node.and_then(|n| definition.nodes.get(n));
+                let span = node
+                    .and_then(|n| source_span(n, error))
+                    .or_else(|| node.and_then(|n| n.metadata.span));
+                match span {
+                    Some((start, end)) => {
+                        let mut d =
+                            Diagnostic::new(message, seal_frontend::ast::Span::new(start, end));
+                        d.help = help;
+                        diagnostics(style, &render(&d, &file_name, &source));
+                        Failure::Reported
+                    }
+                    None => Failure::Error(anyhow::anyhow!(message)),
+                }
+            };
+        if let Err(e) = seal_engine::validate_sources(&definition, &context_dir) {
+            return Err(span_error(e.node, &e.source, ""));
+        }
+        // RUN needs root, and a foreign platform's RUN an emulator: say so at the first RUN
+        // that lacks what it needs, before any step runs.
+        let runs: Vec<usize> = (0..definition.nodes.len())
+            .filter(|&i| matches!(definition.nodes[i].op, seal_engine::llb::Op::Exec(_)))
+            .collect();
+        if let Some(&first_run) = runs.first().filter(|_| remote.is_none()) {
+            if let Err(e) = seal_engine::executor::check_privileges() {
+                return Err(span_error(Some(first_run), &e, ""));
+            }
+        }
+        let binfmt = platforms::binfmt_dir();
+        for &run in &runs {
+            let node = &definition.nodes[run];
+            let run_platform = node.metadata.platform.as_ref().unwrap_or(platform);
+            if let Some(why) = platforms::run_refusal(run_platform, exec_mode, &binfmt) {
+                return Err(match node.metadata.span {
+                    Some((start, end)) => {
+                        let d = Diagnostic::new(why, seal_frontend::ast::Span::new(start, end));
+                        diagnostics(style, &render(&d, &file_name, &source));
+                        Failure::Reported
+                    }
+                    None => Failure::Error(anyhow::anyhow!(why)),
+                });
+            }
+        }
+
+        let no_cache_nodes = no_cache_nodes(&definition, &args.no_cache_filter)?;
+        let store = open_slot(root, &store).map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
+        // One platform of several shows its platform before each step's title.
+        let descriptions: Vec<Option<String>> = definition
+            .nodes
+            .iter()
+            .map(|n| match (&n.metadata.description, several) {
+                (Some(d), true) => Some(format!("[{platform}] {d}")),
+                (d, _) => d.clone(),
+            })
+            .collect();
+        let quiet: Vec<bool> = definition.nodes.iter().map(|n| n.metadata.quiet).collect();
+        let options = SolveOptions {
+            max_parallelism: args
+                .max_parallelism
+                .map(usize::from)
+                .unwrap_or_else(default_parallelism),
+            max_offloaded: usize::from(args.remote_jobs),
+            no_cache: args.no_cache,
+            no_cache_nodes,
+            ..SolveOptions::default()
+        };
+        let request = BuildRequest {
+            definition: definition.clone(),
+            image: lowered.image,
+            context_dir: context_dir.clone(),
+            name: (!several).then(|| name.clone()),
+            options,
+            seal_version: env!("CARGO_PKG_VERSION").into(),
+            registries: registries.clone(),
+            pull_never: args.pull == PullPolicy::Never,
+            repository_credentials: auth_sections
+                .iter()
+                .flat_map(|s| {
+                    s.images
+                        .iter()
+                        .map(|r| (r.domain.clone(), r.path.clone(), s.credentials.clone()))
+                })
+                .collect(),
+            remote: remote.clone(),
+            explain: args.explain,
+            steps_name: steps_name(&name, several.then_some(platform)),
+            cache_from: args.cache_from.clone(),
+            cache_to: args.cache_to.clone(),
+        };
+        // Layers of imported cache records stay remote until a step needs their bytes.
+        store.set_fetcher(Arc::new(seal_store::StandardFetcher::new(
+            registries.clone(),
+        )));
+        renderer.set_nodes(descriptions, quiet);
+        let cancel = request.options.cancel.clone();
+        let result = runtime.block_on(async {
+            // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
+            let interrupt = cancel.clone();
+            let watcher = tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::warn!("interrupted: stopping the build");
+                    interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
+            loop {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(event) => {
+                            observer.see(&event);
+                            renderer.handle(&event);
+                        }
+                        None => break,
+                    },
+                    Some(warning) = warn_rx.recv() => renderer.warning(&warning),
+                }
+            }
+            while let Ok(warning) = warn_rx.try_recv() {
+                renderer.warning(&warning);
+            }
+            let result = build.await;
+            watcher.abort();
+            result
+        });
+        // --trace and --graph: written whatever the outcome; a build's own failure comes first.
+        let failed = match &result {
+            Ok(Err(e)) => e.node,
+            _ => None,
+        };
+        let observed = observer.finish(&definition, &source, &file_name, failed);
+        if let (Err(message), Ok(Err(_)) | Err(_)) = (&observed, &result) {
+            renderer.warning(message);
+        }
+        let report = match result {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
+                renderer.finish("build interrupted");
+                return Err(Failure::Interrupted);
+            }
+            Ok(Err(e)) => {
+                renderer.finish("build failed");
+                let prefix = if several {
+                    format!("build for {platform} failed: ")
+                } else {
+                    "build failed: ".to_string()
+                };
+                return Err(span_error(e.node, &e.source, &prefix));
+            }
+            Err(e) => {
+                return Err(Failure::Error(anyhow::anyhow!(
+                    "the build task failed: {e}"
+                )))
+            }
+        };
+        observed.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
+        let steps = definition
+            .nodes
+            .iter()
+            .zip(&report.status)
+            .filter(|(n, _)| n.metadata.description.is_some() && !n.metadata.quiet);
+        for (_, status) in steps {
+            match status {
+                Some(NodeStatus::Cached) => cached += 1,
+                Some(NodeStatus::Executed) => executed += 1,
+                None => {}
+            }
+        }
+        images += report.collected.as_ref().map_or(0, |c| c.images.len());
+        files_read += report.files_hashed;
+        // Every further -t name remembers the steps as the first does.
+        for other in &names[1..] {
+            record_steps(
+                &store,
+                &steps_name(other, several.then_some(platform)),
+                &report.steps,
+            )?;
+        }
+        for (location, records) in &report.imported {
+            caches.push_str(&format!(", {records} cache records from {location}"));
+        }
+        for (location, export) in &report.exported_caches {
+            caches.push_str(&format!(
+                ", {} cache records to {location} ({} blobs, {} sent)",
+                export.records, export.blobs, export.sent
+            ));
+        }
+        built.push((platform.clone(), report.exported.manifest));
     }
-    let report = match result {
-        Ok(Ok(report)) => report,
-        Ok(Err(e)) if matches!(e.source, seal_engine::EngineError::Cancelled) => {
-            renderer.finish("build interrupted");
-            return Err(Failure::Interrupted);
-        }
-        Ok(Err(e)) => {
-            renderer.finish("build failed");
-            return Err(span_error(e.node, &e.source, "build failed: "));
-        }
-        Err(e) => {
-            return Err(Failure::Error(anyhow::anyhow!(
-                "the build task failed: {e}"
-            )))
-        }
-    };
-    observed.map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
-    let steps = definition
-        .nodes
-        .iter()
-        .zip(&report.status)
-        .filter(|(n, _)| n.metadata.description.is_some() && !n.metadata.quiet);
-    let (mut cached, mut executed) = (0, 0);
-    for (_, status) in steps {
-        match status {
-            Some(NodeStatus::Cached) => cached += 1,
-            Some(NodeStatus::Executed) => executed += 1,
-            None => {}
-        }
+    if args.print_llb {
+        return Ok(());
     }
-    let images = match report.collected.as_ref().map(|c| c.images.len()) {
-        Some(n) if n > 0 => format!(", {n} container images in registry/"),
-        _ => String::new(),
+    let store = open_slot(root, &store).map_err(|e| Failure::Error(anyhow::anyhow!(e)))?;
+    // One platform names its manifest (export did); several name the index of their images.
+    let digest = match built.as_slice() {
+        [(_, manifest)] => manifest.clone(),
+        _ => {
+            let index = platforms::write_index(&store, &built)?;
+            store
+                .set_image(&name, &index)
+                .with_context(|| format!("naming the image {name}"))?;
+            index
+        }
     };
-    // Every further -t name points at the same manifest (export named the first), and
-    // remembers its steps as the first does.
+    let images = if images > 0 {
+        format!(", {images} container images in registry/")
+    } else {
+        String::new()
+    };
+    // Every further -t name points at the same manifest or index.
     for other in &names[1..] {
         store
-            .set_image(other, &report.exported.manifest)
+            .set_image(other, &digest)
             .with_context(|| format!("naming the image {other}"))?;
-        record_steps(&store, other, &report.steps)?;
     }
     while let Ok(warning) = warn_rx.try_recv() {
         renderer.warning(&warning);
     }
     let all_names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut caches = String::new();
-    for (location, records) in &report.imported {
-        caches.push_str(&format!(", {records} cache records from {location}"));
-    }
-    for (location, export) in &report.exported_caches {
-        caches.push_str(&format!(
-            ", {} cache records to {location} ({} blobs, {} sent)",
-            export.records, export.blobs, export.sent
-        ));
-    }
     let remote_summary = remote
         .as_ref()
         .and_then(|r| r.connected())
@@ -379,19 +451,24 @@ fn build(
             )
         })
         .unwrap_or_default();
+    let for_platforms = if several {
+        let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+        format!(" for {}", list.join(", "))
+    } else {
+        String::new()
+    };
     // A terminal shows a short digest and the counts on a line of their own, so the summary
     // reads at 80 columns; the full digest is on stdout.
-    let digest = report.exported.manifest.to_string();
-    let (digest, separator) = match style {
-        Style::Tty => (digest.chars().take(19).collect(), ":\n  "),
-        _ => (digest, ": "),
+    let full = digest.to_string();
+    let (short, separator) = match style {
+        Style::Tty => (full.chars().take(19).collect(), ":\n  "),
+        _ => (full.clone(), ": "),
     };
     renderer.finish(&format!(
-        "built {} {digest}{separator}{cached} steps cached, {executed} executed, {} files read{images}{caches}{remote_summary}",
+        "built {}{for_platforms} {short}{separator}{cached} steps cached, {executed} executed, {files_read} files read{images}{caches}{remote_summary}",
         all_names.join(", "),
-        report.files_hashed
     ));
-    outln!("{}", report.exported.manifest)?;
+    outln!("{full}")?;
     Ok(())
 }
 
@@ -412,22 +489,32 @@ fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecutor>>, Fail
     Ok(Some(Arc::new(RemoteExecutor::new(options))))
 }
 
-/// Record what the build's steps read under one more image name (`-t` given twice).
+/// The name a build's step records are kept under (`--explain` compares with them): the image
+/// name, and for one platform of several, the name and the platform (each platform's last
+/// build is what its next one is compared with).
+fn steps_name(name: &Reference, platform: Option<&Platform>) -> String {
+    match platform {
+        Some(p) => format!("{name}@{p}"),
+        None => name.to_string(),
+    }
+}
+
+/// Record what the build's steps read under one more name (`-t` given twice).
 fn record_steps(
     store: &Store,
-    name: &Reference,
+    name: &str,
     steps: &[seal_engine::explain::NewRecord],
 ) -> Result<(), Failure> {
-    let name = name.to_string();
     let context = || format!("recording the steps of {name}");
-    let previous = seal_engine::explain::record::load(store, &name).with_context(context)?;
-    seal_engine::explain::record::save(store, &name, &previous, steps, seal_store::now_unix())
+    let previous = seal_engine::explain::record::load(store, name).with_context(context)?;
+    seal_engine::explain::record::save(store, name, &previous, steps, seal_store::now_unix())
         .with_context(context)?;
     Ok(())
 }
 
 /// Image collection as the flags ask: `--image-list`, `--ignored-image-list` and
 /// `--chart-values` are read (and checked) now, so their content is part of the build graph.
+/// The platform is the host's here; each platform of `--platform` sets its own.
 fn collect_op(args: &BuildArgs) -> Result<CollectOp, Failure> {
     let mut chart_values = Vec::new();
     for item in &args.chart_values {
@@ -527,106 +614,6 @@ fn read_image_lists(files: &[PathBuf], flag: &str) -> Result<Vec<String>, Failur
     out.sort();
     out.dedup();
     Ok(out)
-}
-
-fn resolve_image(
-    root: &Path,
-    slot: &RefCell<Option<Arc<Store>>>,
-    image: &str,
-    pull: PullPolicy,
-    registries: &RegistryOptions,
-    style: Style,
-    lazy: bool,
-) -> Result<ResolvedImage, String> {
-    let reference = Reference::parse_cluster_image(image).map_err(|e| e.to_string())?;
-    let exists = root.join("db").exists() || slot.borrow().is_some();
-    let known = if exists {
-        open_slot(root, slot)?
-            .image(&reference)
-            .map_err(|e| e.to_string())?
-            .is_some()
-    } else {
-        false
-    };
-    let must_pull = match pull {
-        PullPolicy::Always => true,
-        PullPolicy::Missing => !known,
-        PullPolicy::Never => false,
-    };
-    if must_pull {
-        // The manifest first: a name no registry has fails before the store is created.
-        let client = Client::new(registries.clone());
-        let platform = seal_store::Platform::host();
-        let remote = client.resolve(&reference, &platform).map_err(|e| {
-            if known {
-                format!("pulling {reference}: {e}")
-            } else {
-                format!("image {reference} is not in the local store, and pulling it failed: {e}")
-            }
-        })?;
-        let store = open_slot(root, slot)?;
-        // A FROM pull shows its transfers the way the build shows its steps (JSON stays JSON).
-        let view = TransferView::new(style, Direction::Pull);
-        view.note(&format!("pulling {reference}"));
-        let pulled = if lazy {
-            client.pull_lazy(&store, &reference, remote, &|e| view.handle(e))
-        } else {
-            client.pull_resolved(&store, &reference, remote, &|e| view.handle(e))
-        };
-        view.finish();
-        pulled.map_err(|e| format!("pulling {reference}: {e}"))?;
-    } else if !known {
-        return Err(if exists {
-            format!(
-                "image {reference} is not in the local store and --pull never forbids pulling it"
-            )
-        } else {
-            format!(
-                "image {reference} is not in the local store (the store at {} is empty) and --pull never forbids pulling it",
-                root.display()
-            )
-        });
-    }
-    let store = open_slot(root, slot)?;
-    let record = store
-        .image(&reference)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("image {reference} is not in the local store"))?;
-    let manifest = store
-        .manifest(&record.manifest)
-        .map_err(|e| e.to_string())?;
-    let config = store
-        .config(&manifest.config.digest)
-        .map_err(|e| e.to_string())?;
-    let env = config
-        .config
-        .env
-        .iter()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    Ok(ResolvedImage {
-        reference: reference.to_string(),
-        manifest: record.manifest.to_string(),
-        env,
-        platform: Some(seal_engine::Platform {
-            os: config.os.clone(),
-            architecture: config.architecture.clone(),
-        }),
-    })
-}
-
-/// The store the build shares with FROM resolution, opened (or created) on first use.
-fn open_slot(root: &Path, slot: &RefCell<Option<Arc<Store>>>) -> Result<Arc<Store>, String> {
-    let mut slot = slot.borrow_mut();
-    if let Some(s) = &*slot {
-        return Ok(s.clone());
-    }
-    let s = Arc::new(open_store(root).map_err(|e| chain_text(&e))?);
-    *slot = Some(s.clone());
-    Ok(s)
 }
 
 /// The Definition nodes `--no-cache-filter` names: `N`, `STAGE` or `STAGE:N`.

@@ -21,6 +21,48 @@ struct Row {
     size: Result<u64, String>,
     /// Bytes of its layers that are remote (a cache import's, not downloaded).
     remote: u64,
+    /// The platforms of a multi-platform image (empty for one image).
+    platforms: Vec<String>,
+}
+
+/// What `images` shows of one image's blobs.
+struct Sizes {
+    /// The bytes of its distinct blobs (every platform's, for an index).
+    total: u64,
+    /// Of those, the bytes of layers that are remote.
+    remote: u64,
+    /// The platforms of an index.
+    platforms: Vec<String>,
+}
+
+fn image_size(
+    store: &seal_store::Store,
+    digest: &seal_store::Digest,
+) -> Result<Sizes, seal_store::StoreError> {
+    let mut blobs = std::collections::BTreeMap::new();
+    let mut layers = std::collections::BTreeMap::new();
+    let mut platforms = Vec::new();
+    for entry in store.image_manifests(digest)? {
+        let m = store.manifest(&entry.digest)?;
+        for d in std::iter::once(&m.config).chain(&m.layers) {
+            blobs.insert(d.digest.clone(), d.size);
+        }
+        for l in &m.layers {
+            layers.insert(l.digest.clone(), l.size);
+        }
+        platforms.extend(entry.platform.map(|p| p.to_string()));
+    }
+    let remote = layers
+        .iter()
+        .filter(|(d, _)| !store.blobs().contains(d))
+        .filter(|(d, _)| store.remote_blob(d).ok().flatten().is_some())
+        .map(|(_, size)| size)
+        .sum();
+    Ok(Sizes {
+        total: blobs.values().sum(),
+        remote,
+        platforms,
+    })
 }
 
 /// Run `seal images`.
@@ -33,31 +75,20 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
             if filter.as_ref().is_some_and(|f| !f.matches(&name, &record)) {
                 continue;
             }
-            let manifest = if args.quiet {
-                Err(String::new())
+            let (size, remote, platforms) = if args.quiet {
+                (Ok(0), 0, Vec::new())
             } else {
-                store
-                    .manifest(&record.manifest)
-                    .map_err(|e| chain_text(&anyhow::Error::new(e)))
+                match image_size(&store, &record.manifest) {
+                    Ok(s) => (Ok(s.total), s.remote, s.platforms),
+                    Err(e) => (Err(chain_text(&anyhow::Error::new(e))), 0, Vec::new()),
+                }
             };
-            let size = match &manifest {
-                _ if args.quiet => Ok(0),
-                Ok(m) => Ok(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()),
-                Err(e) => Err(e.clone()),
-            };
-            let remote = manifest.map_or(0, |m| {
-                m.layers
-                    .iter()
-                    .filter(|l| !store.blobs().contains(&l.digest))
-                    .filter(|l| store.remote_blob(&l.digest).ok().flatten().is_some())
-                    .map(|l| l.size)
-                    .sum()
-            });
             rows.push(Row {
                 name,
                 record,
                 size,
                 remote,
+                platforms,
             });
         }
     }
@@ -78,6 +109,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
                         "size": r.size.as_ref().ok(),
                         "remote_bytes": r.remote,
                         "tagged_at": r.record.tagged_at,
+                        "platforms": r.platforms,
                     })
                 })
                 .collect();
@@ -102,8 +134,13 @@ pub fn run(root: &Path, args: ImagesArgs) -> Result<(), Failure> {
                     0 => String::new(),
                     n => format!("  ({} remote)", human_size(n)),
                 };
+                let platforms = if r.platforms.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", r.platforms.join(", "))
+                };
                 outln!(
-                    "{:<width$}  {short:<19}  {size:>10}  {} ago{remote}",
+                    "{:<width$}  {short:<19}  {size:>10}  {} ago{platforms}{remote}",
                     r.name,
                     human_age(now.saturating_sub(r.record.tagged_at))
                 )?;

@@ -1,4 +1,5 @@
-//! `seal inspect`: an image as JSON — manifest digest first, then config, layers, history.
+//! `seal inspect`: an image as JSON — manifest digest first, then config, layers, history;
+//! a multi-platform image as its index digest and one such object per platform.
 
 use std::path::Path;
 
@@ -13,9 +14,37 @@ use crate::output::outln;
 pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
     let store = open_existing_store(root)?;
     let (name, record) = find_image(&store, &args.name)?;
-    let manifest = store
-        .manifest(&record.manifest)
+    let entries = store
+        .image_manifests(&record.manifest)
         .context("reading the manifest")?;
+    let out = match entries.as_slice() {
+        [one] if one.platform.is_none() => image_json(&store, &one.digest)?,
+        _ => {
+            let mut platforms = Vec::new();
+            for entry in &entries {
+                let mut image = image_json(&store, &entry.digest)?;
+                image["platform"] =
+                    serde_json::json!(entry.platform.as_ref().map(|p| p.to_string()));
+                platforms.push(image);
+            }
+            serde_json::json!({ "digest": record.manifest, "mediaType": seal_store::oci::MEDIA_TYPE_INDEX, "platforms": platforms })
+        }
+    };
+    let mut out = out;
+    out["name"] = serde_json::json!(name);
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&out).context("encoding JSON")?
+    )?;
+    Ok(())
+}
+
+/// One image manifest as JSON: digest, config, layers, history, annotations.
+fn image_json(
+    store: &seal_store::Store,
+    digest: &seal_store::Digest,
+) -> anyhow::Result<serde_json::Value> {
+    let manifest = store.manifest(digest).context("reading the manifest")?;
     let config = store
         .config(&manifest.config.digest)
         .context("reading the config")?;
@@ -33,18 +62,12 @@ pub fn run(root: &Path, args: InspectArgs) -> Result<(), Failure> {
             layer
         })
         .collect();
-    let out = serde_json::json!({
-        "digest": record.manifest,
-        "name": name,
+    Ok(serde_json::json!({
+        "digest": digest,
         "config": config,
         "configDigest": manifest.config.digest,
         "layers": layers,
         "history": config.history,
         "annotations": manifest.annotations,
-    });
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(&out).context("encoding JSON")?
-    )?;
-    Ok(())
+    }))
 }

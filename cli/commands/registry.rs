@@ -13,23 +13,23 @@ use seal_store::registry::{auth, Client, Credentials, TransferEvent};
 use seal_store::{Digest, Platform, RegistryOptions};
 
 use crate::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, TagArgs};
-use crate::commands::{image_name, open_existing_store, open_store};
+use crate::commands::{image_name, open_existing_store, open_store, store_platforms};
 use crate::failure::Failure;
 use crate::output::{errln, outln};
 use crate::progress::Style;
 
-/// Run `seal pull`: prints the manifest digest.
+/// Run `seal pull`: prints the manifest digest (the index's, for several platforms).
 pub fn pull(root: &Path, args: PullArgs, options: &RegistryOptions) -> Result<(), Failure> {
     let name = image_name(&args.name)?;
-    let platform = match &args.platform {
-        Some(p) => Platform::parse(p).map_err(Failure::Usage)?,
-        None => Platform::host(),
-    };
+    let mut platforms = store_platforms(&args.platform)?;
+    if platforms.is_empty() {
+        platforms.push(Platform::host());
+    }
     let store = open_store(root)?;
     let client = Client::new(options.clone());
     let view = TransferView::new(Style::from_mode(args.progress), Direction::Pull);
     view.note(&format!("pulling {name}"));
-    let report = client.pull(&store, &name, &platform, &|e| view.handle(e));
+    let report = client.pull_platforms(&store, &name, &platforms, &|e| view.handle(e));
     view.finish();
     let traced = crate::trace::write_for("seal pull", args.trace.as_deref());
     let report = report?;

@@ -1,11 +1,12 @@
-//! `seal save`: write an image as an OCI archive, an OCI layout directory or a docker archive,
+//! `seal save`: write an image (a multi-platform one whole, or the platforms of `--platform`)
+//! as an OCI archive, an OCI layout directory or a docker archive,
 //! to a file or (`-o -`, or no `-o` with stdout redirected, as `docker save`) to stdout.
 
 use std::io::{BufWriter, IsTerminal};
 use std::path::Path;
 
 use crate::args::{SaveArgs, SaveFormat};
-use crate::commands::{image_name, open_existing_store};
+use crate::commands::{image_name, open_existing_store, store_platforms};
 use crate::failure::{chain_text, Failure};
 use crate::output::errln;
 
@@ -33,6 +34,7 @@ pub fn run(
                 .into(),
         ));
     }
+    let platforms = store_platforms(&args.platform)?;
     let store = open_existing_store(root)?;
     // Layers a cache import left remote are downloaded first, verified, so a failed download
     // never leaves half an archive behind.
@@ -53,16 +55,18 @@ pub fn run(
         let shown = Path::new("stdout");
         let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let result = match args.format {
-            SaveFormat::DockerArchive => store.write_docker_archive(&name, &mut out, shown),
-            _ => store.write_oci_archive(&name, &mut out, shown),
+            SaveFormat::DockerArchive => {
+                store.write_docker_archive(&name, &platforms, &mut out, shown)
+            }
+            _ => store.write_oci_archive(&name, &platforms, &mut out, shown),
         };
         (result, shown.to_path_buf())
     } else {
         let out = args.output.clone().unwrap_or_default();
         let result = match args.format {
-            SaveFormat::OciArchive => store.save_oci_archive(&name, &out),
-            SaveFormat::OciDir => store.save_oci_dir(&name, &out),
-            SaveFormat::DockerArchive => store.save_docker_archive(&name, &out),
+            SaveFormat::OciArchive => store.save_oci_archive(&name, &platforms, &out),
+            SaveFormat::OciDir => store.save_oci_dir(&name, &platforms, &out),
+            SaveFormat::DockerArchive => store.save_docker_archive(&name, &platforms, &out),
         };
         (result, out)
     };

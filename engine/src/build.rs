@@ -31,7 +31,9 @@ pub struct BuildRequest {
     pub definition: Definition,
     pub image: ImageSpec,
     pub context_dir: PathBuf,
-    pub name: Reference,
+    /// The name to give the image; `None` for one platform of a multi-platform build, which
+    /// the caller names by its index.
+    pub name: Option<Reference>,
     pub options: SolveOptions,
     /// Recorded in the image metadata.
     pub seal_version: String,
@@ -47,6 +49,9 @@ pub struct BuildRequest {
     pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
     /// Follow each executing step's `Started` event with an `Explain` event saying why.
     pub explain: bool,
+    /// The name the steps' records are kept under (the image name; with several platforms,
+    /// the name and the platform).
+    pub steps_name: String,
     /// `--cache-from`: caches consulted after the store, in order.
     pub cache_from: Vec<CacheLocation>,
     /// `--cache-to`: where this build's cache records go once the image is exported.
@@ -103,7 +108,7 @@ pub fn validate_sources(definition: &Definition, context_dir: &Path) -> Result<(
     Ok(())
 }
 
-/// Solve `request.definition` against `store` and export the image under `request.name`.
+/// Solve `request.definition` against `store` and export the image (under `request.name`).
 /// Progress events carry Definition node indices.
 pub async fn build(
     store: Arc<Store>,
@@ -147,7 +152,7 @@ pub async fn build(
         .collect();
     let cache = Arc::new(StoreCache::with_imports(store.clone(), imports));
     let root = NodeId(def.output as u32);
-    let name = request.name.to_string();
+    let name = request.steps_name.clone();
     // What this name's last build of each step read: compared against to explain, and to
     // write only what changed.
     let previous = explain::record::load(&store, &name)?;
@@ -230,7 +235,7 @@ pub async fn build(
             &request.image,
             &applications,
             collected.as_deref(),
-            &request.name,
+            request.name.as_ref(),
             &request.seal_version,
         )?
     };

@@ -8,6 +8,7 @@
 
 mod add;
 mod apps;
+mod platform_args;
 mod run;
 mod stages;
 
@@ -56,7 +57,9 @@ pub struct LowerOptions<'a> {
     /// The stage to build (`--target`); the last stage when `None`.
     pub target: Option<String>,
     /// Resolve a FROM image name (not `scratch`); the error text is shown at the FROM line.
-    pub resolve_image: &'a mut dyn FnMut(&str) -> Result<ResolvedImage, String>,
+    /// Resolve a FROM or `COPY --from` image name for a platform (the stage's: the build's,
+    /// or the one `FROM --platform` names).
+    pub resolve_image: &'a mut dyn FnMut(&str, &Platform) -> Result<ResolvedImage, String>,
     /// Collect the container images the final rootfs needs into a `registry/` layer
     /// (`None`: `--build-mode lite`, or `--print-llb` callers that do not want it).
     pub collect: Option<CollectOp>,
@@ -116,6 +119,8 @@ struct Lowering<'k, 'o> {
     /// The variables the current instruction's expansions looked up (for
     /// [`OpMetadata::vars`]); emptied at each instruction.
     seen: RefCell<BTreeMap<String, SeenVar>>,
+    /// The current stage's platform when `FROM --platform` names another than the build's.
+    stage_platform: Option<Platform>,
 }
 
 impl<'k, 'o> Lowering<'k, 'o> {
@@ -160,6 +165,7 @@ impl<'k, 'o> Lowering<'k, 'o> {
             stages: Vec::new(),
             stage_name: "stage-0".into(),
             stage_named: false,
+            stage_platform: None,
             multi_stage: kubefile
                 .instructions
                 .iter()
@@ -306,10 +312,13 @@ impl<'k, 'o> Lowering<'k, 'o> {
                     self.consumed_args.insert(name.clone());
                     Some(v.clone())
                 }
-                None if default.is_none() && in_stage => {
-                    self.global_args.get(&name).cloned().flatten()
-                }
-                None => default,
+                None if default.is_none() && in_stage => self
+                    .global_args
+                    .get(&name)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| self.automatic_arg(&name)),
+                None => default.or_else(|| self.automatic_arg(&name)),
             };
             if in_stage {
                 self.stage_args.insert(name, value);
@@ -662,18 +671,16 @@ impl<'k, 'o> Lowering<'k, 'o> {
         } else {
             &self.stage_args
         };
-        if let Some(v) = args.get(name) {
-            return (VarKind::Arg, v.clone());
+        // A declared ARG without a value still sees the automatic platform args below.
+        if let Some(Some(v)) = args.get(name) {
+            return (VarKind::Arg, Some(v.clone()));
         }
-        let p = &self.options.platform;
-        let value = match name {
-            // The build runs on the platform it builds for (no cross-building yet).
-            "ARCH" | "TARGETARCH" | "BUILDARCH" => Some(p.architecture.clone()),
-            "TARGETOS" | "BUILDOS" => Some(p.os.clone()),
-            "TARGETPLATFORM" | "BUILDPLATFORM" => Some(format!("{}/{}", p.os, p.architecture)),
-            _ => None,
-        };
-        (VarKind::Arg, value)
+        (VarKind::Arg, self.automatic_arg(name))
+    }
+
+    /// An automatic platform arg's value (`platform_args.rs`) for the platform being built.
+    fn automatic_arg(&self, name: &str) -> Option<String> {
+        platform_args::value(name, &self.options.platform)
     }
 
     fn shell_text(&self, ins: &Instruction) -> String {
@@ -722,8 +729,16 @@ impl<'k, 'o> Lowering<'k, 'o> {
             stage: Some(self.stage_name.clone()),
             text: Some(format!("{} {}", ins.keyword, self.instruction_text(ins))),
             vars: self.seen.borrow().values().cloned().collect(),
+            platform: self.stage_platform.clone(),
             ..OpMetadata::default()
         }
+    }
+
+    /// The platform the current stage is built for.
+    fn current_platform(&self) -> &Platform {
+        self.stage_platform
+            .as_ref()
+            .unwrap_or(&self.options.platform)
     }
 
     /// Advance to the next step and return its label: `2`, or `builder 2` in multi-stage files.

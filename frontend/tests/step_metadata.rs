@@ -11,7 +11,8 @@ use seal_llb::{Compression, ExecMode, LayerFormat, OpMetadata, Platform, SeenVar
 fn steps(source: &str, args: &[(&str, &str)]) -> Vec<OpMetadata> {
     let parsed = parse_checked(source.as_bytes());
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    let mut resolve = |_: &str| -> Result<ResolvedImage, String> { Err("no store".into()) };
+    let mut resolve =
+        |_: &str, _: &Platform| -> Result<ResolvedImage, String> { Err("no store".into()) };
     let lowered = lower(
         &parsed.kubefile,
         source.as_bytes(),
@@ -28,6 +29,7 @@ fn steps(source: &str, args: &[(&str, &str)]) -> Vec<OpMetadata> {
             platform: Platform {
                 os: "linux".into(),
                 architecture: "amd64".into(),
+                variant: None,
             },
             exec_mode: ExecMode::Lite,
             entitlements: Default::default(),

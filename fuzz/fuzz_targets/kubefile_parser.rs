@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     if !parsed.errors.is_empty() {
         return;
     }
-    let mut resolve = |_: &str| -> Result<ResolvedImage, String> { Err("no store".into()) };
+    let mut resolve = |_: &str, _: &Platform| -> Result<ResolvedImage, String> { Err("no store".into()) };
     let options = LowerOptions {
         build_args: BTreeMap::from([("V".into(), "v1.22".into())]),
         ignore_patterns: vec!["*.bak".into()],
@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         platform: Platform {
             os: "linux".into(),
             architecture: "amd64".into(),
+            variant: None,
         },
         exec_mode: ExecMode::Lite,
         entitlements: Default::default(),

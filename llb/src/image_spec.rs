@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// The target platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A platform an image is built for (`OS/ARCH[/VARIANT]`, OCI's names). It enters no op's
+/// definition: a step depends on the platform only through what it reads (its base image,
+/// build args such as `TARGETARCH`, a `${ARCH}` path), so equal inputs share a cache key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Platform {
     pub os: String,
     pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl Platform {
@@ -20,12 +24,68 @@ impl Platform {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
             "x86" => "386",
+            "powerpc64" => "ppc64le",
             other => other,
         };
         Platform {
             os: "linux".into(),
             architecture: architecture.into(),
+            variant: None,
         }
+    }
+
+    /// `OS/ARCH[/VARIANT]`, with `x86_64` and `aarch64` as aliases of `amd64` and `arm64`
+    /// (`arm64/v8` is `arm64`, as containerd normalises it).
+    pub fn parse(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [os, arch] => (*os, *arch, None),
+            [os, arch, variant] if !variant.is_empty() => (*os, *arch, Some(*variant)),
+            _ => {
+                return Err(format!(
+                    "invalid platform `{text}`: expected OS/ARCH[/VARIANT] such as linux/amd64"
+                ))
+            }
+        };
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        if !ok(os) || !ok(arch) || !variant.is_none_or(ok) {
+            return Err(format!(
+                "invalid platform `{text}`: expected OS/ARCH[/VARIANT] such as linux/amd64"
+            ));
+        }
+        let architecture = match arch {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let variant = match (architecture, variant) {
+            ("arm64", Some("v8")) => None,
+            (_, v) => v.map(str::to_string),
+        };
+        Ok(Platform {
+            os: os.into(),
+            architecture: architecture.into(),
+            variant,
+        })
+    }
+
+    /// The variant, or the empty string (`TARGETVARIANT`'s value when there is none).
+    pub fn variant_or_empty(&self) -> &str {
+        self.variant.as_deref().unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
     }
 }
 
@@ -108,4 +168,34 @@ pub enum AppType {
     Helm,
     Kube,
     Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Platform;
+
+    #[test]
+    fn platforms_parse_with_aliases_and_variants() {
+        let show = |s: &str| Platform::parse(s).map(|p| p.to_string());
+        assert_eq!(show("linux/amd64").unwrap(), "linux/amd64");
+        assert_eq!(show("linux/x86_64").unwrap(), "linux/amd64");
+        assert_eq!(show("linux/aarch64").unwrap(), "linux/arm64");
+        assert_eq!(show("linux/arm64/v8").unwrap(), "linux/arm64");
+        assert_eq!(show("linux/arm/v7").unwrap(), "linux/arm/v7");
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().variant_or_empty(),
+            "v7"
+        );
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/",
+            "linux/a/b/c",
+            "Linux/AMD64",
+            "linux/amd 64",
+        ] {
+            assert!(show(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -51,6 +51,10 @@ pub struct OpMetadata {
     /// expand, and for a RUN every variable in its environment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vars: Vec<SeenVar>,
+    /// The platform of the op's stage when `FROM --platform` made it another than the one the
+    /// build is for (a RUN there runs for it). Never part of a digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
 }
 
 /// A variable a step saw, and its value then (`None`: unset).

@@ -34,6 +34,7 @@ use crate::oci::{
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_LAYER_TAR,
 };
 use crate::oci_dir::{layout_index, OCI_LAYOUT};
+use crate::registry::Platform;
 use crate::{Digest, Reference, Store, StoreError};
 
 fn invalid(reason: impl Into<String>) -> LoadError {
@@ -155,6 +156,7 @@ impl Import<'_> {
                 digest: config_digest,
                 size: config_bytes.len() as u64,
                 annotations: BTreeMap::new(),
+                platform: None,
             },
             layers,
         );
@@ -165,10 +167,15 @@ impl Import<'_> {
 impl Store {
     /// Write image `name` as a docker archive (`docker save` format) at `out` (a temp file
     /// beside it, renamed into place; mode 0666 less the umask).
-    pub fn save_docker_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
+    pub fn save_docker_archive(
+        &self,
+        name: &Reference,
+        platforms: &[Platform],
+        out: &Path,
+    ) -> Result<(), StoreError> {
         let tmp = crate::oci_archive::archive_temp_beside(out)?;
         let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
-        let file = self.docker_archive_into(name, tmp.reopen().map_err(io_err)?, out)?;
+        let file = self.docker_archive_into(name, platforms, tmp.reopen().map_err(io_err)?, out)?;
         file.sync_all().map_err(io_err)?;
         drop(file);
         tmp.persist(out)
@@ -182,13 +189,14 @@ impl Store {
     pub fn write_docker_archive(
         &self,
         name: &Reference,
+        platforms: &[Platform],
         sink: &mut dyn Write,
         shown: &Path,
     ) -> Result<(), StoreError> {
         let temp_dir = std::env::temp_dir();
         let file = tempfile::tempfile_in(&temp_dir)
             .map_err(|e| StoreError::io("creating a temp file in", &temp_dir, e))?;
-        let mut file = self.docker_archive_into(name, file, shown)?;
+        let mut file = self.docker_archive_into(name, platforms, file, shown)?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| StoreError::io("reading back", &temp_dir, e))?;
         io::copy(&mut file, sink)
@@ -201,10 +209,18 @@ impl Store {
     fn docker_archive_into(
         &self,
         name: &Reference,
+        platforms: &[Platform],
         file: File,
         out: &Path,
     ) -> Result<File, StoreError> {
-        let (manifest_digest, manifest_bytes, manifest) = self.saved_manifest(name)?;
+        let saved = self.saved_image(name, platforms)?;
+        let [(manifest_digest, manifest_bytes, manifest)] = saved.manifests.as_slice() else {
+            return Err(StoreError::NoPlatform(format!(
+                "a docker archive holds one image, and {name} has {}: save one with --platform, \
+                 or all of them as an OCI archive",
+                saved.manifests.len()
+            )));
+        };
         let config_digest = &manifest.config.digest;
         let config_bytes = self.blobs().read(config_digest)?;
         let config: ImageConfig = serde_json::from_slice(&config_bytes)
@@ -264,7 +280,7 @@ impl Store {
             &l.digest == d && Compression::of_media_type(&l.media_type) == Some(Compression::None)
         });
         let (out_digest, out_manifest) = if plain {
-            (manifest_digest, manifest_bytes)
+            (manifest_digest.clone(), manifest_bytes.clone())
         } else {
             let tar_type = if manifest.media_type == MEDIA_TYPE_DOCKER_MANIFEST {
                 MEDIA_TYPE_DOCKER_LAYER_TAR

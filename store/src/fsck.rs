@@ -259,14 +259,40 @@ impl Store {
         if let Err(e) = state_of(&record.manifest) {
             return vec![format!("manifest {e}")];
         }
+        // A multi-platform image: the index, then each platform's manifest.
+        match self.index(&record.manifest) {
+            Err(e) => return vec![format!("manifest {} is unreadable: {e}", record.manifest)],
+            Ok(Some(index)) => {
+                return index
+                    .manifests
+                    .iter()
+                    .flat_map(|entry| {
+                        if let Err(e) = state_of(&entry.digest) {
+                            return vec![format!("manifest {e}")];
+                        }
+                        self.check_manifest(&entry.digest, state_of)
+                    })
+                    .collect();
+            }
+            Ok(None) => {}
+        }
+        self.check_manifest(&record.manifest, state_of)
+    }
+
+    /// Why one image manifest (already checked as a blob) cannot be used.
+    fn check_manifest(
+        &self,
+        digest: &Digest,
+        state_of: &dyn Fn(&Digest) -> Result<(), String>,
+    ) -> Vec<String> {
         let manifest: Manifest = match self
             .blobs
-            .read(&record.manifest)
+            .read(digest)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         {
             Ok(m) => m,
-            Err(e) => return vec![format!("manifest {} is unreadable: {e}", record.manifest)],
+            Err(e) => return vec![format!("manifest {digest} is unreadable: {e}")],
         };
         let mut reasons = Vec::new();
         match state_of(&manifest.config.digest) {

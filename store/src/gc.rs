@@ -139,6 +139,9 @@ pub(crate) struct ImageRoot {
     pub config: Option<Digest>,
     pub layers: Vec<Digest>,
     pub diff_ids: Vec<Digest>,
+    /// For a name pointing at an image index: the index's other platforms' manifests and
+    /// configs (`manifest` is the index, `config` and `layers` cover every platform).
+    pub platforms: Vec<Digest>,
     /// Why the image could not be followed completely.
     pub damage: Option<String>,
 }
@@ -173,6 +176,7 @@ impl Roots {
             blobs.extend(image.manifest.iter().cloned());
             blobs.extend(image.config.iter().cloned());
             blobs.extend(image.layers.iter().cloned());
+            blobs.extend(image.platforms.iter().cloned());
             diff_ids.extend(image.diff_ids.iter().cloned());
         }
         (blobs, diff_ids)
@@ -327,6 +331,7 @@ impl Store {
             config: None,
             layers: Vec::new(),
             diff_ids: Vec::new(),
+            platforms: Vec::new(),
             damage: None,
         };
         let record: crate::ImageRecord = match serde_json::from_slice(record) {
@@ -337,18 +342,36 @@ impl Store {
             }
         };
         root.manifest = Some(record.manifest.clone());
-        let manifest = match self.manifest(&record.manifest) {
+        let manifests = match self.image_manifests(&record.manifest) {
             Ok(m) => m,
             Err(e) => {
                 root.damage = Some(damage("manifest", &record.manifest, e));
                 return root;
             }
         };
-        root.config = Some(manifest.config.digest.clone());
-        root.layers = manifest.layers.iter().map(|l| l.digest.clone()).collect();
-        match self.config(&manifest.config.digest) {
-            Ok(c) => root.diff_ids = c.rootfs.diff_ids,
-            Err(e) => root.damage = Some(damage("config", &manifest.config.digest, e)),
+        let single = manifests.len() == 1 && manifests[0].digest == record.manifest;
+        for entry in manifests {
+            if !single {
+                root.platforms.push(entry.digest.clone());
+            }
+            let manifest = match self.manifest(&entry.digest) {
+                Ok(m) => m,
+                Err(e) => {
+                    root.damage = Some(damage("manifest", &entry.digest, e));
+                    return root;
+                }
+            };
+            if root.config.is_none() {
+                root.config = Some(manifest.config.digest.clone());
+            } else {
+                root.platforms.push(manifest.config.digest.clone());
+            }
+            root.layers
+                .extend(manifest.layers.iter().map(|l| l.digest.clone()));
+            match self.config(&manifest.config.digest) {
+                Ok(c) => root.diff_ids.extend(c.rootfs.diff_ids),
+                Err(e) => root.damage = Some(damage("config", &manifest.config.digest, e)),
+            }
         }
         root
     }

@@ -29,6 +29,7 @@ mod docker_archive;
 mod filehash;
 mod fsck;
 mod gc;
+mod index;
 mod load;
 pub mod objects;
 pub mod oci;
@@ -39,6 +40,7 @@ mod reference;
 pub mod registry;
 mod remote;
 pub mod s3;
+mod saved;
 mod steps;
 mod usage;
 
@@ -50,6 +52,7 @@ pub use digest::{Digest, InvalidDigest};
 pub use filehash::{FileHashEntry, FileStat, RACY_WINDOW_NS};
 pub use fsck::{temp_leftovers, FsckReport, Orphan, Problem};
 pub use gc::{Amount, PruneOptions, PruneReport};
+pub use index::PlatformManifest;
 pub use load::{LoadError, LoadReport, LoadedImage};
 pub use reference::{InvalidReference, Reference};
 pub use registry::{Platform, RegistryError, RegistryOptions, TransferReport};
@@ -91,6 +94,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("no image named {0} in the store")]
     UnknownImage(String),
+    /// The image has none (or not all) of the platforms asked for.
+    #[error("{0}")]
+    NoPlatform(String),
 }
 
 impl StoreError {

@@ -280,6 +280,7 @@ pub(crate) fn layer_descriptor(compression: Compression, digest: Digest, size: u
         digest,
         size,
         annotations: BTreeMap::new(),
+        platform: None,
     }
 }
 

@@ -29,6 +29,28 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The platform of a manifest listed in an image index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<IndexPlatform>,
+}
+
+/// A descriptor's `platform` in an image index (OCI's field names and order).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct IndexPlatform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for IndexPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// An image manifest.

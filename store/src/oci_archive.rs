@@ -9,19 +9,23 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::oci::{
-    to_canonical_json, Descriptor, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_MANIFEST,
-};
-use crate::{Reference, Store, StoreError};
+use crate::oci::{to_canonical_json, Descriptor, Index, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+use crate::registry::Platform;
+use crate::{Digest, Reference, Store, StoreError};
 
 impl Store {
-    /// Write image `name` as an OCI archive at `out` (a temp file beside it, renamed into
-    /// place; its mode is 0666 less the umask, as any file the user creates).
-    pub fn save_oci_archive(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
+    /// Write image `name` (for `platforms`; empty: all it has) as an OCI archive at `out` (a
+    /// temp file beside it, renamed into place; its mode is 0666 less the umask, as any file
+    /// the user creates).
+    pub fn save_oci_archive(
+        &self,
+        name: &Reference,
+        platforms: &[Platform],
+        out: &Path,
+    ) -> Result<(), StoreError> {
         let tmp = archive_temp_beside(out)?;
         let mut writer = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        self.write_oci_archive(name, &mut writer, out)?;
+        self.write_oci_archive(name, platforms, &mut writer, out)?;
         let io_err = |e: io::Error| StoreError::io("writing the archive", out, e);
         writer.flush().map_err(io_err)?;
         drop(writer);
@@ -31,21 +35,19 @@ impl Store {
         Ok(())
     }
 
-    /// Stream image `name` as an OCI archive into `sink` (`shown` names it in errors). Every
-    /// blob is verified against its digest and size while it is copied: a corrupt blob fails
-    /// the write before the end-of-archive marker, so a reader sees a truncated archive.
+    /// Stream image `name` (for `platforms`; empty: all it has) as an OCI archive into `sink`
+    /// (`shown` names it in errors). A multi-platform image is its index under `index.json`'s
+    /// entry, as registries and `skopeo copy --all` lay it out. Every blob is verified against
+    /// its digest and size while it is copied: a corrupt blob fails the write before the
+    /// end-of-archive marker, so a reader sees a truncated archive.
     pub fn write_oci_archive(
         &self,
         name: &Reference,
+        platforms: &[Platform],
         sink: &mut dyn Write,
         shown: &Path,
     ) -> Result<(), StoreError> {
-        let record = self
-            .image(name)?
-            .ok_or_else(|| StoreError::UnknownImage(name.to_string()))?;
-        let manifest_bytes = self.blobs().read(&record.manifest)?;
-        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| StoreError::Corrupt(format!("manifest {}: {e}", record.manifest)))?;
+        let saved = self.saved_image(name, platforms)?;
         let mut annotations = BTreeMap::new();
         annotations.insert(
             ANNOTATION_REF_NAME.to_string(),
@@ -56,49 +58,48 @@ impl Store {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_INDEX.into()),
             manifests: vec![Descriptor {
-                media_type: MEDIA_TYPE_MANIFEST.into(),
-                digest: record.manifest.clone(),
-                size: manifest_bytes.len() as u64,
+                media_type: saved.top_media_type.clone(),
+                digest: saved.top.clone(),
+                size: saved.top_bytes.len() as u64,
                 annotations,
+                platform: None,
             }],
         };
         let io_err = |e: io::Error| StoreError::from_io("writing the archive", shown, e);
         let mut tar = tar::Builder::new(sink);
         append_bytes(&mut tar, "blobs/", None).map_err(io_err)?;
         append_bytes(&mut tar, "blobs/sha256/", None).map_err(io_err)?;
-        let mut blobs: Vec<&Descriptor> = manifest.layers.iter().collect();
-        blobs.push(&manifest.config);
-        blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
-        blobs.dedup_by(|a, b| a.digest == b.digest);
-        let mut manifest_written = false;
-        for desc in blobs {
-            if !manifest_written && record.manifest < desc.digest {
-                append_bytes(
-                    &mut tar,
-                    &format!("blobs/sha256/{}", record.manifest.hex()),
-                    Some(&manifest_bytes),
-                )
-                .map_err(io_err)?;
-                manifest_written = true;
+        // Documents (index, manifests) from memory, configs and layers streamed from the
+        // store, all in digest order, each once.
+        let mut entries: BTreeMap<Digest, Entry<'_>> = BTreeMap::new();
+        entries.insert(saved.top.clone(), Entry::Document(&saved.top_bytes));
+        for (digest, bytes, manifest) in &saved.manifests {
+            entries.insert(digest.clone(), Entry::Document(bytes));
+            for desc in manifest
+                .layers
+                .iter()
+                .chain(std::iter::once(&manifest.config))
+            {
+                entries
+                    .entry(desc.digest.clone())
+                    .or_insert(Entry::Blob(desc.size));
             }
-            let mut blob = self.blobs().open_verified(&desc.digest, desc.size)?;
-            let mut header = header(
-                &format!("blobs/sha256/{}", desc.digest.hex()),
-                tar::EntryType::Regular,
-                0o644,
-            );
-            header.set_size(desc.size);
-            header.set_cksum();
-            tar.append(&header, &mut blob).map_err(io_err)?;
-            blob.finish()?;
         }
-        if !manifest_written {
-            append_bytes(
-                &mut tar,
-                &format!("blobs/sha256/{}", record.manifest.hex()),
-                Some(&manifest_bytes),
-            )
-            .map_err(io_err)?;
+        for (digest, entry) in &entries {
+            let path = format!("blobs/sha256/{}", digest.hex());
+            match entry {
+                Entry::Document(bytes) => {
+                    append_bytes(&mut tar, &path, Some(bytes)).map_err(io_err)?
+                }
+                Entry::Blob(size) => {
+                    let mut blob = self.blobs().open_verified(digest, *size)?;
+                    let mut header = header(&path, tar::EntryType::Regular, 0o644);
+                    header.set_size(*size);
+                    header.set_cksum();
+                    tar.append(&header, &mut blob).map_err(io_err)?;
+                    blob.finish()?;
+                }
+            }
         }
         append_bytes(&mut tar, "index.json", Some(&to_canonical_json(&index))).map_err(io_err)?;
         append_bytes(
@@ -110,6 +111,14 @@ impl Store {
         tar.into_inner().map_err(io_err)?.flush().map_err(io_err)?;
         Ok(())
     }
+}
+
+/// One file under `blobs/sha256/` of an archive.
+enum Entry<'a> {
+    /// A document already in memory.
+    Document(&'a [u8]),
+    /// A blob of the store, of this size.
+    Blob(u64),
 }
 
 /// A temp file beside `out` for an archive that is renamed into place once complete; mode

@@ -14,9 +14,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::load::{HashSink, ANNOTATION_CONTAINERD_NAME};
 use crate::oci::{
-    to_canonical_json, Descriptor, Index, Manifest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
+    to_canonical_json, Descriptor, Index, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
     MEDIA_TYPE_MANIFEST,
 };
+use crate::registry::Platform;
 use crate::{Digest, Reference, Store, StoreError};
 
 /// The `oci-layout` file.
@@ -49,27 +50,20 @@ pub(crate) fn layout_index(
             digest: manifest.clone(),
             size,
             annotations,
+            platform: None,
         }],
     })
 }
 
 impl Store {
-    /// The manifest of image `name`: its digest, bytes and parsed form.
-    pub(crate) fn saved_manifest(
+    /// Write image `name` (for `platforms`; empty: all it has) as an OCI image layout
+    /// directory at `out`.
+    pub fn save_oci_dir(
         &self,
         name: &Reference,
-    ) -> Result<(Digest, Vec<u8>, Manifest), StoreError> {
-        let record = self
-            .image(name)?
-            .ok_or_else(|| StoreError::UnknownImage(name.to_string()))?;
-        let bytes = self.blobs().read(&record.manifest)?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt(format!("manifest {}: {e}", record.manifest)))?;
-        Ok((record.manifest, bytes, manifest))
-    }
-
-    /// Write image `name` as an OCI image layout directory at `out`.
-    pub fn save_oci_dir(&self, name: &Reference, out: &Path) -> Result<(), StoreError> {
+        platforms: &[Platform],
+        out: &Path,
+    ) -> Result<(), StoreError> {
         match fs::symlink_metadata(out) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io("checking", out, e)),
@@ -91,7 +85,7 @@ impl Store {
                 }
             }
         }
-        let (manifest_digest, manifest_bytes, manifest) = self.saved_manifest(name)?;
+        let saved = self.saved_image(name, platforms)?;
         let parent = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -103,19 +97,25 @@ impl Store {
         let io_err = |e: io::Error| StoreError::io("writing the layout", out, e);
         let blobs_dir = tmp.path().join("blobs").join("sha256");
         fs::create_dir_all(&blobs_dir).map_err(io_err)?;
-        let mut blobs: Vec<&Descriptor> = manifest.layers.iter().collect();
-        blobs.push(&manifest.config);
+        let mut blobs: Vec<&Descriptor> = Vec::new();
+        for (_, _, manifest) in &saved.manifests {
+            blobs.extend(manifest.layers.iter());
+            blobs.push(&manifest.config);
+        }
         blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
         blobs.dedup_by(|a, b| a.digest == b.digest);
         for desc in blobs {
             self.copy_blob_out(&desc.digest, &blobs_dir.join(desc.digest.hex()))?;
         }
-        write_file(&blobs_dir.join(manifest_digest.hex()), &manifest_bytes).map_err(io_err)?;
+        for (digest, bytes, _) in &saved.manifests {
+            write_file(&blobs_dir.join(digest.hex()), bytes).map_err(io_err)?;
+        }
+        write_file(&blobs_dir.join(saved.top.hex()), &saved.top_bytes).map_err(io_err)?;
         let index = layout_index(
             name,
-            &manifest_digest,
-            manifest_bytes.len() as u64,
-            &manifest.media_type,
+            &saved.top,
+            saved.top_bytes.len() as u64,
+            &saved.top_media_type,
         );
         write_file(&tmp.path().join("index.json"), &index).map_err(io_err)?;
         write_file(&tmp.path().join("oci-layout"), OCI_LAYOUT).map_err(io_err)?;

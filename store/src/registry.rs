@@ -22,6 +22,7 @@ mod authenticate;
 mod manifests;
 mod platform;
 mod pull;
+mod pull_index;
 mod push;
 mod tls;
 mod transport;

@@ -100,6 +100,7 @@ impl BlobFetcher for StandardFetcher {
                     digest: digest.clone(),
                     size: blob.size,
                     annotations: Default::default(),
+                    platform: None,
                 };
                 self.client
                     .fetch_blobs(store, &name, &[descriptor], &|_| {})

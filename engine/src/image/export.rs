@@ -78,15 +78,15 @@ pub struct Exported {
     pub config: Digest,
 }
 
-/// Write config and manifest for `chain` + `spec` (+ the detected `apps`) and point `name` at
-/// the manifest.
+/// Write config and manifest for `chain` + `spec` (+ the detected `apps`) and point `name` (if
+/// any: one platform of a multi-platform build is named by its index later) at the manifest.
 pub fn export(
     store: &Store,
     chain: &LayerChain,
     spec: &ImageSpec,
     apps: &[Application],
     collected: Option<&CollectedImages>,
-    name: &Reference,
+    name: Option<&Reference>,
     seal_version: &str,
 ) -> Result<Exported, EngineError> {
     // Every layer the image names must be intact: a cached step's layers were checked when
@@ -208,6 +208,7 @@ pub fn export(
             digest: config_digest.clone(),
             size: config_bytes.len() as u64,
             annotations: BTreeMap::new(),
+            platform: None,
         },
         layers: chain
             .layers
@@ -217,12 +218,15 @@ pub fn export(
                 digest: l.digest.clone(),
                 size: l.size,
                 annotations: BTreeMap::new(),
+                platform: None,
             })
             .collect(),
         annotations,
     };
     let manifest_digest = store.blobs().put(&to_canonical_json(&manifest))?;
-    store.set_image(name, &manifest_digest)?;
+    if let Some(name) = name {
+        store.set_image(name, &manifest_digest)?;
+    }
     Ok(Exported {
         manifest: manifest_digest,
         config: config_digest,

@@ -55,11 +55,18 @@ fn run_local(
     // Missing snapshots are unpacked side by side: most of an unpack is waiting on the
     // filesystem, and a cold RUN needs every layer below it.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The unpack threads' trace slices belong to this step: a span whose parent is the step
+    // (entering the step's own span there would draw the step once more on each thread).
+    let step = tracing::Span::current();
     let lowers = seal_store::parallel::map_ordered(
         &rootfs.layers,
         workers,
         |r: &Result<_, EngineError>| r.is_err(),
-        |layer| snapshot(store, layer),
+        |layer| {
+            let _lower =
+                tracing::info_span!(target: "seal_trace", parent: &step, "lower").entered();
+            snapshot(store, layer)
+        },
     )
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;

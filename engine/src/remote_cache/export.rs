@@ -47,6 +47,7 @@ pub fn export_cache(
                 digest: layer.digest.clone(),
                 size: layer.size,
                 annotations: BTreeMap::new(),
+                platform: None,
             });
             if let Some(index) = store.layer_index(&layer.digest)? {
                 indexes.insert(layer.digest.clone(), format::encode_index(&index));

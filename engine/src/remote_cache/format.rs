@@ -93,6 +93,7 @@ pub fn build(
                     digest: layer.digest.clone(),
                     size: layer.size,
                     annotations: BTreeMap::new(),
+                    platform: None,
                 });
             }
         }
@@ -118,6 +119,7 @@ pub fn build(
             digest: Digest::of(&bytes),
             size: bytes.len() as u64,
             annotations: BTreeMap::new(),
+            platform: None,
         },
         layers,
         annotations: BTreeMap::new(),

@@ -189,6 +189,7 @@ impl Backend for LocalBackend {
             digest: digest.clone(),
             size: bytes.len() as u64,
             annotations: [(ANNOTATION_REF_NAME.to_string(), self.tag.clone())].into(),
+            platform: None,
         });
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
             .map_err(|e| CacheError::io("creating a temp file in", &self.dir, e))?;

@@ -328,7 +328,8 @@ mod tests {
         if !parsed.errors.is_empty() {
             return Err(parsed.errors);
         }
-        let mut resolve = |_: &str| -> Result<ResolvedImage, String> { Err("no store".into()) };
+        let mut resolve =
+            |_: &str, _: &Platform| -> Result<ResolvedImage, String> { Err("no store".into()) };
         let options = LowerOptions {
             build_args: BTreeMap::from([("V".into(), "v1.22".into())]),
             ignore_patterns: vec!["*.bak".into()],
@@ -339,6 +340,7 @@ mod tests {
             platform: Platform {
                 os: "linux".into(),
                 architecture: "amd64".into(),
+                variant: None,
             },
             exec_mode: ExecMode::Lite,
             entitlements: Default::default(),

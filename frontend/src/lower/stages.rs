@@ -6,7 +6,7 @@
 //! the target stage's rootfs, so the solver builds only the stages the target reaches, and
 //! independent stages run in parallel.
 
-use seal_llb::ImageSpec;
+use seal_llb::{ImageSpec, Platform};
 use seal_llb::{MergeOp, Op, OpMetadata, SourceOp};
 
 use super::{Lowering, ResolvedImage, Scope};
@@ -33,7 +33,7 @@ impl Lowering<'_, '_> {
         if self.base.is_some() {
             self.end_stage();
         }
-        self.check_platform_flag(ins)?;
+        let flag_platform = self.platform_flag(ins)?;
         let words = self.words(ins, &Scope::Global)?;
         let Some((name, span)) = words.first().cloned() else {
             return Err(Diagnostic::new(
@@ -56,13 +56,16 @@ impl Lowering<'_, '_> {
         self.layer_collects.clear();
         // Stage scope starts empty: a global ARG must be re-declared to be seen (Docker).
         self.stage_args.clear();
+        self.stage_platform = flag_platform.filter(|p| p != &self.options.platform);
         self.image = self.fresh_image();
         let description = format!("[{}/{}] FROM {}", self.next_step(), self.steps_total, name);
         let metadata = self.metadata(ins, description);
         if let Some(stage) = self.find_stage(&name).cloned() {
-            // FROM an earlier stage: its rootfs and its config carry on.
+            // FROM an earlier stage: its rootfs, its config and its platform carry on.
             self.env = stage.env.clone();
             self.image = stage.image.clone();
+            self.stage_platform =
+                Some(stage.image.platform.clone()).filter(|p| p != &self.options.platform);
             let node = self
                 .builder
                 .add(Op::Merge(MergeOp {}), &[stage.rootfs], metadata);
@@ -73,7 +76,8 @@ impl Lowering<'_, '_> {
         let op = if name == "scratch" {
             Op::Source(SourceOp::Scratch)
         } else {
-            let resolved = (self.options.resolve_image)(&name).map_err(|message| {
+            let platform = self.current_platform().clone();
+            let resolved = (self.options.resolve_image)(&name, &platform).map_err(|message| {
                 Diagnostic::new(message, span).with_help(
                     "FROM takes an image in the store (`seal build`, `seal load`) or one a \
                          registry serves (`seal pull`; `seal login` for a private one)",
@@ -91,51 +95,24 @@ impl Lowering<'_, '_> {
         Ok(())
     }
 
-    /// `FROM --platform=OS/ARCH[/VARIANT]`: until multi-platform builds land, only the
-    /// build's (the host's) platform is accepted; a malformed value is an error too.
-    fn check_platform_flag(&self, ins: &Instruction) -> Result<(), Diagnostic> {
+    /// `FROM --platform=OS/ARCH[/VARIANT]` (expanded: `$BUILDPLATFORM`, `$TARGETPLATFORM`),
+    /// the platform of the stage it starts (BuildKit's meaning); a malformed value is an
+    /// error at the flag.
+    fn platform_flag(&self, ins: &Instruction) -> Result<Option<Platform>, Diagnostic> {
         let Some(flag) = ins.flags.iter().find(|f| f.name == "platform") else {
-            return Ok(());
+            return Ok(None);
         };
         let raw = flag.value.clone().unwrap_or_default();
         let value = {
             let lookup = self.lookup(&Scope::Global);
             crate::expand::expand_word(&raw, self.kubefile.escape, &lookup).unwrap_or(raw)
         };
-        let build = &self.options.platform;
-        let parts: Vec<&str> = value.split('/').collect();
-        let valid = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        };
-        let (os, arch) = match parts.as_slice() {
-            [os, arch] | [os, arch, _] if parts.iter().all(|p| valid(p)) => (*os, *arch),
-            _ => {
-                return Err(Diagnostic::new(
-                    format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
-                    flag.span,
-                ))
-            }
-        };
-        // The aliases containerd normalises.
-        let arch = match arch {
-            "x86_64" | "x86-64" => "amd64",
-            "aarch64" => "arm64",
-            other => other,
-        };
-        if os != build.os || arch != build.architecture {
-            return Err(Diagnostic::new(
-                format!(
-                    "--platform={value}: seal builds only for this machine's platform, {}/{}",
-                    build.os, build.architecture
-                ),
+        Platform::parse(&value).map(Some).map_err(|_| {
+            Diagnostic::new(
+                format!("--platform={value}: expected OS/ARCH[/VARIANT] such as linux/amd64"),
                 flag.span,
             )
-            .with_label("another platform")
-            .with_help("multi-platform builds are not supported yet; remove --platform or build on that platform"));
-        }
-        Ok(())
+        })
     }
 
     /// Record the current stage.
@@ -175,7 +152,8 @@ impl Lowering<'_, '_> {
             )
             .with_help("copy from an earlier stage"));
         }
-        let resolved = (self.options.resolve_image)(value).map_err(|message| {
+        let platform = self.current_platform().clone();
+        let resolved = (self.options.resolve_image)(value, &platform).map_err(|message| {
             let stages: Vec<String> = self
                 .stages
                 .iter()
@@ -202,10 +180,10 @@ impl Lowering<'_, '_> {
         Ok(self.builder.add(op, &[], OpMetadata::default()))
     }
 
-    /// An image of another platform than the build's is an error naming both (seal does not
-    /// cross-build yet): its files would not run, and the image would be mislabelled.
+    /// An image of another platform than the stage's is an error naming both: its files would
+    /// not run there, and the image would be mislabelled.
     fn check_image_platform(&self, resolved: &ResolvedImage, span: Span) -> Result<(), Diagnostic> {
-        let build = &self.options.platform;
+        let build = self.current_platform();
         let Some(image) = &resolved.platform else {
             return Ok(());
         };
@@ -214,13 +192,15 @@ impl Lowering<'_, '_> {
         }
         Err(Diagnostic::new(
             format!(
-                "image {} is for {}/{}, but this build is for {}/{}",
-                resolved.reference, image.os, image.architecture, build.os, build.architecture
+                "image {} is for {}/{}, but this build is for {build}",
+                resolved.reference, image.os, image.architecture
             ),
             span,
         )
         .with_label("another platform")
-        .with_help("seal builds for the host's platform only (multi-platform builds are not supported yet); use an image of this platform"))
+        .with_help(format!(
+            "use an image of {build}, or a multi-platform image (an index) that has it"
+        )))
     }
 
     /// The stage a build produces: `--target` or the last one.
@@ -279,7 +259,7 @@ impl Lowering<'_, '_> {
 
     fn fresh_image(&self) -> ImageSpec {
         ImageSpec {
-            platform: self.options.platform.clone(),
+            platform: self.current_platform().clone(),
             source_date_epoch: self.options.format.source_date_epoch,
             exec_mode: self.options.exec_mode.name().into(),
             ..ImageSpec::default()

@@ -1,5 +1,6 @@
 //! Reading an OCI layout (archive or directory): image indexes followed down to the manifest
-//! for this machine's platform, then the manifest, config and layers copied in.
+//! for this machine's platform, then the manifest, config and layers copied in; a
+//! multi-platform image whose every platform is in the archive is copied in whole.
 
 use std::collections::BTreeSet;
 
@@ -62,6 +63,11 @@ impl Import<'_> {
                         desc.digest
                     ))
                 })?;
+                // A multi-platform image whose every platform is in the archive (as `seal
+                // save` writes one) is loaded whole, under its own index.
+                if depth == 0 && self.holds_every_platform(&index.manifests)? {
+                    return Ok(desc.clone());
+                }
                 let chosen = choose_platform(&index.manifests)
                     .map_err(|e| invalid(format!("image index {}: {e}", desc.digest)))?;
                 self.resolve(chosen, depth + 1)
@@ -77,8 +83,46 @@ impl Import<'_> {
         }
     }
 
-    /// Copy one image (manifest, config, layers) into the store; returns the manifest digest.
+    /// Whether `entries` are two or more image manifests, each with a platform, all of them
+    /// in the archive.
+    fn holds_every_platform(&self, entries: &[Desc]) -> Result<bool, LoadError> {
+        if entries.len() < 2 {
+            return Ok(false);
+        }
+        for entry in entries {
+            let manifest = matches!(
+                entry.media_type.as_str(),
+                MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST
+            );
+            if !manifest
+                || entry.platform.is_none()
+                || self.source.lookup(&blob_path(&entry.digest))?.is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Copy one image (manifest, config, layers) into the store, or each platform's image and
+    /// then the index of a multi-platform one; returns the manifest's (or index's) digest.
     pub(super) fn oci_image(&mut self, desc: &Desc) -> Result<Digest, LoadError> {
+        if matches!(
+            desc.media_type.as_str(),
+            MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST
+        ) {
+            let bytes = self.oci_document(desc, "image index")?;
+            let index: IndexDoc = serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(format!(
+                    "image index {} is not a valid image index: {e}",
+                    desc.digest
+                ))
+            })?;
+            for entry in &index.manifests {
+                self.oci_image(entry)?;
+            }
+            return self.put_document(&bytes, &format!("image index {}", desc.digest));
+        }
         let manifest_bytes = self.oci_document(desc, "manifest")?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
             invalid(format!(

@@ -63,13 +63,38 @@ impl Client {
             check_manifest(name, &child)?;
             chosen
         } else {
-            check_manifest(name, &bytes)?;
+            let manifest = check_manifest(name, &bytes)?;
+            self.check_config_platform(store, name, &manifest, platform)?;
             top.clone()
         };
         Ok(Resolved {
             top: top.clone(),
             manifest,
         })
+    }
+
+    /// A single image (no index) must be of `platform`, which its config says: an image of
+    /// another platform is an error naming both (a config that names none is accepted).
+    fn check_config_platform(
+        &self,
+        store: &Store,
+        name: &Reference,
+        manifest: &Manifest,
+        platform: &Platform,
+    ) -> Result<(), RegistryError> {
+        self.fetch_blobs(store, name, std::slice::from_ref(&manifest.config), &|_| {})?;
+        let bytes = store.blobs().read(&manifest.config.digest)?;
+        let config: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let (os, architecture) = (
+            config["os"].as_str().unwrap_or(""),
+            config["architecture"].as_str().unwrap_or(""),
+        );
+        if architecture.is_empty() || (os == platform.os && architecture == platform.architecture) {
+            return Ok(());
+        }
+        Err(RegistryError::Invalid(format!(
+            "{name} has no image for platform {platform} (it is one image, for {os}/{architecture})"
+        )))
     }
 
     /// The bytes of the manifest or index `digest` of `name`: from the store, or fetched,

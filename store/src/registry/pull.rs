@@ -386,6 +386,7 @@ mod tests {
             digest: Digest::of(bytes),
             size: bytes.len() as u64,
             annotations: Default::default(),
+            platform: None,
         }
     }
 

@@ -65,13 +65,62 @@ impl Client {
         let record = store
             .image(name)?
             .ok_or_else(|| StoreError::UnknownImage(name.to_string()))?;
+        let names = other_repositories(store, name, &record.manifest)?;
+        let Some(index) = store.index(&record.manifest)? else {
+            return self.push_manifest(
+                store,
+                name,
+                &record.manifest,
+                name.tag_or_latest(),
+                &names,
+                progress,
+            );
+        };
+        // A multi-platform image: every platform's image by digest, then the index under the tag.
+        let mut report = TransferReport {
+            manifest: record.manifest.clone(),
+            transferred: 0,
+            skipped: 0,
+            mounted: 0,
+        };
+        for entry in &index.manifests {
+            let one = self.push_manifest(
+                store,
+                name,
+                &entry.digest,
+                &entry.digest.to_string(),
+                &names,
+                progress,
+            )?;
+            report.transferred += one.transferred;
+            report.skipped += one.skipped;
+            report.mounted += one.mounted;
+        }
         let bytes = store.blobs().read(&record.manifest)?;
+        let media_type = index
+            .media_type
+            .clone()
+            .unwrap_or_else(|| crate::oci::MEDIA_TYPE_INDEX.to_string());
+        self.put_manifest(name, name.tag_or_latest(), &media_type, &bytes)?;
+        Ok(report)
+    }
+
+    /// Push one image manifest's blobs, then the manifest under `reference` (a tag or its
+    /// digest).
+    fn push_manifest(
+        &self,
+        store: &Store,
+        name: &Reference,
+        digest: &Digest,
+        reference: &str,
+        names: &[String],
+        progress: Progress<'_>,
+    ) -> Result<TransferReport, RegistryError> {
+        let bytes = store.blobs().read(digest)?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt(format!("manifest {}: {e}", record.manifest)))?;
+            .map_err(|e| StoreError::Corrupt(format!("manifest {digest}: {e}")))?;
         let registry = name.domain.as_str();
         let repo = name.path.as_str();
-        let base = self.base(registry);
-        let names = other_repositories(store, name, &record.manifest)?;
         let mut listed = HashSet::new();
         let blobs: Vec<&Descriptor> = manifest
             .layers
@@ -80,11 +129,11 @@ impl Client {
             .filter(|d| listed.insert(&d.digest))
             .collect();
         let outcomes = self.parallel(&blobs, |desc| {
-            self.push_blob(store, registry, repo, desc, &names, progress)
+            self.push_blob(store, registry, repo, desc, names, progress)
         })?;
         let count = |f: fn(&Pushed) -> bool| outcomes.iter().filter(|o| f(o)).count();
         let report = TransferReport {
-            manifest: record.manifest.clone(),
+            manifest: digest.clone(),
             transferred: count(|o| matches!(o, Pushed::Uploaded)),
             skipped: count(|o| matches!(o, Pushed::Skipped)),
             mounted: count(|o| matches!(o, Pushed::Mounted)),
@@ -94,24 +143,7 @@ impl Client {
         } else {
             manifest.media_type.clone()
         };
-        let url = format!("{base}/v2/{repo}/manifests/{}", name.tag_or_latest());
-        let response = self.send(
-            registry,
-            repo,
-            "PUT",
-            &url,
-            &[("Content-Type", &media_type)],
-            Payload::Bytes(&bytes),
-            false,
-        )?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(status_error(
-                format!("uploading the manifest of {name}"),
-                status,
-                response,
-            ));
-        }
+        self.put_manifest(name, reference, &media_type, &bytes)?;
         Ok(report)
     }
 
