@@ -249,11 +249,15 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::ensure_local`] for every layer and the config of the manifest `manifest`.
-    pub fn ensure_image_local(&self, manifest: &Digest) -> Result<(), StoreError> {
-        let manifest = self.manifest(manifest)?;
-        for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            self.ensure_local(&d.digest)?;
+    /// [`Store::ensure_local`] for every layer and config of the image `image` (each
+    /// platform's, for an index).
+    pub fn ensure_image_local(&self, image: &Digest) -> Result<(), StoreError> {
+        // An index: every platform's image.
+        for entry in self.image_manifests(image)? {
+            let manifest = self.manifest(&entry.digest)?;
+            for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                self.ensure_local(&d.digest)?;
+            }
         }
         Ok(())
     }
