@@ -293,3 +293,60 @@ fn a_host_dying_mid_step_fails_the_step_cleanly_and_the_next_build_works() {
     ctx.kubefile("FROM base:1\nRUN echo step-started && echo done > /done\n");
     seal.build_ok(ctx.path(), "d:1", &refs(&flags));
 }
+
+#[test]
+fn an_interrupted_build_stops_the_step_on_the_host() {
+    let sshd = Sshd::start();
+    let seal = Seal::new();
+    busybox_base(&seal, "base:1");
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo step-$((40+2)) && sleep 61 && echo done > /done\n");
+    let mut cmd = seal.command();
+    cmd.current_dir(ctx.path())
+        .args(["build", "--progress", "plain", "-t", "i:1"])
+        .args(cloud_flags(&sshd))
+        .arg(".")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("step-42\n") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "build ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(!sshd.sessions().is_empty());
+    assert!(running("sleep\x0061"), "the step's process is visible");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(!child.wait().unwrap().success(), "{seen}{rest}");
+    // The session ends, and with it the host's seal, runc and the step's processes.
+    // (The step's `sleep 61` is looked up by name too: an orphan would leave the sshd tree.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sshd.sessions().is_empty() || running("sleep\x0061") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left on the host: {:?}",
+            sshd.sessions()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(temp_blobs(seal.root()), Vec::<String>::new());
+}
+
+/// True when a process runs with exactly this command line (arguments NUL-separated).
+fn running(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| c.strip_suffix(b"\0") == Some(cmdline.as_bytes()))
+    })
+}

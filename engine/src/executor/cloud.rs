@@ -218,6 +218,12 @@ impl CloudExecutor {
                     writer
                         .commit(Some(&layer.digest))
                         .map_err(|e| broken(e.into()))?;
+                    // The diffID names the snapshot later steps unpack into: it must be
+                    // this blob's, not just what the host says.
+                    check_diff_id(store, &layer).map_err(|error| StepError {
+                        error,
+                        session_ok: true,
+                    })?;
                     self.counters.blobs_received.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .bytes_received
@@ -244,6 +250,36 @@ impl CloudExecutor {
                 other => return Err(unexpected(other, "running the step")),
             }
         }
+    }
+}
+
+/// The uncompressed stream of the layer's blob has the layer's diffID.
+fn check_diff_id(store: &Store, layer: &Layer) -> Result<(), EngineError> {
+    use sha2::Digest as _;
+    let path = store.blobs().path(&layer.digest);
+    let file = std::fs::File::open(&path).map_err(|e| EngineError::io("opening", &path, e))?;
+    let mut tar = crate::unpack::decompress(file, &layer.media_type)?;
+    let mut hasher = HashWriter(sha2::Sha256::new());
+    std::io::copy(&mut tar, &mut hasher).map_err(|e| EngineError::io("reading", &path, e))?;
+    let actual = seal_store::Digest::from_sha256(hasher.0.finalize().into());
+    if actual != layer.diff_id {
+        return Err(EngineError::Internal(format!(
+            "the host's layer {} has diffID {actual}, not the {} it announced",
+            layer.digest, layer.diff_id
+        )));
+    }
+    Ok(())
+}
+
+struct HashWriter(sha2::Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
