@@ -350,3 +350,42 @@ fn running(cmdline: &str) -> bool {
             .is_ok_and(|c| c.strip_suffix(b"\0") == Some(cmdline.as_bytes()))
     })
 }
+
+#[test]
+fn two_builds_on_one_host_take_turns_and_the_second_is_told() {
+    let sshd = Sshd::start();
+    let flags = cloud_flags(&sshd);
+    let (a, b) = (Seal::new(), Seal::new());
+    busybox_base(&a, "base:1");
+    busybox_base(&b, "base:1");
+    let (ctx_a, ctx_b) = (Ctx::new(), Ctx::new());
+    ctx_a.kubefile("FROM base:1\nRUN echo first-$((1+1)) && sleep 3 && echo a > /a\n");
+    ctx_b.kubefile("FROM base:1\nRUN echo b > /b\n");
+    let mut first = a.command();
+    first
+        .current_dir(ctx_a.path())
+        .args(["build", "--progress", "plain", "-t", "a:1"])
+        .args(&flags)
+        .arg(".")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut first = first.spawn().unwrap();
+    let mut stderr = BufReader::new(first.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("first-2\n") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "build ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+    }
+    let second = b.build_ok(ctx_b.path(), "b:1", &refs(&flags));
+    assert!(
+        second.stderr.contains("waiting for another build's seal"),
+        "{}",
+        second.stderr
+    );
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    assert!(first.wait().unwrap().success(), "{seen}");
+}

@@ -165,7 +165,7 @@ impl CloudExecutor {
         let digests = layers.iter().map(|l| l.digest.clone()).collect();
         write_message(&mut connection.stdin, &Request::Missing { digests })
             .map_err(|e| lost("asking for missing layers", e))?;
-        let missing = match read_message(&mut connection.stdout) {
+        let missing = match next_reply(connection, cx) {
             Ok(Some(Reply::Missing { digests })) => digests,
             other => return Err(unexpected(other, "asking for missing layers")),
         };
@@ -192,7 +192,7 @@ impl CloudExecutor {
             )
             .and_then(|()| copy_exact(&mut blob, &mut connection.stdin, layer.size))
             .map_err(|e| lost("sending a layer", e))?;
-            match read_message(&mut connection.stdout) {
+            match next_reply(connection, cx) {
                 Ok(Some(Reply::Stored { .. })) => {}
                 other => return Err(unexpected(other, "sending a layer")),
             }
@@ -206,49 +206,56 @@ impl CloudExecutor {
             layers: layers.to_vec(),
         };
         write_message(&mut connection.stdin, &request).map_err(|e| lost("starting the step", e))?;
-        loop {
-            match read_message(&mut connection.stdout) {
-                Ok(Some(Reply::Log { line })) => cx.log(line),
-                Ok(Some(Reply::Warning { message })) => cx.warn(message),
-                Ok(Some(Reply::Layer { layer })) => {
-                    let mut writer = store.blobs().writer().map_err(|e| broken(e.into()))?;
-                    copy_exact(&mut connection.stdout, &mut writer, layer.size)
-                        .map_err(|e| lost("receiving the layer", e))?;
-                    // Only a blob of the announced digest enters the store.
-                    writer
-                        .commit(Some(&layer.digest))
-                        .map_err(|e| broken(e.into()))?;
-                    // The diffID names the snapshot later steps unpack into: it must be
-                    // this blob's, not just what the host says.
-                    check_diff_id(store, &layer).map_err(|error| StepError {
-                        error,
-                        session_ok: true,
-                    })?;
-                    self.counters.blobs_received.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .bytes_received
-                        .fetch_add(layer.size, Ordering::Relaxed);
-                    return Ok(layer);
-                }
-                Ok(Some(Reply::Failed { message, exit })) => {
-                    let error = match exit {
-                        Some(exit) => EngineError::RunFailed {
-                            code: exit.code,
-                            tail: exit.tail,
-                            hint: exit.hint,
-                        },
-                        None => EngineError::Cloud {
-                            host: connection.host.to_string(),
-                            reason: message,
-                        },
-                    };
-                    return Err(StepError {
-                        error,
-                        session_ok: true,
-                    });
-                }
-                other => return Err(unexpected(other, "running the step")),
+        match next_reply(connection, cx) {
+            Ok(Some(Reply::Layer { layer })) => {
+                let mut writer = store.blobs().writer().map_err(|e| broken(e.into()))?;
+                copy_exact(&mut connection.stdout, &mut writer, layer.size)
+                    .map_err(|e| lost("receiving the layer", e))?;
+                // Only a blob of the announced digest enters the store.
+                writer
+                    .commit(Some(&layer.digest))
+                    .map_err(|e| broken(e.into()))?;
+                // The diffID names the snapshot later steps unpack into: it must be
+                // this blob's, not just what the host says.
+                check_diff_id(store, &layer).map_err(|error| StepError {
+                    error,
+                    session_ok: true,
+                })?;
+                self.counters.blobs_received.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_received
+                    .fetch_add(layer.size, Ordering::Relaxed);
+                Ok(layer)
             }
+            Ok(Some(Reply::Failed { message, exit })) => {
+                let error = match exit {
+                    Some(exit) => EngineError::RunFailed {
+                        code: exit.code,
+                        tail: exit.tail,
+                        hint: exit.hint,
+                    },
+                    None => EngineError::Cloud {
+                        host: connection.host.to_string(),
+                        reason: message,
+                    },
+                };
+                Err(StepError {
+                    error,
+                    session_ok: true,
+                })
+            }
+            other => Err(unexpected(other, "running the step")),
+        }
+    }
+}
+
+/// The next reply that is not a line of output; those go to the step's progress.
+fn next_reply(connection: &mut Connection, cx: &ExecContext) -> std::io::Result<Option<Reply>> {
+    loop {
+        match read_message(&mut connection.stdout)? {
+            Some(Reply::Log { line }) => cx.log(line),
+            Some(Reply::Warning { message }) => cx.warn(message),
+            other => return Ok(other),
         }
     }
 }

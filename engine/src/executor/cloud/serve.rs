@@ -2,7 +2,9 @@
 //! answers [`Request`]s on stdin with [`Reply`]s on stdout. Its store (the host's own, at the
 //! usual root) is the snapshot cache: blobs arrive verified against their digests, a RUN runs
 //! exactly as in local container mode (`ops::exec::local_layer`), and the layer's blob goes
-//! back. The end of stdin (seal gone, the connection lost) cancels a running step.
+//! back. The end of stdin (seal gone, the connection lost) cancels a running step. The store
+//! is locked while the server runs, so two builds on one host take turns (the second is told
+//! it waits).
 
 use std::io::{self, BufReader, BufWriter, Stdout, Write};
 use std::path::Path;
@@ -26,8 +28,13 @@ type Out = Arc<Mutex<BufWriter<Stdout>>>;
 
 /// Serve until stdin ends. An error is one the protocol cannot continue after.
 pub fn serve(root: &Path) -> Result<(), EngineError> {
-    let store = Arc::new(Store::open(root, &mut || {})?);
     let out: Out = Arc::new(Mutex::new(BufWriter::new(io::stdout())));
+    // Another build's server holds the store until its build ends: say why nothing moves.
+    let mut on_wait = || {
+        let line = "waiting for another build's seal on this host to release its store".into();
+        let _ = send(&out, &Reply::Log { line });
+    };
+    let store = Arc::new(Store::open(root, &mut on_wait)?);
     let mut input = BufReader::new(io::stdin().lock());
     let mut running: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> = None;
     let result = loop {
