@@ -389,3 +389,46 @@ fn two_builds_on_one_host_take_turns_and_the_second_is_told() {
     std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
     assert!(first.wait().unwrap().success(), "{seen}");
 }
+
+#[test]
+fn a_damaged_copy_on_the_host_is_replaced_and_a_foreign_binary_is_refused() {
+    let sshd = Sshd::start();
+    let seal = Seal::new();
+    busybox_base(&seal, "base:1");
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo one > /one\n");
+    let flags = cloud_flags(&sshd);
+    seal.build_ok(ctx.path(), "c:1", &refs(&flags));
+    let bin = sshd.remote_home().join(".cache/seal/bin");
+    let copy = std::fs::read_dir(&bin)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::fs::write(&copy, "#!/bin/sh\nexit 1\n").unwrap();
+    ctx.kubefile("FROM base:1\nRUN echo two > /two\n");
+    seal.build_ok(ctx.path(), "c:2", &refs(&flags));
+    let ours = std::fs::read(env!("CARGO_BIN_EXE_seal")).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), ours);
+
+    // An aarch64 ELF header: not for this x86_64 (or other) host.
+    let foreign = ctx.path().join("seal-aarch64");
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.resize(64, 0);
+    elf[18] = 183;
+    std::fs::write(&foreign, &elf).unwrap();
+    let mut with = flags.clone();
+    with.extend(["--cloud-seal-binary".into(), foreign.display().to_string()]);
+    ctx.kubefile("FROM base:1\nRUN echo three > /three\n");
+    let out = seal.build(ctx.path(), "c:3", &refs(&with));
+    if std::env::consts::ARCH != "aarch64" {
+        assert_ne!(out.code, 0);
+        assert!(
+            out.stderr.contains("is built for aarch64"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("--cloud-seal-binary"), "{}", out.stderr);
+    }
+}

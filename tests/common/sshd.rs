@@ -167,7 +167,7 @@ impl Sshd {
             .args(["--mount", "--", "sh", "-c", &setup])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("unshare");
         self.child = Some(child);

@@ -163,7 +163,9 @@ impl CloudExecutor {
             session_ok: false,
         };
         let digests = layers.iter().map(|l| l.digest.clone()).collect();
-        write_message(&mut connection.stdin, &Request::Missing { digests })
+        connection
+            .input()
+            .and_then(|input| write_message(input, &Request::Missing { digests }))
             .map_err(|e| lost("asking for missing layers", e))?;
         let missing = match next_reply(connection, cx) {
             Ok(Some(Reply::Missing { digests })) => digests,
@@ -183,15 +185,17 @@ impl CloudExecutor {
                 .blobs()
                 .open_verified(digest, layer.size)
                 .map_err(|e| broken(e.into()))?;
-            write_message(
-                &mut connection.stdin,
-                &Request::Blob {
-                    digest: digest.clone(),
-                    size: layer.size,
-                },
-            )
-            .and_then(|()| copy_exact(&mut blob, &mut connection.stdin, layer.size))
-            .map_err(|e| lost("sending a layer", e))?;
+            let header = Request::Blob {
+                digest: digest.clone(),
+                size: layer.size,
+            };
+            connection
+                .input()
+                .and_then(|input| {
+                    write_message(input, &header)?;
+                    copy_exact(&mut blob, input, layer.size)
+                })
+                .map_err(|e| lost("sending a layer", e))?;
             match next_reply(connection, cx) {
                 Ok(Some(Reply::Stored { .. })) => {}
                 other => return Err(unexpected(other, "sending a layer")),
@@ -205,7 +209,10 @@ impl CloudExecutor {
             op: op.clone(),
             layers: layers.to_vec(),
         };
-        write_message(&mut connection.stdin, &request).map_err(|e| lost("starting the step", e))?;
+        connection
+            .input()
+            .and_then(|input| write_message(input, &request))
+            .map_err(|e| lost("starting the step", e))?;
         match next_reply(connection, cx) {
             Ok(Some(Reply::Layer { layer })) => {
                 let mut writer = store.blobs().writer().map_err(|e| broken(e.into()))?;

@@ -178,12 +178,13 @@ fn elf_arch(bytes: &[u8]) -> Option<&'static str> {
 }
 
 /// The host side of the bootstrap (POSIX sh; no single quotes): report the architecture,
-/// take the binary from stdin when `seal-<sha256>` is missing, check it, start the server.
+/// take the binary from stdin when `seal-<sha256>` is missing or does not have that sha256
+/// (a damaged copy), check it, start the server.
 const BOOTSTRAP: &str = r#"set -e
 sha=$1; size=$2
 d="${XDG_CACHE_HOME:-$HOME/.cache}/seal/bin"; f="$d/seal-$sha"
 echo "seal-cloud arch $(uname -m)"
-if [ ! -x "$f" ]; then
+if [ ! -x "$f" ] || ! echo "$sha  $f" | sha256sum -c --status 2>/dev/null; then
   echo "seal-cloud need"
   mkdir -p "$d"; t="$f.tmp.$$"
   head -c "$size" > "$t"
@@ -196,7 +197,8 @@ exec "$f" "#;
 /// A running `seal __seal-cloud-serve` on the host, over one SSH session.
 pub struct Connection {
     pub child: Child,
-    pub stdin: ChildStdin,
+    /// Taken (closed) when the connection is dropped.
+    stdin: Option<ChildStdin>,
     pub stdout: std::io::BufReader<ChildStdout>,
     stderr: Arc<Mutex<String>>,
     pub host: CloudHost,
@@ -234,7 +236,7 @@ impl Connection {
         std::thread::spawn(move || collect_stderr(stderr, &sink));
         let mut connection = Connection {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout: std::io::BufReader::new(stdout),
             stderr: tail,
             host: options.host.clone(),
@@ -262,8 +264,9 @@ impl Connection {
             } else if line == "need" {
                 let mut file = std::fs::File::open(&binary.path)
                     .map_err(|e| format!("reading {}: {e}", binary.path.display()))?;
-                std::io::copy(&mut file, &mut self.stdin)
-                    .and_then(|_| self.stdin.flush())
+                let input = self.input().map_err(|e| e.to_string())?;
+                std::io::copy(&mut file, input)
+                    .and_then(|_| input.flush())
                     .map_err(|e| format!("copying seal to the host: {e}"))?;
             } else if line == "badsum" {
                 return Err("the copy of seal on the host does not have its sha256".into());
@@ -289,6 +292,13 @@ impl Connection {
             }
         }
         Err("the host printed too much before seal started".into())
+    }
+
+    /// The server's stdin.
+    pub fn input(&mut self) -> std::io::Result<&mut ChildStdin> {
+        self.stdin
+            .as_mut()
+            .ok_or_else(|| std::io::ErrorKind::BrokenPipe.into())
     }
 
     /// Stop the session (and with it the server and any step it runs).
@@ -332,6 +342,25 @@ impl Connection {
             host: self.host.to_string(),
             reason: text,
         }
+    }
+}
+
+/// How long a build's end waits for the host's server to finish after its stdin closed.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Drop for Connection {
+    /// Close the server's stdin and wait (a little) for it and ssh to end, so a build that
+    /// returns leaves nothing running on the host; then kill ssh.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        self.kill();
     }
 }
 
