@@ -102,6 +102,10 @@ fn a_cloud_run_gives_container_modes_layer_and_sends_only_what_the_host_lacks() 
     seal.build_ok(ctx.path(), "local:1", &["--mode", "container"]);
     let flags = cloud_flags(&sshd);
     let out = seal.build_ok(ctx.path(), "cloud:1", &refs(&flags));
+    eprintln!(
+        "first cloud build: {}",
+        out.stderr.lines().last().unwrap_or_default()
+    );
     assert_eq!(layers(&seal, "cloud:1"), layers(&seal, "local:1"));
     // The first build sends the base's layers, all of them.
     let base_bytes: u64 = base.iter().map(|(_, s)| s).sum();
@@ -122,6 +126,10 @@ fn a_cloud_run_gives_container_modes_layer_and_sends_only_what_the_host_lacks() 
     ctx.file("new.txt", "a new file\n");
     ctx.kubefile("FROM base:1\nCOPY new.txt /new.txt\nRUN cat /new.txt > /copied\n");
     let out = seal.build_ok(ctx.path(), "cloud:2", &refs(&flags));
+    eprintln!(
+        "second cloud build: {}",
+        out.stderr.lines().last().unwrap_or_default()
+    );
     let image = layers(&seal, "cloud:2");
     let copy_layer = &image[base.len()];
     assert_eq!(sent(&out.stderr), (copy_layer.1, 1), "{}", out.stderr);
