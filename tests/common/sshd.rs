@@ -182,11 +182,31 @@ impl Sshd {
     /// server they run), as a host that dies does.
     pub fn kill_all(&mut self) {
         if let Some(child) = &self.child {
-            let mut pids = descendants(child.id());
-            pids.push(child.id());
-            for pid in pids {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            // Freeze the tree first (a stopped process forks nothing), until a walk finds no
+            // process it had not stopped; then kill every one of them.
+            let signal = |sig: &str, pids: &[u32]| {
+                if !pids.is_empty() {
+                    let _ = Command::new("kill")
+                        .arg(sig)
+                        .args(pids.iter().map(u32::to_string))
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            };
+            let mut frozen = vec![child.id()];
+            signal("-STOP", &frozen);
+            loop {
+                let new: Vec<u32> = descendants(child.id())
+                    .into_iter()
+                    .filter(|p| !frozen.contains(p))
+                    .collect();
+                if new.is_empty() {
+                    break;
+                }
+                signal("-STOP", &new);
+                frozen.extend(new);
             }
+            signal("-KILL", &frozen);
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
