@@ -192,6 +192,27 @@ pub struct BuildArgs {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub remote_jobs: u16,
 
+    /// --mode cloud: run RUN steps on this host over SSH (`ssh://USER@HOST[:PORT]`), in runc
+    /// with container mode's runtime config. The system `ssh` connects (your ~/.ssh/config,
+    /// agent, ProxyJump and known_hosts apply); seal copies itself to the host when it lacks
+    /// this version. COPY, ADD and image collection stay on this machine
+    #[arg(long, value_name = "URL")]
+    pub cloud_host: Option<String>,
+
+    /// The ssh_config file for --cloud-host (`ssh -F FILE`) instead of ~/.ssh/config
+    #[arg(long, value_name = "FILE", requires = "cloud_host")]
+    pub cloud_ssh_config: Option<PathBuf>,
+
+    /// Trust a cloud host whose key known_hosts lacks, and add it (a changed key is still
+    /// refused)
+    #[arg(long, requires = "cloud_host")]
+    pub cloud_accept_new_host_key: bool,
+
+    /// The seal binary the cloud host runs, for a host of another architecture (default:
+    /// this one)
+    #[arg(long, value_name = "PATH", requires = "cloud_host")]
+    pub cloud_seal_binary: Option<PathBuf>,
+
     /// Grant an entitlement to RUN steps that ask for it, as BuildKit does: `network.host`
     /// (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`: every
     /// capability, no masked paths). Repeatable

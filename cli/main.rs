@@ -13,6 +13,7 @@ mod progress;
 mod root;
 mod trace;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,6 +27,23 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = seal_engine::executor::read_only::helper_main(&args) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // A cloud host's seal, started over SSH by a build's seal: requests on stdin.
+    if args
+        .get(1)
+        .is_some_and(|a| a == seal_engine::executor::cloud::serve::SERVE_ARG)
+    {
+        return match seal_engine::executor::cloud::serve::serve(&root::store_root(None)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "seal {}: {e}",
+                    seal_engine::executor::cloud::serve::SERVE_ARG
+                );
+                ExitCode::from(1)
+            }
+        };
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use seal_engine::collect::auth_list::{self, AuthSection};
+use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
+use seal_engine::executor::cloud::{CloudExecutor, CloudOptions};
 use seal_engine::executor::remote::RemoteExecutor;
 use seal_engine::llb::{ChartValues, CollectOp, Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
@@ -80,18 +82,28 @@ fn build(
     };
     let build_args = parse_build_args(&args.build_args)?;
     let remote = remote_executor(&args)?;
+    let cloud = cloud_executor(&args)?;
+    if remote.is_some() && cloud.is_some() {
+        return Err(Failure::Usage(
+            "--remote-executor and --cloud-host both say who runs RUN steps; pick one".into(),
+        ));
+    }
     let exec_mode = match args.mode {
         _ if remote.is_some() => ExecMode::Remote,
         ModeArg::Lite => ExecMode::Lite,
         ModeArg::Container => ExecMode::Container,
+        ModeArg::Cloud if cloud.is_some() => ExecMode::Cloud,
         ModeArg::Cloud => {
             return Err(Failure::Usage(
-                "--mode cloud is not supported yet; use --mode lite or --mode container, or \
-                 --remote-executor URL"
-                    .into(),
+                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT]".into(),
             ))
         }
     };
+    if cloud.is_some() && args.mode != ModeArg::Cloud {
+        return Err(Failure::Usage(
+            "--cloud-host runs RUN steps in --mode cloud; add --mode cloud".into(),
+        ));
+    }
     let context_dir = args.context.canonicalize().map_err(|e| {
         Failure::Error(anyhow::anyhow!(
             "build context {}: {e}",
@@ -300,6 +312,7 @@ fn build(
                 })
                 .collect(),
             remote: remote.clone(),
+            cloud: cloud.clone(),
             explain: args.explain,
             steps_name: steps_name(&name, several.then_some(platform)),
             cache_from: args.cache_from.clone(),
@@ -451,6 +464,21 @@ fn build(
             )
         })
         .unwrap_or_default();
+    let cloud_summary = cloud
+        .as_ref()
+        .map(|c| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = &c.counters;
+            format!(
+                "; cloud: {} steps run, {} bytes sent in {} layers, {} bytes received in {} layers",
+                c.steps.load(Relaxed),
+                c.bytes_sent.load(Relaxed),
+                c.blobs_sent.load(Relaxed),
+                c.bytes_received.load(Relaxed),
+                c.blobs_received.load(Relaxed),
+            )
+        })
+        .unwrap_or_default();
     let for_platforms = if several {
         let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
         format!(" for {}", list.join(", "))
@@ -465,7 +493,7 @@ fn build(
         _ => (full.clone(), ": "),
     };
     renderer.finish(&format!(
-        "built {}{for_platforms} {short}{separator}{cached} steps cached, {executed} executed, {files_read} files read{images}{caches}{remote_summary}",
+        "built {}{for_platforms} {short}{separator}{cached} steps cached, {executed} executed, {files_read} files read{images}{caches}{remote_summary}{cloud_summary}",
         all_names.join(", "),
     ));
     outln!("{full}")?;
@@ -487,6 +515,39 @@ fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecutor>>, Fail
     options.platform = args.remote_platform.clone();
     options.jobs = usize::from(args.remote_jobs);
     Ok(Some(Arc::new(RemoteExecutor::new(options))))
+}
+
+/// The cloud host `--cloud-host` and its `--cloud-*` flags name (it connects at the first
+/// cloud RUN).
+fn cloud_executor(args: &BuildArgs) -> Result<Option<Arc<CloudExecutor>>, Failure> {
+    let Some(url) = &args.cloud_host else {
+        return Ok(None);
+    };
+    let host = CloudHost::parse(url).map_err(|e| Failure::Usage(format!("--cloud-host {e}")))?;
+    if let Some(config) = &args.cloud_ssh_config {
+        if !config.is_file() {
+            return Err(Failure::Usage(format!(
+                "--cloud-ssh-config {}: no such file",
+                config.display()
+            )));
+        }
+    }
+    if let Some(binary) = &args.cloud_seal_binary {
+        if !binary.is_file() {
+            return Err(Failure::Usage(format!(
+                "--cloud-seal-binary {}: no such file",
+                binary.display()
+            )));
+        }
+    }
+    Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
+        ssh: SshOptions {
+            host,
+            config: args.cloud_ssh_config.clone(),
+            accept_new_host_key: args.cloud_accept_new_host_key,
+        },
+        seal_binary: args.cloud_seal_binary.clone(),
+    }))))
 }
 
 /// The name a build's step records are kept under (`--explain` compares with them): the image

@@ -47,6 +47,9 @@ pub struct BuildRequest {
     /// `--remote-executor`: who runs RUN steps of mode `remote` (the caller keeps a clone to
     /// read its counters after the build).
     pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
+    /// `--cloud-host`: who runs RUN steps of mode `cloud` (the caller keeps a clone to read
+    /// its counters after the build).
+    pub cloud: Option<Arc<crate::executor::cloud::CloudExecutor>>,
     /// Follow each executing step's `Started` event with an `Explain` event saying why.
     pub explain: bool,
     /// The name the steps' records are kept under (the image name; with several platforms,
@@ -126,6 +129,7 @@ pub async fn build(
         registry,
         pull_never: request.pull_never,
         remote: request.remote.clone(),
+        cloud: request.cloud.clone(),
     });
     let observed = Arc::new(Observed::default());
     let mut graph = GraphBuilder::new();

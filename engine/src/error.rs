@@ -79,6 +79,9 @@ pub enum EngineError {
     /// A remote RUN could not be run, or its result could not be fetched.
     #[error(transparent)]
     Remote(#[from] seal_remote::RemoteError),
+    /// A cloud RUN's host could not be reached or used (`--cloud-host`).
+    #[error("cloud host {host}: {reason}")]
+    Cloud { host: String, reason: String },
     #[error("RUN needs root: {reason}")]
     NeedsRoot { reason: String },
     #[error("could not start {what}: {reason}")]

@@ -15,8 +15,12 @@
 //!   action's input root (a Merkle tree, not an overlay), the layer is the output root minus
 //!   the input root. It mounts nothing and needs no root.
 //!
+//! - [`cloud`]: runc on another machine over SSH, with container mode's runtime config; layer
+//!   blobs travel by digest, only those the host lacks.
+//!
 //! Executors block; the solver calls them on a blocking thread.
 
+pub mod cloud;
 pub mod container;
 pub mod lite;
 mod overlay;

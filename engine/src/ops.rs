@@ -26,4 +26,6 @@ pub struct ExecEnv {
     pub pull_never: bool,
     /// `--remote-executor`: runs RUN steps whose mode is `remote`.
     pub remote: Option<Arc<crate::executor::remote::RemoteExecutor>>,
+    /// `--cloud-host`: runs RUN steps whose mode is `cloud`.
+    pub cloud: Option<Arc<crate::executor::cloud::CloudExecutor>>,
 }

@@ -44,8 +44,10 @@ impl Vertex for OpVertex {
     }
 
     fn offloaded(&self) -> bool {
-        // A remote RUN waits on another machine: it does not take one of this machine's slots.
-        matches!(&self.node.op, Op::Exec(exec) if exec.mode == crate::llb::ExecMode::Remote)
+        // A remote or cloud RUN waits on another machine: it does not take one of this
+        // machine's slots.
+        matches!(&self.node.op, Op::Exec(exec)
+            if matches!(exec.mode, crate::llb::ExecMode::Remote | crate::llb::ExecMode::Cloud))
     }
 
     async fn input_keys(&self, inputs: &[Output]) -> Result<Vec<Id>, EngineError> {

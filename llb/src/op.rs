@@ -1,6 +1,6 @@
 //! The op types: Source, File, Exec, Merge, and how each encodes into its digest.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::chmod::Chmod;
 use crate::encode::Encoder;
@@ -116,7 +116,7 @@ impl FileOp {
 }
 
 /// How a layer is encoded; part of the digest because it changes the blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerFormat {
     pub compression: Compression,
     /// Every mtime in the layer (SOURCE_DATE_EPOCH).
@@ -124,7 +124,7 @@ pub struct LayerFormat {
 }
 
 /// Layer compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     None,
@@ -133,7 +133,7 @@ pub enum Compression {
 }
 
 /// Run a command on the rootfs of input 0; its filesystem changes become one layer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOp {
     pub args: Vec<String>,
     /// `NAME=VALUE`, every variable the step can see.
@@ -156,7 +156,7 @@ impl ExecOp {
 }
 
 /// A read-only file handed to a RUN step (BuildKit mounts `RUN <<EOF` scripts the same way).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecFile {
     /// A plain file name (no `/`).
     pub name: String,
@@ -165,7 +165,7 @@ pub struct ExecFile {
 }
 
 /// `RUN --network`, as BuildKit defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
     /// Only a loopback interface.
@@ -177,7 +177,7 @@ pub enum NetworkMode {
 }
 
 /// `RUN --security`, as BuildKit defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecurityMode {
     /// Docker's default capabilities, masked and read-only kernel paths.
@@ -187,7 +187,7 @@ pub enum SecurityMode {
 }
 
 /// Who executes a RUN step (`--mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecMode {
     Lite,
@@ -195,6 +195,9 @@ pub enum ExecMode {
     /// A Remote Execution API action (`--remote-executor`); the rootfs is `/`, as in container
     /// mode. Which server runs it is not part of the step's definition.
     Remote,
+    /// `--mode cloud`: runc on another machine reached over SSH, with the runtime config
+    /// container mode uses. Which host runs it is not part of the step's definition.
+    Cloud,
 }
 
 impl ExecMode {
@@ -204,6 +207,7 @@ impl ExecMode {
             ExecMode::Lite => "lite",
             ExecMode::Container => "container",
             ExecMode::Remote => "remote",
+            ExecMode::Cloud => "cloud",
         }
     }
 }

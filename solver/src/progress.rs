@@ -68,6 +68,12 @@ impl ExecContext {
         ExecContext::new(NodeId(0), None, Arc::new(AtomicBool::new(false)))
     }
 
+    /// A context outside any solve that reports to `progress` (as node 0) and is cancelled
+    /// through `cancelled`: a step run on behalf of another machine (`seal`'s cloud server).
+    pub fn standalone(progress: Option<ProgressSender>, cancelled: Arc<AtomicBool>) -> ExecContext {
+        ExecContext::new(NodeId(0), progress, cancelled)
+    }
+
     /// The vertex being executed.
     pub fn node(&self) -> NodeId {
         self.node

@@ -7,6 +7,7 @@
 pub mod reapi;
 pub mod registry;
 pub mod s3;
+pub mod sshd;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -41,6 +41,11 @@ pub fn parse_platforms(values: &[String]) -> Result<Vec<Platform>, Failure> {
 /// Why a RUN for `platform` cannot run on this machine in `mode` (`None`: it can).
 /// `binfmt_dir` is normally [`BINFMT_MISC`].
 pub fn run_refusal(platform: &Platform, mode: ExecMode, binfmt_dir: &Path) -> Option<String> {
+    // A remote executor or a cloud host runs the step on its own machine, which may be of the
+    // platform (an arm64 host for arm64 steps): what this machine can run does not matter.
+    if matches!(mode, ExecMode::Remote | ExecMode::Cloud) {
+        return None;
+    }
     let host = Platform::host();
     if platform.os == host.os && platform.architecture == host.architecture {
         return None;
@@ -173,6 +178,9 @@ mod tests {
             lite.contains("lite mode") && lite.contains("--mode container"),
             "{lite}"
         );
+        // Another machine runs a remote or cloud step: this one's emulators do not matter.
+        assert_eq!(run_refusal(&arm, ExecMode::Remote, dir.path()), None);
+        assert_eq!(run_refusal(&arm, ExecMode::Cloud, dir.path()), None);
         let missing = run_refusal(&arm, ExecMode::Container, dir.path()).unwrap();
         assert!(
             missing.contains("qemu-user-static binfmt-support"),

@@ -87,10 +87,15 @@ pub struct ContainerExecutor;
 
 impl Executor for ContainerExecutor {
     fn run(&self, request: &ExecRequest, cx: &ExecContext) -> Result<(), EngineError> {
-        if !Path::new(RUNC).exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let runnable = std::fs::metadata(RUNC)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !runnable {
             return Err(EngineError::Spawn {
                 what: "runc".into(),
-                reason: format!("{RUNC} is missing; install it with `apt-get install runc`"),
+                reason: format!(
+                    "{RUNC} is missing or not executable; install it with `apt-get install runc`"
+                ),
             });
         }
         let bundle = request.run_dir.join("bundle");

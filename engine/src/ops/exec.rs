@@ -1,6 +1,7 @@
 //! ExecOp (RUN): run a command on the rootfs of input 0 with the executor of its mode; the
 //! overlay upper dir becomes the step's layer (a remote step's layer is its output root minus
-//! its input root, `executor/remote.rs`).
+//! its input root, `executor/remote.rs`; a cloud step's layer is written on its host and
+//! fetched, `executor/cloud.rs`).
 
 use seal_solver::ExecContext;
 use seal_store::Store;
@@ -13,7 +14,7 @@ use crate::executor::container::ContainerExecutor;
 use crate::executor::lite::LiteExecutor;
 use crate::executor::remote::RemoteStep;
 use crate::executor::{check_privileges, ExecRequest, Executor};
-use crate::layer::{write_layer, LayerEntry};
+use crate::layer::{write_layer, Layer, LayerEntry};
 use crate::llb::{ExecMode, ExecOp, NetworkMode, SecurityMode};
 use crate::output::{LayerChain, Output};
 use crate::unpack::snapshot;
@@ -30,18 +31,52 @@ pub fn exec(
     let Some(Output::Layers(rootfs)) = inputs.first() else {
         return Err(EngineError::Internal("RUN's input is not a rootfs".into()));
     };
-    // The run directory holds the files the entries name: it lives until the layer is written.
-    let (entries, _run_dir) = match op.mode {
-        ExecMode::Remote => run_remote(op, rootfs, env, cx)?,
-        ExecMode::Lite | ExecMode::Container => run_local(op, rootfs, store, cx)?,
+    let layer = match op.mode {
+        ExecMode::Cloud => {
+            let Some(cloud) = &env.cloud else {
+                return Err(EngineError::Internal(
+                    "a cloud RUN without --cloud-host".into(),
+                ));
+            };
+            let _span = tracing::info_span!(target: "seal_trace", "RUN", cloud = true).entered();
+            cloud.run(op, &rootfs.layers, store, cx)?
+        }
+        ExecMode::Remote => {
+            let (entries, _run_dir) = run_remote(op, rootfs, env, cx)?;
+            layer_of(store, &entries, op, cx)?
+        }
+        ExecMode::Lite | ExecMode::Container => local_layer(op, rootfs, store, cx)?,
     };
-    let layer = write_layer(store.blobs(), &entries, op.format, &cx.cancel_flag())?;
-    // A later COPY resolves its destination through this index instead of reading the layer.
-    crate::layer_index::IndexBuilder::from_entries(&entries).store(store, &layer.digest)?;
     Ok(Output::Layers(LayerChain {
         layers: vec![layer],
         base_config: None,
     }))
+}
+
+/// The step on this machine, in lite or container mode (a cloud host runs its steps with
+/// this too), written and indexed as a layer.
+pub fn local_layer(
+    op: &ExecOp,
+    rootfs: &LayerChain,
+    store: &Store,
+    cx: &ExecContext,
+) -> Result<Layer, EngineError> {
+    // The run directory holds the files the entries name: it lives until the layer is written.
+    let (entries, _run_dir) = run_local(op, rootfs, store, cx)?;
+    layer_of(store, &entries, op, cx)
+}
+
+/// Write `entries` as the step's layer and index it.
+fn layer_of(
+    store: &Store,
+    entries: &[LayerEntry],
+    op: &ExecOp,
+    cx: &ExecContext,
+) -> Result<Layer, EngineError> {
+    let layer = write_layer(store.blobs(), entries, op.format, &cx.cancel_flag())?;
+    // A later COPY resolves its destination through this index instead of reading the layer.
+    crate::layer_index::IndexBuilder::from_entries(entries).store(store, &layer.digest)?;
+    Ok(layer)
 }
 
 /// The step on this machine: an overlay over the rootfs snapshots; its upper dir's entries.
@@ -92,8 +127,8 @@ fn run_local(
     };
     request.move_long_script_to_file();
     let executor: &dyn Executor = match op.mode {
-        ExecMode::Container | ExecMode::Remote => &ContainerExecutor,
         ExecMode::Lite => &LiteExecutor,
+        ExecMode::Container | ExecMode::Remote | ExecMode::Cloud => &ContainerExecutor,
     };
     {
         let _span = tracing::info_span!(target: "seal_trace", "RUN").entered();
