@@ -22,10 +22,10 @@ use args::{Cli, Command};
 use failure::Failure;
 
 fn main() -> ExitCode {
-    // A lite RUN's setup runs this binary inside the step's namespace to make the host
-    // read-only; nothing else of seal starts for it.
+    // A RUN step's setup runs this binary inside the step's namespaces to mount its rootfs
+    // (and, lite, a read-only host) and exec the step; nothing else of seal starts for it.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(code) = seal_engine::executor::read_only::helper_main(&args) {
+    if let Some(code) = seal_engine::executor::setup::helper_main(&args) {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // A cloud host's seal, started over SSH by a build's seal: requests on stdin.

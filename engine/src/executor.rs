@@ -27,6 +27,7 @@ mod overlay;
 mod process;
 pub mod read_only;
 pub mod remote;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 

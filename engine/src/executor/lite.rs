@@ -10,8 +10,8 @@ use std::path::Path;
 
 use seal_solver::ExecContext;
 
-use crate::executor::process::{run_in_overlay, sh_quote, Namespace};
-use crate::executor::read_only;
+use crate::executor::process::{run_in_overlay, Namespace};
+use crate::executor::setup::Op;
 use crate::executor::{ExecRequest, Executor};
 use crate::llb::{ExecOp, NetworkMode};
 use crate::EngineError;
@@ -56,8 +56,6 @@ impl Executor for LiteExecutor {
         if !env.iter().any(|(k, _)| k == "HOME") {
             env.push(("HOME".into(), HOME.into()));
         }
-        let seal = std::env::current_exe()
-            .map_err(|e| EngineError::io("finding", Path::new("the seal binary"), e))?;
         let rel = request.cwd.trim_start_matches('/');
         let cwd = if rel.is_empty() {
             ROOTFS.to_string()
@@ -75,7 +73,7 @@ impl Executor for LiteExecutor {
             })
             .collect();
         let ns = Namespace {
-            setup: setup_lines(request, &seal),
+            setup: setup_ops(request),
             new_network: request.network == NetworkMode::None,
         };
         run_in_overlay(request, &ns, &args, &cwd, &env, cx).map_err(explain_read_only)
@@ -84,31 +82,30 @@ impl Executor for LiteExecutor {
 
 /// The namespace around a lite step: every host mount read-only (but `/proc`, which is the
 /// step's own), then the rootfs, the files, a private `/tmp`, `$HOME` and `/dev/shm`.
-fn setup_lines(request: &ExecRequest, seal: &Path) -> Vec<String> {
-    let merged = request.merged().display().to_string();
-    let files = request.files_dir().display().to_string();
+fn setup_ops(request: &ExecRequest) -> Vec<Op> {
+    let tmpfs = |options: &str, target: &str, if_dir: bool| Op::Mount {
+        fstype: "tmpfs".into(),
+        options: options.into(),
+        target: target.into(),
+        if_dir,
+    };
     vec![
-        // One process remounts every host mount read-only (`read_only.rs`): the `seal`
-        // binary itself, which runs the helper before it parses a command line.
-        format!(
-            "{} {} {} || fail 'making the host read-only'",
-            sh_quote(&seal.display().to_string()),
-            read_only::HELPER_ARG,
-            sh_quote(&merged)
-        ),
-        format!(
-            "/bin/mount --bind {} {ROOTFS} || fail 'binding the rootfs at {ROOTFS}'",
-            sh_quote(&merged)
-        ),
-        format!(
-            "/bin/mount --bind -o ro {} {FILES_DIR} || fail 'binding the step files'",
-            sh_quote(&files)
-        ),
-        format!("/bin/mount -o remount,bind,ro {FILES_DIR} || fail 'binding the step files'"),
-        "/bin/mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || fail 'mounting a private /tmp'"
-            .into(),
-        format!("/bin/mount -t tmpfs -o mode=0700 tmpfs {HOME} || fail 'mounting a private HOME'"),
-        "[ ! -d /dev/shm ] || /bin/mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || fail 'mounting a private /dev/shm'".into(),
+        Op::ReadOnlyHost {
+            keep: request.merged(),
+        },
+        Op::Bind {
+            source: request.merged(),
+            target: ROOTFS.into(),
+            read_only: false,
+        },
+        Op::Bind {
+            source: request.files_dir(),
+            target: FILES_DIR.into(),
+            read_only: true,
+        },
+        tmpfs("mode=1777,nosuid,nodev", "/tmp", false),
+        tmpfs("mode=0700", HOME, false),
+        tmpfs("mode=1777,nosuid,nodev", "/dev/shm", true),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! Running one step's process tree: a private mount namespace with the overlay mounted (and,
-//! for lite steps, the host made read-only around it), output streamed line by line,
-//! cancellation, and no process left behind.
+//! for lite steps, the host made read-only around it; both by `setup.rs` in one process),
+//! output streamed line by line, cancellation, and no process left behind.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -11,30 +11,20 @@ use std::time::Duration;
 
 use seal_solver::ExecContext;
 
+use crate::executor::setup::{self, Op, SETUP_FAILED, SETUP_MARK};
 use crate::executor::{overlay, ExecRequest};
 use crate::EngineError;
 
 /// Lines of output kept for the error message of a failed step.
 const TAIL_LINES: usize = 20;
 
-/// Exit code of the setup script when the step's namespace cannot be prepared.
-const SETUP_FAILED: i32 = 125;
-
-/// How the setup script's own error lines start.
-const SETUP_MARK: &str = "seal: preparing the step";
-
 /// What the step's mount namespace looks like besides the rootfs overlay.
 #[derive(Debug, Clone, Default)]
 pub struct Namespace {
-    /// Shell lines run after the overlay is mounted, before `exec` (each fails the setup).
-    pub setup: Vec<String>,
+    /// What is done after the overlay is mounted, before `exec` (each fails the setup).
+    pub setup: Vec<Op>,
     /// A new network namespace (only loopback).
     pub new_network: bool,
-}
-
-/// Quote `s` for `/bin/sh`.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Mount the request's overlay in a new mount namespace, apply `ns`, `cd` to `cwd`, and exec
@@ -52,26 +42,17 @@ pub fn run_in_overlay(
     }
     request.write_files()?;
     let mounts = overlay::prepare(request)?;
-    let mut script = format!("fail() {{ echo \"{SETUP_MARK}: $*\" >&2; exit {SETUP_FAILED}; }}\n");
-    script.push_str(&format!(
-        "cd {} || fail 'no layer directory'\n",
-        sh_quote(&request.run_dir.join("l").display().to_string())
-    ));
-    for m in &mounts {
-        script.push_str(&format!(
-            "/bin/mount -t overlay overlay -o {} {} || fail 'mounting the rootfs overlay'\n",
-            sh_quote(&m.options),
-            sh_quote(&m.target)
-        ));
-    }
-    for line in &ns.setup {
-        script.push_str(line);
-        script.push('\n');
-    }
-    script.push_str(&format!(
-        "cd {} || fail 'no working directory'\nunset OLDPWD\nexec \"$@\"\n",
-        sh_quote(cwd)
-    ));
+    let mut ops = vec![Op::Chdir(request.run_dir.join("l"))];
+    ops.extend(mounts.into_iter().map(|m| Op::Mount {
+        fstype: "overlay".into(),
+        options: m.options,
+        target: m.target.into(),
+        if_dir: false,
+    }));
+    ops.extend(ns.setup.iter().cloned());
+    ops.push(Op::Chdir(cwd.into()));
+    let seal = std::env::current_exe()
+        .map_err(|e| EngineError::io("finding", std::path::Path::new("the seal binary"), e))?;
     let mut cmd = Command::new("/usr/bin/unshare");
     cmd.args(["--mount", "--propagation", "private"]);
     if ns.new_network {
@@ -86,12 +67,9 @@ pub fn run_in_overlay(
         // /proc of that PID namespace (runc looks its children up there).
         "--mount-proc",
         "--",
-        "/bin/sh",
-        "-c",
-        &script,
-        "seal-step",
     ])
-    .args(command)
+    .arg(&seal)
+    .args(setup::helper_args(&ops, command))
     .env_clear()
     .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     .stdin(Stdio::null())
@@ -177,7 +155,7 @@ pub fn run_in_overlay(
         .map(|t| t.iter().cloned().collect())
         .unwrap_or_default();
     if code == SETUP_FAILED && tail.iter().any(|l| l.contains(SETUP_MARK)) {
-        // The setup's own message and what mount said before it.
+        // The setup's own messages.
         let reason = tail
             .iter()
             .filter(|l| l.contains(SETUP_MARK) || l.contains("mount"))
@@ -203,15 +181,4 @@ pub fn run_in_overlay(
 
 fn kill_group(pgid: rustix::process::Pid) {
     let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sh_quote;
-
-    #[test]
-    fn quoting_survives_quotes() {
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
-    }
 }

@@ -3,45 +3,27 @@
 //! instead of one `/bin/mount` process per mount point (issue 15: 26 processes, ~120 ms of a
 //! RUN that otherwise took ~130 ms).
 //!
-//! The step's setup script runs it as `<seal> `[`HELPER_ARG`]` <rootfs overlay>` inside the
-//! step's namespace; the `seal` binary hands those arguments to [`helper_main`] before it
-//! parses its command line. `/proc` (the step's own) and the rootfs overlay stay writable.
+//! The step's setup helper (`setup.rs`) runs it inside the step's namespace. `/proc` (the
+//! step's own) and the rootfs overlay stay writable.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::MountFlags;
 
-/// The first argument that makes the `seal` binary run [`helper_main`].
-pub const HELPER_ARG: &str = "__seal-lite-read-only";
-
-/// Run the helper when `args` (the process's, program name first) ask for it: `Some(exit
-/// code)`, else `None`. Failing to make `/` read-only is an error; any other mount that
-/// refuses is left as it is (as `/bin/mount` failing quietly did before).
-pub fn helper_main(args: &[OsString]) -> Option<i32> {
-    if args.get(1).is_none_or(|a| a != HELPER_ARG) {
-        return None;
-    }
-    let Some(keep) = args.get(2).map(PathBuf::from) else {
-        eprintln!("{HELPER_ARG}: which mount stays writable?");
-        return Some(2);
-    };
-    let mountinfo = match std::fs::read_to_string("/proc/self/mountinfo") {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("{HELPER_ARG}: reading /proc/self/mountinfo: {e}");
-            return Some(1);
-        }
-    };
-    for (mount_point, flags) in read_only_plan(&mountinfo, &keep) {
+/// Remount every mount of this mount namespace but `/proc` and `keep` read-only. Failing to
+/// make `/` read-only is an error; any other mount that refuses is left as it is (as
+/// `/bin/mount` failing quietly did before).
+pub fn make_host_read_only(keep: &Path) -> std::io::Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for (mount_point, flags) in read_only_plan(&mountinfo, keep) {
         if let Err(e) = rustix::mount::mount_remount(&mount_point, flags, "") {
             if mount_point == Path::new("/") {
-                eprintln!("{HELPER_ARG}: remounting / read-only: {e}");
-                return Some(1);
+                return Err(e.into());
             }
         }
     }
-    Some(0)
+    Ok(())
 }
 
 /// Every mount point of `mountinfo` but `/proc`, what is below it, and `keep`, with the flags
@@ -129,13 +111,5 @@ mod tests {
         );
         assert_eq!(unescape(r"a\134b\011"), OsString::from("a\\b\t"));
         assert_eq!(unescape(r"trailing\04"), OsString::from(r"trailing\04"));
-    }
-
-    #[test]
-    fn other_arguments_are_not_the_helpers() {
-        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(helper_main(&args(&["seal", "build"])), None);
-        assert_eq!(helper_main(&args(&["seal"])), None);
-        assert_eq!(helper_main(&args(&["seal", HELPER_ARG])), Some(2));
     }
 }

@@ -1,0 +1,323 @@
+//! A step's namespace prepared in one process: the `seal` binary, started by `unshare` inside
+//! the step's new namespaces as `<seal> `[`HELPER_ARG`]` <ops> -- <command>`, mounts the
+//! rootfs overlay and (lite) the read-only host, private `/tmp`, `$HOME`, ... with one
+//! `mount(2)` each, enters the working directory and `exec`s the command. It replaces a
+//! `/bin/sh` script that started one `/bin/mount` process per mount (issue 15).
+//!
+//! The command sees what it saw under the script: its environment with `PWD` set to the
+//! working directory (and no `OLDPWD`), exit code 125 and a `seal: preparing the step: ...`
+//! line when a mount fails, 127 when the command is not found, 126 when it cannot run.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use rustix::mount::MountFlags;
+
+use crate::executor::read_only;
+
+/// The first argument that makes the `seal` binary run [`helper_main`].
+pub const HELPER_ARG: &str = "__seal-step-setup";
+
+/// Exit code when the step's namespace cannot be prepared.
+pub const SETUP_FAILED: i32 = 125;
+
+/// How the helper's own error lines start.
+pub const SETUP_MARK: &str = "seal: preparing the step";
+
+/// Where the operations end and the command starts.
+const END: &str = "--";
+
+/// One thing the helper does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `chdir` (relative mount targets and sources are resolved from here).
+    Chdir(PathBuf),
+    /// `mount -t <fstype> <fstype> -o <options> <target>`; `nosuid`, `nodev`, `noexec` and `ro`
+    /// of `options` become mount flags, the rest the file system's data. With `if_dir`, a
+    /// target that is not a directory is skipped.
+    Mount {
+        fstype: String,
+        options: String,
+        target: PathBuf,
+        if_dir: bool,
+    },
+    /// Every mount but `/proc` and `keep` remounted read-only (`read_only.rs`).
+    ReadOnlyHost { keep: PathBuf },
+    /// `mount --bind <source> <target>`, then remounted read-only when `read_only`.
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        read_only: bool,
+    },
+}
+
+impl Op {
+    /// The helper's arguments for this operation.
+    fn push_args(&self, out: &mut Vec<OsString>) {
+        match self {
+            Op::Chdir(dir) => out.extend(["cd".into(), dir.into()]),
+            Op::Mount {
+                fstype,
+                options,
+                target,
+                if_dir,
+            } => out.extend([
+                if *if_dir { "mount-if-dir" } else { "mount" }.into(),
+                fstype.into(),
+                options.into(),
+                target.into(),
+            ]),
+            Op::ReadOnlyHost { keep } => out.extend(["read-only".into(), keep.into()]),
+            Op::Bind {
+                source,
+                target,
+                read_only,
+            } => out.extend([
+                if *read_only { "bind-ro" } else { "bind" }.into(),
+                source.into(),
+                target.into(),
+            ]),
+        }
+    }
+
+    /// What the operation does, for its error message.
+    fn describe(&self) -> String {
+        match self {
+            Op::Chdir(dir) => format!("entering {}", dir.display()),
+            Op::Mount { fstype, target, .. } => {
+                format!("mounting {fstype} at {}", target.display())
+            }
+            Op::ReadOnlyHost { .. } => "making the host read-only".into(),
+            Op::Bind { source, target, .. } => {
+                format!("binding {} at {}", source.display(), target.display())
+            }
+        }
+    }
+
+    fn apply(&self) -> std::io::Result<()> {
+        match self {
+            Op::Chdir(dir) => std::env::set_current_dir(dir),
+            Op::Mount {
+                fstype,
+                options,
+                target,
+                if_dir,
+            } => {
+                if *if_dir && !target.is_dir() {
+                    return Ok(());
+                }
+                let (flags, data) = split_options(options);
+                let data = CString::new(data).map_err(std::io::Error::other)?;
+                rustix::mount::mount(
+                    fstype.as_str(),
+                    target,
+                    fstype.as_str(),
+                    flags,
+                    data.as_c_str(),
+                )
+                .map_err(std::io::Error::from)
+            }
+            Op::ReadOnlyHost { keep } => read_only::make_host_read_only(keep),
+            Op::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                rustix::mount::mount_bind(source, target)?;
+                if *read_only {
+                    rustix::mount::mount_remount(
+                        target,
+                        MountFlags::BIND | MountFlags::RDONLY,
+                        "",
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The arguments after the program that run `ops` then `command`.
+pub fn helper_args(ops: &[Op], command: &[String]) -> Vec<OsString> {
+    let mut out = vec![OsString::from(HELPER_ARG)];
+    for op in ops {
+        op.push_args(&mut out);
+    }
+    out.push(END.into());
+    out.extend(command.iter().map(OsString::from));
+    out
+}
+
+/// The operations and the command of the helper's arguments (after [`HELPER_ARG`]).
+fn parse(args: &[OsString]) -> Result<(Vec<Op>, Vec<OsString>), String> {
+    let mut ops = Vec::new();
+    let mut rest = args.iter();
+    let mut next = |what: &str| {
+        rest.next()
+            .cloned()
+            .ok_or_else(|| format!("missing {what}"))
+    };
+    loop {
+        let word = next("`--` before the command")?;
+        let op = match word.to_str() {
+            Some(END) => break,
+            Some("cd") => Op::Chdir(next("the directory")?.into()),
+            Some(kind @ ("mount" | "mount-if-dir")) => Op::Mount {
+                if_dir: kind == "mount-if-dir",
+                fstype: utf8(next("the file system type")?)?,
+                options: utf8(next("the mount options")?)?,
+                target: next("the mount point")?.into(),
+            },
+            Some("read-only") => Op::ReadOnlyHost {
+                keep: next("the writable mount")?.into(),
+            },
+            Some(kind @ ("bind" | "bind-ro")) => Op::Bind {
+                read_only: kind == "bind-ro",
+                source: next("the bind source")?.into(),
+                target: next("the bind target")?.into(),
+            },
+            _ => return Err(format!("unknown operation {word:?}")),
+        };
+        ops.push(op);
+    }
+    let command: Vec<OsString> = rest.cloned().collect();
+    if command.is_empty() {
+        return Err("no command".into());
+    }
+    Ok((ops, command))
+}
+
+fn utf8(s: OsString) -> Result<String, String> {
+    s.into_string().map_err(|s| format!("not UTF-8: {s:?}"))
+}
+
+/// `mount -o` options split into the flags `mount(8)` would pass and the file system's data.
+fn split_options(options: &str) -> (MountFlags, String) {
+    let mut flags = MountFlags::empty();
+    let mut data = Vec::new();
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option {
+            "nosuid" => flags |= MountFlags::NOSUID,
+            "nodev" => flags |= MountFlags::NODEV,
+            "noexec" => flags |= MountFlags::NOEXEC,
+            "ro" => flags |= MountFlags::RDONLY,
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Run the helper when `args` (the process's, program name first) ask for it: on success it
+/// does not return (the command replaces it); else `Some(exit code)`. `None`: not the helper.
+pub fn helper_main(args: &[OsString]) -> Option<i32> {
+    if args.get(1).is_none_or(|a| a != HELPER_ARG) {
+        return None;
+    }
+    let (ops, command) = match parse(&args[2..]) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("{SETUP_MARK}: {HELPER_ARG}: {e}");
+            return Some(SETUP_FAILED);
+        }
+    };
+    for op in &ops {
+        if let Err(e) = op.apply() {
+            eprintln!("{SETUP_MARK}: {}: {e}", op.describe());
+            return Some(SETUP_FAILED);
+        }
+    }
+    Some(exec(&command))
+}
+
+/// Replace this process with `command` (looked up in the step's `PATH`), as the script's
+/// `cd <cwd>; unset OLDPWD; exec "$@"` did: `PWD` is the working directory. Returns the exit
+/// code when it cannot.
+fn exec(command: &[OsString]) -> i32 {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut cmd = std::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .env_remove("OLDPWD")
+        .env("PWD", &cwd);
+    let e = cmd.exec();
+    eprintln!("{}: {e}", Path::new(&command[0]).display());
+    if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn operations_survive_their_arguments() {
+        let ops = vec![
+            Op::Chdir("/run/x/l".into()),
+            Op::Mount {
+                fstype: "overlay".into(),
+                options: "lowerdir=1:0,upperdir=/u".into(),
+                target: "/run/x/merged".into(),
+                if_dir: false,
+            },
+            Op::ReadOnlyHost {
+                keep: "/run/x/merged".into(),
+            },
+            Op::Bind {
+                source: "/a b".into(),
+                target: "/c".into(),
+                read_only: true,
+            },
+            Op::Mount {
+                fstype: "tmpfs".into(),
+                options: "mode=1777,nosuid,nodev".into(),
+                target: "/dev/shm".into(),
+                if_dir: true,
+            },
+        ];
+        let command = vec!["/bin/sh".to_string(), "-c".into(), "-- echo".into()];
+        let all = helper_args(&ops, &command);
+        assert_eq!(all[0], HELPER_ARG);
+        let (got_ops, got_command) = parse(&all[1..]).unwrap();
+        assert_eq!(got_ops, ops);
+        assert_eq!(got_command, args(&["/bin/sh", "-c", "-- echo"]));
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(parse(&args(&["cd"])).unwrap_err().contains("missing"));
+        assert!(parse(&args(&["umount", "/x", "--", "true"]))
+            .unwrap_err()
+            .contains("unknown operation"));
+        assert!(parse(&args(&["cd", "/"])).unwrap_err().contains("`--`"));
+        assert_eq!(parse(&args(&["--"])).unwrap_err(), "no command");
+        let code = helper_main(&args(&["seal", HELPER_ARG, "cd"]));
+        assert_eq!(code, Some(SETUP_FAILED));
+        assert_eq!(helper_main(&args(&["seal", "build"])), None);
+    }
+
+    #[test]
+    fn flags_are_split_from_data() {
+        let (flags, data) = split_options("mode=1777,nosuid,nodev");
+        assert_eq!(flags, MountFlags::NOSUID | MountFlags::NODEV);
+        assert_eq!(data, "mode=1777");
+        let (flags, data) = split_options("lowerdir=a:b,upperdir=/u,ro,noexec");
+        assert_eq!(flags, MountFlags::RDONLY | MountFlags::NOEXEC);
+        assert_eq!(data, "lowerdir=a:b,upperdir=/u");
+    }
+
+    /// A failed operation stops the setup with its own message (a mount point that does not
+    /// exist: the same error as root or not).
+    #[test]
+    fn a_failing_operation_is_reported() {
+        let missing = "/nonexistent/seal-setup-test";
+        let code = helper_main(&args(&["seal", HELPER_ARG, "cd", missing, "--", "true"]));
+        assert_eq!(code, Some(SETUP_FAILED));
+    }
+}
