@@ -131,6 +131,19 @@ trait Backend {
     fn put_manifest(&self, bytes: &[u8], digest: &Digest) -> Result<(), CacheError>;
 }
 
+/// `bytes` read from a cache for the blob `digest`, refused unless they hash to it.
+fn verified(bytes: Vec<u8>, digest: &Digest) -> Result<Vec<u8>, CacheError> {
+    let actual = Digest::of(&bytes);
+    if &actual != digest {
+        return Err(StoreError::CorruptBlob {
+            expected: digest.clone(),
+            actual,
+        }
+        .into());
+    }
+    Ok(bytes)
+}
+
 fn backend(
     location: &CacheLocation,
     registries: &RegistryOptions,

@@ -120,15 +120,7 @@ impl Backend for LocalBackend {
             ))
             .into());
         }
-        let actual = Digest::of(&bytes);
-        if &actual != digest {
-            return Err(seal_store::StoreError::CorruptBlob {
-                expected: digest.clone(),
-                actual,
-            }
-            .into());
-        }
-        Ok(bytes)
+        super::verified(bytes, digest)
     }
 
     fn put_blobs(

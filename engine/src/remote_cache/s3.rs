@@ -42,15 +42,7 @@ impl Backend for S3Backend {
             .client
             .get(&key, limit)?
             .ok_or_else(|| CacheError::NotFound(format!("{} (no object {key})", self.source)))?;
-        let actual = Digest::of(&bytes);
-        if &actual != digest {
-            return Err(seal_store::StoreError::CorruptBlob {
-                expected: digest.clone(),
-                actual,
-            }
-            .into());
-        }
-        Ok(bytes)
+        super::verified(bytes, digest)
     }
 
     fn put_blobs(

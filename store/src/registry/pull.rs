@@ -11,6 +11,34 @@ use super::{
 use crate::oci::Descriptor;
 use crate::{Digest, Reference, RemoteBlob, RemoteSource, Store};
 
+/// The end of a pull: the manifest `bytes` stored, it and the `touched` blobs marked used,
+/// and `name` (its tag, `latest` when it has none) naming it.
+fn store_pulled(
+    store: &Store,
+    name: &Reference,
+    bytes: &[u8],
+    digest: Digest,
+    mut touched: Vec<(Digest, u64)>,
+    (transferred, skipped): (usize, usize),
+) -> Result<TransferReport, RegistryError> {
+    let stored = store.blobs().put(bytes)?;
+    debug_assert_eq!(stored, digest);
+    touched.push((digest.clone(), bytes.len() as u64));
+    store.touch_blobs(&touched)?;
+    let mut local = name.clone();
+    local.digest = None;
+    if local.tag.is_none() {
+        local.tag = Some("latest".into());
+    }
+    store.set_image(&local, &digest)?;
+    Ok(TransferReport {
+        manifest: digest,
+        transferred,
+        skipped,
+        mounted: 0,
+    })
+}
+
 impl Client {
     /// Pull `name` (for `platform` when it is an index) into `store` and name it `name`.
     pub fn pull(
@@ -42,24 +70,9 @@ impl Client {
             .cloned()
             .collect();
         let (transferred, skipped) = self.fetch_blobs(store, name, &blobs, progress)?;
-        let stored = store.blobs().put(&bytes)?;
-        debug_assert_eq!(stored, digest);
-        let mut touched: Vec<(Digest, u64)> =
+        let touched: Vec<(Digest, u64)> =
             blobs.iter().map(|d| (d.digest.clone(), d.size)).collect();
-        touched.push((digest.clone(), bytes.len() as u64));
-        store.touch_blobs(&touched)?;
-        let mut local = name.clone();
-        local.digest = None;
-        if local.tag.is_none() {
-            local.tag = Some("latest".into());
-        }
-        store.set_image(&local, &digest)?;
-        Ok(TransferReport {
-            manifest: digest,
-            transferred,
-            skipped,
-            mounted: 0,
-        })
+        store_pulled(store, name, &bytes, digest, touched, (transferred, skipped))
     }
 
     /// Pull a resolved image lazily: its config now, its layers only recorded as remote (in
@@ -103,24 +116,8 @@ impl Client {
             })
             .collect();
         store.mark_remote(&remote)?;
-        let stored = store.blobs().put(&bytes)?;
-        debug_assert_eq!(stored, digest);
-        store.touch_blobs(&[
-            (manifest.config.digest.clone(), manifest.config.size),
-            (digest.clone(), bytes.len() as u64),
-        ])?;
-        let mut local = name.clone();
-        local.digest = None;
-        if local.tag.is_none() {
-            local.tag = Some("latest".into());
-        }
-        store.set_image(&local, &digest)?;
-        Ok(TransferReport {
-            manifest: digest,
-            transferred,
-            skipped,
-            mounted: 0,
-        })
+        let touched = vec![(manifest.config.digest.clone(), manifest.config.size)];
+        store_pulled(store, name, &bytes, digest, touched, (transferred, skipped))
     }
 
     /// Fetch `blobs` from `name`'s repository into `store`, in parallel (at most
