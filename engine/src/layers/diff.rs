@@ -79,17 +79,7 @@ fn walk(
     warn: &mut dyn FnMut(String),
 ) -> Result<(), EngineError> {
     let dir = root.join(rel);
-    let mut names: Vec<String> = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(|e| EngineError::io("listing", &dir, e))? {
-        let entry = entry.map_err(|e| EngineError::io("listing", &dir, e))?;
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| EngineError::NonUtf8Path { path: entry.path() })?;
-        names.push(name);
-    }
-    names.sort();
-    for name in names {
+    for name in sorted_names(&dir)? {
         let path = if rel.is_empty() {
             name.clone()
         } else {
@@ -200,6 +190,21 @@ fn walk(
 fn is_opaque(dir: &Path) -> bool {
     let mut buf = [0u8; 4];
     matches!(rustix::fs::lgetxattr(dir, OVERLAY_OPAQUE_XATTR, &mut buf), Ok(n) if &buf[..n] == b"y")
+}
+
+/// The names in `dir`, sorted (a non-UTF-8 name is an error naming its path).
+pub(crate) fn sorted_names(dir: &Path) -> Result<Vec<String>, EngineError> {
+    let mut names: Vec<String> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| EngineError::io("listing", dir, e))? {
+        let entry = entry.map_err(|e| EngineError::io("listing", dir, e))?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| EngineError::NonUtf8Path { path: entry.path() })?;
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]

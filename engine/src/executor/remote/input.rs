@@ -195,17 +195,7 @@ fn walk(
     files: &mut Vec<usize>,
 ) -> Result<(), EngineError> {
     let dir = root.join(rel);
-    let mut names = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(|e| EngineError::io("listing", &dir, e))? {
-        let entry = entry.map_err(|e| EngineError::io("listing", &dir, e))?;
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| EngineError::NonUtf8Path { path: entry.path() })?;
-        names.push(name);
-    }
-    names.sort();
-    for name in names {
+    for name in crate::diff::sorted_names(&dir)? {
         let path = if rel.is_empty() {
             name
         } else {
