@@ -456,3 +456,32 @@ fn cloud_ls_and_gc_find_what_a_killed_build_left() {
         "{ls}"
     );
 }
+
+#[test]
+fn ctrl_c_while_waiting_for_ssh_deletes_the_host() {
+    // No cloud-init: the instance never admits seal, which waits for SSH until interrupted.
+    let s = setup();
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo never > /never\n");
+    let mut child = s
+        .command(&ctx, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while left(&s.moto).0.is_empty() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no instance was created");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    nothing_left(&s.moto);
+}
