@@ -224,6 +224,8 @@ struct Setup {
     sshd: Arc<Mutex<Sshd>>,
     seal: Seal,
     route: String,
+    /// seal's TMPDIR: the keys a SIGKILLed build leaves go with the test.
+    tmp: tempfile::TempDir,
 }
 
 fn setup() -> Setup {
@@ -237,6 +239,7 @@ fn setup() -> Setup {
         sshd: Arc::new(Mutex::new(sshd)),
         seal,
         route,
+        tmp: tempfile::TempDir::new().unwrap(),
     }
 }
 
@@ -278,7 +281,8 @@ impl Setup {
             cmd.env(k, v);
         }
         cmd.env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_EC2");
+            .env_remove("AWS_ENDPOINT_URL_EC2")
+            .env("TMPDIR", self.tmp.path());
         cmd
     }
 
