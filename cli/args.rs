@@ -64,6 +64,8 @@ pub enum Command {
     Build(Box<BuildArgs>),
     /// List the images in the store
     Images(ImagesArgs),
+    /// Hosts earlier cloud builds created and left (`ls`), and deleting them (`gc`)
+    Cloud(CloudArgs),
     /// Show an image's manifest digest, config, layers and history as JSON
     Inspect(InspectArgs),
     /// Show an image's layers: size, the Kubefile line that made each, when it was built
@@ -199,8 +201,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "URL")]
     pub cloud_host: Option<String>,
 
-    /// The ssh_config file for --cloud-host (`ssh -F FILE`) instead of ~/.ssh/config
-    #[arg(long, value_name = "FILE", requires = "cloud_host")]
+    /// The ssh_config file for --cloud-host (`ssh -F FILE`) instead of ~/.ssh/config; with
+    /// --cloud-provider it is included first in the config seal writes (its HostName, Port
+    /// or ProxyJump for the instance's id win)
+    #[arg(long, value_name = "FILE")]
     pub cloud_ssh_config: Option<PathBuf>,
 
     /// Trust a cloud host whose key known_hosts lacks, and add it (a changed key is still
@@ -210,8 +214,49 @@ pub struct BuildArgs {
 
     /// The seal binary the cloud host runs, for a host of another architecture (default:
     /// this one)
-    #[arg(long, value_name = "PATH", requires = "cloud_host")]
+    #[arg(long, value_name = "PATH")]
     pub cloud_seal_binary: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cloud_api: CloudApiArgs,
+
+    /// --cloud-provider: the instance type of the host seal creates
+    #[arg(
+        long,
+        requires = "cloud_provider",
+        value_name = "TYPE",
+        default_value = "t3.medium"
+    )]
+    pub cloud_instance_type: String,
+
+    /// --cloud-provider: the image (AMI id) of the host; it must run cloud-init (default: the
+    /// newest Ubuntu 24.04 LTS amd64 image from Canonical in the region)
+    #[arg(long, requires = "cloud_provider", value_name = "ID")]
+    pub cloud_image: Option<String>,
+
+    /// --cloud-provider: the addresses the host's security group admits to port 22 (default:
+    /// this machine's public address, from checkip.amazonaws.com)
+    #[arg(long, requires = "cloud_provider", value_name = "CIDR")]
+    pub cloud_allow_from: Option<String>,
+
+    /// --cloud-provider: how long after creation `seal cloud gc` may delete the host if this
+    /// build cannot (killed): 30m, 6h, 2d
+    #[arg(
+        long,
+        requires = "cloud_provider",
+        value_name = "DURATION",
+        default_value = "6h"
+    )]
+    pub cloud_ttl: String,
+
+    /// --cloud-provider: how long to wait for the instance and its SSH
+    #[arg(
+        long,
+        requires = "cloud_provider",
+        value_name = "DURATION",
+        default_value = "10m"
+    )]
+    pub cloud_wait: String,
 
     /// Grant an entitlement to RUN steps that ask for it, as BuildKit does: `network.host`
     /// (`RUN --network=host`), `security.insecure` (`RUN --security=insecure`: every
@@ -382,6 +427,56 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),
     }
+}
+
+/// Which cloud API seal creates hosts through, and where.
+#[derive(Debug, Args)]
+pub struct CloudApiArgs {
+    /// --mode cloud on a host seal creates for the build and deletes afterwards (instead of
+    /// --cloud-host); credentials as the AWS tools find them (AWS_ACCESS_KEY_ID..., AWS_PROFILE,
+    /// ~/.aws/credentials)
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub cloud_provider: Option<CloudProviderArg>,
+
+    /// The region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)
+    #[arg(long, value_name = "REGION")]
+    pub cloud_region: Option<String>,
+
+    /// The API endpoint (default: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, else the region's)
+    #[arg(long, value_name = "URL")]
+    pub cloud_endpoint: Option<String>,
+}
+
+impl CloudApiArgs {
+    /// `--cloud-region`, else AWS's environment, else us-east-1.
+    pub fn region(&self) -> String {
+        self.cloud_region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudProviderArg {
+    Aws,
+}
+
+/// `seal cloud`: what earlier builds left on a provider.
+#[derive(Debug, Args)]
+pub struct CloudArgs {
+    #[command(subcommand)]
+    pub command: CloudCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CloudCommand {
+    /// List the instances and security groups tagged seal-build (terminated instances are gone)
+    Ls(CloudApiArgs),
+    /// Delete those past their seal-expires time
+    Gc(CloudApiArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
     let result: Result<(), Failure> = match cli.command {
         Command::Build(a) => commands::build::run(&root, *a, &registries),
         Command::Images(a) => commands::images::run(&root, a),
+        Command::Cloud(a) => commands::cloud::run(a),
         Command::Inspect(a) => commands::inspect::run(&root, a),
         Command::History(a) => commands::history::run(&root, a),
         Command::Completion(a) => commands::manual::completion(a),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use seal_engine::collect::auth_list::{self, AuthSection};
+use seal_engine::executor::cloud::aws::Provisioned;
 use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
 use seal_engine::executor::cloud::{CloudExecutor, CloudOptions};
 use seal_engine::executor::remote::RemoteExecutor;
@@ -82,7 +83,19 @@ fn build(
     };
     let build_args = parse_build_args(&args.build_args)?;
     let remote = remote_executor(&args)?;
-    let cloud = cloud_executor(&args)?;
+    // Ctrl-C from here on is seen (not fatal), so a provisioned host is always deleted.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.cloud_api.cloud_provider.is_some() {
+        if args.mode != ModeArg::Cloud {
+            return Err(Failure::Usage(
+                "--cloud-provider runs RUN steps in --mode cloud; add --mode cloud".into(),
+            ));
+        }
+        super::cloud::watch_interrupts(interrupted.clone())?;
+    }
+    // Dropped when build() returns, whatever the outcome: the host is deleted then.
+    let provisioned = super::cloud::provision(&args, interrupted.clone())?;
+    let cloud = cloud_executor(&args, provisioned.as_ref())?;
     if remote.is_some() && cloud.is_some() {
         return Err(Failure::Usage(
             "--remote-executor and --cloud-host both say who runs RUN steps; pick one".into(),
@@ -95,7 +108,7 @@ fn build(
         ModeArg::Cloud if cloud.is_some() => ExecMode::Cloud,
         ModeArg::Cloud => {
             return Err(Failure::Usage(
-                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT]".into(),
+                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT] or --cloud-provider aws".into(),
             ))
         }
     };
@@ -327,11 +340,21 @@ fn build(
         let result = runtime.block_on(async {
             // Ctrl-C stops the build: running steps are killed and their mounts vanish with them.
             let interrupt = cancel.clone();
+            let early = interrupted.clone();
             let watcher = tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    tracing::warn!("interrupted: stopping the build");
-                    interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+                // A Ctrl-C the provisioning watcher saw first counts too.
+                loop {
+                    tokio::select! {
+                        r = tokio::signal::ctrl_c() => if r.is_ok() { break },
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                            if early.load(std::sync::atomic::Ordering::SeqCst) {
+                                break;
+                            }
+                        }
+                    }
                 }
+                tracing::warn!("interrupted: stopping the build");
+                interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
             });
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let build = tokio::spawn(seal_engine::build(store.clone(), request, Some(tx)));
@@ -519,8 +542,31 @@ fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecutor>>, Fail
 
 /// The cloud host `--cloud-host` and its `--cloud-*` flags name (it connects at the first
 /// cloud RUN).
-fn cloud_executor(args: &BuildArgs) -> Result<Option<Arc<CloudExecutor>>, Failure> {
+fn cloud_executor(
+    args: &BuildArgs,
+    provisioned: Option<&Provisioned>,
+) -> Result<Option<Arc<CloudExecutor>>, Failure> {
+    if let Some(host) = provisioned {
+        return Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
+            ssh: SshOptions {
+                host: CloudHost::parse(&format!("ssh://root@{}", host.ssh_host))
+                    .map_err(|e| Failure::Error(anyhow::anyhow!("provisioned host: {e}")))?,
+                config: Some(host.ssh_config.clone()),
+                accept_new_host_key: false,
+                extra_options: host.ssh_options(),
+            },
+            seal_binary: args.cloud_seal_binary.clone(),
+        }))));
+    }
     let Some(url) = &args.cloud_host else {
+        if args.cloud_ssh_config.is_some()
+            || args.cloud_accept_new_host_key
+            || args.cloud_seal_binary.is_some()
+        {
+            return Err(Failure::Usage(
+                "--cloud-ssh-config, --cloud-accept-new-host-key and --cloud-seal-binary go with --cloud-host or --cloud-provider".into(),
+            ));
+        }
         return Ok(None);
     };
     let host = CloudHost::parse(url).map_err(|e| Failure::Usage(format!("--cloud-host {e}")))?;
@@ -545,6 +591,7 @@ fn cloud_executor(args: &BuildArgs) -> Result<Option<Arc<CloudExecutor>>, Failur
             host,
             config: args.cloud_ssh_config.clone(),
             accept_new_host_key: args.cloud_accept_new_host_key,
+            extra_options: Vec::new(),
         },
         seal_binary: args.cloud_seal_binary.clone(),
     }))))

@@ -277,8 +277,8 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..to])
 }
 
-/// The credentials the AWS tools would use, if any.
-fn credentials() -> Result<Option<Credentials>, S3Error> {
+/// The credentials the AWS tools would use, if any (also EC2's, for `--cloud-provider aws`).
+pub fn credentials() -> Result<Option<Credentials>, S3Error> {
     if let Some(c) = Credentials::from_env() {
         return Ok(Some(c));
     }

@@ -1,4 +1,4 @@
-//! A real S3 API for the tests: `moto_server` (pip's `moto[server]`, installed by
+//! A real S3 and EC2 API for the tests: `moto_server` (pip's `moto[server]`, installed by
 //! scripts/install-system-packages.sh) on a free 127.0.0.1 port, its request log captured,
 //! killed on drop.
 
@@ -54,6 +54,12 @@ impl Moto {
         assert!(status.success(), "creating bucket {name} failed");
     }
 
+    /// One EC2 Query API call (`Action=...`, moto does not check signatures); the answer's
+    /// XML text.
+    pub fn ec2(&self, action: &str, params: &[(&str, &str)]) -> String {
+        ec2_call(&self.endpoint, action, params)
+    }
+
     /// The request log's lines so far (`"GET /bucket/key HTTP/1.1" 200 -`).
     pub fn access_log(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("access.log"))
@@ -81,4 +87,24 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One EC2 Query API call to moto at `endpoint` (moto does not check the signature, but
+/// routes by the service the Authorization header's scope names).
+pub fn ec2_call(endpoint: &str, action: &str, params: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-X", "POST", &format!("{endpoint}/")])
+        .args([
+            "-H",
+            "Authorization: AWS4-HMAC-SHA256 Credential=seal-test/20260101/us-east-1/ec2/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        ])
+        .args(["--data-urlencode", &format!("Action={action}")])
+        .args(["--data-urlencode", "Version=2016-11-15"]);
+    for (k, v) in params {
+        cmd.args(["--data-urlencode", &format!("{k}={v}")]);
+    }
+    let out = cmd.output().expect("running curl");
+    assert!(out.status.success(), "EC2 {action} failed");
+    String::from_utf8(out.stdout).expect("UTF-8 answer")
 }

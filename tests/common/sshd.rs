@@ -135,6 +135,42 @@ impl Sshd {
         std::fs::write(self.config(), config).unwrap();
     }
 
+    /// Play cloud-init for a provisioned instance: the host key and root's authorized key are
+    /// the ones its user-data carries; the server restarts with them.
+    pub fn become_instance(&mut self, host_private: &str, host_public: &str, authorized: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self.d().join("etc/host_key");
+        std::fs::write(&key, host_private).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(key.with_extension("pub"), format!("{host_public}\n")).unwrap();
+        std::fs::write(
+            self.d().join("home/.ssh/authorized_keys"),
+            format!("{authorized}\n"),
+        )
+        .unwrap();
+        self.restart();
+    }
+
+    /// The server's private host key file.
+    pub fn host_key_path(&self) -> PathBuf {
+        self.d().join("etc/host_key")
+    }
+
+    /// An ssh_config that routes every host name to this server (`HostName`, `Port`), and
+    /// says nothing else.
+    pub fn routing_config(&self) -> PathBuf {
+        let path = self.d().join("client/route");
+        std::fs::write(
+            &path,
+            format!(
+                "Host *\n  HostName {}\n  Port {}\n",
+                self.address, self.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// Start the server (again), and wait until it accepts connections.
     pub fn restart(&mut self) {
         self.stop();

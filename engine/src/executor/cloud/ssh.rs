@@ -95,6 +95,8 @@ pub struct SshOptions {
     /// `--cloud-accept-new-host-key`: trust an unknown host's key on first use (a changed
     /// key is still refused).
     pub accept_new_host_key: bool,
+    /// `-o` options that win over any config file (a provisioned host's pinned key).
+    pub extra_options: Vec<String>,
 }
 
 impl SshOptions {
@@ -122,6 +124,9 @@ impl SshOptions {
             "-o",
             "ServerAliveCountMax=3",
         ]);
+        for option in &self.extra_options {
+            command.arg("-o").arg(option);
+        }
         if let Some(port) = self.host.port {
             command.arg("-p").arg(port.to_string());
         }
@@ -449,6 +454,7 @@ mod tests {
             host: CloudHost::parse("ssh://u@h:2").unwrap(),
             config: Some("cfg".into()),
             accept_new_host_key: false,
+            extra_options: Vec::new(),
         };
         let args = |o: &SshOptions| -> Vec<String> {
             o.command("x")

@@ -1,0 +1,491 @@
+//! `--cloud-provider aws` end to end: `moto_server` emulates EC2 (tests/common/s3.rs), the
+//! test plays cloud-init (it gives the local sshd of tests/common/sshd.rs the host key and
+//! client key the instance's user-data carries), and an ssh_config routes the instance's
+//! name to that sshd, so nothing dials moto's made-up addresses. After every build —
+//! passing, failing, interrupted — EC2 shows nothing of it left; `seal cloud ls|gc` find and
+//! delete what a killed build left.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::s3::Moto;
+use common::sshd::Sshd;
+use common::{Ctx, Seal};
+
+/// The texts of every `<tag>...</tag>` in `xml`.
+fn all<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(open.as_str())
+        .skip(1)
+        .filter_map(|p| p.split(close.as_str()).next())
+        .collect()
+}
+
+/// The instance ids tagged seal-build that are not terminated, and all tagged groups.
+fn left(moto: &Moto) -> (Vec<String>, Vec<String>) {
+    let xml = moto.ec2(
+        "DescribeInstances",
+        &[
+            ("Filter.1.Name", "tag-key"),
+            ("Filter.1.Value.1", "seal-build"),
+        ],
+    );
+    let mut instances = Vec::new();
+    for item in xml.split("<instanceId>").skip(1) {
+        let id = item.split("</instanceId>").next().unwrap().to_string();
+        let state = all(item, "name").first().copied().unwrap_or_default();
+        if state != "terminated" {
+            instances.push(format!("{id} ({state})"));
+        }
+    }
+    let xml = moto.ec2(
+        "DescribeSecurityGroups",
+        &[
+            ("Filter.1.Name", "tag-key"),
+            ("Filter.1.Value.1", "seal-build"),
+        ],
+    );
+    let groups = all(&xml, "groupId").iter().map(|s| s.to_string()).collect();
+    (instances, groups)
+}
+
+fn nothing_left(moto: &Moto) {
+    let (instances, groups) = left(moto);
+    assert!(instances.is_empty(), "instances left: {instances:?}");
+    assert!(groups.is_empty(), "security groups left: {groups:?}");
+}
+
+/// What the test's cloud-init saw of each instance.
+#[derive(Default)]
+struct Seen {
+    instances: Vec<String>,
+    /// DescribeSecurityGroups of the instance's group while it ran.
+    groups_xml: Vec<String>,
+}
+
+/// Plays cloud-init until dropped: each new running instance's user-data goes into the sshd
+/// (or, with `wrong_key`, only the client key: the server keeps a key seal never made).
+struct CloudInit {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CloudInit {
+    fn start(moto: &Moto, sshd: Arc<Mutex<Sshd>>, wrong_key: bool) -> CloudInit {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let endpoint = moto.endpoint.clone();
+        let (s, seen2) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let xml = common::s3::ec2_call(
+                    &endpoint,
+                    "DescribeInstances",
+                    &[
+                        ("Filter.1.Name", "tag-key"),
+                        ("Filter.1.Value.1", "seal-build"),
+                        ("Filter.2.Name", "instance-state-name"),
+                        ("Filter.2.Value.1", "running"),
+                    ],
+                );
+                for id in all(&xml, "instanceId") {
+                    if seen2.lock().unwrap().instances.iter().any(|i| i == id) {
+                        continue;
+                    }
+                    let attr = common::s3::ec2_call(
+                        &endpoint,
+                        "DescribeInstanceAttribute",
+                        &[("InstanceId", id), ("Attribute", "userData")],
+                    );
+                    let b64 = all(&attr, "value")
+                        .first()
+                        .copied()
+                        .unwrap_or_default()
+                        .to_string();
+                    let config = base64_decode(&b64);
+                    let (private, public, client) = parse_cloud_config(&config);
+                    let group = all(&xml, "groupId")
+                        .first()
+                        .copied()
+                        .unwrap_or_default()
+                        .to_string();
+                    let groups_xml = common::s3::ec2_call(
+                        &endpoint,
+                        "DescribeSecurityGroups",
+                        &[("GroupId.1", &group)],
+                    );
+                    let mut sshd = sshd.lock().unwrap();
+                    if wrong_key {
+                        let (p, k) = (
+                            std::fs::read_to_string(sshd.host_key_path()).unwrap(),
+                            sshd.host_key(),
+                        );
+                        sshd.become_instance(&p, &k, &client);
+                    } else {
+                        sshd.become_instance(&private, &public, &client);
+                    }
+                    let mut seen = seen2.lock().unwrap();
+                    seen.instances.push(id.to_string());
+                    seen.groups_xml.push(groups_xml);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        CloudInit {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for CloudInit {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn base64_decode(text: &str) -> String {
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user-data is not base64");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `(host private key, host public key, client public key)` from seal's cloud-config.
+fn parse_cloud_config(text: &str) -> (String, String, String) {
+    let mut private = String::new();
+    let mut inside = false;
+    let mut public = String::new();
+    for line in text.lines() {
+        if line == "  ed25519_private: |" {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if let Some(l) = line.strip_prefix("    ") {
+                private.push_str(l);
+                private.push('\n');
+                continue;
+            }
+            inside = false;
+        }
+        if let Some(k) = line.strip_prefix("  ed25519_public: ") {
+            public = k.to_string();
+        }
+    }
+    let client = text
+        .split("echo '")
+        .nth(1)
+        .and_then(|t| t.split('\'').next())
+        .expect("the client key in runcmd")
+        .to_string();
+    assert!(private.contains("OPENSSH PRIVATE KEY"), "{text}");
+    assert!(public.starts_with("ssh-ed25519 "), "{text}");
+    (private, public, client)
+}
+
+/// A base image with busybox (as tests/cloud.rs builds it).
+fn busybox_base(seal: &Seal, name: &str) {
+    let ctx = Ctx::new();
+    let bin = ctx.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(ctx.path().join("rootfs/tmp")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sh", "echo", "sleep", "cat", "false"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    ctx.kubefile("FROM scratch\nCOPY rootfs/. .\n");
+    seal.build_ok(ctx.path(), name, &[]);
+}
+
+struct Setup {
+    moto: Moto,
+    sshd: Arc<Mutex<Sshd>>,
+    seal: Seal,
+    route: String,
+    /// seal's TMPDIR: the keys a SIGKILLed build leaves go with the test.
+    tmp: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let moto = Moto::start();
+    let sshd = Sshd::start();
+    let route = sshd.routing_config().display().to_string();
+    let seal = Seal::new();
+    busybox_base(&seal, "base:1");
+    Setup {
+        moto,
+        sshd: Arc::new(Mutex::new(sshd)),
+        seal,
+        route,
+        tmp: tempfile::TempDir::new().unwrap(),
+    }
+}
+
+impl Setup {
+    fn flags(&self, extra: &[&str]) -> Vec<String> {
+        let mut flags: Vec<String> = [
+            "--mode",
+            "cloud",
+            "--cloud-provider",
+            "aws",
+            "--cloud-endpoint",
+            &self.moto.endpoint,
+            "--cloud-region",
+            "us-east-1",
+            "--cloud-image",
+            "ami-12345678",
+            "--cloud-allow-from",
+            "127.0.0.1/32",
+            "--cloud-ssh-config",
+            &self.route,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if !extra.contains(&"--cloud-wait") {
+            flags.extend(["--cloud-wait".to_string(), "60s".to_string()]);
+        }
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        flags
+    }
+
+    fn command(&self, ctx: &Ctx, extra: &[&str]) -> Command {
+        let mut cmd = self.seal.command();
+        cmd.current_dir(ctx.path())
+            .args(["build", "--progress", "plain", "-t", "out:1"])
+            .args(self.flags(extra))
+            .arg(".");
+        for (k, v) in self.moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_EC2")
+            .env("TMPDIR", self.tmp.path());
+        cmd
+    }
+
+    fn seal_cloud(&self, sub: &str) -> std::process::Output {
+        let mut cmd = self.seal.command();
+        cmd.args([
+            "cloud",
+            sub,
+            "--cloud-provider",
+            "aws",
+            "--cloud-endpoint",
+            &self.moto.endpoint,
+        ]);
+        for (k, v) in self.moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Start a build whose RUN sleeps; return once that RUN runs on the host.
+    /// (`secs` tells this test's sleep from another test's.)
+    fn start_sleeping(&self, ctx: &Ctx, secs: u32, extra: &[&str]) -> std::process::Child {
+        ctx.kubefile(&format!("FROM base:1\nRUN sleep {secs}\n"));
+        let mut child = self
+            .command(ctx, extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let running = Command::new("pgrep")
+                .args(["-f", &format!("^sleep {secs}$")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if running {
+                return child;
+            }
+            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the RUN never started on the host");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn a_provisioned_host_runs_the_build_and_everything_is_deleted() {
+    let s = setup();
+    let init = CloudInit::start(&s.moto, s.sshd.clone(), false);
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo provisioned > /greeting\n");
+    let out = common::Out::from_command(s.command(&ctx, &[]));
+    out.assert_built();
+    assert!(
+        out.stderr.contains("; cloud: 1 steps run"),
+        "{}",
+        out.stderr
+    );
+    nothing_left(&s.moto);
+    let seen = init.seen.lock().unwrap();
+    assert_eq!(seen.instances.len(), 1);
+    // While it ran, the group admitted port 22 from the given address only.
+    let groups = seen.groups_xml[0]
+        .split("<ipPermissions>")
+        .nth(1)
+        .expect("ingress rules");
+    assert_eq!(all(groups, "fromPort"), ["22"], "{groups}");
+    assert_eq!(all(groups, "toPort"), ["22"], "{groups}");
+    assert_eq!(all(groups, "cidrIp"), ["127.0.0.1/32"], "{groups}");
+    // Nothing dialled moto's made-up address: the instance was reached through the route.
+    assert!(!out.stderr.contains("Connection refused"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failing_run_still_deletes_the_host() {
+    let s = setup();
+    let _init = CloudInit::start(&s.moto, s.sshd.clone(), false);
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN false\n");
+    let out = common::Out::from_command(s.command(&ctx, &[]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("Kubefile:2"), "{}", out.stderr);
+    nothing_left(&s.moto);
+}
+
+#[test]
+fn a_host_key_seal_did_not_make_is_refused_and_the_host_deleted() {
+    let s = setup();
+    let _init = CloudInit::start(&s.moto, s.sshd.clone(), true);
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo hi > /hi\n");
+    let out = common::Out::from_command(s.command(&ctx, &["--cloud-wait", "15s"]));
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("does not answer SSH with seal's host key")
+            && out.stderr.contains("Host key verification failed"),
+        "{}",
+        out.stderr
+    );
+    nothing_left(&s.moto);
+}
+
+#[test]
+fn ctrl_c_mid_build_deletes_the_host() {
+    let s = setup();
+    let _init = CloudInit::start(&s.moto, s.sshd.clone(), false);
+    let ctx = Ctx::new();
+    let mut child = s.start_sleeping(&ctx, 121, &[]);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    nothing_left(&s.moto);
+}
+
+#[test]
+fn cloud_ls_and_gc_find_what_a_killed_build_left() {
+    let s = setup();
+    let _init = CloudInit::start(&s.moto, s.sshd.clone(), false);
+    // A build killed outright (no chance to clean up), its resources already expired.
+    let ctx = Ctx::new();
+    let mut child = s.start_sleeping(&ctx, 122, &["--cloud-ttl", "1s"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s.sshd.lock().unwrap().kill_all();
+    s.sshd.lock().unwrap().restart();
+    // And one not yet expired.
+    let mut child = s.start_sleeping(&ctx, 123, &["--cloud-ttl", "1h"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s.sshd.lock().unwrap().kill_all();
+    let (instances, groups) = left(&s.moto);
+    assert_eq!((instances.len(), groups.len()), (2, 2));
+
+    std::thread::sleep(Duration::from_secs(2));
+    let ls = s.seal_cloud("ls");
+    assert!(
+        ls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+    let text = String::from_utf8(ls.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    let expired: Vec<&&str> = rows.iter().filter(|r| r.ends_with(" yes")).collect();
+    assert_eq!(expired.len(), 2, "{text}");
+    assert!(expired.iter().any(|r| r.contains("instance")), "{text}");
+    assert!(
+        expired.iter().any(|r| r.contains("security-group")),
+        "{text}"
+    );
+
+    let gc = s.seal_cloud("gc");
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    let (instances, groups) = left(&s.moto);
+    assert_eq!(
+        (instances.len(), groups.len()),
+        (1, 1),
+        "{instances:?} {groups:?}"
+    );
+    let ls = String::from_utf8(s.seal_cloud("ls").stdout).unwrap();
+    assert_eq!(
+        ls.lines().skip(1).filter(|r| r.ends_with(" no")).count(),
+        2,
+        "{ls}"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_ssh_deletes_the_host() {
+    // No cloud-init: the instance never admits seal, which waits for SSH until interrupted.
+    let s = setup();
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo never > /never\n");
+    let mut child = s
+        .command(&ctx, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while left(&s.moto).0.is_empty() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no instance was created");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    nothing_left(&s.moto);
+}
