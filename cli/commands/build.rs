@@ -10,12 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use seal_engine::collect::auth_list::{self, AuthSection};
-use seal_engine::executor::cloud::aws::Provisioned;
-use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
-use seal_engine::executor::cloud::{CloudExecutor, CloudOptions};
-use seal_engine::executor::remote::RemoteExecutor;
-use seal_engine::llb::{ChartValues, CollectOp, Compression, ExecMode, LayerFormat};
+use seal_engine::llb::{CollectOp, Compression, ExecMode, LayerFormat};
 use seal_engine::{BuildRequest, Platform};
 use seal_frontend::diagnostic::{render, render_all};
 use seal_frontend::lower::{lower, Entitlements, LowerOptions, ResolvedImage};
@@ -30,9 +25,13 @@ use crate::observe::Observer;
 use crate::output::outln;
 use crate::progress::{diagnostics, warnings_to, Renderer, Style};
 
+mod collection;
+mod executors;
 mod platforms;
 mod resolve;
 
+use collection::{collect_op, read_auth_lists, refuse_collection_flags};
+use executors::{cloud_executor, remote_executor};
 use resolve::{open_slot, resolve_image, Wanted};
 
 /// What `--allow` grants (clap has checked the names).
@@ -523,80 +522,6 @@ fn build(
     Ok(())
 }
 
-/// The remote executor `--remote-executor` and its `--remote-*` flags name (it connects at
-/// the first remote RUN).
-fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecutor>>, Failure> {
-    let Some(url) = &args.remote_executor else {
-        return Ok(None);
-    };
-    let endpoint = seal_remote::Endpoint::parse(url)
-        .map_err(|e| Failure::Usage(format!("--remote-executor: {e}")))?;
-    let mut options = seal_remote::RemoteOptions::new(endpoint);
-    options.instance_name = args.remote_instance_name.clone().unwrap_or_default();
-    options.headers = args.remote_header.clone();
-    options.timeout = std::time::Duration::from_secs(args.remote_timeout.max(1));
-    options.platform = args.remote_platform.clone();
-    options.jobs = usize::from(args.remote_jobs);
-    Ok(Some(Arc::new(RemoteExecutor::new(options))))
-}
-
-/// The cloud host `--cloud-host` and its `--cloud-*` flags name (it connects at the first
-/// cloud RUN).
-fn cloud_executor(
-    args: &BuildArgs,
-    provisioned: Option<&Provisioned>,
-) -> Result<Option<Arc<CloudExecutor>>, Failure> {
-    if let Some(host) = provisioned {
-        return Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
-            ssh: SshOptions {
-                host: CloudHost::parse(&format!("ssh://root@{}", host.ssh_host))
-                    .map_err(|e| Failure::Error(anyhow::anyhow!("provisioned host: {e}")))?,
-                config: Some(host.ssh_config.clone()),
-                accept_new_host_key: false,
-                extra_options: host.ssh_options(),
-            },
-            seal_binary: args.cloud_seal_binary.clone(),
-        }))));
-    }
-    let Some(url) = &args.cloud_host else {
-        if args.cloud_ssh_config.is_some()
-            || args.cloud_accept_new_host_key
-            || args.cloud_seal_binary.is_some()
-        {
-            return Err(Failure::Usage(
-                "--cloud-ssh-config, --cloud-accept-new-host-key and --cloud-seal-binary go with --cloud-host or --cloud-provider".into(),
-            ));
-        }
-        return Ok(None);
-    };
-    let host = CloudHost::parse(url).map_err(|e| Failure::Usage(format!("--cloud-host {e}")))?;
-    if let Some(config) = &args.cloud_ssh_config {
-        if !config.is_file() {
-            return Err(Failure::Usage(format!(
-                "--cloud-ssh-config {}: no such file",
-                config.display()
-            )));
-        }
-    }
-    if let Some(binary) = &args.cloud_seal_binary {
-        if !binary.is_file() {
-            return Err(Failure::Usage(format!(
-                "--cloud-seal-binary {}: no such file",
-                binary.display()
-            )));
-        }
-    }
-    Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
-        ssh: SshOptions {
-            host,
-            config: args.cloud_ssh_config.clone(),
-            accept_new_host_key: args.cloud_accept_new_host_key,
-            extra_options: Vec::new(),
-        },
-        seal_binary: args.cloud_seal_binary.clone(),
-    }))))
-}
-
 /// The name a build's step records are kept under (`--explain` compares with them): the image
 /// name, and for one platform of several, the name and the platform (each platform's last
 /// build is what its next one is compared with).
@@ -618,110 +543,6 @@ fn record_steps(
     seal_engine::explain::record::save(store, name, &previous, steps, seal_store::now_unix())
         .with_context(context)?;
     Ok(())
-}
-
-/// Image collection as the flags ask: `--image-list`, `--ignored-image-list` and
-/// `--chart-values` are read (and checked) now, so their content is part of the build graph.
-/// The platform is the host's here; each platform of `--platform` sets its own.
-fn collect_op(args: &BuildArgs) -> Result<CollectOp, Failure> {
-    let mut chart_values = Vec::new();
-    for item in &args.chart_values {
-        let Some((chart, file)) = item
-            .split_once('=')
-            .filter(|(c, f)| !c.is_empty() && !f.is_empty())
-        else {
-            return Err(Failure::Usage(format!(
-                "--chart-values `{item}`: expected CHART_DIR=FILE, e.g. charts/app=values.yaml"
-            )));
-        };
-        let yaml = std::fs::read_to_string(file)
-            .with_context(|| format!("--chart-values: reading {file}"))?;
-        seal_engine::collect::helm::parse_values(&yaml, file)
-            .map_err(|e| Failure::Error(anyhow::anyhow!("--chart-values: {e}")))?;
-        let chart = chart
-            .trim_start_matches("./")
-            .trim_start_matches('/')
-            .trim_end_matches('/')
-            .to_string();
-        chart_values.push(ChartValues {
-            chart,
-            file: file.to_string(),
-            yaml,
-        });
-    }
-    Ok(CollectOp {
-        platform: {
-            let p = Platform::host();
-            format!("{}/{}", p.os, p.architecture)
-        },
-        added: read_image_lists(&args.image_list, "--image-list")?,
-        ignored: read_image_lists(&args.ignored_image_list, "--ignored-image-list")?,
-        chart_values,
-    })
-}
-
-/// `--build-mode lite` collects nothing: a flag about collection would be ignored.
-fn refuse_collection_flags(args: &BuildArgs) -> Result<(), Failure> {
-    let given = [
-        ("--image-list", !args.image_list.is_empty()),
-        ("--ignored-image-list", !args.ignored_image_list.is_empty()),
-        (
-            "--image-list-with-auth",
-            !args.image_list_with_auth.is_empty(),
-        ),
-        ("--chart-values", !args.chart_values.is_empty()),
-    ];
-    match given.iter().find(|(_, set)| *set) {
-        Some((flag, _)) => Err(Failure::Usage(format!(
-            "{flag} is about image collection, which --build-mode lite skips: drop one of them"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// `imageListWithAuth.yaml` at the root of the context, when there is one, and the files of
-/// `--image-list-with-auth`.
-fn read_auth_lists(context: &Path, files: &[PathBuf]) -> Result<Vec<AuthSection>, Failure> {
-    let in_context = context.join(auth_list::FILE_NAME);
-    let mut paths: Vec<PathBuf> = Vec::new();
-    if in_context.is_file() {
-        paths.push(in_context);
-    }
-    paths.extend(files.iter().cloned());
-    let mut sections = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("--image-list-with-auth: reading {}", path.display()))?;
-        sections.extend(auth_list::parse(&text, &path).map_err(anyhow::Error::from)?);
-    }
-    Ok(sections)
-}
-
-/// Normalised references of image-list files: one per line, blank and `#` lines ignored.
-fn read_image_lists(files: &[PathBuf], flag: &str) -> Result<Vec<String>, Failure> {
-    let mut out = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("{flag}: reading {}", file.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let reference = Reference::parse_container_image(line).map_err(|e| {
-                Failure::Error(anyhow::anyhow!(
-                    "{}:{}: invalid image reference `{line}`: {}\nhelp: write one image per line, e.g. nginx:1.25 or quay.io/org/app@sha256:...",
-                    file.display(),
-                    i + 1,
-                    e.reason
-                ))
-            })?;
-            out.push(reference.to_string());
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 /// The Definition nodes `--no-cache-filter` names: `N`, `STAGE` or `STAGE:N`.
