@@ -489,3 +489,36 @@ fn ctrl_c_while_waiting_for_ssh_deletes_the_host() {
     assert_eq!(status.code(), Some(130));
     nothing_left(&s.moto);
 }
+
+#[test]
+fn a_missing_cloud_seal_binary_is_refused_before_anything_is_created() {
+    let ctx = Ctx::new();
+    ctx.file("a", "a\n")
+        .kubefile("FROM scratch\nCOPY a /a\nRUN true\n")
+        .age();
+    // Nothing listens at this endpoint: reaching it would be a connection error, not the
+    // usage error that says the file is missing.
+    let out = Seal::new().build(
+        ctx.path(),
+        "x:1",
+        &[
+            "--mode",
+            "cloud",
+            "--cloud-provider",
+            "aws",
+            "--cloud-endpoint",
+            "http://127.0.0.1:9",
+            "--cloud-region",
+            "us-east-1",
+            "--cloud-seal-binary",
+            "/nonexistent/seal",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--cloud-seal-binary /nonexistent/seal: no such file"),
+        "{}",
+        out.stderr
+    );
+}

@@ -31,7 +31,7 @@ mod platforms;
 mod resolve;
 
 use collection::{collect_op, read_auth_lists, refuse_collection_flags};
-use executors::{cloud_executor, remote_executor};
+use executors::{check_cloud_files, cloud_executor, remote_executor};
 use resolve::{open_slot, resolve_image, Wanted};
 
 /// What `--allow` grants (clap has checked the names).
@@ -92,6 +92,7 @@ fn build(
         }
         super::cloud::watch_interrupts(interrupted.clone())?;
     }
+    check_cloud_files(&args)?;
     // Dropped when build() returns, whatever the outcome: the host is deleted then.
     let provisioned = super::cloud::provision(&args, interrupted.clone())?;
     let cloud = cloud_executor(&args, provisioned.as_ref())?;

@@ -28,6 +28,24 @@ pub(super) fn remote_executor(args: &BuildArgs) -> Result<Option<Arc<RemoteExecu
     Ok(Some(Arc::new(RemoteExecutor::new(options))))
 }
 
+/// The files `--cloud-ssh-config` and `--cloud-seal-binary` name must exist: checked before a
+/// host is provisioned or reached, for `--cloud-host` and `--cloud-provider` alike.
+pub(super) fn check_cloud_files(args: &BuildArgs) -> Result<(), Failure> {
+    let files = [
+        ("--cloud-ssh-config", &args.cloud_ssh_config),
+        ("--cloud-seal-binary", &args.cloud_seal_binary),
+    ];
+    for (flag, file) in files {
+        if let Some(file) = file.as_ref().filter(|f| !f.is_file()) {
+            return Err(Failure::Usage(format!(
+                "{flag} {}: no such file",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The cloud host `--cloud-host` and its `--cloud-*` flags name (it connects at the first
 /// cloud RUN).
 pub(super) fn cloud_executor(
@@ -58,22 +76,6 @@ pub(super) fn cloud_executor(
         return Ok(None);
     };
     let host = CloudHost::parse(url).map_err(|e| Failure::Usage(format!("--cloud-host {e}")))?;
-    if let Some(config) = &args.cloud_ssh_config {
-        if !config.is_file() {
-            return Err(Failure::Usage(format!(
-                "--cloud-ssh-config {}: no such file",
-                config.display()
-            )));
-        }
-    }
-    if let Some(binary) = &args.cloud_seal_binary {
-        if !binary.is_file() {
-            return Err(Failure::Usage(format!(
-                "--cloud-seal-binary {}: no such file",
-                binary.display()
-            )));
-        }
-    }
     Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
         ssh: SshOptions {
             host,
