@@ -127,6 +127,16 @@ fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The store's spelling of a platform (the store depends on no crate of ours, so it has a
+/// `Platform` type of its own: docs/decisions.md).
+pub fn store_platform(p: &seal_engine::Platform) -> seal_store::Platform {
+    seal_store::Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    }
+}
+
 /// `--platform` values of `pull` and `save`, parsed as `build` parses them (aliases such as
 /// `x86_64` normalised), in order, without repeats.
 pub fn store_platforms(values: &[String]) -> Result<Vec<seal_store::Platform>, Failure> {
@@ -134,11 +144,7 @@ pub fn store_platforms(values: &[String]) -> Result<Vec<seal_store::Platform>, F
     for value in values {
         let p = seal_engine::Platform::parse(value.trim())
             .map_err(|e| Failure::Usage(format!("--platform: {e}")))?;
-        let p = seal_store::Platform {
-            os: p.os,
-            architecture: p.architecture,
-            variant: p.variant,
-        };
+        let p = store_platform(&p);
         if !out.contains(&p) {
             out.push(p);
         }

@@ -12,8 +12,8 @@ use seal_store::registry::Client;
 use seal_store::{Reference, RegistryOptions, Store};
 
 use crate::args::PullPolicy;
-use crate::commands::open_store;
 use crate::commands::registry::{Direction, TransferView};
+use crate::commands::{open_store, store_platform};
 use crate::failure::chain_text;
 use crate::progress::Style;
 
@@ -153,15 +153,6 @@ pub(super) struct Wanted<'a> {
     /// With a remote cache: store one platform's manifest and config now, its layers when a
     /// step needs them.
     pub lazy: bool,
-}
-
-/// The store's spelling of a platform.
-fn store_platform(p: &Platform) -> seal_store::Platform {
-    seal_store::Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    }
 }
 
 /// Whether the stored image or index at `digest` has an image of `platform` (an image whose
