@@ -399,6 +399,50 @@ fn two_builds_on_one_host_take_turns_and_the_second_is_told() {
 }
 
 #[test]
+fn copies_of_seal_no_build_used_for_a_week_are_deleted_from_the_host() {
+    let sshd = Sshd::start();
+    let seal = Seal::new();
+    busybox_base(&seal, "base:1");
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo one > /one\n");
+    let flags = cloud_flags(&sshd);
+    seal.build_ok(ctx.path(), "c:1", &refs(&flags));
+    let bin = sshd.remote_home().join(".cache/seal/bin");
+    let ours: Vec<_> = std::fs::read_dir(&bin)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    // Another version's copy, one a week old, an upload cut off long ago: and ours, unused for
+    // as long (it is in use again now, so it stays).
+    let stale = [bin.join("seal-0000"), bin.join("seal-1111.tmp.42")];
+    let recent = bin.join("seal-2222");
+    for path in stale.iter().chain([&recent]) {
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+    }
+    for path in stale.iter().chain(&ours) {
+        let status = std::process::Command::new("touch")
+            .args(["-d", "10 days ago"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    ctx.kubefile("FROM base:1\nRUN echo two > /two\n");
+    seal.build_ok(ctx.path(), "c:2", &refs(&flags));
+    let mut left: Vec<_> = std::fs::read_dir(&bin)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    left.sort();
+    let mut want = vec![ours[0].clone(), recent];
+    want.sort();
+    assert_eq!(left, want);
+}
+
+#[test]
 fn a_damaged_copy_on_the_host_is_replaced_and_a_foreign_binary_is_refused() {
     let sshd = Sshd::start();
     let seal = Seal::new();

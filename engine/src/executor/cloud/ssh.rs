@@ -184,7 +184,8 @@ fn elf_arch(bytes: &[u8]) -> Option<&'static str> {
 
 /// The host side of the bootstrap (POSIX sh; no single quotes): report the architecture,
 /// take the binary from stdin when `seal-<sha256>` is missing or does not have that sha256
-/// (a damaged copy), check it, start the server.
+/// (a damaged copy), check it, mark it used, delete copies (and interrupted uploads) no
+/// build has used for 7 days, start the server.
 const BOOTSTRAP: &str = r#"set -e
 sha=$1; size=$2
 d="${XDG_CACHE_HOME:-$HOME/.cache}/seal/bin"; f="$d/seal-$sha"
@@ -196,6 +197,8 @@ if [ ! -x "$f" ] || ! echo "$sha  $f" | sha256sum -c --status 2>/dev/null; then
   if echo "$sha  $t" | sha256sum -c --status; then chmod 755 "$t"; mv -f "$t" "$f"
   else rm -f "$t"; echo "seal-cloud badsum"; exit 1; fi
 fi
+touch "$f" 2>/dev/null || :
+find "$d" -type f -name "seal-*" ! -name "seal-$sha" -mtime +7 -exec rm -f {} + 2>/dev/null || :
 echo "seal-cloud ready"
 exec "$f" "#;
 
