@@ -361,6 +361,59 @@ fn a_provisioned_host_runs_the_build_and_everything_is_deleted() {
 }
 
 #[test]
+fn a_host_is_created_only_when_a_cloud_run_needs_one() {
+    let s = setup();
+    let _init = CloudInit::start(&s.moto, s.sshd.clone(), false);
+    let ctx = Ctx::new();
+    ctx.file("a", "a\n");
+    ctx.kubefile("FROM base:1\nCOPY a /a\nRUN cat /a > /b\n");
+    common::Out::from_command(s.command(&ctx, &[])).assert_built();
+    nothing_left(&s.moto);
+
+    // From here on nothing listens at the endpoint: a build that tried to create a host
+    // would fail with a connection error.
+    let nowhere = |extra: &[&str]| {
+        let mut cmd = s.seal.command();
+        let flags: Vec<String> = s
+            .flags(extra)
+            .into_iter()
+            .map(|f| {
+                if f == s.moto.endpoint {
+                    "http://127.0.0.1:9".to_string()
+                } else {
+                    f
+                }
+            })
+            .collect();
+        cmd.current_dir(ctx.path())
+            .args(["build", "--progress", "plain", "-t", "out:1"])
+            .args(flags)
+            .arg(".");
+        for (k, v) in s.moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("TMPDIR", s.tmp.path());
+        common::Out::from_command(cmd)
+    };
+    // The RUN is cached: no host.
+    let out = nowhere(&[]);
+    out.assert_built();
+    assert!(!out.stderr.contains("aws:"), "{}", out.stderr);
+    // A Kubefile error is reported as such, before any host.
+    ctx.kubefile("FROM base:1\nRUN cat /a > /b\nFROBNICATE x\n");
+    let out = nowhere(&[]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("Kubefile:3"), "{}", out.stderr);
+    assert!(!out.stderr.contains("127.0.0.1:9"), "{}", out.stderr);
+    // A RUN that is not cached needs the host: the failure to create it is at its line.
+    ctx.kubefile("FROM base:1\nCOPY a /a\nRUN cat /a > /c\n");
+    let out = nowhere(&["--cloud-wait", "5s"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("Kubefile:3"), "{}", out.stderr);
+    assert!(out.stderr.contains("127.0.0.1:9"), "{}", out.stderr);
+}
+
+#[test]
 fn a_failing_run_still_deletes_the_host() {
     let s = setup();
     let _init = CloudInit::start(&s.moto, s.sshd.clone(), false);

@@ -93,9 +93,11 @@ fn build(
         super::cloud::watch_interrupts(interrupted.clone())?;
     }
     check_cloud_files(&args)?;
-    // Dropped when build() returns, whatever the outcome: the host is deleted then.
-    let provisioned = super::cloud::provision(&args, interrupted.clone())?;
-    let cloud = cloud_executor(&args, provisioned.as_ref())?;
+    // Created at the first cloud RUN; dropped when build() returns, whatever the outcome:
+    // the host is deleted then.
+    let provider = super::cloud::provider(&args)?;
+    let _delete_host = provider.clone().map(DeleteAtEnd);
+    let cloud = cloud_executor(&args, provider)?;
     if remote.is_some() && cloud.is_some() {
         return Err(Failure::Usage(
             "--remote-executor and --cloud-host both say who runs RUN steps; pick one".into(),
@@ -739,5 +741,14 @@ fn help_for(error: &seal_engine::EngineError, context: &Path) -> Option<String> 
             Some("copy the file into the build context instead of linking to it".into())
         }
         _ => None,
+    }
+}
+
+/// Deletes a `--cloud-provider` host when build() returns, whatever the outcome.
+struct DeleteAtEnd(Arc<super::cloud::OnDemandHost>);
+
+impl Drop for DeleteAtEnd {
+    fn drop(&mut self) {
+        self.0.delete();
     }
 }

@@ -2,11 +2,14 @@
 //! host of `seal build --cloud-provider`.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
 use seal_engine::executor::cloud::aws::{self, ec2, AwsOptions, Provisioned};
+use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
+use seal_engine::executor::cloud::HostProvider;
+use seal_engine::EngineError;
 
 use crate::args::{BuildArgs, CloudApiArgs, CloudArgs, CloudCommand, CloudProviderArg};
 use crate::failure::Failure;
@@ -58,11 +61,10 @@ pub fn run(args: CloudArgs) -> Result<(), Failure> {
     }
 }
 
-/// `--cloud-provider`'s host for a build: created now, deleted when dropped.
-pub fn provision(
-    args: &BuildArgs,
-    interrupted: Arc<AtomicBool>,
-) -> Result<Option<Provisioned>, Failure> {
+/// `--cloud-provider`'s host for a build: created at the build's first cloud RUN (a build
+/// whose RUN steps are all cached creates nothing), deleted when the last reference is
+/// dropped, after the build, whatever its outcome.
+pub fn provider(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Failure> {
     let Some(CloudProviderArg::Aws) = args.cloud_api.cloud_provider else {
         return Ok(None);
     };
@@ -98,14 +100,89 @@ pub fn provision(
         ssh_config: args.cloud_ssh_config.clone(),
         wait: duration("--cloud-wait", &args.cloud_wait)?,
     };
-    match aws::provision(&options, &interrupted, &|m| {
-        errln!("{m}");
-    }) {
-        Ok(host) => Ok(Some(host)),
-        Err(aws::AwsError::Interrupted(_)) => Err(Failure::Interrupted),
-        Err(e) => Err(Failure::Error(
-            anyhow::Error::new(e).context("--cloud-provider aws"),
-        )),
+    Ok(Some(Arc::new(OnDemandHost {
+        options,
+        state: Mutex::new(HostState::NotYet),
+    })))
+}
+
+/// A `--cloud-provider` host that exists from the first cloud RUN on.
+#[derive(Debug)]
+pub struct OnDemandHost {
+    options: AwsOptions,
+    state: Mutex<HostState>,
+}
+
+#[derive(Debug)]
+enum HostState {
+    NotYet,
+    /// Deleted when dropped.
+    Ready(Box<Provisioned>),
+    /// Creating it failed: the build's other RUN steps fail the same way, nothing is retried.
+    Failed(String),
+}
+
+impl OnDemandHost {
+    /// Delete the host if it was created, telling the user (on stderr, not through the
+    /// build's renderer, which has finished by now).
+    pub fn delete(&self) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let gone = HostState::Failed("the build's host is deleted".into());
+        if let HostState::Ready(mut host) = std::mem::replace(&mut *state, gone) {
+            if let Err(e) = host.delete(&|m| {
+                errln!("{m}");
+            }) {
+                errln!(
+                    "error: deleting build {}'s resources on aws failed: {e}; `seal cloud gc` deletes them after they expire",
+                    host.build_id
+                );
+            }
+        }
+    }
+
+    fn error(&self, reason: String) -> EngineError {
+        EngineError::Cloud {
+            host: self.describe(),
+            reason,
+        }
+    }
+}
+
+impl HostProvider for OnDemandHost {
+    fn ssh_options(
+        &self,
+        cancelled: &AtomicBool,
+        say: &dyn Fn(&str),
+    ) -> Result<SshOptions, EngineError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| EngineError::Internal("cloud provider lock poisoned".into()))?;
+        if let HostState::NotYet = *state {
+            *state = match aws::provision(&self.options, cancelled, say) {
+                Ok(host) => HostState::Ready(Box::new(host)),
+                Err(aws::AwsError::Interrupted(_)) => return Err(EngineError::Cancelled),
+                Err(e) => HostState::Failed(format!("{e:#}")),
+            };
+        }
+        match &*state {
+            HostState::Ready(host) => Ok(SshOptions {
+                host: CloudHost::parse(&format!("ssh://root@{}", host.ssh_host))
+                    .map_err(|e| self.error(format!("its address: {e}")))?,
+                config: Some(host.ssh_config.clone()),
+                accept_new_host_key: false,
+                extra_options: host.ssh_options(),
+            }),
+            HostState::Failed(reason) => Err(self.error(reason.clone())),
+            HostState::NotYet => Err(EngineError::Internal("cloud host not created".into())),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("(new, on aws {})", self.options.region)
     }
 }
 

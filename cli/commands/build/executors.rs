@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use seal_engine::executor::cloud::aws::Provisioned;
 use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
-use seal_engine::executor::cloud::{CloudExecutor, CloudOptions};
+use seal_engine::executor::cloud::{CloudExecutor, CloudOptions, CloudTarget};
 use seal_engine::executor::remote::RemoteExecutor;
 
+use super::super::cloud::OnDemandHost;
 use crate::args::BuildArgs;
 use crate::failure::Failure;
 
@@ -46,21 +46,15 @@ pub(super) fn check_cloud_files(args: &BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The cloud host `--cloud-host` and its `--cloud-*` flags name (it connects at the first
-/// cloud RUN).
+/// The cloud host `--cloud-host` and its `--cloud-*` flags name, or the one `--cloud-provider`
+/// creates (it connects, or is created, at the first cloud RUN).
 pub(super) fn cloud_executor(
     args: &BuildArgs,
-    provisioned: Option<&Provisioned>,
+    provider: Option<Arc<OnDemandHost>>,
 ) -> Result<Option<Arc<CloudExecutor>>, Failure> {
-    if let Some(host) = provisioned {
+    if let Some(provider) = provider {
         return Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
-            ssh: SshOptions {
-                host: CloudHost::parse(&format!("ssh://root@{}", host.ssh_host))
-                    .map_err(|e| Failure::Error(anyhow::anyhow!("provisioned host: {e}")))?,
-                config: Some(host.ssh_config.clone()),
-                accept_new_host_key: false,
-                extra_options: host.ssh_options(),
-            },
+            target: CloudTarget::Provider(provider),
             seal_binary: args.cloud_seal_binary.clone(),
         }))));
     }
@@ -77,12 +71,12 @@ pub(super) fn cloud_executor(
     };
     let host = CloudHost::parse(url).map_err(|e| Failure::Usage(format!("--cloud-host {e}")))?;
     Ok(Some(Arc::new(CloudExecutor::new(CloudOptions {
-        ssh: SshOptions {
+        target: CloudTarget::Host(SshOptions {
             host,
             config: args.cloud_ssh_config.clone(),
             accept_new_host_key: args.cloud_accept_new_host_key,
             extra_options: Vec::new(),
-        },
+        }),
         seal_binary: args.cloud_seal_binary.clone(),
     }))))
 }

@@ -15,7 +15,7 @@ pub mod ssh;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use seal_solver::ExecContext;
 use seal_store::Store;
@@ -29,9 +29,43 @@ use ssh::{Connection, SealBinary, SshOptions};
 /// What `--cloud-*` flags say.
 #[derive(Debug, Clone)]
 pub struct CloudOptions {
-    pub ssh: SshOptions,
+    pub target: CloudTarget,
     /// `--cloud-seal-binary`: what the host runs instead of this binary.
     pub seal_binary: Option<PathBuf>,
+}
+
+/// Where the build's host comes from.
+#[derive(Debug, Clone)]
+pub enum CloudTarget {
+    /// `--cloud-host`: a machine the user names.
+    Host(SshOptions),
+    /// `--cloud-provider`: a machine created when the first cloud RUN needs it, so a build
+    /// whose RUN steps are all cached (or that fails before one) creates nothing.
+    Provider(Arc<dyn HostProvider>),
+}
+
+/// Creates the build's host on demand (`--cloud-provider`); the caller deletes it after the
+/// build.
+pub trait HostProvider: Send + Sync + std::fmt::Debug {
+    /// The ssh options that reach the host, creating it on the first call (later calls
+    /// return the same host, or the first call's error). Tells its progress to `say` (the
+    /// step's log); gives up with [`EngineError::Cancelled`] once `cancelled` is set.
+    fn ssh_options(
+        &self,
+        cancelled: &AtomicBool,
+        say: &dyn Fn(&str),
+    ) -> Result<SshOptions, EngineError>;
+    /// What to call the host in messages before it exists (`a host on aws`).
+    fn describe(&self) -> String;
+}
+
+impl CloudTarget {
+    fn describe(&self) -> String {
+        match self {
+            CloudTarget::Host(ssh) => ssh.host.to_string(),
+            CloudTarget::Provider(provider) => provider.describe(),
+        }
+    }
 }
 
 /// Bytes and blobs moved, for the build's summary.
@@ -54,7 +88,7 @@ pub struct CloudExecutor {
 impl std::fmt::Debug for CloudExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CloudExecutor")
-            .field("host", &self.options.ssh.host.to_string())
+            .field("host", &self.options.target.describe())
             .finish()
     }
 }
@@ -98,7 +132,14 @@ impl CloudExecutor {
                     None => std::env::current_exe()
                         .map_err(|e| EngineError::Internal(format!("finding seal: {e}")))?,
                 };
-                Connection::open(&self.options.ssh, &SealBinary::read(&binary)?)?
+                let binary = SealBinary::read(&binary)?;
+                let ssh = match &self.options.target {
+                    CloudTarget::Host(ssh) => ssh.clone(),
+                    CloudTarget::Provider(provider) => {
+                        provider.ssh_options(&cx.cancel_flag(), &|line| cx.log(line))?
+                    }
+                };
+                Connection::open(&ssh, &binary)?
             }
         };
         let mut connection = connection;
