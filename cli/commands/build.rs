@@ -108,7 +108,7 @@ fn build(
         ModeArg::Cloud if cloud.is_some() => ExecMode::Cloud,
         ModeArg::Cloud => {
             return Err(Failure::Usage(
-                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT] or --cloud-provider aws".into(),
+                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT] or --cloud-provider aws|alicloud".into(),
             ))
         }
     };

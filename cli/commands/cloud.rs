@@ -1,32 +1,61 @@
 //! `seal cloud ls|gc` (what earlier builds left on a provider, by tag) and the provisioned
-//! host of `seal build --cloud-provider`.
+//! host of `seal build --cloud-provider aws|alicloud`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use seal_engine::executor::cloud::aws::{self, ec2, AwsOptions, Provisioned};
+use seal_engine::executor::cloud::alicloud::{self, AlicloudOptions};
+use seal_engine::executor::cloud::aws::{self, ec2, AwsOptions};
+use seal_engine::executor::cloud::provision::{parse_duration, Leftover, Provisioned};
 
 use crate::args::{BuildArgs, CloudApiArgs, CloudArgs, CloudCommand, CloudProviderArg};
 use crate::failure::Failure;
 use crate::output::{errln, outln};
 
-/// The provider's API (`--cloud-provider` defaults to aws, the only one so far).
-fn client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
+/// The provider `seal cloud ls|gc` looks at.
+fn provider(api: &CloudApiArgs) -> Result<CloudProviderArg, Failure> {
+    api.cloud_provider.ok_or_else(|| {
+        Failure::Usage("name the provider to look at: --cloud-provider aws|alicloud".into())
+    })
+}
+
+fn aws_client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
     let credentials = ec2::AwsCredentials::load().map_err(|e| Failure::Error(e.into()))?;
     ec2::Ec2::new(&api.region(), api.cloud_endpoint.as_deref(), credentials)
         .map_err(|e| Failure::Usage(e.to_string()))
 }
 
+fn alicloud_client(api: &CloudApiArgs) -> Result<alicloud::api::Client, Failure> {
+    alicloud::client(&api.region(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
+        alicloud::AlicloudError::Api(e @ alicloud::api::ApiError::Endpoint(_)) => {
+            Failure::Usage(format!("--cloud-endpoint: {e}"))
+        }
+        e => Failure::Error(e.into()),
+    })
+}
+
+/// What earlier builds left on the provider.
+fn leftovers(api: &CloudApiArgs) -> Result<Vec<Leftover>, Failure> {
+    match provider(api)? {
+        CloudProviderArg::Aws => aws::list(&aws_client(api)?).map_err(|e| Failure::Error(e.into())),
+        CloudProviderArg::Alicloud => {
+            alicloud::list(&alicloud_client(api)?).map_err(|e| Failure::Error(e.into()))
+        }
+    }
+}
+
 /// Run `seal cloud ls|gc`.
 pub fn run(args: CloudArgs) -> Result<(), Failure> {
+    let say = |m: &str| {
+        errln!("{m}");
+    };
     match args.command {
         CloudCommand::Ls(api) => {
-            let ec2 = client(&api)?;
-            let found = aws::list(&ec2).map_err(|e| Failure::Error(e.into()))?;
+            let found = leftovers(&api)?;
             outln!(
-                "{:<14}  {:<15}  {:<22}  {:<13}  {:<20}  EXPIRED",
+                "{:<14}  {:<15}  {:<26}  {:<13}  {:<20}  EXPIRED",
                 "BUILD",
                 "KIND",
                 "ID",
@@ -35,7 +64,7 @@ pub fn run(args: CloudArgs) -> Result<(), Failure> {
             )?;
             for l in found {
                 outln!(
-                    "{:<14}  {:<15}  {:<22}  {:<13}  {:<20}  {}",
+                    "{:<14}  {:<15}  {:<26}  {:<13}  {:<20}  {}",
                     l.build_id,
                     l.kind,
                     l.id,
@@ -47,11 +76,13 @@ pub fn run(args: CloudArgs) -> Result<(), Failure> {
             Ok(())
         }
         CloudCommand::Gc(api) => {
-            let ec2 = client(&api)?;
-            let deleted = aws::gc(&ec2, &|m| {
-                errln!("{m}");
-            })
-            .map_err(|e| Failure::Error(e.into()))?;
+            let deleted = match provider(&api)? {
+                CloudProviderArg::Aws => {
+                    aws::gc(&aws_client(&api)?, &say).map_err(|e| Failure::Error(e.into()))?
+                }
+                CloudProviderArg::Alicloud => alicloud::gc(&alicloud_client(&api)?, &say)
+                    .map_err(|e| Failure::Error(e.into()))?,
+            };
             errln!("deleted {} expired resources", deleted.len());
             Ok(())
         }
@@ -63,7 +94,7 @@ pub fn provision(
     args: &BuildArgs,
     interrupted: Arc<AtomicBool>,
 ) -> Result<Option<Provisioned>, Failure> {
-    let Some(CloudProviderArg::Aws) = args.cloud_api.cloud_provider else {
+    let Some(provider) = args.cloud_api.cloud_provider else {
         return Ok(None);
     };
     if args.cloud_host.is_some() {
@@ -78,7 +109,7 @@ pub fn provision(
         ));
     }
     let duration = |flag: &str, text: &str| {
-        aws::parse_duration(text).map_err(|e| Failure::Usage(format!("{flag} {e}")))
+        parse_duration(text).map_err(|e| Failure::Usage(format!("{flag} {e}")))
     };
     if let Some(config) = &args.cloud_ssh_config {
         if !config.is_file() {
@@ -88,24 +119,57 @@ pub fn provision(
             )));
         }
     }
-    let options = AwsOptions {
-        region: args.cloud_api.region(),
-        instance_type: args.cloud_instance_type.clone(),
-        image: args.cloud_image.clone(),
-        endpoint: args.cloud_api.cloud_endpoint.clone(),
-        allow_from: args.cloud_allow_from.clone(),
-        ttl: duration("--cloud-ttl", &args.cloud_ttl)?,
-        ssh_config: args.cloud_ssh_config.clone(),
-        wait: duration("--cloud-wait", &args.cloud_wait)?,
-    };
-    match aws::provision(&options, &interrupted, &|m| {
+    let ttl = duration("--cloud-ttl", &args.cloud_ttl)?;
+    let wait = duration("--cloud-wait", &args.cloud_wait)?;
+    let say = |m: &str| {
         errln!("{m}");
-    }) {
-        Ok(host) => Ok(Some(host)),
-        Err(aws::AwsError::Interrupted(_)) => Err(Failure::Interrupted),
-        Err(e) => Err(Failure::Error(
-            anyhow::Error::new(e).context("--cloud-provider aws"),
-        )),
+    };
+    let flag = "--cloud-provider";
+    match provider {
+        CloudProviderArg::Aws => {
+            let options = AwsOptions {
+                region: args.cloud_api.region(),
+                instance_type: args
+                    .cloud_instance_type
+                    .clone()
+                    .unwrap_or_else(|| "t3.medium".into()),
+                image: args.cloud_image.clone(),
+                endpoint: args.cloud_api.cloud_endpoint.clone(),
+                allow_from: args.cloud_allow_from.clone(),
+                ttl,
+                ssh_config: args.cloud_ssh_config.clone(),
+                wait,
+            };
+            match aws::provision(&options, &interrupted, &say) {
+                Ok(host) => Ok(Some(host)),
+                Err(aws::AwsError::Interrupted(_)) => Err(Failure::Interrupted),
+                Err(e) => Err(Failure::Error(
+                    anyhow::Error::new(e).context(format!("{flag} aws")),
+                )),
+            }
+        }
+        CloudProviderArg::Alicloud => {
+            let options = AlicloudOptions {
+                region: args.cloud_api.region(),
+                instance_type: args
+                    .cloud_instance_type
+                    .clone()
+                    .unwrap_or_else(|| alicloud::DEFAULT_INSTANCE_TYPE.into()),
+                image: args.cloud_image.clone(),
+                endpoint: args.cloud_api.cloud_endpoint.clone(),
+                allow_from: args.cloud_allow_from.clone(),
+                ttl,
+                ssh_config: args.cloud_ssh_config.clone(),
+                wait,
+            };
+            match alicloud::provision(&options, &interrupted, &say) {
+                Ok(host) => Ok(Some(host)),
+                Err(e) if e.is_interrupted() => Err(Failure::Interrupted),
+                Err(e) => Err(Failure::Error(
+                    anyhow::Error::new(e).context(format!("{flag} alicloud")),
+                )),
+            }
+        }
     }
 }
 

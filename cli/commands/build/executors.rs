@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use seal_engine::executor::cloud::aws::Provisioned;
+use seal_engine::executor::cloud::provision::Provisioned;
 use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
 use seal_engine::executor::cloud::{CloudExecutor, CloudOptions};
 use seal_engine::executor::remote::RemoteExecutor;
