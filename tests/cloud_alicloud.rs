@@ -512,3 +512,66 @@ fn credentials_come_from_the_aliyun_cli_config_or_a_clear_error() {
     assert_eq!(found.stdout.lines().count(), 1, "{}", found.stdout);
     assert!(api.calls().iter().all(|c| c["ok"] == true));
 }
+
+#[test]
+fn an_api_error_names_the_call_and_what_was_created_is_deleted() {
+    let s = setup();
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo never > /never\n");
+    let out = Out::from_command(s.command(&ctx, &["--cloud-image", "m-doesnotexist"]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Alibaba Cloud ECS RunInstances: InvalidImageId.NotFound"),
+        "{}",
+        out.stderr
+    );
+    s.api.nothing_left();
+    let seq = s.api.sequence();
+    assert_eq!(
+        seq[seq.len() - 4..],
+        [
+            "AuthorizeSecurityGroup",
+            "DeleteSecurityGroup",
+            "DeleteVSwitch",
+            "DeleteVpc"
+        ],
+        "{seq:?}"
+    );
+    assert!(
+        !seq.contains(&"DescribeImages".to_string()),
+        "--cloud-image is used as given"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_ssh_deletes_everything() {
+    // No cloud-init: the instance never admits seal, which waits for SSH until interrupted.
+    let s = setup();
+    let ctx = Ctx::new();
+    ctx.kubefile("FROM base:1\nRUN echo never > /never\n");
+    let mut child = s
+        .command(&ctx, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.api.calls().iter().any(|c| {
+        c["action"] == "DescribeInstances" && s.api.state()["instances"][0]["status"] == "Running"
+    }) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the instance never ran");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    s.api.nothing_left();
+}
