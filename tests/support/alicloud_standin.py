@@ -196,11 +196,11 @@ class Api:
         self.check_region(p)
         if p.get("ImageOwnerAlias") != "system":
             raise ApiError(400, "stand-in.Unexpected", "seal looks for system images")
-        pattern = p.get("ImageName", "*")
-        rx = re.compile("^" + re.escape(pattern).replace("\\*", ".*") + "$")
+        # ImageName is a fuzzy search: a substring, no wildcards.
+        name = p.get("ImageName", "")
         images = [{"ImageId": i, "ImageName": i, "CreationTime": t, "Status": "Available",
                    "OSType": "linux", "Architecture": "x86_64", "ImageOwnerAlias": "system"}
-                  for i, t in IMAGES if rx.match(i)]
+                  for i, t in IMAGES if name in i]
         items, meta = page(p, images)
         return dict(meta, Images={"Image": items}, RegionId=REGION)
 

@@ -50,7 +50,8 @@ pub fn newest_system_image(client: &Client, prefix: &str) -> Result<Option<Strin
                 ("OSType", "linux".into()),
                 ("Architecture", "x86_64".into()),
                 ("Status", "Available".into()),
-                ("ImageName", format!("{prefix}*")),
+                // A fuzzy (substring) search: the prefix is checked below.
+                ("ImageName", prefix.into()),
             ],
         ),
         "Images/Image",
