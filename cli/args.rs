@@ -220,17 +220,14 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub cloud_api: CloudApiArgs,
 
-    /// --cloud-provider: the instance type of the host seal creates
-    #[arg(
-        long,
-        requires = "cloud_provider",
-        value_name = "TYPE",
-        default_value = "t3.medium"
-    )]
-    pub cloud_instance_type: String,
+    /// --cloud-provider: the instance type of the host seal creates (default: t3.medium on
+    /// aws, ecs.g7.large on alicloud)
+    #[arg(long, requires = "cloud_provider", value_name = "TYPE")]
+    pub cloud_instance_type: Option<String>,
 
-    /// --cloud-provider: the image (AMI id) of the host; it must run cloud-init (default: the
-    /// newest Ubuntu 24.04 LTS amd64 image from Canonical in the region)
+    /// --cloud-provider: the image (AMI id, or ECS image id) of the host; it must run
+    /// cloud-init (default: the newest Ubuntu 24.04 LTS amd64 image, from Canonical on aws,
+    /// Alibaba's system image on alicloud)
     #[arg(long, requires = "cloud_provider", value_name = "ID")]
     pub cloud_image: Option<String>,
 
@@ -433,35 +430,53 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Args)]
 pub struct CloudApiArgs {
     /// --mode cloud on a host seal creates for the build and deletes afterwards (instead of
-    /// --cloud-host); credentials as the AWS tools find them (AWS_ACCESS_KEY_ID..., AWS_PROFILE,
-    /// ~/.aws/credentials)
+    /// --cloud-host). aws: credentials as the AWS tools find them (AWS_ACCESS_KEY_ID...,
+    /// AWS_PROFILE, ~/.aws/credentials); alicloud: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET
+    /// (or ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY), else the aliyun CLI's
+    /// ~/.aliyun/config.json
     #[arg(long, value_enum, value_name = "PROVIDER")]
     pub cloud_provider: Option<CloudProviderArg>,
 
-    /// The region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)
+    /// The region (default: aws: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1; alicloud:
+    /// ALIBABA_CLOUD_REGION_ID, ALICLOUD_REGION, else cn-hangzhou)
     #[arg(long, value_name = "REGION")]
     pub cloud_region: Option<String>,
 
-    /// The API endpoint (default: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, else the region's)
+    /// The API endpoint (default: aws: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, else the
+    /// region's; alicloud: https://ecs.REGION.aliyuncs.com and https://vpc.REGION.aliyuncs.com,
+    /// both replaced by this URL)
     #[arg(long, value_name = "URL")]
     pub cloud_endpoint: Option<String>,
 }
 
 impl CloudApiArgs {
-    /// `--cloud-region`, else AWS's environment, else us-east-1.
+    /// `--cloud-region`, else the provider's environment, else its default region.
     pub fn region(&self) -> String {
+        let env = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|r| !r.is_empty()))
+        };
+        let (names, default): (&[&str], &str) = match self.cloud_provider {
+            Some(CloudProviderArg::Alicloud) => (
+                &["ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION"],
+                "cn-hangzhou",
+            ),
+            _ => (&["AWS_REGION", "AWS_DEFAULT_REGION"], "us-east-1"),
+        };
         self.cloud_region
             .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "us-east-1".into())
+            .or_else(|| env(names))
+            .unwrap_or_else(|| default.into())
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CloudProviderArg {
     Aws,
+    /// Alibaba Cloud ECS
+    Alicloud,
 }
 
 /// `seal cloud`: what earlier builds left on a provider.
@@ -473,7 +488,8 @@ pub struct CloudArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CloudCommand {
-    /// List the instances and security groups tagged seal-build (terminated instances are gone)
+    /// List the resources tagged seal-build (instances and security groups; on alicloud also
+    /// vSwitches and VPCs; terminated instances are gone)
     Ls(CloudApiArgs),
     /// Delete those past their seal-expires time
     Gc(CloudApiArgs),

@@ -6,7 +6,7 @@
 #   runc              the container executor (container mode)
 #   docker-registry   a local registry for registry tests
 #   openssl           the registry tests' token server: its key, certificate and RS256 signatures
-#   python3           the registry tests' token server, scripts/crash_test.py, benches/*.py
+#   python3           the registry tests' token server, scripts/crash_test.py, benches/*.py, tests/support/alicloud_standin.py
 #   unzip             unpacks the Helm test oracle (scripts/install-helm.sh)
 #   iproute2          `ip`, which lite-mode RUN tests run from the host to list interfaces
 #   attr, libcap2-bin getfattr and getcap: what a RUN sees of a layer's xattrs (tests/fidelity.rs)
@@ -14,7 +14,7 @@
 #   tmux              tests/tty_view.rs runs a build in a real terminal and captures the pane
 #   bubblewrap        the sandbox of buildbox-run, the remote executor of tests/remote.rs
 #   groff-base        parses the manual pages `seal man` prints (tests/manual.rs)
-#   curl              creates the S3 test bucket (tests/common/s3.rs)
+#   curl              creates the S3 test bucket (tests/common/s3.rs), reads the Alibaba stand-in's state
 #   qemu-user-static, binfmt-support
 #                     RUN for a foreign platform (`seal build --platform linux/arm64 --mode
 #                     container`); tests/platforms_qemu.rs also needs an arm64 busybox, fetched

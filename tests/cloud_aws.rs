@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cloud_init::{base64_decode, busybox_base, parse_cloud_config, sleeping};
 use common::s3::Moto;
 use common::sshd::Sshd;
 use common::{Ctx, Seal};
@@ -153,72 +154,6 @@ impl Drop for CloudInit {
     }
 }
 
-fn base64_decode(text: &str) -> String {
-    let mut child = Command::new("base64")
-        .arg("-d")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user-data is not base64");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// `(host private key, host public key, client public key)` from seal's cloud-config.
-fn parse_cloud_config(text: &str) -> (String, String, String) {
-    let mut private = String::new();
-    let mut inside = false;
-    let mut public = String::new();
-    for line in text.lines() {
-        if line == "  ed25519_private: |" {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if let Some(l) = line.strip_prefix("    ") {
-                private.push_str(l);
-                private.push('\n');
-                continue;
-            }
-            inside = false;
-        }
-        if let Some(k) = line.strip_prefix("  ed25519_public: ") {
-            public = k.to_string();
-        }
-    }
-    let client = text
-        .split("echo '")
-        .nth(1)
-        .and_then(|t| t.split('\'').next())
-        .expect("the client key in runcmd")
-        .to_string();
-    assert!(private.contains("OPENSSH PRIVATE KEY"), "{text}");
-    assert!(public.starts_with("ssh-ed25519 "), "{text}");
-    (private, public, client)
-}
-
-/// A base image with busybox (as tests/cloud.rs builds it).
-fn busybox_base(seal: &Seal, name: &str) {
-    let ctx = Ctx::new();
-    let bin = ctx.path().join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(ctx.path().join("rootfs/tmp")).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in ["sh", "echo", "sleep", "cat", "false"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    ctx.kubefile("FROM scratch\nCOPY rootfs/. .\n");
-    seal.build_ok(ctx.path(), name, &[]);
-}
-
 struct Setup {
     moto: Moto,
     sshd: Arc<Mutex<Sshd>>,
@@ -314,12 +249,7 @@ impl Setup {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let running = Command::new("pgrep")
-                .args(["-f", &format!("^sleep {secs}$")])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if running {
+            if sleeping(secs) {
                 return child;
             }
             if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {

@@ -95,7 +95,7 @@ fn build(
     check_cloud_files(&args)?;
     // Created at the first cloud RUN; dropped when build() returns, whatever the outcome:
     // the host is deleted then.
-    let provider = super::cloud::provider(&args)?;
+    let provider = super::cloud::on_demand_host(&args)?;
     let _delete_host = provider.clone().map(DeleteAtEnd);
     let cloud = cloud_executor(&args, provider)?;
     if remote.is_some() && cloud.is_some() {
@@ -110,7 +110,7 @@ fn build(
         ModeArg::Cloud if cloud.is_some() => ExecMode::Cloud,
         ModeArg::Cloud => {
             return Err(Failure::Usage(
-                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT] or --cloud-provider aws".into(),
+                "--mode cloud needs a host: --cloud-host ssh://USER@HOST[:PORT] or --cloud-provider aws|alicloud".into(),
             ))
         }
     };

@@ -1,12 +1,14 @@
 //! `seal cloud ls|gc` (what earlier builds left on a provider, by tag) and the provisioned
-//! host of `seal build --cloud-provider`.
+//! host of `seal build --cloud-provider aws|alicloud`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
-use seal_engine::executor::cloud::aws::{self, ec2, AwsOptions, Provisioned};
+use seal_engine::executor::cloud::alicloud::{self, AlicloudOptions};
+use seal_engine::executor::cloud::aws::{self, ec2, AwsOptions};
+use seal_engine::executor::cloud::provision::{parse_duration, Leftover, Provisioned};
 use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
 use seal_engine::executor::cloud::HostProvider;
 use seal_engine::EngineError;
@@ -15,21 +17,48 @@ use crate::args::{BuildArgs, CloudApiArgs, CloudArgs, CloudCommand, CloudProvide
 use crate::failure::Failure;
 use crate::output::{errln, outln};
 
-/// The provider's API (`--cloud-provider` defaults to aws, the only one so far).
-fn client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
+/// The provider `seal cloud ls|gc` looks at.
+fn named_provider(api: &CloudApiArgs) -> Result<CloudProviderArg, Failure> {
+    api.cloud_provider.ok_or_else(|| {
+        Failure::Usage("name the provider to look at: --cloud-provider aws|alicloud".into())
+    })
+}
+
+fn aws_client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
     let credentials = ec2::AwsCredentials::load().map_err(|e| Failure::Error(e.into()))?;
     ec2::Ec2::new(&api.region(), api.cloud_endpoint.as_deref(), credentials)
         .map_err(|e| Failure::Usage(e.to_string()))
 }
 
+fn alicloud_client(api: &CloudApiArgs) -> Result<alicloud::api::Client, Failure> {
+    alicloud::client(&api.region(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
+        alicloud::AlicloudError::Api(e @ alicloud::api::ApiError::Endpoint(_)) => {
+            Failure::Usage(format!("--cloud-endpoint: {e}"))
+        }
+        e => Failure::Error(e.into()),
+    })
+}
+
+/// What earlier builds left on the provider.
+fn leftovers(api: &CloudApiArgs) -> Result<Vec<Leftover>, Failure> {
+    match named_provider(api)? {
+        CloudProviderArg::Aws => aws::list(&aws_client(api)?).map_err(|e| Failure::Error(e.into())),
+        CloudProviderArg::Alicloud => {
+            alicloud::list(&alicloud_client(api)?).map_err(|e| Failure::Error(e.into()))
+        }
+    }
+}
+
 /// Run `seal cloud ls|gc`.
 pub fn run(args: CloudArgs) -> Result<(), Failure> {
+    let say = |m: &str| {
+        errln!("{m}");
+    };
     match args.command {
         CloudCommand::Ls(api) => {
-            let ec2 = client(&api)?;
-            let found = aws::list(&ec2).map_err(|e| Failure::Error(e.into()))?;
+            let found = leftovers(&api)?;
             outln!(
-                "{:<14}  {:<15}  {:<22}  {:<13}  {:<20}  EXPIRED",
+                "{:<14}  {:<15}  {:<26}  {:<13}  {:<20}  EXPIRED",
                 "BUILD",
                 "KIND",
                 "ID",
@@ -38,7 +67,7 @@ pub fn run(args: CloudArgs) -> Result<(), Failure> {
             )?;
             for l in found {
                 outln!(
-                    "{:<14}  {:<15}  {:<22}  {:<13}  {:<20}  {}",
+                    "{:<14}  {:<15}  {:<26}  {:<13}  {:<20}  {}",
                     l.build_id,
                     l.kind,
                     l.id,
@@ -50,11 +79,13 @@ pub fn run(args: CloudArgs) -> Result<(), Failure> {
             Ok(())
         }
         CloudCommand::Gc(api) => {
-            let ec2 = client(&api)?;
-            let deleted = aws::gc(&ec2, &|m| {
-                errln!("{m}");
-            })
-            .map_err(|e| Failure::Error(e.into()))?;
+            let deleted = match named_provider(&api)? {
+                CloudProviderArg::Aws => {
+                    aws::gc(&aws_client(&api)?, &say).map_err(|e| Failure::Error(e.into()))?
+                }
+                CloudProviderArg::Alicloud => alicloud::gc(&alicloud_client(&api)?, &say)
+                    .map_err(|e| Failure::Error(e.into()))?,
+            };
             errln!("deleted {} expired resources", deleted.len());
             Ok(())
         }
@@ -62,10 +93,10 @@ pub fn run(args: CloudArgs) -> Result<(), Failure> {
 }
 
 /// `--cloud-provider`'s host for a build: created at the build's first cloud RUN (a build
-/// whose RUN steps are all cached creates nothing), deleted when the last reference is
-/// dropped, after the build, whatever its outcome.
-pub fn provider(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Failure> {
-    let Some(CloudProviderArg::Aws) = args.cloud_api.cloud_provider else {
+/// whose RUN steps are all cached creates nothing), deleted after the build, whatever its
+/// outcome.
+pub fn on_demand_host(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Failure> {
+    let Some(provider) = args.cloud_api.cloud_provider else {
         return Ok(None);
     };
     if args.cloud_host.is_some() {
@@ -80,7 +111,7 @@ pub fn provider(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Failure> 
         ));
     }
     let duration = |flag: &str, text: &str| {
-        aws::parse_duration(text).map_err(|e| Failure::Usage(format!("{flag} {e}")))
+        parse_duration(text).map_err(|e| Failure::Usage(format!("{flag} {e}")))
     };
     if let Some(config) = &args.cloud_ssh_config {
         if !config.is_file() {
@@ -90,26 +121,89 @@ pub fn provider(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Failure> 
             )));
         }
     }
-    let options = AwsOptions {
-        region: args.cloud_api.region(),
-        instance_type: args.cloud_instance_type.clone(),
-        image: args.cloud_image.clone(),
-        endpoint: args.cloud_api.cloud_endpoint.clone(),
-        allow_from: args.cloud_allow_from.clone(),
-        ttl: duration("--cloud-ttl", &args.cloud_ttl)?,
-        ssh_config: args.cloud_ssh_config.clone(),
-        wait: duration("--cloud-wait", &args.cloud_wait)?,
+    let ttl = duration("--cloud-ttl", &args.cloud_ttl)?;
+    let wait = duration("--cloud-wait", &args.cloud_wait)?;
+    let request = match provider {
+        CloudProviderArg::Aws => HostRequest::Aws(AwsOptions {
+            region: args.cloud_api.region(),
+            instance_type: args
+                .cloud_instance_type
+                .clone()
+                .unwrap_or_else(|| "t3.medium".into()),
+            image: args.cloud_image.clone(),
+            endpoint: args.cloud_api.cloud_endpoint.clone(),
+            allow_from: args.cloud_allow_from.clone(),
+            ttl,
+            ssh_config: args.cloud_ssh_config.clone(),
+            wait,
+        }),
+        CloudProviderArg::Alicloud => HostRequest::Alicloud(AlicloudOptions {
+            region: args.cloud_api.region(),
+            instance_type: args
+                .cloud_instance_type
+                .clone()
+                .unwrap_or_else(|| alicloud::DEFAULT_INSTANCE_TYPE.into()),
+            image: args.cloud_image.clone(),
+            endpoint: args.cloud_api.cloud_endpoint.clone(),
+            allow_from: args.cloud_allow_from.clone(),
+            ttl,
+            ssh_config: args.cloud_ssh_config.clone(),
+            wait,
+        }),
     };
     Ok(Some(Arc::new(OnDemandHost {
-        options,
+        request,
         state: Mutex::new(HostState::NotYet),
     })))
+}
+
+/// What `--cloud-provider` and its flags ask for.
+#[derive(Debug)]
+enum HostRequest {
+    Aws(AwsOptions),
+    Alicloud(AlicloudOptions),
+}
+
+impl HostRequest {
+    fn provider(&self) -> &'static str {
+        match self {
+            HostRequest::Aws(_) => "aws",
+            HostRequest::Alicloud(_) => "alicloud",
+        }
+    }
+
+    fn region(&self) -> &str {
+        match self {
+            HostRequest::Aws(o) => &o.region,
+            HostRequest::Alicloud(o) => &o.region,
+        }
+    }
+
+    /// Create the host; `Err(None)` when interrupted.
+    fn provision(
+        &self,
+        cancelled: &AtomicBool,
+        say: &dyn Fn(&str),
+    ) -> Result<Provisioned, Option<String>> {
+        match self {
+            HostRequest::Aws(options) => match aws::provision(options, cancelled, say) {
+                Ok(host) => Ok(host),
+                Err(aws::AwsError::Interrupted(_)) => Err(None),
+                Err(e) => Err(Some(format!("{e:#}"))),
+            },
+            HostRequest::Alicloud(options) => match alicloud::provision(options, cancelled, say) {
+                Ok(host) => Ok(host),
+                Err(e) if e.is_interrupted() => Err(None),
+                Err(e) => Err(Some(format!("{e:#}"))),
+            },
+        }
+    }
 }
 
 /// A `--cloud-provider` host that exists from the first cloud RUN on.
 #[derive(Debug)]
 pub struct OnDemandHost {
-    options: AwsOptions,
+    request: HostRequest,
     state: Mutex<HostState>,
 }
 
@@ -136,8 +230,9 @@ impl OnDemandHost {
                 errln!("{m}");
             }) {
                 errln!(
-                    "error: deleting build {}'s resources on aws failed: {e}; `seal cloud gc` deletes them after they expire",
-                    host.build_id
+                    "error: deleting build {}'s resources on {} failed: {e}; `seal cloud gc` deletes them after they expire",
+                    host.build_id,
+                    self.request.provider()
                 );
             }
         }
@@ -162,10 +257,10 @@ impl HostProvider for OnDemandHost {
             .lock()
             .map_err(|_| EngineError::Internal("cloud provider lock poisoned".into()))?;
         if let HostState::NotYet = *state {
-            *state = match aws::provision(&self.options, cancelled, say) {
+            *state = match self.request.provision(cancelled, say) {
                 Ok(host) => HostState::Ready(Box::new(host)),
-                Err(aws::AwsError::Interrupted(_)) => return Err(EngineError::Cancelled),
-                Err(e) => HostState::Failed(format!("{e:#}")),
+                Err(None) => return Err(EngineError::Cancelled),
+                Err(Some(reason)) => HostState::Failed(reason),
             };
         }
         match &*state {
@@ -182,7 +277,11 @@ impl HostProvider for OnDemandHost {
     }
 
     fn describe(&self) -> String {
-        format!("(new, on aws {})", self.options.region)
+        format!(
+            "created by --cloud-provider {} in {}",
+            self.request.provider(),
+            self.request.region()
+        )
     }
 }
 

@@ -4,6 +4,7 @@
 //! Every test file includes this module with `mod common;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod cloud_init;
 pub mod reapi;
 pub mod registry;
 pub mod s3;

@@ -8,8 +8,10 @@
 //! its digest. Steps run one at a time on the session. A broken session (the host died, the
 //! connection dropped) fails the step at hand and is reopened by the next one.
 
+pub mod alicloud;
 pub mod aws;
 pub mod protocol;
+pub mod provision;
 pub mod serve;
 pub mod ssh;
 
