@@ -434,29 +434,18 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub struct CloudApiArgs {
     /// --mode cloud on a host seal creates for the build and deletes afterwards (instead of
     /// --cloud-host); credentials as the AWS tools find them (AWS_ACCESS_KEY_ID..., AWS_PROFILE,
-    /// ~/.aws/credentials)
+    /// ~/.aws/config and credentials, SSO, web identity, instance metadata)
     #[arg(long, value_enum, value_name = "PROVIDER")]
     pub cloud_provider: Option<CloudProviderArg>,
 
-    /// The region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)
+    /// The region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else
+    /// us-east-1)
     #[arg(long, value_name = "REGION")]
     pub cloud_region: Option<String>,
 
     /// The API endpoint (default: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, else the region's)
     #[arg(long, value_name = "URL")]
     pub cloud_endpoint: Option<String>,
-}
-
-impl CloudApiArgs {
-    /// `--cloud-region`, else AWS's environment, else us-east-1.
-    pub fn region(&self) -> String {
-        self.cloud_region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "us-east-1".into())
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,9 +14,10 @@ use crate::output::{errln, outln};
 
 /// The provider's API (`--cloud-provider` defaults to aws, the only one so far).
 fn client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
-    let credentials = ec2::AwsCredentials::load().map_err(|e| Failure::Error(e.into()))?;
-    ec2::Ec2::new(&api.region(), api.cloud_endpoint.as_deref(), credentials)
-        .map_err(|e| Failure::Usage(e.to_string()))
+    ec2::Ec2::new(api.cloud_region.as_deref(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
+        ec2::Ec2Error::Endpoint(_) => Failure::Usage(e.to_string()),
+        e => Failure::Error(e.into()),
+    })
 }
 
 /// Run `seal cloud ls|gc`.
@@ -89,7 +90,7 @@ pub fn provision(
         }
     }
     let options = AwsOptions {
-        region: args.cloud_api.region(),
+        region: args.cloud_api.cloud_region.clone(),
         instance_type: args.cloud_instance_type.clone(),
         image: args.cloud_image.clone(),
         endpoint: args.cloud_api.cloud_endpoint.clone(),

@@ -8,9 +8,7 @@
 //! [`list`] and [`gc`] find what a killed build left, by tag.
 
 pub mod ec2;
-pub mod sigv4;
 pub mod userdata;
-mod xml;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +37,8 @@ pub enum AwsError {
 /// What `--cloud-*` flags say about the host to create.
 #[derive(Debug, Clone)]
 pub struct AwsOptions {
-    pub region: String,
+    /// `--cloud-region`; `None`: the AWS configuration's (ec2::Ec2::new).
+    pub region: Option<String>,
     pub instance_type: String,
     /// `--cloud-image`; `None`: the newest Ubuntu 24.04 LTS (amd64) from Canonical.
     pub image: Option<String>,
@@ -141,8 +140,7 @@ pub fn provision(
     interrupted: &AtomicBool,
     say: &dyn Fn(&str),
 ) -> Result<Provisioned, AwsError> {
-    let credentials = ec2::AwsCredentials::load()?;
-    let ec2 = Ec2::new(&options.region, options.endpoint.as_deref(), credentials)?;
+    let ec2 = Ec2::new(options.region.as_deref(), options.endpoint.as_deref())?;
     let build_id = random_id()?;
     let dir = tempfile::Builder::new()
         .prefix("seal-aws-")
@@ -212,7 +210,7 @@ fn create(
         (BUILD_TAG.to_string(), id.clone()),
         (
             EXPIRES_TAG.to_string(),
-            sigv4::iso8601(now() + options.ttl.as_secs()),
+            ec2::iso8601(now() + options.ttl.as_secs()),
         ),
         ("Name".to_string(), format!("seal-{id}")),
     ];
@@ -444,7 +442,7 @@ pub fn list(ec2: &Ec2) -> Result<Vec<Leftover>, AwsError> {
     let now = now();
     let expired = |tags: &[(String, String)]| {
         tag(tags, EXPIRES_TAG)
-            .and_then(sigv4::parse_iso8601)
+            .and_then(ec2::parse_iso8601)
             .is_none_or(|t| t <= now)
     };
     let mut found = Vec::new();
