@@ -431,14 +431,14 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub struct CloudApiArgs {
     /// --mode cloud on a host seal creates for the build and deletes afterwards (instead of
     /// --cloud-host). aws: credentials as the AWS tools find them (AWS_ACCESS_KEY_ID...,
-    /// AWS_PROFILE, ~/.aws/credentials); alicloud: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET
-    /// (or ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY), else the aliyun CLI's
-    /// ~/.aliyun/config.json
+    /// AWS_PROFILE, ~/.aws/config and credentials, SSO, web identity, instance metadata);
+    /// alicloud: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET (or ALICLOUD_ACCESS_KEY/ALICLOUD_SECRET_KEY),
+    /// else the aliyun CLI's ~/.aliyun/config.json
     #[arg(long, value_enum, value_name = "PROVIDER")]
     pub cloud_provider: Option<CloudProviderArg>,
 
-    /// The region (default: aws: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1; alicloud:
-    /// ALIBABA_CLOUD_REGION_ID, ALICLOUD_REGION, else cn-hangzhou)
+    /// The region (default: aws: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else
+    /// us-east-1; alicloud: ALIBABA_CLOUD_REGION_ID, ALICLOUD_REGION, else cn-hangzhou)
     #[arg(long, value_name = "REGION")]
     pub cloud_region: Option<String>,
 
@@ -450,25 +450,17 @@ pub struct CloudApiArgs {
 }
 
 impl CloudApiArgs {
-    /// `--cloud-region`, else the provider's environment, else its default region.
-    pub fn region(&self) -> String {
-        let env = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|r| !r.is_empty()))
-        };
-        let (names, default): (&[&str], &str) = match self.cloud_provider {
-            Some(CloudProviderArg::Alicloud) => (
-                &["ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION"],
-                "cn-hangzhou",
-            ),
-            _ => (&["AWS_REGION", "AWS_DEFAULT_REGION"], "us-east-1"),
-        };
+    /// alicloud's region: `--cloud-region`, else ALIBABA_CLOUD_REGION_ID or ALICLOUD_REGION,
+    /// else cn-hangzhou. (aws's comes from aws-config's chain when `--cloud-region` is absent.)
+    pub fn alicloud_region(&self) -> String {
+        let env = ["ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION"]
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|r| !r.is_empty()));
         self.cloud_region
             .clone()
             .filter(|r| !r.is_empty())
-            .or_else(|| env(names))
-            .unwrap_or_else(|| default.into())
+            .or(env)
+            .unwrap_or_else(|| "cn-hangzhou".into())
     }
 }
 

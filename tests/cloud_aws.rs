@@ -505,3 +505,135 @@ fn a_missing_cloud_seal_binary_is_refused_before_anything_is_created() {
         out.stderr
     );
 }
+
+/// `seal cloud ls` whose AWS configuration is only what `env` gives (no AWS variable of the
+/// caller's, no `~/.aws`, no instance metadata).
+fn cloud_ls_with(moto: &Moto, home: &std::path::Path, env: &[(&str, String)]) -> common::Out {
+    let mut cmd = Seal::new().command();
+    cmd.args([
+        "cloud",
+        "ls",
+        "--cloud-provider",
+        "aws",
+        "--cloud-endpoint",
+        &moto.endpoint,
+    ]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        cmd.env_remove(k);
+    }
+    cmd.env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    common::Out::from_command(cmd)
+}
+
+#[test]
+fn credentials_and_region_come_from_a_profile_in_the_aws_config_files() {
+    let moto = Moto::start();
+    // A leftover in eu-west-1 only: listing it shows that the profile's region was used.
+    common::s3::ec2_call_in(
+        &moto.endpoint,
+        "eu-west-1",
+        "CreateSecurityGroup",
+        &[
+            ("GroupName", "seal-old"),
+            ("GroupDescription", "left by a killed build"),
+            ("TagSpecification.1.ResourceType", "security-group"),
+            ("TagSpecification.1.Tag.1.Key", "seal-build"),
+            ("TagSpecification.1.Tag.1.Value", "b0"),
+        ],
+    );
+    let home = tempfile::TempDir::new().unwrap();
+    let config = home.path().join("aws-config");
+    let credentials = home.path().join("aws-credentials");
+    std::fs::write(&config, "[profile ci]\nregion = eu-west-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[ci]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = profile-secret-never-shown\n",
+    )
+    .unwrap();
+    let env = |credentials: &std::path::Path| {
+        vec![
+            ("AWS_PROFILE", "ci".to_string()),
+            ("AWS_CONFIG_FILE", config.display().to_string()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                credentials.display().to_string(),
+            ),
+        ]
+    };
+    let out = cloud_ls_with(&moto, home.path(), &env(&credentials));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert!(
+        rows[0].starts_with("b0 ") && rows[0].contains("security-group"),
+        "{}",
+        out.stdout
+    );
+
+    // Without the credentials file nothing else has any: a clear error naming where
+    // credentials are looked for, and no secret in it.
+    let out = cloud_ls_with(&moto, home.path(), &env(&home.path().join("none")));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for wanted in [
+        "AWS credentials: none found",
+        "AWS_ACCESS_KEY_ID",
+        "~/.aws/credentials",
+        "AWS_PROFILE",
+        "instance metadata",
+    ] {
+        assert!(out.stderr.contains(wanted), "{wanted}: {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("profile-secret"), "{}", out.stderr);
+}
+
+#[test]
+fn an_ec2_error_names_the_call_and_what_was_created_is_deleted() {
+    let moto = Moto::start();
+    let ctx = Ctx::new();
+    ctx.file("a", "a\n")
+        .kubefile("FROM scratch\nCOPY a /a\nRUN true\n");
+    // seal passes --cloud-allow-from to EC2 as it is; moto refuses it in
+    // AuthorizeSecurityGroupIngress, after CreateSecurityGroup made the group.
+    let mut cmd = Seal::new().command();
+    cmd.current_dir(ctx.path()).args([
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "x:1",
+        "--mode",
+        "cloud",
+        "--cloud-provider",
+        "aws",
+        "--cloud-endpoint",
+        &moto.endpoint,
+        "--cloud-image",
+        "ami-12345678",
+        "--cloud-allow-from",
+        "not-a-cidr",
+        ".",
+    ]);
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    let out = common::Out::from_command(cmd);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("EC2 AuthorizeSecurityGroupIngress: InvalidParameterValue")
+            && out.stderr.contains("not-a-cidr"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("deleted security group"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("seal-test-secret"), "{}", out.stderr);
+    nothing_left(&moto);
+}

@@ -25,13 +25,14 @@ fn named_provider(api: &CloudApiArgs) -> Result<CloudProviderArg, Failure> {
 }
 
 fn aws_client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
-    let credentials = ec2::AwsCredentials::load().map_err(|e| Failure::Error(e.into()))?;
-    ec2::Ec2::new(&api.region(), api.cloud_endpoint.as_deref(), credentials)
-        .map_err(|e| Failure::Usage(e.to_string()))
+    ec2::Ec2::new(api.cloud_region.as_deref(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
+        ec2::Ec2Error::Endpoint(_) => Failure::Usage(e.to_string()),
+        e => Failure::Error(e.into()),
+    })
 }
 
 fn alicloud_client(api: &CloudApiArgs) -> Result<alicloud::api::Client, Failure> {
-    alicloud::client(&api.region(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
+    alicloud::client(&api.alicloud_region(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
         alicloud::AlicloudError::Api(e @ alicloud::api::ApiError::Endpoint(_)) => {
             Failure::Usage(format!("--cloud-endpoint: {e}"))
         }
@@ -125,7 +126,7 @@ pub fn on_demand_host(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Fai
     let wait = duration("--cloud-wait", &args.cloud_wait)?;
     let request = match provider {
         CloudProviderArg::Aws => HostRequest::Aws(AwsOptions {
-            region: args.cloud_api.region(),
+            region: args.cloud_api.cloud_region.clone(),
             instance_type: args
                 .cloud_instance_type
                 .clone()
@@ -138,7 +139,7 @@ pub fn on_demand_host(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Fai
             wait,
         }),
         CloudProviderArg::Alicloud => HostRequest::Alicloud(AlicloudOptions {
-            region: args.cloud_api.region(),
+            region: args.cloud_api.alicloud_region(),
             instance_type: args
                 .cloud_instance_type
                 .clone()
@@ -174,7 +175,7 @@ impl HostRequest {
 
     fn region(&self) -> &str {
         match self {
-            HostRequest::Aws(o) => &o.region,
+            HostRequest::Aws(o) => o.region.as_deref().unwrap_or("its configured region"),
             HostRequest::Alicloud(o) => &o.region,
         }
     }

@@ -75,6 +75,8 @@ impl Moto {
             ("AWS_ACCESS_KEY_ID", "seal-test"),
             ("AWS_SECRET_ACCESS_KEY", "seal-test-secret"),
             ("AWS_REGION", "us-east-1"),
+            // The AWS SDK's chains never ask 169.254.169.254 in a test.
+            ("AWS_EC2_METADATA_DISABLED", "true"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -92,12 +94,19 @@ impl Drop for Moto {
 /// One EC2 Query API call to moto at `endpoint` (moto does not check the signature, but
 /// routes by the service the Authorization header's scope names).
 pub fn ec2_call(endpoint: &str, action: &str, params: &[(&str, &str)]) -> String {
+    ec2_call_in(endpoint, "us-east-1", action, params)
+}
+
+/// [`ec2_call`] in `region` (moto keeps one EC2 per region, the one the scope names).
+pub fn ec2_call_in(endpoint: &str, region: &str, action: &str, params: &[(&str, &str)]) -> String {
     let mut cmd = Command::new("curl");
     cmd.args(["-s", "-X", "POST", &format!("{endpoint}/")])
         .args([
             "-H",
-            "Authorization: AWS4-HMAC-SHA256 Credential=seal-test/20260101/us-east-1/ec2/aws4_request, \
-             SignedHeaders=host, Signature=0",
+            &format!(
+                "Authorization: AWS4-HMAC-SHA256 Credential=seal-test/20260101/{region}/ec2/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
         ])
         .args(["--data-urlencode", &format!("Action={action}")])
         .args(["--data-urlencode", "Version=2016-11-15"]);

@@ -8,8 +8,6 @@
 //! [`list`] and [`gc`] find what a killed build left, by tag.
 
 pub mod ec2;
-pub mod sigv4;
-mod xml;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -47,7 +45,8 @@ impl From<ProvisionError> for AwsError {
 /// What `--cloud-*` flags say about the host to create.
 #[derive(Debug, Clone)]
 pub struct AwsOptions {
-    pub region: String,
+    /// `--cloud-region`; `None`: the AWS configuration's (ec2::Ec2::new).
+    pub region: Option<String>,
     pub instance_type: String,
     /// `--cloud-image`; `None`: the newest Ubuntu 24.04 LTS (amd64) from Canonical.
     pub image: Option<String>,
@@ -100,8 +99,7 @@ pub fn provision(
     interrupted: &AtomicBool,
     say: &dyn Fn(&str),
 ) -> Result<Provisioned, AwsError> {
-    let credentials = ec2::AwsCredentials::load()?;
-    let ec2 = Ec2::new(&options.region, options.endpoint.as_deref(), credentials)?;
+    let ec2 = Ec2::new(options.region.as_deref(), options.endpoint.as_deref())?;
     let build_id = random_id()?;
     let mut access = Access::create(&build_id)?;
     let mut resources = AwsResources {
