@@ -1,8 +1,9 @@
 //! A step's namespace prepared in one process: the `seal` binary, started by `unshare` inside
 //! the step's new namespaces as `<seal> `[`HELPER_ARG`]` <ops> -- <command>`, mounts the
 //! rootfs overlay (through the mount API, one `lowerdir+` per layer) and (lite) the read-only
-//! host, private `/tmp`, `$HOME`, ... with one `mount(2)` each, enters the working directory and `exec`s the command. It replaces a
-//! `/bin/sh` script that started one `/bin/mount` process per mount (issue 15).
+//! host, private `/tmp`, `$HOME`, ... with one `mount(2)` each, enters the working directory
+//! and `exec`s the command. It replaces a `/bin/sh` script that started one `/bin/mount`
+//! process per mount (issue 15).
 //!
 //! The command sees what it saw under the script: its environment with `PWD` set to the
 //! working directory (and no `OLDPWD`), exit code 125 and a `seal: preparing the step: ...`
