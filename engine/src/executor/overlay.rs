@@ -71,6 +71,35 @@ pub fn prepare(request: &ExecRequest) -> Result<Vec<OverlayMount>, EngineError> 
     Ok(mounts)
 }
 
+/// For kernels without `lowerdir+`: a link per lower (uppermost first) in the new directory
+/// `links`, named `0`, `1`, ... in base 36, and the `lowerdir=` option naming them relative
+/// to `links` (400 lowers take ~1.6 KB of the one-page option string).
+pub fn legacy_lowerdir(lowers: &[PathBuf], links: &Path) -> std::io::Result<String> {
+    std::fs::create_dir_all(links)?;
+    let mut names = Vec::with_capacity(lowers.len());
+    for (i, lower) in lowers.iter().enumerate() {
+        let name = short_name(i);
+        std::os::unix::fs::symlink(lower, links.join(&name))?;
+        names.push(name);
+    }
+    Ok(format!("lowerdir={}", names.join(":")))
+}
+
+/// `0`, `1`, ... `z`, `10`, ...: base 36, so 1,296 layers take two characters.
+fn short_name(mut i: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[i % 36]);
+        i /= 36;
+        if i == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// overlayfs wants the uppermost lower first.
 fn top_first(bottom_up: &[PathBuf]) -> Vec<PathBuf> {
     bottom_up.iter().rev().cloned().collect()
@@ -143,6 +172,23 @@ mod tests {
         assert_eq!(mounts.len(), 2);
         let b = dir.path().join("b");
         assert_eq!(mounts[1].lowers, [b.join("snap400"), b.join("run/l/_0")]);
+    }
+
+    /// Older kernels: short unique names, a link each, uppermost first.
+    #[test]
+    fn legacy_lowers_are_short_links() {
+        assert_eq!(short_name(0), "0");
+        assert_eq!(short_name(35), "z");
+        assert_eq!(short_name(36), "10");
+        let all: std::collections::BTreeSet<String> = (0..2000).map(short_name).collect();
+        assert_eq!(all.len(), 2000);
+        let dir = tempfile::tempdir().unwrap();
+        let lowers: Vec<PathBuf> = (0..400).map(|i| dir.path().join(format!("s{i}"))).collect();
+        let links = dir.path().join("merged.l");
+        let option = legacy_lowerdir(&lowers, &links).unwrap();
+        assert!(option.starts_with("lowerdir=0:1:2:"), "{option}");
+        assert!(option.len() < 2000);
+        assert_eq!(std::fs::read_link(links.join("10")).unwrap(), lowers[36]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::MountFlags;
 
-use crate::executor::read_only;
+use crate::executor::{overlay, read_only};
 
 /// The first argument that makes the `seal` binary run [`helper_main`].
 pub const HELPER_ARG: &str = "__seal-step-setup";
@@ -236,15 +236,27 @@ fn parse(args: &[OsString]) -> Result<(Vec<Op>, Vec<OsString>), String> {
 }
 
 /// An overlay through the mount API (`fsopen`, one `fsconfig` per lower and option, `fsmount`,
-/// `move_mount`), as [`Op::Overlay`] describes it.
+/// `move_mount`), as [`Op::Overlay`] describes it. A kernel without the API or without
+/// `lowerdir+` (before 6.8: Debian 12's 6.1) gets short links and one `lowerdir=` option
+/// instead ([`overlay::legacy_lowerdir`]).
 fn mount_overlay(lowers: &[PathBuf], options: &str, target: &Path) -> std::io::Result<()> {
     use rustix::mount::{
         fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
         FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
     };
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    for lower in lowers {
-        fsconfig_set_string(&fs, "lowerdir+", lower)?;
+    let fs = match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+        Ok(fs) => fs,
+        Err(_) => return mount_overlay_with_links(lowers, options, target),
+    };
+    for (i, lower) in lowers.iter().enumerate() {
+        match fsconfig_set_string(&fs, "lowerdir+", lower) {
+            Ok(()) => {}
+            // An unknown parameter: an older kernel.
+            Err(rustix::io::Errno::INVAL) if i == 0 => {
+                return mount_overlay_with_links(lowers, options, target)
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     for option in options.split(',').filter(|o| !o.is_empty()) {
         match option.split_once('=') {
@@ -262,6 +274,36 @@ fn mount_overlay(lowers: &[PathBuf], options: &str, target: &Path) -> std::io::R
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )?;
     Ok(())
+}
+
+/// The overlay with `mount(2)`: the lowers as short links in a directory beside `target`, so
+/// the one-page option string holds 400 of them.
+fn mount_overlay_with_links(
+    lowers: &[PathBuf],
+    options: &str,
+    target: &Path,
+) -> std::io::Result<()> {
+    let mut links = target.as_os_str().to_owned();
+    links.push(".l");
+    let links = PathBuf::from(links);
+    let lowerdir = overlay::legacy_lowerdir(lowers, &links)?;
+    let data = match options.is_empty() {
+        true => lowerdir,
+        false => format!("{lowerdir},{options}"),
+    };
+    let data = CString::new(data).map_err(std::io::Error::other)?;
+    let back = std::env::current_dir()?;
+    // The links' names are relative to their directory, which the kernel resolves from here.
+    std::env::set_current_dir(&links)?;
+    let mounted = rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    );
+    std::env::set_current_dir(back)?;
+    Ok(mounted?)
 }
 
 fn utf8(s: OsString) -> Result<String, String> {
