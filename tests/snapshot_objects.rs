@@ -242,3 +242,47 @@ fn prune_removes_objects_and_fsck_finds_a_corrupt_one() {
     );
     assert!(objects(seal.root()).is_empty());
 }
+
+/// A layer gets its snapshot while it is written only when a RUN downstream will mount it: a
+/// COPY-only build makes no snapshot and no object (its time is the layer's alone). (That the
+/// COPY, not the RUN, made the snapshot when a RUN follows is tests/trace.rs's
+/// `the_run_scenario_cold_build_as_a_trace`.)
+#[test]
+fn only_a_layer_a_run_mounts_is_snapshotted_while_written() {
+    let ctx = Ctx::new();
+    many_files(&ctx);
+    ctx.kubefile("FROM scratch\nCOPY many /many\n");
+    ctx.age();
+    let seal = Seal::new();
+    seal.build_ok(ctx.path(), "copy:1", &[]);
+    let snapshots = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root.join("snapshots"))
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(snapshots(seal.root()).is_empty());
+    assert!(objects(seal.root()).is_empty());
+
+    let with_run = Seal::new();
+    ctx.kubefile("FROM scratch\nCOPY many /many\nRUN true\n");
+    let out = with_run.build_ok(ctx.path(), "run:1", &["--mode", "lite"]);
+    let made = snapshots(with_run.root());
+    assert_eq!(made.len(), 1, "{made:?}\n{}", out.stderr);
+    let f1 = with_run
+        .root()
+        .join("snapshots")
+        .join(&made[0])
+        .join("many/d0/f1");
+    let meta = std::fs::metadata(&f1).unwrap();
+    assert_eq!(std::fs::read(&f1).unwrap(), b"content 1\n");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    assert!(
+        std::os::unix::fs::MetadataExt::nlink(&meta) >= 2,
+        "a link to its object"
+    );
+}

@@ -133,6 +133,7 @@ pub async fn build(
     });
     let observed = Arc::new(Observed::default());
     let mut graph = GraphBuilder::new();
+    let feeds_run = crate::vertex::feeds_local_run(def);
     for (i, node) in def.nodes.iter().enumerate() {
         let inputs: Vec<NodeId> = node.inputs.iter().map(|&n| NodeId(n as u32)).collect();
         let id = graph.add(
@@ -141,6 +142,7 @@ pub async fn build(
                 index: i,
                 env: env.clone(),
                 observed: observed.clone(),
+                feeds_run: feeds_run[i],
             },
             &inputs,
         );
@@ -176,6 +178,9 @@ pub async fn build(
         other => other,
     };
     let solved = solve(&graph, &[root], cache.clone(), &request.options, progress).await;
+    // Snapshots COPY steps left to finish in the background and no RUN waited for (its
+    // result was cached, or the build failed first): done before the build returns.
+    let _ = tokio::task::spawn_blocking(crate::layers::snapshot_tee::wait_all).await;
     // One batched write of the last-used times of this solve's hits (`seal prune`'s LRU).
     cache.touch_hits();
     let solved = solved

@@ -1,6 +1,6 @@
 //! Layers as bytes and as trees: writing them (`layer`), the metadata they keep (`xattrs`),
 //! unpacking them into snapshots (`unpack`) whose files are links to the store's objects
-//! (`objects`), where a layer write's time goes (`phase_times`), an overlay upper dir as a
+//! (`objects`), possibly while the layer is written (`snapshot_tee`), where a layer write's time goes (`phase_times`), an overlay upper dir as a
 //! layer (`diff`), local tar archives read safely (`archive`), each layer's path index
 //! (`layer_index`), and the content hash of a file (`file_hash`).
 
@@ -11,5 +11,6 @@ pub mod layer;
 pub mod layer_index;
 pub mod objects;
 pub mod phase_times;
+pub mod snapshot_tee;
 pub mod unpack;
 pub mod xattrs;

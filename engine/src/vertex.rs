@@ -19,6 +19,28 @@ pub struct OpVertex {
     pub env: Arc<ExecEnv>,
     /// Where its cache-key inputs are noted (for `--explain` and the step records).
     pub observed: Arc<Observed>,
+    /// A RUN on this machine is downstream ([`feeds_local_run`]): a layer written here is
+    /// snapshotted while it is written.
+    pub feeds_run: bool,
+}
+
+/// For each node of `def`, whether a RUN that mounts snapshots on this machine (lite,
+/// container or remote mode: not cloud, whose host unpacks its own) reads it, directly or
+/// through later steps. An over-approximation (a stage copied from with `COPY --from` is
+/// upstream of the RUN without being one of its layers): a wrong guess costs a snapshot.
+pub fn feeds_local_run(def: &crate::llb::Definition) -> Vec<bool> {
+    let mut feeds = vec![false; def.nodes.len()];
+    for (j, node) in def.nodes.iter().enumerate().rev() {
+        let runs_here =
+            matches!(&node.op, Op::Exec(exec) if exec.mode != crate::llb::ExecMode::Cloud);
+        let mark = runs_here || feeds[j];
+        for &i in &node.inputs {
+            if let Some(f) = feeds.get_mut(i) {
+                *f |= mark;
+            }
+        }
+    }
+    feeds
 }
 
 impl Vertex for OpVertex {
@@ -90,8 +112,9 @@ impl Vertex for OpVertex {
                 .await
             }
             Op::File(file) => {
+                let snapshot = self.feeds_run;
                 blocking(span, move || {
-                    ops::file::exec(&file, &inputs, &env.store, &cancel)
+                    ops::file::exec(&file, &inputs, &env.store, &cancel, snapshot)
                 })
                 .await
             }

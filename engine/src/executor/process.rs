@@ -41,14 +41,14 @@ pub fn run_in_overlay(
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("creating", &dir, e))?;
     }
     request.write_files()?;
-    let mounts = overlay::prepare(request)?;
-    let mut ops = vec![Op::Chdir(request.run_dir.join("l"))];
-    ops.extend(mounts.into_iter().map(|m| Op::Mount {
-        fstype: "overlay".into(),
-        options: m.options,
-        target: m.target.into(),
-        if_dir: false,
-    }));
+    let mut ops: Vec<Op> = overlay::prepare(request)?
+        .into_iter()
+        .map(|m| Op::Overlay {
+            lowers: m.lowers,
+            options: m.options,
+            target: m.target,
+        })
+        .collect();
     ops.extend(ns.setup.iter().cloned());
     ops.push(Op::Chdir(cwd.into()));
     let seal = std::env::current_exe()

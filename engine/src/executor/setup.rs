@@ -1,8 +1,9 @@
 //! A step's namespace prepared in one process: the `seal` binary, started by `unshare` inside
 //! the step's new namespaces as `<seal> `[`HELPER_ARG`]` <ops> -- <command>`, mounts the
-//! rootfs overlay and (lite) the read-only host, private `/tmp`, `$HOME`, ... with one
-//! `mount(2)` each, enters the working directory and `exec`s the command. It replaces a
-//! `/bin/sh` script that started one `/bin/mount` process per mount (issue 15).
+//! rootfs overlay (through the mount API, one `lowerdir+` per layer) and (lite) the read-only
+//! host, private `/tmp`, `$HOME`, ... with one `mount(2)` each, enters the working directory
+//! and `exec`s the command. It replaces a `/bin/sh` script that started one `/bin/mount`
+//! process per mount (issue 15).
 //!
 //! The command sees what it saw under the script: its environment with `PWD` set to the
 //! working directory (and no `OLDPWD`), exit code 125 and a `seal: preparing the step: ...`
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::MountFlags;
 
-use crate::executor::read_only;
+use crate::executor::{overlay, read_only};
 
 /// The first argument that makes the `seal` binary run [`helper_main`].
 pub const HELPER_ARG: &str = "__seal-step-setup";
@@ -44,6 +45,14 @@ pub enum Op {
     },
     /// Every mount but `/proc` and `keep` remounted read-only (`read_only.rs`).
     ReadOnlyHost { keep: PathBuf },
+    /// An overlay of `lowers` (uppermost first, each given to the kernel on its own as
+    /// `lowerdir+`: no option page to fit, no link per layer) with `options` (`key=value`,
+    /// comma-separated), mounted at `target`; read-only when there is no `upperdir`.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        options: String,
+        target: PathBuf,
+    },
     /// `mount --bind <source> <target>`, then remounted read-only when `read_only`.
     Bind {
         source: PathBuf,
@@ -69,6 +78,19 @@ impl Op {
                 target.into(),
             ]),
             Op::ReadOnlyHost { keep } => out.extend(["read-only".into(), keep.into()]),
+            Op::Overlay {
+                lowers,
+                options,
+                target,
+            } => {
+                out.extend([
+                    "overlay".into(),
+                    options.into(),
+                    target.into(),
+                    lowers.len().to_string().into(),
+                ]);
+                out.extend(lowers.iter().map(OsString::from));
+            }
             Op::Bind {
                 source,
                 target,
@@ -89,6 +111,11 @@ impl Op {
                 format!("mounting {fstype} at {}", target.display())
             }
             Op::ReadOnlyHost { .. } => "making the host read-only".into(),
+            Op::Overlay { lowers, target, .. } => format!(
+                "mounting the overlay of {} layers at {}",
+                lowers.len(),
+                target.display()
+            ),
             Op::Bind { source, target, .. } => {
                 format!("binding {} at {}", source.display(), target.display())
             }
@@ -119,6 +146,11 @@ impl Op {
                 .map_err(std::io::Error::from)
             }
             Op::ReadOnlyHost { keep } => read_only::make_host_read_only(keep),
+            Op::Overlay {
+                lowers,
+                options,
+                target,
+            } => mount_overlay(lowers, options, target),
             Op::Bind {
                 source,
                 target,
@@ -169,6 +201,21 @@ fn parse(args: &[OsString]) -> Result<(Vec<Op>, Vec<OsString>), String> {
                 options: utf8(next("the mount options")?)?,
                 target: next("the mount point")?.into(),
             },
+            Some("overlay") => {
+                let options = utf8(next("the overlay options")?)?;
+                let target = next("the mount point")?.into();
+                let count: usize = utf8(next("the number of lowers")?)?
+                    .parse()
+                    .map_err(|e| format!("the number of lowers: {e}"))?;
+                let lowers = (0..count)
+                    .map(|_| next("a lower directory").map(PathBuf::from))
+                    .collect::<Result<_, _>>()?;
+                Op::Overlay {
+                    lowers,
+                    options,
+                    target,
+                }
+            }
             Some("read-only") => Op::ReadOnlyHost {
                 keep: next("the writable mount")?.into(),
             },
@@ -186,6 +233,77 @@ fn parse(args: &[OsString]) -> Result<(Vec<Op>, Vec<OsString>), String> {
         return Err("no command".into());
     }
     Ok((ops, command))
+}
+
+/// An overlay through the mount API (`fsopen`, one `fsconfig` per lower and option, `fsmount`,
+/// `move_mount`), as [`Op::Overlay`] describes it. A kernel without the API or without
+/// `lowerdir+` (before 6.8: Debian 12's 6.1) gets short links and one `lowerdir=` option
+/// instead ([`overlay::legacy_lowerdir`]).
+fn mount_overlay(lowers: &[PathBuf], options: &str, target: &Path) -> std::io::Result<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fs = match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+        Ok(fs) => fs,
+        Err(_) => return mount_overlay_with_links(lowers, options, target),
+    };
+    for (i, lower) in lowers.iter().enumerate() {
+        match fsconfig_set_string(&fs, "lowerdir+", lower) {
+            Ok(()) => {}
+            // An unknown parameter: an older kernel.
+            Err(rustix::io::Errno::INVAL) if i == 0 => {
+                return mount_overlay_with_links(lowers, options, target)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option.split_once('=') {
+            Some((key, value)) => fsconfig_set_string(&fs, key, value)?,
+            None => fsconfig_set_flag(&fs, option)?,
+        }
+    }
+    fsconfig_create(&fs)?;
+    let mount = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    move_mount(
+        &mount,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+/// The overlay with `mount(2)`: the lowers as short links in a directory beside `target`, so
+/// the one-page option string holds 400 of them.
+fn mount_overlay_with_links(
+    lowers: &[PathBuf],
+    options: &str,
+    target: &Path,
+) -> std::io::Result<()> {
+    let mut links = target.as_os_str().to_owned();
+    links.push(".l");
+    let links = PathBuf::from(links);
+    let lowerdir = overlay::legacy_lowerdir(lowers, &links)?;
+    let data = match options.is_empty() {
+        true => lowerdir,
+        false => format!("{lowerdir},{options}"),
+    };
+    let data = CString::new(data).map_err(std::io::Error::other)?;
+    let back = std::env::current_dir()?;
+    // The links' names are relative to their directory, which the kernel resolves from here.
+    std::env::set_current_dir(&links)?;
+    let mounted = rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    );
+    std::env::set_current_dir(back)?;
+    Ok(mounted?)
 }
 
 fn utf8(s: OsString) -> Result<String, String> {
@@ -260,11 +378,15 @@ mod tests {
     fn operations_survive_their_arguments() {
         let ops = vec![
             Op::Chdir("/run/x/l".into()),
-            Op::Mount {
-                fstype: "overlay".into(),
-                options: "lowerdir=1:0,upperdir=/u".into(),
+            Op::Overlay {
+                lowers: vec!["/s/b".into(), "/s/a c".into()],
+                options: "upperdir=/u,workdir=/w".into(),
                 target: "/run/x/merged".into(),
-                if_dir: false,
+            },
+            Op::Overlay {
+                lowers: vec![],
+                options: String::new(),
+                target: "/g".into(),
             },
             Op::ReadOnlyHost {
                 keep: "/run/x/merged".into(),
@@ -296,6 +418,12 @@ mod tests {
             .unwrap_err()
             .contains("unknown operation"));
         assert!(parse(&args(&["cd", "/"])).unwrap_err().contains("`--`"));
+        assert!(parse(&args(&["overlay", "", "/m", "x", "--", "true"]))
+            .unwrap_err()
+            .contains("number of lowers"));
+        assert!(parse(&args(&["overlay", "", "/m", "2", "/a"]))
+            .unwrap_err()
+            .contains("missing"));
         assert_eq!(parse(&args(&["--"])).unwrap_err(), "no command");
         let code = helper_main(&args(&["seal", HELPER_ARG, "cd"]));
         assert_eq!(code, Some(SETUP_FAILED));

@@ -19,10 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use seal_store::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
-use seal_store::{BlobStore, Digest};
+use seal_store::{BlobStore, Digest, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::layers::snapshot_tee::SnapshotTee;
 use crate::llb::{Compression, LayerFormat};
 use crate::phase_times::{PhaseTimes, TimedBlobWriter};
 use crate::xattrs::{Xattrs, PAX_XATTR_PREFIX};
@@ -113,6 +114,29 @@ pub fn write_layer(
     format: LayerFormat,
     cancel: &AtomicBool,
 ) -> Result<Layer, EngineError> {
+    write_layer_teed(blobs, entries, format, cancel, None)
+}
+
+/// [`write_layer`] into `store`, leaving the layer's snapshot beside it (built from the same
+/// tar stream on another thread, [`crate::layers::snapshot_tee`]): for a layer a RUN will
+/// mount.
+pub fn write_layer_with_snapshot(
+    store: &Store,
+    entries: &[LayerEntry],
+    format: LayerFormat,
+    cancel: &AtomicBool,
+) -> Result<Layer, EngineError> {
+    let tee = SnapshotTee::start(store);
+    write_layer_teed(store.blobs(), entries, format, cancel, tee)
+}
+
+fn write_layer_teed(
+    blobs: &BlobStore,
+    entries: &[LayerEntry],
+    format: LayerFormat,
+    cancel: &AtomicBool,
+    tee: Option<SnapshotTee>,
+) -> Result<Layer, EngineError> {
     let span = tracing::info_span!(
         target: "seal_trace",
         "write layer",
@@ -137,6 +161,7 @@ pub fn write_layer(
         inner: compressor,
         hasher: Sha256::new(),
         times: times.clone(),
+        tee,
     });
     let epoch = format.source_date_epoch.max(0) as u64;
     let wrap = |e: io::Error| EngineError::io("writing a layer", &PathBuf::from("<layer>"), e);
@@ -253,12 +278,16 @@ pub fn write_layer(
             *slot = recorded;
         }
     }
-    let diff = tar.into_inner().map_err(wrap)?;
+    let mut diff = tar.into_inner().map_err(wrap)?;
     let diff_id = Digest::from_sha256(diff.hasher.finalize().into());
+    let tee = diff.tee.take();
     let blob = times
         .time(&times.compressing, || diff.inner.finish())
         .map_err(wrap)?;
     let (digest, size) = times.time(&times.committing, || blob.inner.commit(None))?;
+    if let Some(tee) = tee {
+        tee.finish(&diff_id);
+    }
     times.record(&span, started.elapsed());
     span.record("blob_bytes", size);
     let media_type = match format.compression {
@@ -308,10 +337,12 @@ fn append_file<W: Write>(
 }
 
 /// Hashes the uncompressed tar on its way to the compressor.
+/// And passes it to the snapshot's unpacker when there is one.
 struct DiffIdWriter<W> {
     inner: W,
     hasher: Sha256,
     times: Rc<PhaseTimes>,
+    tee: Option<SnapshotTee>,
 }
 
 impl<W: Write> Write for DiffIdWriter<W> {
@@ -319,6 +350,9 @@ impl<W: Write> Write for DiffIdWriter<W> {
         let (inner, hasher, times) = (&mut self.inner, &mut self.hasher, &self.times);
         let n = times.time(&times.compressing, || inner.write(buf))?;
         times.time(&times.hashing, || hasher.update(&buf[..n]));
+        if let Some(tee) = &mut self.tee {
+            tee.write(&buf[..n]);
+        }
         times.tar_bytes.set(times.tar_bytes.get() + n as u64);
         Ok(n)
     }

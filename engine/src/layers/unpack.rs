@@ -31,12 +31,16 @@ use crate::xattrs::{self, ApplyOptions};
 use crate::EngineError;
 
 pub use seal_llb::collected::{WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+/// The name prefix of a snapshot being unpacked (renamed to its diffID when complete).
+pub const STAGING_PREFIX: &str = ".unpack-";
 /// The overlayfs xattr that marks an opaque directory.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// The snapshot directory of `layer`, unpacking it first if needed.
 pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
     let dir = snapshot_path(store, &layer.diff_id);
+    // The step that wrote the layer may still be making its snapshot.
+    crate::layers::snapshot_tee::wait_for(&dir);
     if dir.is_dir() {
         return Ok(dir);
     }
@@ -50,7 +54,7 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
     let parent = store.root().join("snapshots");
     fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
     let tmp = tempfile::Builder::new()
-        .prefix(".unpack-")
+        .prefix(STAGING_PREFIX)
         .tempdir_in(&parent)
         .map_err(|e| EngineError::io("creating a snapshot in", &parent, e))?;
     // A cache import's layer is downloaded only now, when its bytes are needed.
@@ -147,7 +151,7 @@ pub fn unpack(reader: impl Read, dest: &Path, options: &UnpackOptions) -> Result
 }
 
 /// [`unpack`], with regular files as links to the store's objects when `objects` is given.
-fn unpack_into(
+pub(crate) fn unpack_into(
     reader: impl Read,
     dest: &Path,
     options: &UnpackOptions,
