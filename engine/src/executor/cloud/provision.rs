@@ -208,10 +208,10 @@ impl Drop for Provisioned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
-    use std::rc::Rc;
+    use std::sync::atomic::AtomicU32;
+    use std::sync::Arc;
 
-    struct Counted(Rc<Cell<u32>>, bool);
+    struct Counted(Arc<AtomicU32>, bool);
 
     impl Resources for Counted {
         fn provider(&self) -> &'static str {
@@ -221,7 +221,7 @@ mod tests {
             self.1
         }
         fn delete(&mut self, _: &dyn Fn(&str)) -> Result<(), String> {
-            self.0.set(self.0.get() + 1);
+            self.0.fetch_add(1, Ordering::SeqCst);
             self.1 = false;
             Ok(())
         }
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_dropped_host_is_deleted_once() {
-        let deletes = Rc::new(Cell::new(0));
+        let deletes = Arc::new(AtomicU32::new(0));
         let mut access = access::Access::create("t").unwrap();
         access.route("i-9", "192.0.2.1", None).unwrap();
         let dir = access.dir().to_path_buf();
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(host.ssh_host, "i-9");
         assert!(host.ssh_options().contains(&"HostKeyAlias=i-9".to_string()));
         drop(host);
-        assert_eq!(deletes.get(), 1);
+        assert_eq!(deletes.load(Ordering::SeqCst), 1);
         assert!(!dir.exists(), "the keys go with the host");
     }
 
