@@ -449,21 +449,6 @@ pub struct CloudApiArgs {
     pub cloud_endpoint: Option<String>,
 }
 
-impl CloudApiArgs {
-    /// alicloud's region: `--cloud-region`, else ALIBABA_CLOUD_REGION_ID or ALICLOUD_REGION,
-    /// else cn-hangzhou. (aws's comes from aws-config's chain when `--cloud-region` is absent.)
-    pub fn alicloud_region(&self) -> String {
-        let env = ["ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION"]
-            .iter()
-            .find_map(|n| std::env::var(n).ok().filter(|r| !r.is_empty()));
-        self.cloud_region
-            .clone()
-            .filter(|r| !r.is_empty())
-            .or(env)
-            .unwrap_or_else(|| "cn-hangzhou".into())
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CloudProviderArg {
     Aws,

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
-use seal_engine::executor::cloud::alicloud::{self, AlicloudOptions};
-use seal_engine::executor::cloud::aws::{self, ec2, AwsOptions};
-use seal_engine::executor::cloud::provision::{parse_duration, Leftover, Provisioned};
+use seal_engine::executor::cloud::alicloud;
+use seal_engine::executor::cloud::aws::{self, ec2};
+use seal_engine::executor::cloud::provision::{parse_duration, HostOptions, Leftover, Provisioned};
 use seal_engine::executor::cloud::ssh::{CloudHost, SshOptions};
 use seal_engine::executor::cloud::HostProvider;
 use seal_engine::EngineError;
@@ -32,7 +32,11 @@ fn aws_client(api: &CloudApiArgs) -> Result<ec2::Ec2, Failure> {
 }
 
 fn alicloud_client(api: &CloudApiArgs) -> Result<alicloud::api::Client, Failure> {
-    alicloud::client(&api.alicloud_region(), api.cloud_endpoint.as_deref()).map_err(|e| match e {
+    alicloud::client(
+        &alicloud::region_or_default(api.cloud_region.as_deref()),
+        api.cloud_endpoint.as_deref(),
+    )
+    .map_err(|e| match e {
         alicloud::AlicloudError::Api(e @ alicloud::api::ApiError::Endpoint(_)) => {
             Failure::Usage(format!("--cloud-endpoint: {e}"))
         }
@@ -124,33 +128,19 @@ pub fn on_demand_host(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Fai
     }
     let ttl = duration("--cloud-ttl", &args.cloud_ttl)?;
     let wait = duration("--cloud-wait", &args.cloud_wait)?;
+    let options = HostOptions {
+        region: args.cloud_api.cloud_region.clone(),
+        instance_type: args.cloud_instance_type.clone(),
+        image: args.cloud_image.clone(),
+        endpoint: args.cloud_api.cloud_endpoint.clone(),
+        allow_from: args.cloud_allow_from.clone(),
+        ttl,
+        ssh_config: args.cloud_ssh_config.clone(),
+        wait,
+    };
     let request = match provider {
-        CloudProviderArg::Aws => HostRequest::Aws(AwsOptions {
-            region: args.cloud_api.cloud_region.clone(),
-            instance_type: args
-                .cloud_instance_type
-                .clone()
-                .unwrap_or_else(|| "t3.medium".into()),
-            image: args.cloud_image.clone(),
-            endpoint: args.cloud_api.cloud_endpoint.clone(),
-            allow_from: args.cloud_allow_from.clone(),
-            ttl,
-            ssh_config: args.cloud_ssh_config.clone(),
-            wait,
-        }),
-        CloudProviderArg::Alicloud => HostRequest::Alicloud(AlicloudOptions {
-            region: args.cloud_api.alicloud_region(),
-            instance_type: args
-                .cloud_instance_type
-                .clone()
-                .unwrap_or_else(|| alicloud::DEFAULT_INSTANCE_TYPE.into()),
-            image: args.cloud_image.clone(),
-            endpoint: args.cloud_api.cloud_endpoint.clone(),
-            allow_from: args.cloud_allow_from.clone(),
-            ttl,
-            ssh_config: args.cloud_ssh_config.clone(),
-            wait,
-        }),
+        CloudProviderArg::Aws => HostRequest::Aws(options),
+        CloudProviderArg::Alicloud => HostRequest::Alicloud(options),
     };
     Ok(Some(Arc::new(OnDemandHost {
         request,
@@ -161,8 +151,8 @@ pub fn on_demand_host(args: &BuildArgs) -> Result<Option<Arc<OnDemandHost>>, Fai
 /// What `--cloud-provider` and its flags ask for.
 #[derive(Debug)]
 enum HostRequest {
-    Aws(AwsOptions),
-    Alicloud(AlicloudOptions),
+    Aws(HostOptions),
+    Alicloud(HostOptions),
 }
 
 impl HostRequest {
@@ -173,10 +163,13 @@ impl HostRequest {
         }
     }
 
-    fn region(&self) -> &str {
+    fn region(&self) -> String {
         match self {
-            HostRequest::Aws(o) => o.region.as_deref().unwrap_or("its configured region"),
-            HostRequest::Alicloud(o) => &o.region,
+            HostRequest::Aws(o) => o
+                .region
+                .clone()
+                .unwrap_or_else(|| "its configured region".into()),
+            HostRequest::Alicloud(o) => alicloud::region_or_default(o.region.as_deref()),
         }
     }
 

@@ -15,14 +15,13 @@ pub mod credentials;
 pub mod ecs;
 pub mod signature;
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use api::{ApiError, Client};
 
 use super::provision::{
-    self, access::Access, build_tags, check, iso8601, nap, now, random_id, Leftover,
+    self, access::Access, build_tags, check, iso8601, nap, now, random_id, HostOptions, Leftover,
     ProvisionError, Provisioned, Resources, BUILD_TAG,
 };
 
@@ -53,23 +52,16 @@ impl AlicloudError {
     }
 }
 
-/// What `--cloud-*` flags say about the host to create.
-#[derive(Debug, Clone)]
-pub struct AlicloudOptions {
-    pub region: String,
-    pub instance_type: String,
-    /// `--cloud-image`; `None`: the newest Ubuntu 24.04 system image.
-    pub image: Option<String>,
-    /// `--cloud-endpoint`: both the ECS and the VPC calls go there.
-    pub endpoint: Option<String>,
-    /// `--cloud-allow-from`; `None`: this machine's public address.
-    pub allow_from: Option<String>,
-    /// `--cloud-ttl`: how long after creation `seal cloud gc` may delete the host.
-    pub ttl: Duration,
-    /// `--cloud-ssh-config`: included first in the ssh_config seal writes.
-    pub ssh_config: Option<PathBuf>,
-    /// How long to wait for each resource, the instance and SSH.
-    pub wait: Duration,
+/// `--cloud-region`, else `ALIBABA_CLOUD_REGION_ID` or `ALICLOUD_REGION`, else cn-hangzhou.
+pub fn region_or_default(region: Option<&str>) -> String {
+    let env = ["ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION"]
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|r| !r.is_empty()));
+    region
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .or(env)
+        .unwrap_or_else(|| DEFAULT_REGION.into())
 }
 
 /// The region's API with the credentials Alibaba's tools would use.
@@ -199,11 +191,14 @@ fn retry_delete(
 /// Create the host, wait until SSH answers with the key seal made, and return it. Whatever
 /// was created is deleted again when this fails.
 pub fn provision(
-    options: &AlicloudOptions,
+    options: &HostOptions,
     interrupted: &AtomicBool,
     say: &dyn Fn(&str),
 ) -> Result<Provisioned, AlicloudError> {
-    let client = client(&options.region, options.endpoint.as_deref())?;
+    let client = client(
+        &region_or_default(options.region.as_deref()),
+        options.endpoint.as_deref(),
+    )?;
     let build_id = random_id()?;
     let mut access = Access::create(&build_id)?;
     let mut resources = AlicloudResources {
@@ -257,12 +252,16 @@ fn create(
     host: &mut AlicloudResources,
     access: &mut Access,
     id: &str,
-    options: &AlicloudOptions,
+    options: &HostOptions,
     interrupted: &AtomicBool,
     say: &dyn Fn(&str),
 ) -> Result<(), AlicloudError> {
     let setup = |s: String| AlicloudError::from(ProvisionError::Setup(s));
-    let region = options.region.clone();
+    let region = region_or_default(options.region.as_deref());
+    let instance_type = options
+        .instance_type
+        .as_deref()
+        .unwrap_or(DEFAULT_INSTANCE_TYPE);
     let cidr = match &options.allow_from {
         Some(c) => c.clone(),
         None => provision::caller_cidr()?,
@@ -275,10 +274,10 @@ fn create(
             ))
         })?,
     };
-    let zone = ecs::zone_for(&host.client, &options.instance_type)?.ok_or_else(|| {
+    let zone = ecs::zone_for(&host.client, instance_type)?.ok_or_else(|| {
         setup(format!(
             "no zone of {region} sells {} pay-as-you-go; choose another --cloud-instance-type or --cloud-region",
-            options.instance_type
+            instance_type
         ))
     })?;
     let tags = build_tags(id, options.ttl);
@@ -308,7 +307,7 @@ fn create(
         &host.client,
         &ecs::Launch {
             image: &image,
-            instance_type: &options.instance_type,
+            instance_type,
             group: &group,
             vswitch: &vswitch,
             name: &name,
@@ -319,8 +318,7 @@ fn create(
     )?;
     host.instance = Some(instance.clone());
     say(&format!(
-        "alicloud: started {instance} ({}, {image}) in {zone}, SSH from {cidr}",
-        options.instance_type
+        "alicloud: started {instance} ({instance_type}, {image}) in {zone}, SSH from {cidr}"
     ));
     let address = loop {
         check(interrupted, "waiting for the instance")?;

@@ -9,13 +9,12 @@
 
 pub mod ec2;
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::provision::{
-    self, access::Access, build_tags, check, nap, random_id, Leftover, ProvisionError, Provisioned,
-    Resources, BUILD_TAG,
+    self, access::Access, build_tags, check, nap, random_id, HostOptions, Leftover, ProvisionError,
+    Provisioned, Resources, BUILD_TAG,
 };
 use ec2::{Ec2, Ec2Error};
 
@@ -42,24 +41,8 @@ impl From<ProvisionError> for AwsError {
     }
 }
 
-/// What `--cloud-*` flags say about the host to create.
-#[derive(Debug, Clone)]
-pub struct AwsOptions {
-    /// `--cloud-region`; `None`: the AWS configuration's (ec2::Ec2::new).
-    pub region: Option<String>,
-    pub instance_type: String,
-    /// `--cloud-image`; `None`: the newest Ubuntu 24.04 LTS (amd64) from Canonical.
-    pub image: Option<String>,
-    pub endpoint: Option<String>,
-    /// `--cloud-allow-from`; `None`: this machine's public address (checkip.amazonaws.com).
-    pub allow_from: Option<String>,
-    /// `--cloud-ttl`: how long after creation `seal cloud gc` may delete the host.
-    pub ttl: Duration,
-    /// `--cloud-ssh-config`: included first in the ssh_config seal writes.
-    pub ssh_config: Option<PathBuf>,
-    /// How long to wait for the instance and for SSH.
-    pub wait: Duration,
-}
+/// The instance type when `--cloud-instance-type` is not given.
+pub const DEFAULT_INSTANCE_TYPE: &str = "t3.medium";
 
 /// What one build created on EC2.
 struct AwsResources {
@@ -95,7 +78,7 @@ impl Resources for AwsResources {
 /// Create the host, wait until SSH answers with the key seal made, and return it. Whatever
 /// was created is deleted again when this fails (the error says what was created).
 pub fn provision(
-    options: &AwsOptions,
+    options: &HostOptions,
     interrupted: &AtomicBool,
     say: &dyn Fn(&str),
 ) -> Result<Provisioned, AwsError> {
@@ -128,7 +111,7 @@ fn create(
     host: &mut AwsResources,
     access: &mut Access,
     id: &str,
-    options: &AwsOptions,
+    options: &HostOptions,
     interrupted: &AtomicBool,
     say: &dyn Fn(&str),
 ) -> Result<(), AwsError> {
@@ -151,6 +134,10 @@ fn create(
                 ))
             })?,
     };
+    let instance_type = options
+        .instance_type
+        .as_deref()
+        .unwrap_or(DEFAULT_INSTANCE_TYPE);
     let tags = build_tags(id, options.ttl);
     check(interrupted, "creating the security group")?;
     let group = host.ec2.create_security_group(
@@ -163,13 +150,13 @@ fn create(
     check(interrupted, "starting the instance")?;
     use base64::Engine as _;
     let user_data = base64::engine::general_purpose::STANDARD.encode(&access.user_data);
-    let instance =
-        host.ec2
-            .run_instance(&image, &options.instance_type, &group, &user_data, &tags)?;
+    let instance = host
+        .ec2
+        .run_instance(&image, instance_type, &group, &user_data, &tags)?;
     host.instance_id = Some(instance.clone());
     say(&format!(
         "aws: started {instance} ({}, {image}) in {}, SSH from {cidr}",
-        options.instance_type,
+        instance_type,
         host.ec2.region()
     ));
     // Wait for an address.

@@ -18,6 +18,27 @@ pub const BUILD_TAG: &str = "seal-build";
 /// When a resource may be deleted by `seal cloud gc` (ISO 8601, UTC).
 pub const EXPIRES_TAG: &str = "seal-expires";
 
+/// What the `--cloud-*` flags say about the host to create, whichever the provider.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// `--cloud-region`; `None`: the provider's configured or default region.
+    pub region: Option<String>,
+    /// `--cloud-instance-type`; `None`: the provider's default.
+    pub instance_type: Option<String>,
+    /// `--cloud-image`; `None`: the newest Ubuntu 24.04 image the provider offers.
+    pub image: Option<String>,
+    /// `--cloud-endpoint`: the provider's API (all of its services) at this URL.
+    pub endpoint: Option<String>,
+    /// `--cloud-allow-from`; `None`: this machine's public address.
+    pub allow_from: Option<String>,
+    /// `--cloud-ttl`: how long after creation `seal cloud gc` may delete the host.
+    pub ttl: Duration,
+    /// `--cloud-ssh-config`: included first in the ssh_config seal writes.
+    pub ssh_config: Option<PathBuf>,
+    /// How long to wait for each resource, the instance and SSH.
+    pub wait: Duration,
+}
+
 /// What went wrong provisioning a host, apart from the provider's API.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
