@@ -300,80 +300,63 @@ impl Ec2 {
             .ok_or_else(|| missing(ACTION, "instanceId"))
     }
 
-    /// Instances matching `filters` (`(name, value)`), all pages.
+    /// Instances matching `filters` (`(name, value)`), all pages (the SDK's paginator).
     pub fn describe_instances(&self, filters: &[(&str, &str)]) -> Result<Vec<Instance>, Ec2Error> {
+        let stream = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filter_list(filters)))
+            .into_paginator()
+            .items()
+            .send();
         let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let call = self
-                .client
-                .describe_instances()
-                .set_filters(Some(filter_list(filters)))
-                .set_next_token(token.clone())
-                .send();
-            let out = self
-                .run(call)?
-                .map_err(|e| self.fail("DescribeInstances", e))?;
-            for reservation in out.reservations() {
-                for i in reservation.instances() {
-                    found.push(Instance {
-                        id: i.instance_id().unwrap_or_default().to_string(),
-                        state: i
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default(),
-                        public_ip: i.public_ip_address().map(str::to_string),
-                        private_ip: i.private_ip_address().map(str::to_string),
-                        groups: i
-                            .security_groups()
-                            .iter()
-                            .filter_map(|g| g.group_id().map(str::to_string))
-                            .collect(),
-                        tags: tags_of(i.tags()),
-                    });
+        for reservation in self.run(stream.collect::<Vec<_>>())? {
+            let reservation = reservation.map_err(|e| self.fail("DescribeInstances", e))?;
+            found.extend(reservation.instances().iter().map(|i| {
+                Instance {
+                    id: i.instance_id().unwrap_or_default().to_string(),
+                    state: i
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                    public_ip: i.public_ip_address().map(str::to_string),
+                    private_ip: i.private_ip_address().map(str::to_string),
+                    groups: i
+                        .security_groups()
+                        .iter()
+                        .filter_map(|g| g.group_id().map(str::to_string))
+                        .collect(),
+                    tags: tags_of(i.tags()),
                 }
-            }
-            token = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(found);
-            }
+            }));
         }
+        Ok(found)
     }
 
-    /// Security groups matching `filters`, all pages.
+    /// Security groups matching `filters`, all pages (the SDK's paginator).
     pub fn describe_security_groups(
         &self,
         filters: &[(&str, &str)],
     ) -> Result<Vec<SecurityGroup>, Ec2Error> {
-        let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let call = self
-                .client
-                .describe_security_groups()
-                .set_filters(Some(filter_list(filters)))
-                .set_next_token(token.clone())
-                .send();
-            let out = self
-                .run(call)?
-                .map_err(|e| self.fail("DescribeSecurityGroups", e))?;
-            found.extend(out.security_groups().iter().map(|g| SecurityGroup {
-                id: g.group_id().unwrap_or_default().to_string(),
-                name: g.group_name().unwrap_or_default().to_string(),
-                tags: tags_of(g.tags()),
-            }));
-            token = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                return Ok(found);
-            }
-        }
+        let stream = self
+            .client
+            .describe_security_groups()
+            .set_filters(Some(filter_list(filters)))
+            .into_paginator()
+            .items()
+            .send();
+        self.run(stream.collect::<Vec<_>>())?
+            .into_iter()
+            .map(|g| {
+                let g = g.map_err(|e| self.fail("DescribeSecurityGroups", e))?;
+                Ok(SecurityGroup {
+                    id: g.group_id().unwrap_or_default().to_string(),
+                    name: g.group_name().unwrap_or_default().to_string(),
+                    tags: tags_of(g.tags()),
+                })
+            })
+            .collect()
     }
 
     pub fn terminate_instances(&self, ids: &[String]) -> Result<(), Ec2Error> {
