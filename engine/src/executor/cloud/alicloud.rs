@@ -356,22 +356,19 @@ fn create(
     Ok(())
 }
 
-/// A Describe call of tagged resources.
-type Describe = fn(&Client, &str) -> Result<Vec<ecs::Tagged>, ApiError>;
-
 /// Everything tagged `seal-build` that still exists.
 pub fn list(client: &Client) -> Result<Vec<Leftover>, AlicloudError> {
     let mut found = Vec::new();
     for i in ecs::instances_tagged(client, BUILD_TAG)? {
         found.push(Leftover::from_tags("instance", i.id, i.status, &i.tags));
     }
-    let kinds: [(&'static str, Describe); 3] = [
-        ("security-group", ecs::security_groups_tagged),
-        ("vswitch", ecs::vswitches_tagged),
-        ("vpc", ecs::vpcs_tagged),
+    let kinds = [
+        ("security-group", &ecs::SECURITY_GROUPS),
+        ("vswitch", &ecs::VSWITCHES),
+        ("vpc", &ecs::VPCS),
     ];
-    for (kind, describe) in kinds {
-        for t in describe(client, BUILD_TAG)? {
+    for (kind, listing) in kinds {
+        for t in ecs::tagged_with(client, listing, BUILD_TAG)? {
             found.push(Leftover::from_tags(kind, t.id, t.status, &t.tags));
         }
     }

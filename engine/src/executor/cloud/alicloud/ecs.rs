@@ -315,34 +315,43 @@ fn tagged(items: Vec<Value>, id: &str) -> Vec<Tagged> {
         .collect()
 }
 
-pub fn security_groups_tagged(client: &Client, key: &str) -> Result<Vec<Tagged>, ApiError> {
-    let found = client.describe_all(
-        Service::Ecs,
-        "DescribeSecurityGroups",
-        &with_region(client, &[("Tag.1.Key", key.into())]),
-        "SecurityGroups/SecurityGroup",
-    )?;
-    Ok(tagged(found, "SecurityGroupId"))
+/// How to list one kind of resource seal tags: the call, where its answer keeps the items,
+/// and each item's id field.
+pub struct Listing {
+    service: Service,
+    action: &'static str,
+    items: &'static str,
+    id: &'static str,
 }
 
-pub fn vswitches_tagged(client: &Client, key: &str) -> Result<Vec<Tagged>, ApiError> {
-    let found = client.describe_all(
-        Service::Vpc,
-        "DescribeVSwitches",
-        &with_region(client, &[("Tag.1.Key", key.into())]),
-        "VSwitches/VSwitch",
-    )?;
-    Ok(tagged(found, "VSwitchId"))
-}
+pub const SECURITY_GROUPS: Listing = Listing {
+    service: Service::Ecs,
+    action: "DescribeSecurityGroups",
+    items: "SecurityGroups/SecurityGroup",
+    id: "SecurityGroupId",
+};
+pub const VSWITCHES: Listing = Listing {
+    service: Service::Vpc,
+    action: "DescribeVSwitches",
+    items: "VSwitches/VSwitch",
+    id: "VSwitchId",
+};
+pub const VPCS: Listing = Listing {
+    service: Service::Vpc,
+    action: "DescribeVpcs",
+    items: "Vpcs/Vpc",
+    id: "VpcId",
+};
 
-pub fn vpcs_tagged(client: &Client, key: &str) -> Result<Vec<Tagged>, ApiError> {
+/// The resources of `listing`'s kind tagged `key`, all pages.
+pub fn tagged_with(client: &Client, listing: &Listing, key: &str) -> Result<Vec<Tagged>, ApiError> {
     let found = client.describe_all(
-        Service::Vpc,
-        "DescribeVpcs",
+        listing.service,
+        listing.action,
         &with_region(client, &[("Tag.1.Key", key.into())]),
-        "Vpcs/Vpc",
+        listing.items,
     )?;
-    Ok(tagged(found, "VpcId"))
+    Ok(tagged(found, listing.id))
 }
 
 /// Release an instance whatever its state (`Force`).
