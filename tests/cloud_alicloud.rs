@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::cloud_init::{base64_decode, busybox_base, parse_cloud_config, sleeping};
+use common::cloud_init::{self, base64_decode, busybox_base, parse_cloud_config};
 use common::sshd::Sshd;
 use common::{Ctx, Out, Seal};
 
@@ -261,23 +261,7 @@ impl Setup {
 
     /// Start a build whose RUN sleeps `secs`; return once that RUN runs on the host.
     fn start_sleeping(&self, ctx: &Ctx, secs: u32, extra: &[&str]) -> Child {
-        ctx.kubefile(&format!("FROM base:1\nRUN sleep {secs}\n"));
-        let mut child = self
-            .command(ctx, extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !sleeping(secs) {
-            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the RUN never started on the host");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        child
+        cloud_init::start_sleeping(self.command(ctx, extra), ctx, secs)
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cloud_init::{base64_decode, busybox_base, parse_cloud_config, sleeping};
+use common::cloud_init::{self, base64_decode, busybox_base, parse_cloud_config};
 use common::s3::Moto;
 use common::sshd::Sshd;
 use common::{Ctx, Seal};
@@ -237,28 +237,9 @@ impl Setup {
         cmd.output().unwrap()
     }
 
-    /// Start a build whose RUN sleeps; return once that RUN runs on the host.
-    /// (`secs` tells this test's sleep from another test's.)
+    /// Start a build whose RUN sleeps `secs`; return once that RUN runs on the host.
     fn start_sleeping(&self, ctx: &Ctx, secs: u32, extra: &[&str]) -> std::process::Child {
-        ctx.kubefile(&format!("FROM base:1\nRUN sleep {secs}\n"));
-        let mut child = self
-            .command(ctx, extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if sleeping(secs) {
-                return child;
-            }
-            if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the RUN never started on the host");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        cloud_init::start_sleeping(self.command(ctx, extra), ctx, secs)
     }
 }
 

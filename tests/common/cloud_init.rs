@@ -2,7 +2,8 @@
 //! test plays cloud-init with the user-data seal sent (base64 cloud-config carrying the host
 //! key and the client key), and a busybox base image for the RUN steps.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{Ctx, Seal};
 
@@ -74,10 +75,31 @@ pub fn busybox_base(seal: &Seal, name: &str) {
 }
 
 /// Whether a process whose whole command line is `sleep SECS` runs (the RUN on the host).
-pub fn sleeping(secs: u32) -> bool {
+fn sleeping(secs: u32) -> bool {
     Command::new("pgrep")
         .args(["-f", &format!("^sleep {secs}$")])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Start `build` (a `seal build` of `ctx`) with a Kubefile whose RUN sleeps `secs`; return
+/// once that RUN runs on the host. (`secs` tells one test's sleep from another's.)
+pub fn start_sleeping(mut build: Command, ctx: &Ctx, secs: u32) -> Child {
+    ctx.kubefile(&format!("FROM base:1\nRUN sleep {secs}\n"));
+    let mut child = build
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !sleeping(secs) {
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the RUN never started on the host");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child
 }
