@@ -264,28 +264,12 @@ fn a_host_dying_mid_step_fails_the_step_cleanly_and_the_next_build_works() {
     let ctx = Ctx::new();
     ctx.kubefile("FROM base:1\nRUN echo step-$((40+2)) && sleep 60 && echo done > /done\n");
     let flags = cloud_flags(&sshd);
-    let mut cmd = seal.command();
-    cmd.current_dir(ctx.path())
-        .args(["build", "--progress", "plain", "-t", "d:1"])
-        .args(&flags)
-        .arg(".")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "build ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-        // The output, not the step's title (which shows the command).
-        if line.contains("step-42") {
-            break;
-        }
-    }
+    // The output, not the step's title (which shows the command).
+    let Running {
+        mut child,
+        mut stderr,
+        mut seen,
+    } = start_until(&seal, &ctx, "d:1", &flags, "step-42");
     assert!(!sshd.sessions().is_empty());
     sshd.kill_all();
     let mut rest = String::new();
@@ -309,24 +293,11 @@ fn an_interrupted_build_stops_the_step_on_the_host() {
     busybox_base(&seal, "base:1");
     let ctx = Ctx::new();
     ctx.kubefile("FROM base:1\nRUN echo step-$((40+2)) && sleep 61 && echo done > /done\n");
-    let mut cmd = seal.command();
-    cmd.current_dir(ctx.path())
-        .args(["build", "--progress", "plain", "-t", "i:1"])
-        .args(cloud_flags(&sshd))
-        .arg(".")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("step-42\n") {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "build ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-    }
+    let Running {
+        mut child,
+        mut stderr,
+        seen,
+    } = start_until(&seal, &ctx, "i:1", &cloud_flags(&sshd), "step-42");
     assert!(!sshd.sessions().is_empty());
     assert!(running("sleep\x0061"), "the step's process is visible");
     let status = std::process::Command::new("kill")
@@ -351,6 +322,47 @@ fn an_interrupted_build_stops_the_step_on_the_host() {
     assert_eq!(temp_blobs(seal.root()), Vec::<String>::new());
 }
 
+/// A `seal build` running in the background.
+struct Running {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    /// Its stderr so far.
+    seen: String,
+}
+
+/// Start `seal build -t TAG FLAGS` of `ctx`; return once a line of its stderr contains
+/// `marker`. The caller waits for the child (clippy cannot see a child that is returned).
+#[allow(clippy::zombie_processes)]
+fn start_until(seal: &Seal, ctx: &Ctx, tag: &str, flags: &[String], marker: &str) -> Running {
+    let mut child = seal
+        .command()
+        .current_dir(ctx.path())
+        .args(["build", "--progress", "plain", "-t", tag])
+        .args(flags)
+        .arg(".")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let _ = child.wait();
+            panic!("build ended early:\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.contains(marker) {
+            return Running {
+                child,
+                stderr,
+                seen,
+            };
+        }
+    }
+}
+
 /// True when a process runs with exactly this command line (arguments NUL-separated).
 fn running(cmdline: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -369,25 +381,11 @@ fn two_builds_on_one_host_take_turns_and_the_second_is_told() {
     let (ctx_a, ctx_b) = (Ctx::new(), Ctx::new());
     ctx_a.kubefile("FROM base:1\nRUN echo first-$((1+1)) && sleep 3 && echo a > /a\n");
     ctx_b.kubefile("FROM base:1\nRUN echo b > /b\n");
-    let mut first = a.command();
-    first
-        .current_dir(ctx_a.path())
-        .args(["build", "--progress", "plain", "-t", "a:1"])
-        .args(&flags)
-        .arg(".")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut first = first.spawn().unwrap();
-    let mut stderr = BufReader::new(first.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("first-2\n") {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "build ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-    }
+    let Running {
+        child: mut first,
+        mut stderr,
+        mut seen,
+    } = start_until(&a, &ctx_a, "a:1", &flags, "first-2");
     let second = b.build_ok(ctx_b.path(), "b:1", &refs(&flags));
     assert!(
         second.stderr.contains("waiting for another build's seal"),
