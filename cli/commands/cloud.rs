@@ -279,8 +279,9 @@ impl HostProvider for OnDemandHost {
     }
 }
 
-/// Set `flag` at SIGINT from now on (a thread of its own: provisioning runs before the
-/// build's runtime), instead of the process dying with resources left on the provider.
+/// Set `flag` at SIGINT from now on, until the process ends (a thread of its own, outside
+/// any build's runtime): a Ctrl-C between two platforms' builds, or while the host is deleted
+/// after the build, is seen instead of the process dying with resources left on the provider.
 pub fn watch_interrupts(flag: Arc<std::sync::atomic::AtomicBool>) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
