@@ -20,10 +20,12 @@
 #                     container`); tests/platforms_qemu.rs also needs an arm64 busybox, fetched
 #                     below into /var/cache/seal-tests/busybox-arm64
 #   openssh-server    the "cloud host" of tests/cloud.rs: sshd in a mount namespace of its own
+#   erofs-utils       fsck.erofs and mkfs.erofs: the independent check of the snapshot images
+#                     engine/src/layers/erofs.rs writes (its unit tests)
 # and from PyPI, when `moto_server` is not on PATH: moto[server], the S3 API the remote-cache
 # tests talk to (tests/remote_cache.rs).
 set -euo pipefail
-packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base curl qemu-user-static binfmt-support openssh-server)
+packages=(libclang-dev skopeo umoci busybox-static runc docker-registry openssl python3 unzip iproute2 attr libcap2-bin graphviz tmux bubblewrap groff-base curl qemu-user-static binfmt-support openssh-server erofs-utils)
 if ! command -v moto_server >/dev/null 2>&1; then
   echo "installing: moto[server] (pip)" >&2
   python3 -m pip install -q 'moto[server]' >/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
