@@ -38,6 +38,9 @@ pub struct ImageSummary {
 pub fn write_image(tar: impl Read, out: &mut File) -> Result<ImageSummary, EngineError> {
     let image = Path::new("<image>");
     let err = |e| EngineError::io("writing an EROFS image", image, e);
+    // Offsets are absolute: whatever the file held or where it was positioned, start over.
+    out.set_len(0).map_err(err)?;
+    out.seek(SeekFrom::Start(0)).map_err(err)?;
     let mut writer = Blocks {
         out: BufWriter::with_capacity(1 << 20, &mut *out),
         block: 0,
@@ -61,6 +64,7 @@ pub fn write_image(tar: impl Read, out: &mut File) -> Result<ImageSummary, Engin
     };
     out.seek(SeekFrom::Start(SUPERBLOCK_OFFSET)).map_err(err)?;
     out.write_all(&superblock.encode()).map_err(err)?;
+    // Leave the file positioned at its end, as a sequential writer would.
     out.seek(SeekFrom::Start(blocks * BLOCK_SIZE))
         .map_err(err)?;
     Ok(ImageSummary {
