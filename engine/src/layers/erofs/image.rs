@@ -51,7 +51,7 @@ fn file_type(kind: &Kind) -> (u8, u32) {
     }
 }
 
-fn too_big(what: &str) -> EngineError {
+fn image_error(what: &str) -> EngineError {
     EngineError::io(
         "writing an EROFS image",
         std::path::Path::new("<image>"),
@@ -89,7 +89,7 @@ pub fn write_metadata(tree: &Tree, out: &mut dyn BlockWriter) -> Result<Metadata
     for &id in &order {
         let node = &tree.nodes[id];
         let (xattrs, xattr_icount) = encode_xattrs(&node.xattrs).map_err(|(name, why)| {
-            too_big(&format!(
+            image_error(&format!(
                 "the extended attribute `{name}` cannot be stored ({})",
                 match why {
                     XattrRefusal::NoPrefix => "no EROFS name prefix",
@@ -167,7 +167,7 @@ pub fn write_metadata(tree: &Tree, out: &mut dyn BlockWriter) -> Result<Metadata
         };
         let count = blocks.len() as u64;
         let size = (count - 1) * BLOCK_SIZE + blocks.last().map_or(0, |b| b.len() as u64);
-        let start = u32::try_from(next_block).map_err(|_| too_big("the image is too large"))?;
+        let start = u32::try_from(next_block).map_err(|_| image_error("the image is too large"))?;
         placed[i] = (start, size);
         next_block += count;
         extra.extend(blocks);
@@ -191,7 +191,7 @@ pub fn write_metadata(tree: &Tree, out: &mut dyn BlockWriter) -> Result<Metadata
             mode: (type_bits | (node.mode & 0o7777)) as u16,
             size,
             i_u,
-            ino: u32::try_from(i + 1).map_err(|_| too_big("too many inodes"))?,
+            ino: u32::try_from(i + 1).map_err(|_| image_error("too many inodes"))?,
             uid: node.uid,
             gid: node.gid,
             mtime: node.mtime,
@@ -211,10 +211,11 @@ pub fn write_metadata(tree: &Tree, out: &mut dyn BlockWriter) -> Result<Metadata
     for block in &extra {
         out.write_blocks(block).map_err(write_err)?;
     }
-    let root_nid = u16::try_from(slots[0].nid).map_err(|_| too_big("the root nid"))?;
+    let root_nid = u16::try_from(slots[0].nid).map_err(|_| image_error("the root nid"))?;
     Ok(Metadata {
         root_nid,
         inodes: slots.len() as u64,
-        meta_blkaddr: u32::try_from(meta_blkaddr).map_err(|_| too_big("the image is too large"))?,
+        meta_blkaddr: u32::try_from(meta_blkaddr)
+            .map_err(|_| image_error("the image is too large"))?,
     })
 }

@@ -338,9 +338,40 @@ fn check_against_unpack(tar: &[u8]) {
         );
     }
     assert_eq!(got.len(), want.len(), "extra paths in the image");
+    check_dirents(mounted.0.path(), mounted.0.path());
     assert_eq!(got_groups, want_groups);
     // One inode a path, less hardlinks; the root counts too.
     assert_eq!(summary.inodes as usize, want_groups.len() + 1 + dirs(&want));
+}
+
+/// What `getdents` returns of the image's directories (which path lookups never read):
+/// `.` and `..` with their directories' inode numbers, and every child's inode and type.
+fn check_dirents(dir: &Path, parent: &Path) {
+    let ino = |p: &Path| fs::symlink_metadata(p).unwrap().ino();
+    let handle = fs::File::open(dir).unwrap();
+    let mut seen = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&handle).unwrap() {
+        let entry = entry.unwrap();
+        let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+        let path = match name.as_bytes() {
+            b"." => dir.to_path_buf(),
+            b".." => parent.to_path_buf(),
+            _ => dir.join(&name),
+        };
+        assert_eq!(entry.ino(), ino(&path), "{}: {name:?}", dir.display());
+        let m = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(
+            entry.file_type(),
+            rustix::fs::FileType::from_raw_mode(m.mode()),
+            "{}",
+            path.display()
+        );
+        if m.is_dir() && !matches!(name.as_bytes(), b"." | b"..") {
+            check_dirents(&path, dir);
+        }
+        seen.push(name);
+    }
+    assert!(seen.iter().any(|n| n == ".") && seen.iter().any(|n| n == ".."));
 }
 
 fn dirs(paths: &Paths) -> usize {
