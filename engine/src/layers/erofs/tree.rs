@@ -267,7 +267,6 @@ pub fn build(reader: impl Read, sink: &mut dyn DataSink) -> Result<Tree, EngineE
                 .insert(hidden.to_string(), whiteout);
             continue;
         }
-        check_name(&name, &raw)?;
         b.written.insert(rel.clone());
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
@@ -321,6 +320,7 @@ pub fn build(reader: impl Read, sink: &mut dyn DataSink) -> Result<Tree, EngineE
                 let link_rel = safe_relative(&link.to_string_lossy())
                     .ok_or_else(|| bad(&raw, "a hardlink to outside the layer"))?;
                 let target = b.link_target(&link_rel, &raw)?;
+                check_name(&name, &raw)?;
                 b.tree.children_mut(parent).insert(name, target);
                 continue;
             }
@@ -360,6 +360,8 @@ pub fn build(reader: impl Read, sink: &mut dyn DataSink) -> Result<Tree, EngineE
             .into_iter()
             .filter(|(n, _)| user_xattrs || !n.starts_with("user."))
             .collect();
+        // A name Linux cannot create fails where unpack's create fails.
+        check_name(&name, &raw)?;
         let id = b.tree.push(node);
         b.tree.children_mut(parent).insert(name, id);
     }
