@@ -160,7 +160,9 @@ pub struct BuildArgs {
     /// WHO RUNS `RUN` steps (not to be confused with --build-mode, which is about image
     /// collection): host tools (lite), an isolated container, or remote hosts (cloud). lite: the rootfs is the working directory (at /run/seal/rootfs) in a private mount
     /// namespace where the host's `/` is read-only and /tmp and $HOME are private; container:
-    /// runc with Docker's default capabilities, the rootfs as `/`
+    /// runc with Docker's default capabilities, the rootfs as `/`. Either way the rootfs is an
+    /// overlay of one snapshot per layer: an EROFS image file where Linux (6.12+) can mount
+    /// one, else a directory tree (SEAL_SNAPSHOT_FORMAT=auto|image|directory picks)
     #[arg(short = 'm', long, value_enum, default_value_t = ModeArg::Lite)]
     pub mode: ModeArg,
 

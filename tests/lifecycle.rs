@@ -415,7 +415,8 @@ fn keep_storage_drops_least_recently_used_records_first() {
 
 #[test]
 fn prune_deletes_snapshots_no_reachable_layer_needs() {
-    let seal = Seal::new();
+    // Snapshot directories and their objects (tests/snapshot_images.rs prunes images).
+    let seal = Seal::new().with_env("SEAL_SNAPSHOT_FORMAT", "directory");
     let base = Ctx::new();
     let bin = base.path().join("rootfs/bin");
     std::fs::create_dir_all(&bin).unwrap();

@@ -7,76 +7,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use common::tree_report::{link_groups, many_files, records};
 use common::{tool, Ctx, Seal};
 
-/// Prints every entry under `$1` (type, mode, owner, size), every file's sha256, and each
-/// file's inode, one record per line.
-const REPORT: &str = r#"#!/bin/sh
-set -e
-{
-  find "$1" -mindepth 1 ! -type f -printf 'META %p %y %m %U:%G\n'
-  find "$1" -type f -printf 'META %p %y %m %U:%G %s\n'
-} | LC_ALL=C sort
-find "$1" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sed 's/^/SUM /'
-find "$1" -type f -printf 'INODE %i %p\n'
-"#;
-
-/// A context of 300 files in which many have equal bytes: with equal modes (still two files),
-/// with other modes (setuid among them), plus one hardlinked pair, and a second directory that
-/// repeats the first one's files for a second layer.
-fn many_files(ctx: &Ctx) {
-    for d in 0..10 {
-        for f in 0..30 {
-            let rel = format!("many/d{d}/f{f}");
-            let mode = [0o644, 0o755, 0o4755][f % 3];
-            ctx.file_mode(&rel, format!("content {}\n", (d * 30 + f) % 7), mode);
-        }
-    }
-    ctx.file_mode("many/hard/a", "content 1\n", 0o644);
-    std::fs::hard_link(
-        ctx.path().join("many/hard/a"),
-        ctx.path().join("many/hard/b"),
-    )
-    .unwrap();
-    ctx.file_mode("owned/setuid", "content 1\n", 0o4750);
-    ctx.file_mode("report.sh", REPORT, 0o755);
-    ctx.kubefile(
-        "FROM scratch\nCOPY report.sh /\nCOPY many /many\nCOPY --chown=1000:42 owned /owned\n\
-         COPY many/d0 /again\n\
-         RUN sh report.sh many && sh report.sh owned && sh report.sh again && echo done > ran\n",
-    );
-}
-
-/// The report's lines of one kind (`META`, `SUM`, `INODE`) from a build's plain progress.
-fn records(stderr: &str, kind: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
-        .filter(|rest| rest.starts_with(kind))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Paths that share an inode with another, as sets (inode numbers differ between trees).
-fn link_groups(inode_lines: &[String]) -> BTreeSet<Vec<String>> {
-    let mut by_inode: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for line in inode_lines {
-        let mut words = line.splitn(3, ' ').skip(1);
-        let (inode, path) = (words.next().unwrap(), words.next().unwrap());
-        by_inode.entry(inode).or_default().push(path.to_string());
-    }
-    by_inode
-        .into_values()
-        .filter(|paths| paths.len() > 1)
-        .map(|mut paths| {
-            paths.sort();
-            paths
-        })
-        .collect()
+/// These tests are about snapshot directories and their objects: a store that never makes
+/// images (tests/snapshot_images.rs tests those).
+fn directory_seal() -> Seal {
+    Seal::new().with_env("SEAL_SNAPSHOT_FORMAT", "directory")
 }
 
 /// Every object file of a store.
@@ -106,7 +47,7 @@ fn a_run_sees_the_copied_tree_with_or_without_objects_and_digests_agree() {
     assert_eq!(expected.len(), 2 * 302 + 11, "302 files and 11 directories");
 
     // A fresh store: every object is written by this build's unpack.
-    let cold = Seal::new();
+    let cold = directory_seal();
     let out = cold.build_ok(ctx.path(), "many:1", &["--mode", "lite"]);
     let (meta, sums) = (records(&out.stderr, "META "), records(&out.stderr, "SUM "));
     let seen_many: Vec<String> = meta
@@ -136,7 +77,7 @@ fn a_run_sees_the_copied_tree_with_or_without_objects_and_digests_agree() {
     // A store that holds every object already (an earlier version of the layer: the same
     // files at the same paths, plus one, unpacked first): the RUN's snapshot is links, and
     // sees, and makes, the same.
-    let warm = Seal::new();
+    let warm = directory_seal();
     let other = Ctx::new();
     tool(
         "cp",
@@ -165,7 +106,7 @@ fn prune_removes_objects_and_fsck_finds_a_corrupt_one() {
     let ctx = Ctx::new();
     many_files(&ctx);
     ctx.age();
-    let seal = Seal::new();
+    let seal = directory_seal();
     seal.build_ok(ctx.path(), "many:1", &["--mode", "lite"]);
     let objects_before = objects(seal.root());
     assert!(!objects_before.is_empty());
@@ -253,7 +194,7 @@ fn only_a_layer_a_run_mounts_is_snapshotted_while_written() {
     many_files(&ctx);
     ctx.kubefile("FROM scratch\nCOPY many /many\n");
     ctx.age();
-    let seal = Seal::new();
+    let seal = directory_seal();
     seal.build_ok(ctx.path(), "copy:1", &[]);
     let snapshots = |root: &Path| -> Vec<String> {
         std::fs::read_dir(root.join("snapshots"))
@@ -268,7 +209,7 @@ fn only_a_layer_a_run_mounts_is_snapshotted_while_written() {
     assert!(snapshots(seal.root()).is_empty());
     assert!(objects(seal.root()).is_empty());
 
-    let with_run = Seal::new();
+    let with_run = directory_seal();
     ctx.kubefile("FROM scratch\nCOPY many /many\nRUN true\n");
     let out = with_run.build_ok(ctx.path(), "run:1", &["--mode", "lite"]);
     let made = snapshots(with_run.root());

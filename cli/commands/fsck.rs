@@ -67,11 +67,12 @@ pub fn run(root: &Path, args: FsckArgs) -> Result<(), Failure> {
 
 fn print_report(report: &FsckReport, extra: &[Problem]) -> Result<(), Failure> {
     outln!(
-        "checked {} images, {} cache records, {} blobs, {} snapshot objects",
+        "checked {} images, {} cache records, {} blobs, {} snapshot objects, {} snapshot images",
         report.images,
         report.cache_records,
         report.blobs,
-        report.objects
+        report.objects,
+        report.images_checked
     )?;
     if report.remote_blobs > 0 {
         outln!(

@@ -133,7 +133,9 @@ pub async fn build(
     });
     let observed = Arc::new(Observed::default());
     let mut graph = GraphBuilder::new();
-    let feeds_run = crate::vertex::feeds_local_run(def);
+    // Probed only when a RUN here will mount snapshots (a COPY-only build mounts nothing).
+    let images = crate::vertex::has_local_run(def) && crate::executor::images_usable(&store)?;
+    let feeds_run = crate::vertex::feeds_local_run(def, images);
     for (i, node) in def.nodes.iter().enumerate() {
         let inputs: Vec<NodeId> = node.inputs.iter().map(|&n| NodeId(n as u32)).collect();
         let id = graph.add(

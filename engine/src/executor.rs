@@ -36,13 +36,13 @@ use seal_solver::ExecContext;
 use crate::llb::{ExecFile, ExecOp, NetworkMode, SecurityMode};
 use crate::EngineError;
 
-pub use overlay::MAX_LOWERS_PER_MOUNT;
+pub use overlay::{images_usable, MAX_LOWERS_PER_MOUNT, SNAPSHOT_FORMAT_VAR};
 
 /// What to run and on which filesystem.
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
-    /// Snapshot directories of the rootfs layers, bottom to top (may be empty).
-    pub lowers: Vec<PathBuf>,
+    /// Snapshots of the rootfs layers, bottom to top (may be empty).
+    pub lowers: Vec<Lower>,
     /// A private directory for this run: `upper/`, `work/`, `merged/` and scratch files live here.
     pub run_dir: PathBuf,
     pub args: Vec<String>,
@@ -55,6 +55,25 @@ pub struct ExecRequest {
     /// Read-only files the command finds in [`ExecOp::FILES_DIR`] (container mode) or
     /// [`lite::FILES_DIR`] (lite mode).
     pub files: Vec<ExecFile>,
+}
+
+/// One layer's snapshot as an overlay lower.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lower {
+    /// A directory tree in overlayfs' format (`snapshots/<diffID>/`).
+    Dir(PathBuf),
+    /// An EROFS image of that tree (`snapshots/<diffID>.erofs`), mounted read-only from the
+    /// file inside the step's mount namespace (`layers/snapshot_image.rs`).
+    Image(PathBuf),
+}
+
+impl Lower {
+    /// The directory or image file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Lower::Dir(path) | Lower::Image(path) => path,
+        }
+    }
 }
 
 /// A shell-form command longer than this runs from a script file: one argv string may not
@@ -145,16 +164,5 @@ pub fn check_privileges() -> Result<(), EngineError> {
              namespaces is not supported yet",
             rustix::process::geteuid().as_raw()
         ),
-    })
-}
-
-/// True when `rel` (relative to the rootfs) exists in some lower layer, as anything but a
-/// whiteout.
-fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    lowers.iter().rev().any(|lower| {
-        std::fs::symlink_metadata(lower.join(rel))
-            .map(|m| !(m.file_type().is_char_device() && m.rdev() == 0))
-            .unwrap_or(false)
     })
 }

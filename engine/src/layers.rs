@@ -13,6 +13,7 @@ pub mod layer;
 pub mod layer_index;
 pub mod objects;
 pub mod phase_times;
+pub mod snapshot_image;
 pub mod snapshot_tee;
 pub mod unpack;
 pub mod xattrs;

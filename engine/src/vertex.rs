@@ -6,6 +6,7 @@ use std::sync::Arc;
 use seal_solver::{CacheMap, ContentId, ExecContext, Id, Vertex};
 
 use crate::explain::Observed;
+use crate::layers::snapshot_tee::SnapshotForm;
 use crate::llb::{op_digest, Node, Op, SourceOp};
 use crate::ops::{self, ExecEnv};
 use crate::output::Output;
@@ -20,27 +21,50 @@ pub struct OpVertex {
     /// Where its cache-key inputs are noted (for `--explain` and the step records).
     pub observed: Arc<Observed>,
     /// A RUN on this machine is downstream ([`feeds_local_run`]): a layer written here is
-    /// snapshotted while it is written.
-    pub feeds_run: bool,
+    /// snapshotted while it is written, in the form that RUN mounts.
+    pub feeds_run: Option<SnapshotForm>,
 }
 
-/// For each node of `def`, whether a RUN that mounts snapshots on this machine (lite,
-/// container or remote mode: not cloud, whose host unpacks its own) reads it, directly or
-/// through later steps. An over-approximation (a stage copied from with `COPY --from` is
-/// upstream of the RUN without being one of its layers): a wrong guess costs a snapshot.
-pub fn feeds_local_run(def: &crate::llb::Definition) -> Vec<bool> {
-    let mut feeds = vec![false; def.nodes.len()];
+/// For each node of `def`, the snapshot form a RUN that mounts snapshots on this machine
+/// reads it in, directly or through later steps: a lite or container RUN mounts images when
+/// `images` (the kernel and the store can: [`crate::executor::images_usable`]), a
+/// remote RUN reads directories (and wins: a directory serves both); a cloud host unpacks its
+/// own. An over-approximation (a stage copied from with `COPY --from` is upstream of the RUN
+/// without being one of its layers): a wrong guess costs a snapshot.
+pub fn feeds_local_run(def: &crate::llb::Definition, images: bool) -> Vec<Option<SnapshotForm>> {
+    use crate::llb::ExecMode;
+    let local = match images {
+        true => SnapshotForm::Image,
+        false => SnapshotForm::Directory,
+    };
+    let mut feeds: Vec<Option<SnapshotForm>> = vec![None; def.nodes.len()];
     for (j, node) in def.nodes.iter().enumerate().rev() {
-        let runs_here =
-            matches!(&node.op, Op::Exec(exec) if exec.mode != crate::llb::ExecMode::Cloud);
-        let mark = runs_here || feeds[j];
+        let mark = match &node.op {
+            Op::Exec(exec) if exec.mode == ExecMode::Remote => Some(SnapshotForm::Directory),
+            Op::Exec(exec) if exec.mode != ExecMode::Cloud => feeds[j].or(Some(local)),
+            _ => feeds[j],
+        };
+        let Some(mark) = mark else { continue };
         for &i in &node.inputs {
             if let Some(f) = feeds.get_mut(i) {
-                *f |= mark;
+                *f = match (*f, mark) {
+                    (Some(SnapshotForm::Directory), _) | (_, SnapshotForm::Directory) => {
+                        Some(SnapshotForm::Directory)
+                    }
+                    _ => Some(mark),
+                };
             }
         }
     }
     feeds
+}
+
+/// Whether any RUN of `def` runs on this machine in lite or container mode.
+pub fn has_local_run(def: &crate::llb::Definition) -> bool {
+    def.nodes.iter().any(|node| {
+        matches!(&node.op, Op::Exec(exec)
+            if matches!(exec.mode, crate::llb::ExecMode::Lite | crate::llb::ExecMode::Container))
+    })
 }
 
 impl Vertex for OpVertex {
@@ -144,4 +168,65 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| EngineError::Internal(format!("a worker thread failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llb::{
+        Compression, Definition, ExecMode, ExecOp, LayerFormat, MergeOp, NetworkMode, OpMetadata,
+        SecurityMode,
+    };
+
+    fn run(mode: ExecMode) -> Op {
+        Op::Exec(ExecOp {
+            args: vec![format!("{mode:?}")],
+            env: vec![],
+            cwd: "/".into(),
+            network: NetworkMode::None,
+            security: SecurityMode::Sandbox,
+            files: vec![],
+            mode,
+            format: LayerFormat {
+                compression: Compression::Zstd,
+                source_date_epoch: 0,
+            },
+        })
+    }
+
+    /// base ← merge ← RUN(a) ← merge2 ← RUN(b): which form each node's layers are read in.
+    fn forms(a: ExecMode, b: ExecMode, images: bool) -> Vec<Option<SnapshotForm>> {
+        let mut def = Definition::builder();
+        let meta = OpMetadata::default;
+        let base = def.add(Op::Source(SourceOp::Scratch), &[], meta());
+        let merge = def.add(Op::Merge(MergeOp {}), &[base], meta());
+        let first = def.add(run(a), &[merge], meta());
+        let merge2 = def.add(Op::Merge(MergeOp {}), &[merge, first], meta());
+        def.add(run(b), &[merge2], meta());
+        feeds_local_run(&def.build(4), images)
+    }
+
+    #[test]
+    fn local_runs_read_images_remote_ones_directories_and_cloud_ones_nothing() {
+        use SnapshotForm::{Directory as D, Image as I};
+        let (lite, remote, cloud) = (ExecMode::Lite, ExecMode::Remote, ExecMode::Cloud);
+        assert_eq!(
+            forms(lite, ExecMode::Container, true),
+            [Some(I), Some(I), Some(I), Some(I), None]
+        );
+        assert_eq!(
+            forms(lite, lite, false),
+            [Some(D), Some(D), Some(D), Some(D), None]
+        );
+        // The base is read by both: a directory serves the remote RUN and the local one.
+        assert_eq!(
+            forms(lite, remote, true),
+            [Some(D), Some(D), Some(D), Some(D), None]
+        );
+        assert_eq!(forms(cloud, cloud, true), [None; 5]);
+        assert_eq!(
+            forms(cloud, lite, true),
+            [Some(I), Some(I), Some(I), Some(I), None]
+        );
+    }
 }

@@ -47,6 +47,9 @@ pub enum Problem {
     /// A snapshot object whose bytes, mode, owner or xattrs do not hash to its name, or that
     /// cannot be read (path relative to the store).
     CorruptObject { path: PathBuf, reason: String },
+    /// A snapshot image whose bytes do not hash to its hash xattr, or that cannot be read
+    /// (path relative to the store).
+    CorruptImage { path: PathBuf, reason: String },
 }
 
 impl fmt::Display for Problem {
@@ -67,6 +70,9 @@ impl fmt::Display for Problem {
             }
             Problem::CorruptObject { path, reason } => {
                 write!(f, "snapshot object {}: {reason}", path.display())
+            }
+            Problem::CorruptImage { path, reason } => {
+                write!(f, "snapshot image {}: {reason}", path.display())
             }
         }
     }
@@ -123,6 +129,8 @@ pub struct FsckReport {
     pub remote_blobs: usize,
     /// Snapshot objects checked.
     pub objects: usize,
+    /// Snapshot images checked.
+    pub images_checked: usize,
     pub problems: Vec<Problem>,
     pub orphans: Vec<Orphan>,
     /// False when a build held the store, so temp leftovers were not looked for.
@@ -205,6 +213,15 @@ impl Store {
                 reason,
             });
         }
+        for (path, _) in inv.images.values() {
+            report.images_checked += 1;
+            if let Err(reason) = verify_image(path) {
+                report.problems.push(Problem::CorruptImage {
+                    path: relative(path),
+                    reason,
+                });
+            }
+        }
         for object in inv
             .objects
             .iter()
@@ -235,7 +252,7 @@ impl Store {
                 });
             }
         }
-        for (diff_id, (_, bytes)) in &inv.snapshots {
+        for (diff_id, (_, bytes)) in inv.snapshots.iter().chain(&inv.images) {
             if !live_diff_ids.contains(diff_id) {
                 report.orphans.push(Orphan::Snapshot {
                     diff_id: diff_id.clone(),
@@ -431,6 +448,15 @@ impl Store {
         if !bad_objects.is_empty() {
             done.extend(self.remove_objects_and_their_snapshots(&bad_objects)?);
         }
+        for p in &report.problems {
+            if let Problem::CorruptImage { path, .. } = p {
+                remove_tree(&self.root.join(path))?;
+                done.push(format!(
+                    "deleted corrupt snapshot image {} (the next RUN writes it again)",
+                    path.display()
+                ));
+            }
+        }
         Ok(done)
     }
 }
@@ -472,6 +498,24 @@ impl Store {
         }
         Ok(done)
     }
+}
+
+/// Whether a snapshot image's bytes hash to its [`crate::SNAPSHOT_IMAGE_HASH_XATTR`].
+fn verify_image(path: &Path) -> Result<(), String> {
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::getxattr(path, crate::SNAPSHOT_IMAGE_HASH_XATTR, &mut buf[..])
+        .map_err(|e| format!("has no readable hash xattr: {e}"))?;
+    let expected = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot be read: {e}"))?;
+    let actual = hasher.finalize().to_hex();
+    if actual.as_str() != expected {
+        return Err(format!(
+            "its bytes hash to {actual}, its hash xattr says {expected}"
+        ));
+    }
+    Ok(())
 }
 
 /// Every object whose content or metadata does not hash to its name, with the reason; on a

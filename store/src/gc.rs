@@ -214,6 +214,8 @@ pub(crate) struct Inventory {
     /// Snapshot directories by diffID, with their sizes (files they share with the object
     /// store not included: those bytes are the objects').
     pub snapshots: BTreeMap<Digest, (PathBuf, u64)>,
+    /// Snapshot images (`snapshots/<diffID>.erofs`) by diffID, with their sizes.
+    pub images: BTreeMap<Digest, (PathBuf, u64)>,
     /// The snapshot objects (`snapshots/objects/`).
     pub objects: Vec<crate::objects::ObjectFile>,
     /// Leftovers of interrupted writes: `tmp/*`, `snapshots/.unpack-*`, and anything under
@@ -416,6 +418,12 @@ impl Store {
                     if with_temp {
                         inv.temp.push((entry.path(), tree_size(&entry.path())));
                     }
+                } else if let Some(hex) = name.strip_suffix(crate::SNAPSHOT_IMAGE_SUFFIX) {
+                    if let Ok(d) = format!("sha256:{hex}").parse::<Digest>() {
+                        let path = entry.path();
+                        let size = entry.metadata().map_or(0, |m| m.len());
+                        inv.images.insert(d, (path, size));
+                    }
                 } else if let Ok(d) = format!("sha256:{name}").parse::<Digest>() {
                     let path = entry.path();
                     let size = own_size(&path);
@@ -511,6 +519,15 @@ impl Store {
         for (_, size) in &dead_snapshots {
             report.snapshots.add(*size);
         }
+        let dead_images: Vec<&(PathBuf, u64)> = inv
+            .images
+            .iter()
+            .filter(|(d, _)| !live_diff_ids.contains(*d))
+            .map(|(_, v)| v)
+            .collect();
+        for (_, size) in &dead_images {
+            report.snapshots.add(*size);
+        }
         let doomed: Vec<&Path> = dead_snapshots.iter().map(|(p, _)| p.as_path()).collect();
         let dead_objects = crate::objects::dead_objects(&inv.objects, &doomed);
         for object in &dead_objects {
@@ -578,7 +595,7 @@ impl Store {
                 Err(e) => return Err(StoreError::io("deleting a blob", &path, e)),
             }
         }
-        for (path, _) in dead_snapshots {
+        for (path, _) in dead_snapshots.into_iter().chain(dead_images) {
             remove_tree(path)?;
         }
         // After the snapshots: an object goes only once nothing links it.
@@ -616,7 +633,9 @@ fn lru_fit<'a>(
     image_diff_ids: &BTreeSet<Digest>,
 ) -> Vec<&'a CacheRoot> {
     let blob_size = |d: &Digest| inv.blobs.get(d).copied().unwrap_or(0);
-    let snap_size = |d: &Digest| inv.snapshots.get(d).map(|(_, s)| *s).unwrap_or(0);
+    let snap_size = |d: &Digest| {
+        inv.snapshots.get(d).map_or(0, |(_, s)| *s) + inv.images.get(d).map_or(0, |(_, s)| *s)
+    };
     let mut blob_refs: HashMap<&Digest, usize> = HashMap::new();
     let mut diff_refs: HashMap<&Digest, usize> = HashMap::new();
     for r in &keep {

@@ -484,7 +484,14 @@ fn lock_store(root: &Path, on_wait: &mut dyn FnMut()) -> Result<std::fs::File, S
 /// when a RUN needs it (snapshots are a cache of layer blobs).
 /// 2: owners set before modes (setuid and setgid kept), xattrs, hardlinks (issue 11).
 /// 3: regular files are hardlinks to `snapshots/objects/` (issue 15).
-pub const SNAPSHOT_FORMAT: &str = "3";
+/// 4: a snapshot may instead be one EROFS image, `snapshots/<diffID>.erofs` (issue 15).
+pub const SNAPSHOT_FORMAT: &str = "4";
+
+/// The file name of a snapshot image is its layer's diffID (hex) and this.
+pub const SNAPSHOT_IMAGE_SUFFIX: &str = ".erofs";
+
+/// The xattr of a snapshot image holding the hex blake3 of its bytes (`fsck` checks it).
+pub const SNAPSHOT_IMAGE_HASH_XATTR: &str = "user.seal.blake3";
 
 /// Remove half-unpacked snapshots (`snapshots/.unpack-*`) a killed process left behind, and
 /// every snapshot of another [`SNAPSHOT_FORMAT`]. Only called with the store lock held, so no

@@ -83,7 +83,7 @@ impl Store {
                 usage.unreferenced_blobs.add(*size);
             }
         }
-        for (diff_id, (_, size)) in &inv.snapshots {
+        for (diff_id, (_, size)) in inv.snapshots.iter().chain(&inv.images) {
             usage.snapshots.add(*size);
             if !image_diff_ids.contains(diff_id) && !cache_diff_ids.contains(diff_id) {
                 usage.unreferenced_snapshots.add(*size);

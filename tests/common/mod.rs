@@ -9,6 +9,7 @@ pub mod reapi;
 pub mod registry;
 pub mod s3;
 pub mod sshd;
+pub mod tree_report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub const OLD: i64 = 1_600_000_000;
 pub struct Seal {
     dir: TempDir,
     root: PathBuf,
+    /// Set on every command (after the clean-up of [`Seal::command`]).
+    env: Vec<(String, String)>,
 }
 
 impl Default for Seal {
@@ -38,7 +41,17 @@ impl Seal {
     pub fn new() -> Seal {
         let dir = TempDir::new().expect("temp dir for the store");
         let root = dir.path().join("store");
-        Seal { dir, root }
+        Seal {
+            dir,
+            root,
+            env: Vec::new(),
+        }
+    }
+
+    /// The same, with `key=value` in the environment of every command.
+    pub fn with_env(mut self, key: &str, value: &str) -> Seal {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// The `--root` directory.
@@ -52,7 +65,9 @@ impl Seal {
         cmd.arg("--root").arg(&self.root);
         cmd.env_remove("SOURCE_DATE_EPOCH")
             .env_remove("SEAL_ROOT")
-            .env_remove("SEAL_LOG");
+            .env_remove("SEAL_LOG")
+            .env_remove("SEAL_SNAPSHOT_FORMAT");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -22,7 +22,8 @@ use seal_solver::ExecContext;
 
 use crate::executor::lite::DEFAULT_PATH;
 use crate::executor::process::{run_in_overlay, Namespace};
-use crate::executor::{in_lowers, ExecRequest, Executor};
+use crate::executor::setup::{read_probe, Op};
+use crate::executor::{ExecRequest, Executor};
 use crate::llb::{ExecOp, NetworkMode, SecurityMode};
 use crate::EngineError;
 
@@ -130,9 +131,19 @@ impl Executor for ContainerExecutor {
             id.clone(),
         ];
         let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
+        // What the rootfs has where runc may make mount points, before it runs.
+        let before = request.run_dir.join("stubs-before");
+        let look = Namespace {
+            setup: vec![Op::Probe {
+                root: request.merged(),
+                paths: stub_paths(),
+                out: before.clone(),
+            }],
+            new_network: false,
+        };
         let result = run_in_overlay(
             request,
-            &Namespace::default(),
+            &look,
             &command,
             &request.run_dir.display().to_string(),
             &env,
@@ -153,8 +164,22 @@ impl Executor for ContainerExecutor {
                 .status();
         }
         result.map_err(|e| explain_missing_command(e, request))?;
-        remove_mount_stubs(&request.upper(), &request.lowers)
+        let below = read_probe(&before).map_err(|e| EngineError::io("reading", &before, e))?;
+        remove_mount_stubs(&request.upper(), &below)
     }
+}
+
+/// The mount points runc may create and their parent directories (relative to the rootfs).
+fn stub_paths() -> Vec<String> {
+    let mut paths: Vec<String> = MOUNT_STUBS.iter().map(|s| s.to_string()).collect();
+    for stub in MOUNT_STUBS {
+        if let Some((parent, _)) = stub.rsplit_once('/') {
+            if !paths.iter().any(|p| p == parent) {
+                paths.push(parent.to_string());
+            }
+        }
+    }
+    paths
 }
 
 /// Private copies of the host's `/etc/resolv.conf` and `/etc/hosts` for a step on the host's
@@ -200,9 +225,13 @@ fn explain_missing_command(e: EngineError, request: &ExecRequest) -> EngineError
     }
 }
 
-/// Remove the mount points runc created in `upper` (empty, and absent from every lower), and
-/// directories that exist only to hold them.
-fn remove_mount_stubs(upper: &Path, lowers: &[PathBuf]) -> Result<(), EngineError> {
+/// Remove the mount points runc created in `upper` (empty, and absent from the rootfs before
+/// the step: `below`, an [`Op::Probe`] of [`stub_paths`]), and directories that exist only to
+/// hold them.
+fn remove_mount_stubs(
+    upper: &Path,
+    below: &std::collections::HashMap<String, [u32; 3]>,
+) -> Result<(), EngineError> {
     use std::os::unix::fs::MetadataExt;
     for stub in MOUNT_STUBS {
         let rel = Path::new(stub);
@@ -210,7 +239,7 @@ fn remove_mount_stubs(upper: &Path, lowers: &[PathBuf]) -> Result<(), EngineErro
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        if in_lowers(lowers, rel) {
+        if below.contains_key(stub) {
             continue;
         }
         let empty = if meta.is_dir() {
@@ -241,18 +270,15 @@ fn remove_mount_stubs(upper: &Path, lowers: &[PathBuf]) -> Result<(), EngineErro
         if !still_empty || xattr_set(&dir, crate::unpack::OVERLAY_OPAQUE_XATTR) {
             continue;
         }
-        let (Ok(here), Some(below)) = (
+        let (Ok(here), Some(&[mode, uid, gid])) = (
             std::fs::symlink_metadata(&dir),
-            lowers
-                .iter()
-                .rev()
-                .find_map(|l| std::fs::symlink_metadata(l.join(parent)).ok()),
+            parent.to_str().and_then(|p| below.get(p)),
         ) else {
-            // Not in any lower: runc created it for the stub.
+            // Not in the rootfs before: runc created it for the stub.
             let _ = std::fs::remove_dir(&dir);
             continue;
         };
-        if here.mode() == below.mode() && here.uid() == below.uid() && here.gid() == below.gid() {
+        if here.mode() == mode && here.uid() == uid && here.gid() == gid {
             let _ = std::fs::remove_dir(&dir);
         }
     }
@@ -476,7 +502,12 @@ mod tests {
         }
         std::fs::write(upper.join("etc/resolv.conf"), "").unwrap();
         std::fs::write(upper.join("etc/hosts"), "written by the step").unwrap();
-        remove_mount_stubs(&upper, std::slice::from_ref(&lower)).unwrap();
+        // What the step's setup records of the rootfs before runc runs.
+        let probed = dir.path().join("probe");
+        crate::executor::setup::probe(&lower, &stub_paths(), &probed).unwrap();
+        let below = read_probe(&probed).unwrap();
+        assert_eq!(below.keys().collect::<Vec<_>>(), ["etc"]);
+        remove_mount_stubs(&upper, &below).unwrap();
         assert!(!upper.join("dev").exists());
         assert!(!upper.join("proc").exists());
         assert!(upper.join("sys/x").exists(), "not empty: kept");

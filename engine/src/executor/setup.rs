@@ -10,12 +10,13 @@
 //! line when a mount fails, 127 when the command is not found, 126 when it cannot run.
 
 use std::ffi::{CString, OsString};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::MountFlags;
 
-use crate::executor::{overlay, read_only};
+use crate::executor::{overlay, read_only, Lower};
 
 /// The first argument that makes the `seal` binary run [`helper_main`].
 pub const HELPER_ARG: &str = "__seal-step-setup";
@@ -46,12 +47,21 @@ pub enum Op {
     /// Every mount but `/proc` and `keep` remounted read-only (`read_only.rs`).
     ReadOnlyHost { keep: PathBuf },
     /// An overlay of `lowers` (uppermost first, each given to the kernel on its own as
-    /// `lowerdir+`: no option page to fit, no link per layer) with `options` (`key=value`,
+    /// `lowerdir+`: no option page to fit, no link per layer; an EROFS image mounted first,
+    /// detached, and passed as `/proc/self/fd/<n>`) with `options` (`key=value`,
     /// comma-separated), mounted at `target`; read-only when there is no `upperdir`.
     Overlay {
-        lowers: Vec<PathBuf>,
+        lowers: Vec<Lower>,
         options: String,
         target: PathBuf,
+    },
+    /// The type, mode and owner of each of `paths` (relative) under `root`, as lines
+    /// `<path>\t<st_mode octal>\t<uid>\t<gid>` in the new file `out` (absent paths: no line):
+    /// what the rootfs had before the command ran ([`read_probe`]).
+    Probe {
+        root: PathBuf,
+        paths: Vec<String>,
+        out: PathBuf,
     },
     /// `mount --bind <source> <target>`, then remounted read-only when `read_only`.
     Bind {
@@ -89,7 +99,26 @@ impl Op {
                     target.into(),
                     lowers.len().to_string().into(),
                 ]);
-                out.extend(lowers.iter().map(OsString::from));
+                for lower in lowers {
+                    let (kind, path) = match lower {
+                        Lower::Dir(path) => ("dir", path),
+                        Lower::Image(path) => ("image", path),
+                    };
+                    out.extend([kind.into(), path.into()]);
+                }
+            }
+            Op::Probe {
+                root,
+                paths,
+                out: file,
+            } => {
+                out.extend([
+                    "probe".into(),
+                    root.into(),
+                    file.into(),
+                    paths.len().to_string().into(),
+                ]);
+                out.extend(paths.iter().map(OsString::from));
             }
             Op::Bind {
                 source,
@@ -119,6 +148,7 @@ impl Op {
             Op::Bind { source, target, .. } => {
                 format!("binding {} at {}", source.display(), target.display())
             }
+            Op::Probe { root, .. } => format!("looking at the rootfs at {}", root.display()),
         }
     }
 
@@ -151,6 +181,7 @@ impl Op {
                 options,
                 target,
             } => mount_overlay(lowers, options, target),
+            Op::Probe { root, paths, out } => probe(root, paths, out),
             Op::Bind {
                 source,
                 target,
@@ -208,13 +239,32 @@ fn parse(args: &[OsString]) -> Result<(Vec<Op>, Vec<OsString>), String> {
                     .parse()
                     .map_err(|e| format!("the number of lowers: {e}"))?;
                 let lowers = (0..count)
-                    .map(|_| next("a lower directory").map(PathBuf::from))
+                    .map(|_| {
+                        let kind = next("a lower's kind")?;
+                        let path = PathBuf::from(next("a lower")?);
+                        match kind.to_str() {
+                            Some("dir") => Ok(Lower::Dir(path)),
+                            Some("image") => Ok(Lower::Image(path)),
+                            _ => Err(format!("unknown kind of lower {kind:?}")),
+                        }
+                    })
                     .collect::<Result<_, _>>()?;
                 Op::Overlay {
                     lowers,
                     options,
                     target,
                 }
+            }
+            Some("probe") => {
+                let root = next("the rootfs")?.into();
+                let out = next("the output file")?.into();
+                let count: usize = utf8(next("the number of paths")?)?
+                    .parse()
+                    .map_err(|e| format!("the number of paths: {e}"))?;
+                let paths = (0..count)
+                    .map(|_| next("a path").and_then(utf8))
+                    .collect::<Result<_, _>>()?;
+                Op::Probe { root, paths, out }
             }
             Some("read-only") => Op::ReadOnlyHost {
                 keep: next("the writable mount")?.into(),
@@ -239,11 +289,33 @@ fn parse(args: &[OsString]) -> Result<(Vec<Op>, Vec<OsString>), String> {
 /// `move_mount`), as [`Op::Overlay`] describes it. A kernel without the API or without
 /// `lowerdir+` (before 6.8: Debian 12's 6.1) gets short links and one `lowerdir=` option
 /// instead ([`overlay::legacy_lowerdir`]).
-fn mount_overlay(lowers: &[PathBuf], options: &str, target: &Path) -> std::io::Result<()> {
+fn mount_overlay(lowers: &[Lower], options: &str, target: &Path) -> std::io::Result<()> {
     use rustix::mount::{
         fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
         FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
     };
+    // The images' detached mounts live as long as these fds: until the overlay holds them.
+    let mut images = Vec::new();
+    let mut paths = Vec::with_capacity(lowers.len());
+    for lower in lowers {
+        match lower {
+            Lower::Dir(path) => paths.push(path.clone()),
+            Lower::Image(image) => {
+                let mount = mount_image(image).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("mounting the snapshot image {}: {e}", image.display()),
+                    )
+                })?;
+                paths.push(PathBuf::from(format!(
+                    "/proc/self/fd/{}",
+                    mount.as_raw_fd()
+                )));
+                images.push(mount);
+            }
+        }
+    }
+    let lowers = paths.as_slice();
     let fs = match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
         Ok(fs) => fs,
         Err(_) => return mount_overlay_with_links(lowers, options, target),
@@ -273,7 +345,62 @@ fn mount_overlay(lowers: &[PathBuf], options: &str, target: &Path) -> std::io::R
         target,
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )?;
+    drop(images);
     Ok(())
+}
+
+/// An EROFS image mounted read-only from its file (Linux 6.12's file-backed mounts), detached:
+/// nothing appears in the mount table, and the mount goes when the fd and every mount using
+/// it are gone.
+pub fn mount_image(image: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let fs = fsopen("erofs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    fsconfig_set_string(&fs, "source", image)?;
+    fsconfig_create(&fs)?;
+    Ok(fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )?)
+}
+
+/// [`Op::Probe`]: one line per path that exists under `root`.
+pub(crate) fn probe(root: &Path, paths: &[String], out: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut text = String::new();
+    for path in paths {
+        if let Ok(meta) = std::fs::symlink_metadata(root.join(path)) {
+            text.push_str(&format!(
+                "{path}\t{:o}\t{}\t{}\n",
+                meta.mode(),
+                meta.uid(),
+                meta.gid()
+            ));
+        }
+    }
+    std::fs::write(out, text)
+}
+
+/// What an [`Op::Probe`] found: `st_mode`, uid and gid by path.
+pub fn read_probe(out: &Path) -> std::io::Result<std::collections::HashMap<String, [u32; 3]>> {
+    let text = std::fs::read_to_string(out)?;
+    let mut found = std::collections::HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split('\t');
+        let (Some(path), Some(mode), Some(uid), Some(gid)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let mode = u32::from_str_radix(mode, 8).ok();
+        if let (Some(mode), Ok(uid), Ok(gid)) = (mode, uid.parse(), gid.parse()) {
+            found.insert(path.to_string(), [mode, uid, gid]);
+        }
+    }
+    Ok(found)
 }
 
 /// The overlay with `mount(2)`: the lowers as short links in a directory beside `target`, so
@@ -379,7 +506,10 @@ mod tests {
         let ops = vec![
             Op::Chdir("/run/x/l".into()),
             Op::Overlay {
-                lowers: vec!["/s/b".into(), "/s/a c".into()],
+                lowers: vec![
+                    Lower::Image("/s/b.erofs".into()),
+                    Lower::Dir("/s/a c".into()),
+                ],
                 options: "upperdir=/u,workdir=/w".into(),
                 target: "/run/x/merged".into(),
             },
@@ -402,6 +532,11 @@ mod tests {
                 target: "/dev/shm".into(),
                 if_dir: true,
             },
+            Op::Probe {
+                root: "/m".into(),
+                paths: vec!["etc/hosts".into(), "dev".into()],
+                out: "/r/probe".into(),
+            },
         ];
         let command = vec!["/bin/sh".to_string(), "-c".into(), "-- echo".into()];
         let all = helper_args(&ops, &command);
@@ -421,13 +556,37 @@ mod tests {
         assert!(parse(&args(&["overlay", "", "/m", "x", "--", "true"]))
             .unwrap_err()
             .contains("number of lowers"));
-        assert!(parse(&args(&["overlay", "", "/m", "2", "/a"]))
+        assert!(parse(&args(&["overlay", "", "/m", "2", "dir", "/a"]))
             .unwrap_err()
             .contains("missing"));
+        assert!(parse(&args(&[
+            "overlay", "", "/m", "1", "file", "/a", "--", "true"
+        ]))
+        .unwrap_err()
+        .contains("unknown kind"));
         assert_eq!(parse(&args(&["--"])).unwrap_err(), "no command");
         let code = helper_main(&args(&["seal", HELPER_ARG, "cd"]));
         assert_eq!(code, Some(SETUP_FAILED));
         assert_eq!(helper_main(&args(&["seal", "build"])), None);
+    }
+
+    /// A probe lists what exists, with its type and owner, and nothing for what does not.
+    #[test]
+    fn a_probe_reads_back_what_it_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hosts"), "x").unwrap();
+        std::fs::set_permissions(root.join("etc"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let out = dir.path().join("probe");
+        let paths = ["etc".to_string(), "etc/hosts".into(), "proc".into()];
+        probe(&root, &paths, &out).unwrap();
+        let found = read_probe(&out).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found["etc"][0], 0o040750);
+        assert_eq!(found["etc/hosts"][0] & 0o170000, 0o100000);
+        assert_eq!(found["etc"][1], rustix::process::geteuid().as_raw());
     }
 
     #[test]

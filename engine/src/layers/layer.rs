@@ -23,7 +23,7 @@ use seal_store::{BlobStore, Digest, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::layers::snapshot_tee::SnapshotTee;
+use crate::layers::snapshot_tee::{SnapshotForm, SnapshotTee};
 use crate::llb::{Compression, LayerFormat};
 use crate::phase_times::{PhaseTimes, TimedBlobWriter};
 use crate::xattrs::{Xattrs, PAX_XATTR_PREFIX};
@@ -119,14 +119,15 @@ pub fn write_layer(
 
 /// [`write_layer`] into `store`, leaving the layer's snapshot beside it (built from the same
 /// tar stream on another thread, [`crate::layers::snapshot_tee`]): for a layer a RUN will
-/// mount.
+/// mount, in the `form` it will mount.
 pub fn write_layer_with_snapshot(
     store: &Store,
     entries: &[LayerEntry],
     format: LayerFormat,
     cancel: &AtomicBool,
+    form: SnapshotForm,
 ) -> Result<Layer, EngineError> {
-    let tee = SnapshotTee::start(store);
+    let tee = SnapshotTee::start(store, form);
     write_layer_teed(store.blobs(), entries, format, cancel, tee)
 }
 

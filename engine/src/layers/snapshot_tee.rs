@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use seal_store::{Digest, Store};
 
 use crate::layers::objects::ObjectPlacer;
+use crate::layers::{erofs, snapshot_image};
 use crate::unpack::{self, UnpackOptions};
 
 /// The tar goes to the unpack in chunks of this size (a tar writes 512-byte headers).
@@ -33,7 +34,7 @@ const CHUNK: usize = 256 << 10;
 /// most this much in memory.
 pub const IN_FLIGHT: usize = 32 << 20;
 
-/// Snapshots being finished in the background, by the directory each will be renamed to.
+/// Snapshots being finished in the background, by the path each will be renamed to.
 static PENDING: Mutex<Vec<(PathBuf, JoinHandle<()>)>> = Mutex::new(Vec::new());
 
 /// The writing end of the tar stream to an unpack thread building a layer's snapshot.
@@ -45,24 +46,49 @@ pub struct SnapshotTee {
     verdict: Option<mpsc::Sender<PathBuf>>,
     worker: Option<JoinHandle<()>>,
     snapshots: PathBuf,
+    form: SnapshotForm,
+}
+
+/// Which kind of snapshot a tee makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotForm {
+    /// `snapshots/<diffID>/`, files linked to objects ([`crate::unpack::snapshot`]).
+    Directory,
+    /// `snapshots/<diffID>.erofs` ([`crate::layers::snapshot_image`]).
+    Image,
+}
+
+/// The snapshot being made, under its staging name (removed on drop).
+enum Staged {
+    Dir(tempfile::TempDir),
+    Image(tempfile::NamedTempFile),
 }
 
 impl SnapshotTee {
-    /// Start the unpack thread for a layer about to be written into `store`. `None` without
-    /// root (a snapshot's objects carry owners) or when the thread cannot be started.
-    pub fn start(store: &Store) -> Option<SnapshotTee> {
+    /// Start the thread making the `form` snapshot of a layer about to be written into
+    /// `store`. `None` without root (a snapshot's objects and images carry owners) or when the
+    /// thread cannot be started.
+    pub fn start(store: &Store, form: SnapshotForm) -> Option<SnapshotTee> {
         let options = UnpackOptions::for_current_user();
         if !options.privileged {
             return None;
         }
         let root = store.root().to_path_buf();
         let snapshots = root.join("snapshots");
-        let started = std::fs::create_dir_all(&snapshots).and_then(|()| {
-            tempfile::Builder::new()
-                .prefix(unpack::STAGING_PREFIX)
-                .tempdir_in(&snapshots)
-        });
-        let staged = match started {
+        let started = match form {
+            SnapshotForm::Directory => std::fs::create_dir_all(&snapshots)
+                .and_then(|()| {
+                    tempfile::Builder::new()
+                        .prefix(unpack::STAGING_PREFIX)
+                        .tempdir_in(&snapshots)
+                })
+                .map(Staged::Dir)
+                .map_err(|e| e.to_string()),
+            SnapshotForm::Image => snapshot_image::stage(store)
+                .map(Staged::Image)
+                .map_err(|e| e.to_string()),
+        };
+        let mut staged = match started {
             Ok(started) => started,
             Err(e) => {
                 tracing::debug!("no snapshot beside the layer: {e}");
@@ -81,13 +107,19 @@ impl SnapshotTee {
                     chunk: Vec::new(),
                     at: 0,
                 };
-                let mut placer = ObjectPlacer::new(&root);
-                let result =
-                    unpack::unpack_into(&mut reader, staged.path(), &options, Some(&mut placer));
+                let result = match &mut staged {
+                    Staged::Dir(dir) => {
+                        let mut placer = ObjectPlacer::new(&root);
+                        unpack::unpack_into(&mut reader, dir.path(), &options, Some(&mut placer))
+                    }
+                    Staged::Image(file) => {
+                        erofs::write_image(&mut reader, file.as_file_mut()).map(|_| ())
+                    }
+                };
                 // The tar's end-of-archive padding, so the writer never blocks on a full channel.
                 let _ = io::copy(&mut reader, &mut io::sink());
                 match (result, verdict_rx.recv()) {
-                    (Ok(()), Ok(dir)) => place(staged, &dir),
+                    (Ok(()), Ok(dest)) => place(staged, &dest),
                     (Err(e), _) => tracing::debug!("no snapshot beside the layer: {e}"),
                     // The layer was not written: `staged` is removed on drop.
                     (Ok(()), Err(_)) => {}
@@ -102,6 +134,7 @@ impl SnapshotTee {
                 verdict: Some(verdict),
                 worker: Some(worker),
                 snapshots,
+                form,
             }),
             Err(e) => {
                 tracing::debug!("no snapshot beside the layer: {e}");
@@ -131,13 +164,19 @@ impl SnapshotTee {
         let (Some(verdict), Some(worker)) = (self.verdict.take(), self.worker.take()) else {
             return;
         };
-        let dir = self.snapshots.join(diff_id.hex());
+        let dest = match self.form {
+            SnapshotForm::Directory => self.snapshots.join(diff_id.hex()),
+            SnapshotForm::Image => {
+                self.snapshots
+                    .join(format!("{}{}", diff_id.hex(), snapshot_image::IMAGE_SUFFIX))
+            }
+        };
         if complete {
             // A send fails only when the unpack failed and ended: nothing to rename then.
-            let _ = verdict.send(dir.clone());
+            let _ = verdict.send(dest.clone());
         }
         drop(verdict);
-        lock_pending().push((dir, worker));
+        lock_pending().push((dest, worker));
     }
 }
 
@@ -154,8 +193,18 @@ impl Drop for SnapshotTee {
     }
 }
 
-/// Rename a complete unpack to `dir`, unless another build or step put it there first.
-fn place(staged: tempfile::TempDir, dir: &Path) {
+/// Rename a complete snapshot to `dest`, unless another build or step put it there first.
+fn place(staged: Staged, dest: &Path) {
+    let staged = match staged {
+        Staged::Dir(staged) => staged,
+        Staged::Image(staged) => {
+            if let Err(e) = snapshot_image::place(staged, dest) {
+                tracing::debug!("no snapshot beside the layer: {e}");
+            }
+            return;
+        }
+    };
+    let dir = dest;
     if dir.is_dir() {
         return; // `staged` is removed on drop
     }
@@ -265,7 +314,9 @@ mod tests {
 
     use seal_store::Store;
 
+    use super::SnapshotForm;
     use crate::layer::{write_layer, write_layer_with_snapshot, LayerEntry, LayerEntryKind};
+    use crate::layers::snapshot_image::{image_path, snapshot_image, HASH_XATTR};
     use crate::llb::{Compression, LayerFormat};
     use crate::unpack::{snapshot, snapshot_path};
     use crate::xattrs::Xattrs;
@@ -387,7 +438,9 @@ mod tests {
         let plain = Store::open(&tmp.path().join("plain"), &mut || {}).unwrap();
         let entries = entries(tmp.path());
         let cancel = AtomicBool::new(false);
-        let layer = write_layer_with_snapshot(&teed, &entries, FORMAT, &cancel).unwrap();
+        let layer =
+            write_layer_with_snapshot(&teed, &entries, FORMAT, &cancel, SnapshotForm::Directory)
+                .unwrap();
         let made = snapshot_path(&teed, &layer.diff_id);
         super::wait_for(&made);
         assert!(
@@ -427,7 +480,9 @@ mod tests {
             entry("d/b", file.clone(), 0o4711, 0),
             entry("d/user", file, 0o644, 1001),
         ];
-        let second = write_layer_with_snapshot(&teed, &other, FORMAT, &cancel).unwrap();
+        let second =
+            write_layer_with_snapshot(&teed, &other, FORMAT, &cancel, SnapshotForm::Directory)
+                .unwrap();
         let second = snapshot_path(&teed, &second.diff_id);
         super::wait_for(&second);
         let m = |dir: &Path, p: &str| std::fs::symlink_metadata(dir.join(p)).unwrap();
@@ -438,7 +493,9 @@ mod tests {
         assert_eq!(m(&second, "d/user").uid(), 1001);
         // The same path, bytes and metadata: one inode.
         let same = [entries[0].clone(), entries[1].clone()];
-        let third = write_layer_with_snapshot(&teed, &same, FORMAT, &cancel).unwrap();
+        let third =
+            write_layer_with_snapshot(&teed, &same, FORMAT, &cancel, SnapshotForm::Directory)
+                .unwrap();
         let third = snapshot_path(&teed, &third.diff_id);
         super::wait_for(&third);
         assert_eq!(m(&third, "d/a").ino(), m(&made, "d/a").ino());
@@ -477,8 +534,14 @@ mod tests {
             .collect();
         std::fs::write(tmp.path().join("source"), b"edited!!!!\n").unwrap();
         entries.splice(0..0, good);
-        let err = write_layer_with_snapshot(&store, &entries, FORMAT, &AtomicBool::new(false))
-            .unwrap_err();
+        let err = write_layer_with_snapshot(
+            &store,
+            &entries,
+            FORMAT,
+            &AtomicBool::new(false),
+            SnapshotForm::Directory,
+        )
+        .unwrap_err();
         assert!(
             matches!(err, crate::EngineError::FileChanged { .. }),
             "{err}"
@@ -499,5 +562,41 @@ mod tests {
         let pruned = store.prune(&Default::default()).unwrap();
         assert_eq!(pruned.objects.count, report.objects as u64, "{pruned:?}");
         assert_eq!(store.fsck().unwrap().objects, 0);
+    }
+
+    /// The image written beside a layer is, byte for byte, the one written later from the
+    /// layer's blob, and carries the hash of its bytes; no directory and no object is made.
+    #[test]
+    fn the_image_beside_a_layer_is_the_one_its_blob_gives() {
+        if !privileged() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let teed = Store::open(&tmp.path().join("teed"), &mut || {}).unwrap();
+        let plain = Store::open(&tmp.path().join("plain"), &mut || {}).unwrap();
+        let entries = entries(tmp.path());
+        let cancel = AtomicBool::new(false);
+        let layer =
+            write_layer_with_snapshot(&teed, &entries, FORMAT, &cancel, SnapshotForm::Image)
+                .unwrap();
+        let made = image_path(&teed, &layer.diff_id);
+        super::wait_for(&made);
+        assert!(made.is_file());
+        assert!(!snapshot_path(&teed, &layer.diff_id).exists());
+        assert!(!teed.root().join("snapshots/objects").exists());
+        let hash = rustix::fs::getxattr(&made, HASH_XATTR, &mut [0u8; 64][..]).unwrap();
+        assert_eq!(hash, 64);
+        assert_eq!(made.metadata().unwrap().mode() & 0o777, 0o444);
+
+        let again = write_layer(plain.blobs(), &entries, FORMAT, &cancel).unwrap();
+        assert_eq!(again.diff_id, layer.diff_id);
+        let from_blob = snapshot_image(&plain, &again).unwrap();
+        assert_eq!(
+            std::fs::read(&made).unwrap(),
+            std::fs::read(&from_blob).unwrap()
+        );
+        let report = teed.fsck().unwrap();
+        assert_eq!(report.images_checked, 1);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }

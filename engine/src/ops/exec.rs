@@ -13,11 +13,12 @@ use crate::diff::upper_to_entries;
 use crate::executor::container::ContainerExecutor;
 use crate::executor::lite::LiteExecutor;
 use crate::executor::remote::RemoteStep;
-use crate::executor::{check_privileges, ExecRequest, Executor};
+use crate::executor::{check_privileges, ExecRequest, Executor, Lower, MAX_LOWERS_PER_MOUNT};
 use crate::layer::{write_layer, Layer, LayerEntry};
+use crate::layers::snapshot_image::snapshot_image;
 use crate::llb::{ExecMode, ExecOp, NetworkMode, SecurityMode};
 use crate::output::{LayerChain, Output};
-use crate::unpack::snapshot;
+use crate::unpack::{snapshot, snapshot_path};
 use crate::EngineError;
 
 /// Run the step and return its layer.
@@ -66,6 +67,34 @@ pub fn local_layer(
     layer_of(store, &entries, op, cx)
 }
 
+/// Which of `layers` (bottom to top) a RUN mounts as images, when `usable`: each mounted image
+/// is a file system whose UUID is its content's, and overlayfs maps inode numbers and devices
+/// (`xino`, `executor/overlay.rs`) only while every lower file system has a UUID of its own —
+/// so a layer that appears twice (two empty layers, say) is an image once and a directory
+/// after that — and only in one overlay — so past [`MAX_LOWERS_PER_MOUNT`] layers, whose
+/// groups are overlays themselves, every layer is a directory.
+fn image_lowers(layers: &[Layer], usable: bool) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    let usable = usable && layers.len() <= MAX_LOWERS_PER_MOUNT;
+    layers
+        .iter()
+        .map(|layer| usable && seen.insert(&layer.diff_id))
+        .collect()
+}
+
+/// The snapshot of `layer` as a lower: with `image`, its image unless a directory exists;
+/// else its directory.
+fn lower(store: &Store, layer: &Layer, image: bool) -> Result<Lower, EngineError> {
+    if image {
+        let dir = snapshot_path(store, &layer.diff_id);
+        crate::layers::snapshot_tee::wait_for(&dir);
+        if !dir.is_dir() {
+            return snapshot_image(store, layer).map(Lower::Image);
+        }
+    }
+    snapshot(store, layer).map(Lower::Dir)
+}
+
 /// Write `entries` as the step's layer and index it.
 fn layer_of(
     store: &Store,
@@ -87,20 +116,22 @@ fn run_local(
     cx: &ExecContext,
 ) -> Result<(Vec<LayerEntry>, TempDir), EngineError> {
     check_privileges()?;
+    let wanted = image_lowers(&rootfs.layers, crate::executor::images_usable(store)?);
     // Missing snapshots are unpacked side by side: most of an unpack is waiting on the
     // filesystem, and a cold RUN needs every layer below it.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The unpack threads' trace slices belong to this step: a span whose parent is the step
     // (entering the step's own span there would draw the step once more on each thread).
     let step = tracing::Span::current();
+    let layers: Vec<(&Layer, bool)> = rootfs.layers.iter().zip(wanted).collect();
     let lowers = seal_store::parallel::map_ordered(
-        &rootfs.layers,
+        &layers,
         workers,
         |r: &Result<_, EngineError>| r.is_err(),
-        |layer| {
+        |&(layer, image)| {
             let _lower =
                 tracing::info_span!(target: "seal_trace", parent: &step, "lower").entered();
-            snapshot(store, layer)
+            lower(store, layer, image)
         },
     )
     .into_iter()
@@ -201,4 +232,35 @@ fn env_pairs(op: &ExecOp) -> Vec<(String, String)> {
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seal_store::Digest;
+
+    fn layer(content: &str) -> Layer {
+        Layer {
+            diff_id: Digest::of(content.as_bytes()),
+            digest: Digest::of(format!("blob {content}").as_bytes()),
+            size: 1,
+            media_type: String::new(),
+            collect_free: false,
+        }
+    }
+
+    #[test]
+    fn a_repeated_layer_and_a_stack_past_one_overlay_are_directories() {
+        let stack = [layer("a"), layer(""), layer("b"), layer(""), layer("a")];
+        assert_eq!(
+            image_lowers(&stack, true),
+            [true, true, true, false, false]
+        );
+        assert_eq!(image_lowers(&stack, false), [false; 5]);
+        let deep: Vec<Layer> = (0..=MAX_LOWERS_PER_MOUNT)
+            .map(|i| layer(&i.to_string()))
+            .collect();
+        assert!(image_lowers(&deep, true).iter().all(|image| !image));
+        assert!(image_lowers(&deep[1..], true).iter().all(|image| *image));
+    }
 }

@@ -18,6 +18,7 @@ use seal_store::Store;
 use crate::context::{ContextSelection, EntryKind};
 use crate::layer::{write_layer, write_layer_with_snapshot, LayerEntry, LayerEntryKind};
 use crate::layer_index::{self, IndexBuilder, PathRecord, Resolution, StoredLayers};
+use crate::layers::snapshot_tee::SnapshotForm;
 use crate::llb::encode::Encoder;
 use crate::llb::{CopyAction, FileAction, FileOp};
 use crate::output::{LayerChain, Output};
@@ -43,13 +44,14 @@ pub fn input_keys(op: &FileOp, inputs: &[Output], store: &Store) -> Result<Vec<I
 
 /// Build the layer of `op` from `inputs` (input 0: the source of copies, when an action reads
 /// one; the last input: the rootfs below). With `snapshot` (a RUN on this machine will mount
-/// the layer), its snapshot is made while the layer is written, from the same tar stream.
+/// the layer in that form), its snapshot is made while the layer is written, from the same
+/// tar stream.
 pub fn exec(
     op: &FileOp,
     inputs: &[Output],
     store: &Store,
     cancel: &AtomicBool,
-    snapshot: bool,
+    snapshot: Option<SnapshotForm>,
 ) -> Result<Output, EngineError> {
     let blobs = store.blobs();
     let (source, rootfs) = split_inputs(inputs)?;
@@ -166,10 +168,9 @@ pub fn exec(
         }
     }
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
-    let layer = if snapshot {
-        write_layer_with_snapshot(store, &ordered, op.format, cancel)?
-    } else {
-        write_layer(blobs, &ordered, op.format, cancel)?
+    let layer = match snapshot {
+        Some(form) => write_layer_with_snapshot(store, &ordered, op.format, cancel, form)?,
+        None => write_layer(blobs, &ordered, op.format, cancel)?,
     };
     IndexBuilder::from_entries(&ordered).store(store, &layer.digest)?;
     Ok(Output::Layers(LayerChain {
@@ -383,7 +384,7 @@ mod tests {
             ],
             &store,
             &AtomicBool::new(false),
-            false,
+            None,
         )
         .unwrap();
         let Output::Layers(chain) = out else {
