@@ -6,7 +6,9 @@
 //! [`write_image`] streams: each regular file's bytes are copied to the image's next blocks as
 //! its tar entry is read (plain, uncompressed, 4 KiB blocks), only metadata stays in memory
 //! ([`tree`]), and the inodes and directories are written after the data ([`image`]), the
-//! superblock last ([`format`]). The same tar gives the same bytes: no clock, no UUID.
+//! superblock last ([`format`]). The same tar gives the same bytes: no clock, and the UUID is
+//! the tar's own (its first 16 bytes of blake3), so two layers mounted in one overlay have
+//! file systems of different UUIDs, which overlayfs needs to map their inode numbers (`xino`).
 
 mod format;
 mod image;
@@ -51,7 +53,13 @@ pub fn write_image(tar: impl Read, out: &mut File) -> Result<ImageSummary, Engin
         .write_all(&[0u8; BLOCK_SIZE as usize])
         .map_err(err)?;
     writer.block = 1;
-    let tree = tree::build(tar, &mut writer)?;
+    let mut tar = Hashed {
+        inner: tar,
+        hasher: blake3::Hasher::new(),
+    };
+    let tree = tree::build(&mut tar, &mut writer)?;
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&tar.hasher.finalize().as_bytes()[..16]);
     let meta = image::write_metadata(&tree, &mut writer)?;
     let blocks = writer.block;
     let out = writer.out.into_inner().map_err(|e| err(e.into_error()))?;
@@ -61,6 +69,7 @@ pub fn write_image(tar: impl Read, out: &mut File) -> Result<ImageSummary, Engin
         blocks: u32::try_from(blocks)
             .map_err(|_| err(io::Error::other("the image is larger than 16 TiB")))?,
         meta_blkaddr: meta.meta_blkaddr,
+        uuid,
     };
     out.seek(SeekFrom::Start(SUPERBLOCK_OFFSET)).map_err(err)?;
     out.write_all(&superblock.encode()).map_err(err)?;
@@ -71,6 +80,20 @@ pub fn write_image(tar: impl Read, out: &mut File) -> Result<ImageSummary, Engin
         inodes: meta.inodes,
         bytes: blocks * BLOCK_SIZE,
     })
+}
+
+/// A reader that hashes what is read through it.
+struct Hashed<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The image being written, block by block.

@@ -36,12 +36,14 @@ pub struct Superblock {
     pub inodes: u64,
     pub blocks: u32,
     pub meta_blkaddr: u32,
+    /// The file system's UUID (overlayfs tells its lowers apart by it).
+    pub uuid: [u8; 16],
 }
 
 impl Superblock {
     /// The 128 bytes at [`SUPERBLOCK_OFFSET`]. No feature bits: plain uncompressed data,
-    /// extended inodes with their own mtime, no checksum, zero UUID and build time (so the
-    /// same tar gives the same bytes).
+    /// extended inodes with their own mtime, no checksum, zero build time and a UUID taken from
+    /// the content (so the same tar gives the same bytes).
     pub fn encode(&self) -> [u8; 128] {
         let mut b = [0u8; 128];
         b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -52,7 +54,9 @@ impl Superblock {
         // build_time (24..32), build_time_nsec (32..36): only compact inodes use them.
         b[36..40].copy_from_slice(&self.blocks.to_le_bytes());
         b[40..44].copy_from_slice(&self.meta_blkaddr.to_le_bytes());
-        // xattr_blkaddr, uuid, volume name, feature_incompat and the rest: 0.
+        // xattr_blkaddr (44..48): 0.
+        b[48..64].copy_from_slice(&self.uuid);
+        // volume name, feature_incompat and the rest: 0.
         b
     }
 }
