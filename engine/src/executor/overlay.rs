@@ -241,14 +241,21 @@ mod tests {
         let mut with_image = request(dir.path(), 2);
         with_image.lowers[1] = Lower::Image(dir.path().join("snap1.erofs"));
         let mounts = prepare(&with_image).unwrap();
-        assert!(mounts[0].options.ends_with(",xino=auto"), "{}", mounts[0].options);
+        assert!(
+            mounts[0].options.ends_with(",xino=auto"),
+            "{}",
+            mounts[0].options
+        );
         assert_eq!(mounts[0].lowers[0], with_image.lowers[1]);
         let mounts = prepare(&request(dir.path(), 2)).unwrap();
         assert!(!mounts[0].options.contains("xino"), "{}", mounts[0].options);
         let mut many = request(dir.path(), 401);
         many.lowers[0] = Lower::Image(dir.path().join("first.erofs"));
         let mounts = prepare(&many).unwrap();
-        assert_eq!(mounts[0].options, "xino=auto", "the group holding the image");
+        assert_eq!(
+            mounts[0].options, "xino=auto",
+            "the group holding the image"
+        );
         assert!(mounts[1].options.ends_with(",xino=auto"));
     }
 

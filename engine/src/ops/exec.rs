@@ -252,10 +252,7 @@ mod tests {
     #[test]
     fn a_repeated_layer_and_a_stack_past_one_overlay_are_directories() {
         let stack = [layer("a"), layer(""), layer("b"), layer(""), layer("a")];
-        assert_eq!(
-            image_lowers(&stack, true),
-            [true, true, true, false, false]
-        );
+        assert_eq!(image_lowers(&stack, true), [true, true, true, false, false]);
         assert_eq!(image_lowers(&stack, false), [false; 5]);
         let deep: Vec<Layer> = (0..=MAX_LOWERS_PER_MOUNT)
             .map(|i| layer(&i.to_string()))
