@@ -507,7 +507,8 @@ fn clean_snapshot_leftovers(root: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         if name.to_string_lossy().starts_with(".unpack-") || (!current && name != ".format") {
-            let _ = std::fs::remove_dir_all(entry.path());
+            // Directories, and files: a staged or complete snapshot image.
+            let _ = gc::remove_tree(&entry.path());
         }
     }
     if !current {
@@ -551,5 +552,21 @@ mod tests {
         drop(Store::open(&root, &mut || {}).unwrap());
         assert!(!snapshot.exists());
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), SNAPSHOT_FORMAT);
+
+        // Images are files: a staged one a killed build left goes, a complete one stays until
+        // the format changes.
+        let staged = root.join("snapshots/.unpack-Ab12cd");
+        let image = root.join(format!(
+            "snapshots/{}{SNAPSHOT_IMAGE_SUFFIX}",
+            "ab".repeat(32)
+        ));
+        std::fs::write(&staged, "half an image").unwrap();
+        std::fs::write(&image, "an image").unwrap();
+        drop(Store::open(&root, &mut || {}).unwrap());
+        assert!(!staged.exists());
+        assert!(image.is_file());
+        std::fs::write(&marker, "3").unwrap();
+        drop(Store::open(&root, &mut || {}).unwrap());
+        assert!(!image.exists());
     }
 }
