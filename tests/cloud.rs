@@ -299,7 +299,15 @@ fn an_interrupted_build_stops_the_step_on_the_host() {
         seen,
     } = start_until(&seal, &ctx, "i:1", &cloud_flags(&sshd), "step-42");
     assert!(!sshd.sessions().is_empty());
-    assert!(running("sleep\x0061"), "the step's process is visible");
+    // `step-42` is echoed before the shell starts `sleep`: wait for it to exist.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !running("sleep\x0061") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step's process is visible"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
