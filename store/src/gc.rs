@@ -510,22 +510,9 @@ impl Store {
         for (_, size) in &dead_blobs {
             report.blobs.add(*size);
         }
-        let dead_snapshots: Vec<&(PathBuf, u64)> = inv
-            .snapshots
-            .iter()
-            .filter(|(d, _)| !live_diff_ids.contains(*d))
-            .map(|(_, v)| v)
-            .collect();
-        for (_, size) in &dead_snapshots {
-            report.snapshots.add(*size);
-        }
-        let dead_images: Vec<&(PathBuf, u64)> = inv
-            .images
-            .iter()
-            .filter(|(d, _)| !live_diff_ids.contains(*d))
-            .map(|(_, v)| v)
-            .collect();
-        for (_, size) in &dead_images {
+        let dead_snapshots = unreached(&inv.snapshots, &live_diff_ids);
+        let dead_images = unreached(&inv.images, &live_diff_ids);
+        for (_, size) in dead_snapshots.iter().chain(&dead_images) {
             report.snapshots.add(*size);
         }
         let doomed: Vec<&Path> = dead_snapshots.iter().map(|(p, _)| p.as_path()).collect();
@@ -607,6 +594,18 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// The snapshots (directories or images) whose diffID is not in `live`.
+fn unreached<'a>(
+    snapshots: &'a BTreeMap<Digest, (PathBuf, u64)>,
+    live: &BTreeSet<Digest>,
+) -> Vec<&'a (PathBuf, u64)> {
+    snapshots
+        .iter()
+        .filter(|(d, _)| !live.contains(*d))
+        .map(|(_, v)| v)
+        .collect()
 }
 
 /// True while another process holds the store open for writing.

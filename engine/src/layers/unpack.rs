@@ -367,7 +367,7 @@ pub(crate) fn unpack_into(
 }
 
 /// The path as a clean relative path, or `None` when it is absolute or leaves with `..`.
-fn safe_relative(raw: &str) -> Option<PathBuf> {
+pub(crate) fn safe_relative(raw: &str) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for component in Path::new(raw).components() {
         match component {

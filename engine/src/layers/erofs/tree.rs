@@ -18,9 +18,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use crate::unpack::{OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::unpack::{safe_relative, OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::xattrs::{self, Xattrs};
 use crate::EngineError;
 
@@ -119,20 +119,6 @@ fn bad(path: &str, reason: &str) -> EngineError {
 
 fn io_error(path: &str, errno: rustix::io::Errno) -> EngineError {
     EngineError::io("unpacking", Path::new(path), io::Error::from(errno))
-}
-
-/// The path as a clean relative path, or `None` when it is absolute or leaves with `..`
-/// (unpack's `safe_relative`, which is private to it).
-fn safe_relative(raw: &str) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in Path::new(raw).components() {
-        match component {
-            Component::Normal(c) => out.push(c),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
 }
 
 fn names_of(rel: &Path) -> Vec<String> {
