@@ -13,9 +13,9 @@ use crate::diff::upper_to_entries;
 use crate::executor::container::ContainerExecutor;
 use crate::executor::lite::LiteExecutor;
 use crate::executor::remote::RemoteStep;
-use crate::executor::{check_privileges, ExecRequest, Executor, Lower, MAX_LOWERS_PER_MOUNT};
+use crate::executor::{check_privileges, ExecRequest, Executor, Lower};
 use crate::layer::{write_layer, Layer, LayerEntry};
-use crate::layers::snapshot_image::snapshot_image;
+use crate::layers::snapshot_image;
 use crate::llb::{ExecMode, ExecOp, NetworkMode, SecurityMode};
 use crate::output::{LayerChain, Output};
 use crate::unpack::{snapshot, snapshot_path};
@@ -69,27 +69,28 @@ pub fn local_layer(
 
 /// Which of `layers` (bottom to top) a RUN mounts as images, when `usable`: each mounted image
 /// is a file system whose UUID is its content's, and overlayfs maps inode numbers and devices
-/// (`xino`, `executor/overlay.rs`) only while every lower file system has a UUID of its own —
-/// so a layer that appears twice (two empty layers, say) is an image once and a directory
-/// after that — and only in one overlay — so past [`MAX_LOWERS_PER_MOUNT`] layers, whose
-/// groups are overlays themselves, every layer is a directory.
+/// (`xino`, `executor/overlay.rs`) only while every lower file system of one overlay has a
+/// UUID of its own, so a layer that appears twice (two empty layers, say) is an image once and
+/// a directory after that.
 fn image_lowers(layers: &[Layer], usable: bool) -> Vec<bool> {
     let mut seen = std::collections::HashSet::new();
-    let usable = usable && layers.len() <= MAX_LOWERS_PER_MOUNT;
     layers
         .iter()
         .map(|layer| usable && seen.insert(&layer.diff_id))
         .collect()
 }
 
-/// The snapshot of `layer` as a lower: with `image`, its image unless a directory exists;
-/// else its directory.
+/// The snapshot of `layer` as a lower: with `image`, the snapshot that exists (a COPY's tee
+/// made one or the other), else its image when the layer is worth one
+/// ([`snapshot_image::worth_an_image`]); otherwise its directory.
 fn lower(store: &Store, layer: &Layer, image: bool) -> Result<Lower, EngineError> {
     if image {
         let dir = snapshot_path(store, &layer.diff_id);
+        let file = snapshot_image::image_path(store, &layer.diff_id);
         crate::layers::snapshot_tee::wait_for(&dir);
-        if !dir.is_dir() {
-            return snapshot_image(store, layer).map(Lower::Image);
+        crate::layers::snapshot_tee::wait_for(&file);
+        if file.is_file() || (!dir.is_dir() && snapshot_image::worth_an_image(store, layer)?) {
+            return snapshot_image::snapshot_image(store, layer).map(Lower::Image);
         }
     }
     snapshot(store, layer).map(Lower::Dir)
@@ -250,14 +251,9 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_layer_and_a_stack_past_one_overlay_are_directories() {
+    fn a_repeated_layer_is_a_directory_after_its_first_image() {
         let stack = [layer("a"), layer(""), layer("b"), layer(""), layer("a")];
         assert_eq!(image_lowers(&stack, true), [true, true, true, false, false]);
         assert_eq!(image_lowers(&stack, false), [false; 5]);
-        let deep: Vec<Layer> = (0..=MAX_LOWERS_PER_MOUNT)
-            .map(|i| layer(&i.to_string()))
-            .collect();
-        assert!(image_lowers(&deep, true).iter().all(|image| !image));
-        assert!(image_lowers(&deep[1..], true).iter().all(|image| *image));
     }
 }

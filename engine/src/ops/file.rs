@@ -18,6 +18,7 @@ use seal_store::Store;
 use crate::context::{ContextSelection, EntryKind};
 use crate::layer::{write_layer, write_layer_with_snapshot, LayerEntry, LayerEntryKind};
 use crate::layer_index::{self, IndexBuilder, PathRecord, Resolution, StoredLayers};
+use crate::layers::snapshot_image::IMAGE_MIN_ENTRIES;
 use crate::layers::snapshot_tee::SnapshotForm;
 use crate::llb::encode::Encoder;
 use crate::llb::{CopyAction, FileAction, FileOp};
@@ -168,6 +169,11 @@ pub fn exec(
         }
     }
     let ordered: Vec<LayerEntry> = entries.into_values().collect();
+    // A few entries are cheaper as a directory than as an image mounted at every RUN.
+    let snapshot = snapshot.map(|form| match form {
+        SnapshotForm::Image if ordered.len() < IMAGE_MIN_ENTRIES => SnapshotForm::Directory,
+        form => form,
+    });
     let layer = match snapshot {
         Some(form) => write_layer_with_snapshot(store, &ordered, op.format, cancel, form)?,
         None => write_layer(blobs, &ordered, op.format, cancel)?,
