@@ -309,9 +309,7 @@ pub fn ensure(store: &Store, layer: &Layer) -> Result<(), EngineError> {
     if store.layer_index_complete(&layer.digest)? {
         return Ok(());
     }
-    store.ensure_local(&layer.digest)?;
-    let blob = store.blobs().open(&layer.digest)?;
-    let reader = crate::unpack::decompress(blob, &layer.media_type)?;
+    let reader = crate::unpack::layer_tar(store, layer)?;
     IndexBuilder::from_tar(reader, &layer.digest)?.store(store, &layer.digest)
 }
 

@@ -16,7 +16,7 @@ use tempfile::NamedTempFile;
 
 use crate::layer::Layer;
 use crate::layers::erofs;
-use crate::unpack::{decompress, STAGING_PREFIX};
+use crate::unpack::{layer_tar, unpack_span, STAGING_PREFIX};
 use crate::EngineError;
 
 /// The xattr holding the hex blake3 of an image's bytes.
@@ -39,9 +39,7 @@ pub fn worth_an_image(store: &Store, layer: &Layer) -> Result<bool, EngineError>
     if layer.size > COUNTED_BLOB_MAX {
         return Ok(true);
     }
-    store.ensure_local(&layer.digest)?;
-    let blob = store.blobs().open(&layer.digest)?;
-    let mut archive = tar::Archive::new(decompress(blob, &layer.media_type)?);
+    let mut archive = tar::Archive::new(layer_tar(store, layer)?);
     let entries = archive
         .entries()
         .map_err(|e| EngineError::io("reading a layer", Path::new("<layer>"), e))?;
@@ -64,18 +62,9 @@ pub fn snapshot_image(store: &Store, layer: &Layer) -> Result<PathBuf, EngineErr
     if path.is_file() {
         return Ok(path);
     }
-    let _span = tracing::info_span!(
-        target: "seal_trace",
-        "unpack",
-        layer = %layer.digest,
-        bytes = layer.size
-    )
-    .entered();
+    let _span = unpack_span(layer);
     let mut staged = stage(store)?;
-    // A cache import's layer is downloaded only now, when its bytes are needed.
-    store.ensure_local(&layer.digest)?;
-    let blob = store.blobs().open(&layer.digest)?;
-    erofs::write_image(decompress(blob, &layer.media_type)?, staged.as_file_mut())?;
+    erofs::write_image(layer_tar(store, layer)?, staged.as_file_mut())?;
     place(staged, &path)?;
     Ok(path)
 }

@@ -44,27 +44,18 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
     if dir.is_dir() {
         return Ok(dir);
     }
-    let _span = tracing::info_span!(
-        target: "seal_trace",
-        "unpack",
-        layer = %layer.digest,
-        bytes = layer.size
-    )
-    .entered();
+    let _span = unpack_span(layer);
     let parent = store.root().join("snapshots");
     fs::create_dir_all(&parent).map_err(|e| EngineError::io("creating", &parent, e))?;
     let tmp = tempfile::Builder::new()
         .prefix(STAGING_PREFIX)
         .tempdir_in(&parent)
         .map_err(|e| EngineError::io("creating a snapshot in", &parent, e))?;
-    // A cache import's layer is downloaded only now, when its bytes are needed.
-    store.ensure_local(&layer.digest)?;
-    let blob = store.blobs().open(&layer.digest)?;
     let options = UnpackOptions::for_current_user();
     // Without root an object could not carry the owner its key names: plain files then.
     let mut objects = options.privileged.then(|| ObjectPlacer::new(store.root()));
     unpack_into(
-        decompress(blob, &layer.media_type)?,
+        layer_tar(store, layer)?,
         tmp.path(),
         &options,
         objects.as_mut(),
@@ -82,6 +73,24 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, EngineError> {
             Err(EngineError::io("renaming a snapshot into place", &dir, e))
         }
     }
+}
+
+/// The trace slice of making a layer's snapshot (directory or image) from its blob.
+pub(crate) fn unpack_span(layer: &Layer) -> tracing::span::EnteredSpan {
+    tracing::info_span!(
+        target: "seal_trace",
+        "unpack",
+        layer = %layer.digest,
+        bytes = layer.size
+    )
+    .entered()
+}
+
+/// The uncompressed tar of a stored layer. A cache import's layer is downloaded only now,
+/// when its bytes are needed.
+pub fn layer_tar<'a>(store: &Store, layer: &Layer) -> Result<Box<dyn Read + 'a>, EngineError> {
+    store.ensure_local(&layer.digest)?;
+    decompress(store.blobs().open(&layer.digest)?, &layer.media_type)
 }
 
 /// Where the snapshot of a layer lives.
@@ -138,9 +147,7 @@ pub fn flatten(
         ..UnpackOptions::for_current_user()
     };
     for layer in layers {
-        store.ensure_local(&layer.digest)?;
-        let blob = store.blobs().open(&layer.digest)?;
-        unpack(decompress(blob, &layer.media_type)?, dest, &options)?;
+        unpack(layer_tar(store, layer)?, dest, &options)?;
     }
     Ok(())
 }
