@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use common::sshd::{HostOptions, Sshd};
@@ -70,6 +70,17 @@ fn sent(stderr: &str) -> (u64, u64) {
     (words[3].parse().unwrap(), words[7].parse().unwrap())
 }
 
+/// The entries of `dir` (the host's copies of seal), sorted.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Blob temp files anywhere in a store: what a failed transfer must not leave.
 fn temp_blobs(root: &Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -117,10 +128,10 @@ fn a_cloud_run_gives_container_modes_layer_and_sends_only_what_the_host_lacks() 
     );
     // The host ran this very binary, copied over and checked.
     let bin = sshd.remote_home().join(".cache/seal/bin");
-    let copies: Vec<_> = std::fs::read_dir(&bin).unwrap().flatten().collect();
+    let copies = files_in(&bin);
     assert_eq!(copies.len(), 1, "{copies:?}");
     let ours = std::fs::read(env!("CARGO_BIN_EXE_seal")).unwrap();
-    assert_eq!(std::fs::read(copies[0].path()).unwrap(), ours);
+    assert_eq!(std::fs::read(&copies[0]).unwrap(), ours);
 
     // One new COPY before the RUN: only its layer travels.
     ctx.file("new.txt", "a new file\n");
@@ -414,11 +425,7 @@ fn copies_of_seal_no_build_used_for_a_week_are_deleted_from_the_host() {
     let flags = cloud_flags(&sshd);
     seal.build_ok(ctx.path(), "c:1", &refs(&flags));
     let bin = sshd.remote_home().join(".cache/seal/bin");
-    let ours: Vec<_> = std::fs::read_dir(&bin)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let ours = files_in(&bin);
     assert_eq!(ours.len(), 1, "{ours:?}");
     // Another version's copy, one a week old, an upload cut off long ago: and ours, unused for
     // as long (it is in use again now, so it stays).
@@ -437,12 +444,7 @@ fn copies_of_seal_no_build_used_for_a_week_are_deleted_from_the_host() {
     }
     ctx.kubefile("FROM base:1\nRUN echo two > /two\n");
     seal.build_ok(ctx.path(), "c:2", &refs(&flags));
-    let mut left: Vec<_> = std::fs::read_dir(&bin)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    left.sort();
+    let left = files_in(&bin);
     let mut want = vec![ours[0].clone(), recent];
     want.sort();
     assert_eq!(left, want);
@@ -458,12 +460,7 @@ fn a_damaged_copy_on_the_host_is_replaced_and_a_foreign_binary_is_refused() {
     let flags = cloud_flags(&sshd);
     seal.build_ok(ctx.path(), "c:1", &refs(&flags));
     let bin = sshd.remote_home().join(".cache/seal/bin");
-    let copy = std::fs::read_dir(&bin)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+    let copy = files_in(&bin).remove(0);
     std::fs::write(&copy, "#!/bin/sh\nexit 1\n").unwrap();
     ctx.kubefile("FROM base:1\nRUN echo two > /two\n");
     seal.build_ok(ctx.path(), "c:2", &refs(&flags));

@@ -315,14 +315,47 @@ mod tests {
     use seal_store::Store;
 
     use super::SnapshotForm;
-    use crate::layer::{write_layer, write_layer_with_snapshot, LayerEntry, LayerEntryKind};
+    use crate::layer::{write_layer, write_layer_with_snapshot, Layer, LayerEntry, LayerEntryKind};
     use crate::layers::snapshot_image::{image_path, snapshot_image, HASH_XATTR};
     use crate::llb::{Compression, LayerFormat};
     use crate::unpack::{snapshot, snapshot_path};
     use crate::xattrs::Xattrs;
 
     fn privileged() -> bool {
-        rustix::process::geteuid().is_root()
+        let root = rustix::process::geteuid().is_root();
+        if !root {
+            eprintln!("skipped: a snapshot's owners and objects need root");
+        }
+        root
+    }
+
+    /// A layer of [`entries`] written with its `form` snapshot into the store `teed`, and a
+    /// store `plain` to write it again without one; `None` (skipped) without root.
+    struct Teed {
+        tmp: tempfile::TempDir,
+        teed: Store,
+        plain: Store,
+        entries: Vec<LayerEntry>,
+        layer: Layer,
+    }
+
+    fn teed(form: SnapshotForm) -> Option<Teed> {
+        if !privileged() {
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let teed = Store::open(&tmp.path().join("teed"), &mut || {}).unwrap();
+        let plain = Store::open(&tmp.path().join("plain"), &mut || {}).unwrap();
+        let entries = entries(tmp.path());
+        let cancel = AtomicBool::new(false);
+        let layer = write_layer_with_snapshot(&teed, &entries, FORMAT, &cancel, form).unwrap();
+        Some(Teed {
+            tmp,
+            teed,
+            plain,
+            entries,
+            layer,
+        })
     }
 
     const FORMAT: LayerFormat = LayerFormat {
@@ -430,17 +463,17 @@ mod tests {
     /// one's metadata through a link.
     #[test]
     fn the_snapshot_beside_a_layer_is_the_unpacked_one() {
-        if !privileged() {
+        let Some(Teed {
+            tmp,
+            teed,
+            plain,
+            entries,
+            layer,
+        }) = teed(SnapshotForm::Directory)
+        else {
             return;
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let teed = Store::open(&tmp.path().join("teed"), &mut || {}).unwrap();
-        let plain = Store::open(&tmp.path().join("plain"), &mut || {}).unwrap();
-        let entries = entries(tmp.path());
+        };
         let cancel = AtomicBool::new(false);
-        let layer =
-            write_layer_with_snapshot(&teed, &entries, FORMAT, &cancel, SnapshotForm::Directory)
-                .unwrap();
         let made = snapshot_path(&teed, &layer.diff_id);
         super::wait_for(&made);
         assert!(
@@ -568,17 +601,17 @@ mod tests {
     /// layer's blob, and carries the hash of its bytes; no directory and no object is made.
     #[test]
     fn the_image_beside_a_layer_is_the_one_its_blob_gives() {
-        if !privileged() {
+        let Some(Teed {
+            tmp: _stores,
+            teed,
+            plain,
+            entries,
+            layer,
+        }) = teed(SnapshotForm::Image)
+        else {
             return;
-        }
-        let tmp = tempfile::tempdir().unwrap();
-        let teed = Store::open(&tmp.path().join("teed"), &mut || {}).unwrap();
-        let plain = Store::open(&tmp.path().join("plain"), &mut || {}).unwrap();
-        let entries = entries(tmp.path());
+        };
         let cancel = AtomicBool::new(false);
-        let layer =
-            write_layer_with_snapshot(&teed, &entries, FORMAT, &cancel, SnapshotForm::Image)
-                .unwrap();
         let made = image_path(&teed, &layer.diff_id);
         super::wait_for(&made);
         assert!(made.is_file());
