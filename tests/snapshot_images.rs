@@ -4,7 +4,8 @@
 //! image digest is the same; only layers a RUN mounts get an image; `seal fsck` finds an image
 //! whose bytes changed and `--repair` deletes it, after which the next RUN writes it again,
 //! byte for byte; `seal prune` removes images nothing names; a `SEAL_SNAPSHOT_FORMAT` seal
-//! does not know is an error. Needs root and Linux ≥ 6.12 (file-backed EROFS mounts): these
+//! does not know is an error; a store that cannot hold images gets directories, or a clear
+//! error when images are required. Needs root and Linux ≥ 6.12 (file-backed EROFS mounts): these
 //! tests ask for images (`SEAL_SNAPSHOT_FORMAT=image`), so a machine without them fails here
 //! with the reason instead of passing on directories.
 
@@ -206,4 +207,55 @@ fn an_unknown_snapshot_format_is_an_error() {
         "{}",
         out.stderr
     );
+}
+
+/// A store on a file system without user xattrs (ramfs, mounted in a mount namespace of the
+/// test's own) cannot mark images: `auto` builds on snapshot directories, `image` is refused
+/// before any step with the reason.
+#[test]
+fn a_store_that_cannot_hold_images_falls_back_to_directories_unless_images_are_required() {
+    let ctx = Ctx::new();
+    ctx.file("a", "a\n");
+    ctx.kubefile("FROM scratch\nCOPY a /a\nRUN echo hi > b\n");
+    let mnt = tempfile::tempdir().unwrap();
+    let in_ramfs = |format: &str| {
+        let script = r#"mount -t ramfs none "$1" || exit 90
+"$2" --root "$1/store" build --progress plain -t x:1 --mode lite "$3" || exit
+ls -a "$1/store/snapshots""#;
+        let out = std::process::Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(mnt.path())
+            .arg(env!("CARGO_BIN_EXE_seal"))
+            .arg(ctx.path())
+            .env("SEAL_SNAPSHOT_FORMAT", format)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, stdout, stderr) = in_ramfs("auto");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(".erofs"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.len() == 64),
+        "a snapshot directory: {stdout}"
+    );
+    let (code, stdout, stderr) = in_ramfs("image");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "SEAL_SNAPSHOT_FORMAT=image, but snapshot images cannot be used here: setting an \
+             xattr on"
+        ) && stderr.contains("Operation not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("#2 "), "no step ran: {stderr}");
 }

@@ -31,7 +31,7 @@ pub fn images_usable(store: &seal_store::Store) -> Result<bool, EngineError> {
         "directory" => return Ok(false),
         other => {
             return Err(EngineError::Spawn {
-                what: "the RUN snapshots".into(),
+                what: "RUN steps".into(),
                 reason: format!(
                     "{SNAPSHOT_FORMAT_VAR}={other:?} is not a snapshot format; use `auto`, \
                      `image` or `directory`"
@@ -46,7 +46,7 @@ pub fn images_usable(store: &seal_store::Store) -> Result<bool, EngineError> {
         Ok(()) => Ok(true),
         Err(_) if !required => Ok(false),
         Err(why) => Err(EngineError::Spawn {
-            what: "the RUN snapshots".into(),
+            what: "RUN steps".into(),
             reason: format!(
                 "{SNAPSHOT_FORMAT_VAR}=image, but snapshot images cannot be used here: {why}; \
                  they need Linux 6.12 or later built with EROFS_FS_BACKED_BY_FILE and a store \
