@@ -202,6 +202,14 @@ fn mount_erofs(image: &Path) -> rustix::io::Result<Mounted> {
     Ok(Mounted(dir))
 }
 
+/// The image of `tar` in `dir`, checked by `fsck.erofs`, mounted; `None` (skipped, said) where
+/// this machine cannot mount one.
+fn checked_and_mounted(tar: &[u8], dir: &Path) -> Option<Mounted> {
+    let (image, _) = image_of(tar, dir);
+    fsck(&image);
+    mounts_supported().then(|| mount_erofs(&image).unwrap())
+}
+
 /// Whether this machine mounts an erofs image from a regular file, tried on one that
 /// `mkfs.erofs` made (so a bad image of ours fails its test instead of skipping it).
 fn mounts_supported() -> bool {
@@ -495,12 +503,9 @@ fn devices_and_fifos_carry_no_user_xattrs() {
         device("null", T::Char, 1, 3).xattr("user.a", b"1"),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let (image, _) = image_of(&tar, dir.path());
-    fsck(&image);
-    if !mounts_supported() {
+    let Some(mounted) = checked_and_mounted(&tar, dir.path()) else {
         return;
-    }
-    let mounted = mount_erofs(&image).unwrap();
+    };
     let fifo = all_xattrs(&mounted.0.path().join("fifo"));
     assert_eq!(fifo.keys().collect::<Vec<_>>(), ["trusted.b"]);
     assert!(all_xattrs(&mounted.0.path().join("null")).is_empty());
@@ -525,12 +530,9 @@ fn names_longer_than_linux_allows_are_refused() {
 fn the_image_keeps_mtimes() {
     let tar = tar_of(&[file("f", "x"), dir("d/"), link("l", T::Symlink, "f")]);
     let dir = tempfile::tempdir().unwrap();
-    let (image, _) = image_of(&tar, dir.path());
-    fsck(&image);
-    if !mounts_supported() {
+    let Some(mounted) = checked_and_mounted(&tar, dir.path()) else {
         return;
-    }
-    let mounted = mount_erofs(&image).unwrap();
+    };
     for name in ["f", "d", "l"] {
         let m = fs::symlink_metadata(mounted.0.path().join(name)).unwrap();
         assert_eq!(m.mtime(), 1_700_000_000, "{name}");
